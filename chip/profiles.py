@@ -1,0 +1,255 @@
+"""Chip profiles: what a kind of chip is (sizes, resolutions, clock, analog spread, routing limits).
+
+A profile is a frozen description; a netlist names one and may override fields
+(``chip: {profile: bss2, cores: 2, step: 0.2 us}``). ``bss2`` follows the public facts of
+BrainScaleS-2 (512 neuron circuits per core in two halves of 256 columns, 256 synapse rows per
+half, 6-bit weights, 10-bit parameter codes, 125 MHz FPGA clock). ``ideal`` is the same machine
+without its limits: float weights and parameters, no mismatch, no noise, a fine clock and routes
+that never congest, so the same netlist can be checked against closed forms.
+
+Voltages are in model units (leak 0, threshold 1 by default); the profile says where model units
+sit in the chip's physical range (``v_model_zero_v``, ``v_model_one_v``), which sets how parameter
+codes, mismatch and the membrane ADC see them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["Mismatch", "ChipProfile", "PROFILES", "get_profile", "ANALOG_PARAMETERS"]
+
+# Analog neuron parameters held as codes on the chip, in the order the die draws them.
+ANALOG_PARAMETERS = (
+    "v_leak",
+    "v_reset",
+    "v_threshold",
+    "tau_mem_us",
+    "tau_syn_exc_us",
+    "tau_syn_inh_us",
+    "tau_ref_us",
+    "weight_full_scale",
+    "tau_adapt_us",
+    "adapt_increment",
+)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Relative fixed-pattern spread (one sigma) of each analog parameter.
+
+    A circuit's parameter p deviates as p·(1 + sigma·N(0,1)) on the code→physical transfer
+    (30 % at 3 sigma ⇒ sigma = 0.10). ``weight`` is the per-synapse gain spread.
+    """
+
+    v_leak: float = 0.0
+    v_reset: float = 0.0
+    v_threshold: float = 0.0
+    tau_mem: float = 0.0
+    tau_syn: float = 0.0
+    tau_ref: float = 0.0
+    tau_adapt: float = 0.0
+    adapt_increment: float = 0.0
+    weight_full_scale: float = 0.0
+    weight: float = 0.0
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+                raise ValueError(f"mismatch.{f.name} must be a relative sigma in [0, 1), got {value!r}")
+
+    def sigma_of(self, parameter: str) -> float:
+        """Sigma for an entry of ANALOG_PARAMETERS."""
+        key = {
+            "tau_mem_us": "tau_mem",
+            "tau_syn_exc_us": "tau_syn",
+            "tau_syn_inh_us": "tau_syn",
+            "tau_ref_us": "tau_ref",
+            "tau_adapt_us": "tau_adapt",
+        }.get(parameter, parameter)
+        return getattr(self, key)
+
+    @property
+    def off(self) -> bool:
+        return all(getattr(self, f.name) == 0.0 for f in dataclasses.fields(self))
+
+
+@dataclass(frozen=True)
+class ChipProfile:
+    """Everything that makes one kind of chip; units are in the field names."""
+
+    name: str
+    # --- size ---
+    cores: int = 1
+    neurons_per_core: int = 512
+    halves_per_core: int = 2
+    rows_per_half: int = 256
+    labels_per_row: int = 64  # 6-bit synapse address label
+    # --- resolution (None = float, unquantized) ---
+    weight_bits: int | None = 6
+    param_bits: int | None = 10
+    # --- time ---
+    clock_ns: float = 8.0
+    step_us: float = 0.2
+    speedup: float = 1000.0  # hardware runs this much faster than biology
+    # --- analog ranges (physical) ---
+    v_range_v: tuple[float, float] = (0.0, 1.2)
+    v_model_zero_v: float = 0.45  # physical voltage of model 0 (leak)
+    v_model_one_v: float = 0.75   # physical voltage of model 1 (threshold)
+    tau_range_us: tuple[float, float] = (0.5, 60.0)
+    tau_ref_range_us: tuple[float, float] = (0.04, 32.0)
+    tau_adapt_range_us: tuple[float, float] = (1.0, 2000.0)
+    weight_full_scale_range: tuple[float, float] = (0.01, 8.0)  # model units at the top weight code
+    adapt_increment_range: tuple[float, float] = (0.0, 2.0)
+    # --- analog imperfections ---
+    mismatch: Mismatch = field(default_factory=Mismatch)
+    noise_membrane: float = 0.0  # stationary std of membrane noise, model units
+    die_seed: int = 0
+    noise_seed: int = 0
+    # --- event routing ---
+    input_links: int = 1                # FPGA → chip links
+    input_link_capacity: float = 1.0    # events per clock cycle per link
+    neuron_output_capacity: float = 1.0  # events per clock cycle per half leaving the neurons
+    bus_capacity: float = 4.0           # events per clock cycle into one half's synapse drivers
+    core_link_capacity: float = 1.0     # events per clock cycle between two cores
+    queue_depth: int = 256              # events a link buffers before it drops
+    latency_input_cycles: int = 8
+    latency_neuron_out_cycles: int = 2
+    latency_crossbar_cycles: int = 2
+    latency_core_link_cycles: int = 16
+    # --- readout ---
+    cadc_bits: int | None = 8
+    cadc_min_period_us: float = 1.7
+    madc_bits: int | None = 10
+    madc_channels_per_core: int = 1
+    madc_min_period_us: float = 0.033
+    correlation_tau_us: float = 5.0
+    correlation_bits: int | None = 8
+    correlation_full_scale: float = 8.0  # accumulated trace value read as the top code
+
+    def __post_init__(self):
+        positive_ints = ("cores", "neurons_per_core", "halves_per_core", "rows_per_half", "labels_per_row",
+                         "input_links", "queue_depth")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.neurons_per_core % self.halves_per_core:
+            raise ValueError("neurons_per_core must divide evenly into halves_per_core")
+        for name in ("weight_bits", "param_bits", "cadc_bits", "madc_bits", "correlation_bits"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or not 1 <= value <= 24):
+                raise ValueError(f"{name} must be an integer from 1 to 24 or null (float), got {value!r}")
+        if not self.clock_ns > 0:
+            raise ValueError(f"clock must be positive, got {self.clock_ns!r} ns")
+        if not self.step_us > 0:
+            raise ValueError(f"step must be positive, got {self.step_us!r} us")
+        cycles = self.step_us * 1e3 / self.clock_ns
+        if abs(cycles - round(cycles)) > 1e-6 * max(1.0, cycles):
+            raise ValueError(f"step {self.step_us} us is not a whole number of {self.clock_ns} ns clock cycles")
+        if not self.noise_membrane >= 0:
+            raise ValueError("noise must be >= 0")
+        if not self.speedup > 0:
+            raise ValueError("speedup must be positive")
+
+    # --- derived sizes ---
+    @property
+    def neurons_per_half(self) -> int:
+        return self.neurons_per_core // self.halves_per_core
+
+    @property
+    def total_neurons(self) -> int:
+        return self.cores * self.neurons_per_core
+
+    @property
+    def clock_us(self) -> float:
+        return self.clock_ns * 1e-3
+
+    @property
+    def cycles_per_step(self) -> int:
+        return int(round(self.step_us * 1e3 / self.clock_ns))
+
+    @property
+    def weight_max_code(self) -> int | None:
+        return None if self.weight_bits is None else 2 ** self.weight_bits - 1
+
+    @property
+    def param_max_code(self) -> int | None:
+        # BSS-2 capacitive memory cells hold 0..1022
+        return None if self.param_bits is None else 2 ** self.param_bits - 2
+
+    @property
+    def is_ideal(self) -> bool:
+        return self.weight_bits is None
+
+    def replace(self, **changes) -> "ChipProfile":
+        return dataclasses.replace(self, **changes)
+
+
+_BSS2_MISMATCH = Mismatch(
+    v_leak=0.02,
+    v_reset=0.02,
+    v_threshold=0.02,
+    tau_mem=0.10,
+    tau_syn=0.10,
+    tau_ref=0.10,
+    tau_adapt=0.10,
+    adapt_increment=0.05,
+    weight_full_scale=0.05,
+    weight=0.05,
+)
+
+_INF = math.inf
+
+PROFILES: dict[str, ChipProfile] = {
+    "bss2": ChipProfile(
+        name="bss2",
+        cores=1,
+        mismatch=_BSS2_MISMATCH,
+        noise_membrane=0.01,
+        die_seed=1,
+        noise_seed=1,
+    ),
+    "ideal": ChipProfile(
+        name="ideal",
+        cores=64,
+        rows_per_half=65536,
+        labels_per_row=65536,
+        weight_bits=None,
+        param_bits=None,
+        clock_ns=1.0,
+        step_us=0.1,
+        tau_range_us=(1e-3, 1e9),
+        tau_ref_range_us=(0.0, 1e9),
+        tau_adapt_range_us=(1e-3, 1e9),
+        weight_full_scale_range=(1e-9, 1e9),
+        adapt_increment_range=(0.0, 1e9),
+        v_range_v=(-1e9, 1e9),
+        mismatch=Mismatch(),
+        noise_membrane=0.0,
+        input_links=1,
+        input_link_capacity=_INF,
+        neuron_output_capacity=_INF,
+        bus_capacity=_INF,
+        core_link_capacity=_INF,
+        latency_input_cycles=0,
+        latency_neuron_out_cycles=0,
+        latency_crossbar_cycles=0,
+        latency_core_link_cycles=0,
+        cadc_bits=None,
+        cadc_min_period_us=0.0,
+        madc_bits=None,
+        madc_channels_per_core=1 << 20,
+        madc_min_period_us=0.0,
+        correlation_bits=None,
+    ),
+}
+
+
+def get_profile(name: str) -> ChipProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown chip profile {name!r}; known: {', '.join(sorted(PROFILES))}") from None
