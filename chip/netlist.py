@@ -78,6 +78,8 @@ class Population:
     size: int
     model: str = "LIF"
     params: NeuronParams = field(default_factory=NeuronParams)
+    # initial membrane: None (at the leak), a number, or (low, high, seed) for uniform draws per run
+    v_init: float | tuple[float, float, int] | None = None
 
     def __post_init__(self):
         if self.size < 1:

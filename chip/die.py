@@ -1,0 +1,151 @@
+"""A die: the fixed-pattern deviations of one chip, and the code↔value transfers they act on.
+
+Every analog neuron parameter is held on the chip as a code (10 bits on BSS-2, 0..1022). The
+profile defines the nominal transfer from code to physical value: linear in volts for voltages,
+log-spaced for time constants (a bias-current DAC spans decades), linear for gains. A die scales
+each circuit's physical value by (1 + sigma·N(0,1)), one draw per parameter per circuit, and each
+synapse's amplitude by its own gain. Because the deviation acts after the code, choosing per-circuit
+codes (calibration) can cancel it — the host sees only nominal values, the emulator uses effective
+ones. Draws are made for every circuit and synapse of the chip in a fixed order, so a circuit's
+deviation depends on the die seed and its position, never on the netlist.
+
+Temporal noise is not here: it lives in the emulator and has its own seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .profiles import ANALOG_PARAMETERS, ChipProfile
+
+__all__ = ["Die", "Transfer", "VOLTAGE_PARAMETERS", "TIME_PARAMETERS"]
+
+VOLTAGE_PARAMETERS = ("v_leak", "v_reset", "v_threshold")
+TIME_PARAMETERS = ("tau_mem_us", "tau_syn_exc_us", "tau_syn_inh_us", "tau_ref_us", "tau_adapt_us")
+
+
+class Transfer:
+    """Nominal code ↔ model-value transfer of every analog parameter for one profile.
+
+    ``to_code`` quantizes and clips to the code range (and says nothing about mismatch);
+    ``to_value`` is the nominal value a code stands for. On a profile without parameter codes
+    (``param_bits: null``) the "code" is the float value itself and both maps are the identity.
+    """
+
+    def __init__(self, profile: ChipProfile):
+        self.profile = profile
+        self.max_code = profile.param_max_code
+
+    @property
+    def quantized(self) -> bool:
+        return self.max_code is not None
+
+    def _range(self, name: str) -> tuple[float, float]:
+        p = self.profile
+        if name in VOLTAGE_PARAMETERS:
+            lo, hi = p.v_range_v
+            return self._v_to_model(lo), self._v_to_model(hi)
+        if name == "tau_ref_us":
+            return p.tau_ref_range_us
+        if name == "tau_adapt_us":
+            return p.tau_adapt_range_us
+        if name in TIME_PARAMETERS:
+            return p.tau_range_us
+        if name == "weight_full_scale":
+            return p.weight_full_scale_range
+        if name == "adapt_increment":
+            return p.adapt_increment_range
+        raise KeyError(name)
+
+    def _v_to_model(self, volts):
+        p = self.profile
+        return (volts - p.v_model_zero_v) / (p.v_model_one_v - p.v_model_zero_v)
+
+    def _model_to_v(self, model):
+        p = self.profile
+        return p.v_model_zero_v + model * (p.v_model_one_v - p.v_model_zero_v)
+
+    def _log_spaced(self, name: str) -> bool:
+        lo, _ = self._range(name)
+        return name in TIME_PARAMETERS and lo > 0
+
+    def value_range(self, name: str) -> tuple[float, float]:
+        return self._range(name)
+
+    def to_code(self, name: str, value) -> np.ndarray:
+        value = np.asarray(value, dtype=np.float64)
+        lo, hi = self._range(name)
+        if not self.quantized:
+            return np.clip(value, lo, hi)
+        if self._log_spaced(name):
+            x = np.log(np.clip(value, lo, hi) / lo) / np.log(hi / lo)
+        else:
+            x = (np.clip(value, lo, hi) - lo) / (hi - lo)
+        return np.clip(np.rint(x * self.max_code), 0, self.max_code).astype(np.float64)
+
+    def to_value(self, name: str, code) -> np.ndarray:
+        code = np.asarray(code, dtype=np.float64)
+        if not self.quantized:
+            return code.copy()
+        lo, hi = self._range(name)
+        x = code / self.max_code
+        if self._log_spaced(name):
+            return lo * (hi / lo) ** x
+        return lo + x * (hi - lo)
+
+    def physical(self, name: str, value) -> np.ndarray:
+        """Model value → the physical quantity mismatch scales (volts for voltages)."""
+        return self._model_to_v(value) if name in VOLTAGE_PARAMETERS else np.asarray(value, dtype=np.float64)
+
+    def from_physical(self, name: str, physical) -> np.ndarray:
+        return self._v_to_model(physical) if name in VOLTAGE_PARAMETERS else np.asarray(physical, dtype=np.float64)
+
+
+class Die:
+    """Fixed-pattern deviations of one die (seeded by ``profile.die_seed``).
+
+    ``gain[parameter]`` is a (circuits,) array of multiplicative deviations of the physical value;
+    ``synapse_gain(ids)`` the per-synapse amplitude gain for global synapse ids.
+    """
+
+    def __init__(self, profile: ChipProfile):
+        self.profile = profile
+        self.seed = profile.die_seed
+        n = profile.total_neurons
+        mismatch = profile.mismatch
+        self.gain: dict[str, np.ndarray | None] = {}
+        rng = np.random.default_rng([profile.die_seed, 0])
+        for name in ANALOG_PARAMETERS:
+            sigma = mismatch.sigma_of(name)
+            # draw for every parameter even when its sigma is 0 so changing one sigma leaves the others' pattern
+            draw = rng.standard_normal(n) if not mismatch.off else None
+            self.gain[name] = None if (draw is None or sigma == 0) else np.maximum(1.0 + sigma * draw, 0.05)
+        self._synapse_sigma = mismatch.weight
+        self._synapse_gain: np.ndarray | None = None
+
+    def circuit_gain(self, name: str, circuits: np.ndarray) -> np.ndarray | None:
+        g = self.gain[name]
+        return None if g is None else g[circuits]
+
+    def synapse_gain(self, ids: np.ndarray) -> np.ndarray | None:
+        """Gain of each global synapse id (-1 ids get 1); None when synapses have no mismatch."""
+        if self._synapse_sigma == 0:
+            return None
+        if self._synapse_gain is None:
+            p = self.profile
+            total = p.cores * p.halves_per_core * p.rows_per_half * p.neurons_per_half
+            rng = np.random.default_rng([p.die_seed, 1])
+            self._synapse_gain = np.maximum(1.0 + self._synapse_sigma * rng.standard_normal(total), 0.0)
+        ids = np.asarray(ids)
+        out = np.ones(ids.shape)
+        valid = ids >= 0
+        out[valid] = self._synapse_gain[ids[valid]]
+        return out
+
+    def effective(self, transfer: Transfer, name: str, code: np.ndarray, circuits: np.ndarray) -> np.ndarray:
+        """Effective model value of ``code`` on the given circuits of this die."""
+        nominal = transfer.to_value(name, code)
+        g = self.circuit_gain(name, circuits)
+        if g is None:
+            return nominal
+        return transfer.from_physical(name, transfer.physical(name, nominal) * g)

@@ -1,0 +1,406 @@
+"""The host interface: the one API through which anything outside ``chip/`` uses the chip.
+
+The CLI, learning rules and tests load a netlist, run batches and read and write weights and
+parameters here — never the emulator's internals. What comes back is what the real chip would
+give a host: clock-stamped spike events, membrane samples through the ADCs, correlation-sensor
+readings, link counters. Writes go through the chip's resolution: weights are quantized to the
+profile's bits and clipped to the synapse's range, parameters to their codes; each write returns
+what was actually written. NaN/inf writes are refused whole. ``transaction()`` snapshots the
+configuration and rolls every write in the block back when it raises.
+
+The host never sees the die's deviations: ``read_params`` reports the nominal value of the code
+that was written, as on hardware, where only measurement (calibration) reveals the real value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .die import Die, Transfer
+from .emulator import Emulator, LinkStats
+from .errors import RunError, WriteError
+from .events import SpikeEvents
+from .inputs import broadcast_batch, realize_input
+from .mapping import MappedChip, map_netlist
+from .netlist import MembraneRecord, Netlist, Record
+from .profiles import ANALOG_PARAMETERS
+from .state import ChipState
+
+__all__ = ["HostInterface", "RunResult", "Trace", "Correlation", "ProjectionInfo", "PARAMETERS"]
+
+PARAMETERS = ANALOG_PARAMETERS
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Membrane samples of some neurons through an ADC.
+
+    ``codes`` (batch, samples, neurons) are the ADC's integer readings (None on an unquantized
+    profile); ``values`` the same in model units through the nominal ADC transfer.
+    """
+
+    population: str
+    neurons: tuple[int, ...]
+    adc: str
+    time_us: np.ndarray
+    values: np.ndarray
+    codes: np.ndarray | None
+
+
+@dataclass(frozen=True, eq=False)
+class Correlation:
+    """Causal (pre before post) and acausal (post before pre) sums of exp(−Δt/τ) per synapse,
+    (batch, n_pre, n_post); ``*_codes`` are the sensor's integer readings (None when unquantized)."""
+
+    causal: np.ndarray
+    acausal: np.ndarray
+    causal_codes: np.ndarray | None
+    acausal_codes: np.ndarray | None
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    spikes: dict[str, SpikeEvents]
+    traces: list[Trace]
+    correlations: dict[str, Correlation]
+    links: list[LinkStats]
+    offered_events: int
+    dropped_events: int
+    batch: int
+    duration_us: float
+    emulated_us: float
+    steps: int
+    wall_s: float
+    inputs: dict[str, SpikeEvents]
+
+    def trace(self, population: str) -> Trace:
+        for tr in self.traces:
+            if tr.population == population:
+                return tr
+        raise KeyError(f"no membrane trace of population {population!r} was recorded")
+
+    def rate_hz(self, population: str) -> float:
+        """Mean rate per neuron over the batch, in hertz of hardware time."""
+        ev = self.spikes[population]
+        return len(ev) / (ev.size * self.batch * self.duration_us * 1e-6) if self.duration_us > 0 else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class ProjectionInfo:
+    """What a rule may know about a projection: ends, sign, connectivity and its delay from the
+    presynaptic spike to the synapse (route latency + the projection's delay), per pre neuron."""
+
+    name: str
+    pre: str
+    post: str
+    sign: str
+    mask: np.ndarray
+    delay_us: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mask.shape
+
+
+class HostInterface:
+    """A chip loaded with a netlist. Build with ``HostInterface(netlist)`` or ``from_file``."""
+
+    def __init__(self, netlist: Netlist, *, mapped: MappedChip | None = None):
+        self.netlist = netlist
+        self.profile = netlist.chip
+        self.mapped = mapped if mapped is not None else map_netlist(netlist)
+        self.die = Die(self.profile)
+        self.transfer = Transfer(self.profile)
+        self.state = self._initial_state()
+        self.emulator = Emulator(self.mapped, self.die, self.state)
+        self.runs_done = 0
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> "HostInterface":
+        """Load, validate and map a netlist file. ``overrides``: profile, die_seed, noise_seed, batch."""
+        from .netlist_io import load_netlist
+
+        return cls(load_netlist(path, **overrides))
+
+    # ------------------------------------------------------------------ configuration
+    def _initial_state(self) -> ChipState:
+        n = self.mapped.n_circuits
+        codes = {name: np.zeros(n) for name in ANALOG_PARAMETERS}
+        adaptive = np.zeros(n, dtype=bool)
+        for name, placed in self.mapped.populations.items():
+            pop = self.netlist.populations[name]
+            sl = slice(placed.offset, placed.offset + placed.size)
+            for param in ANALOG_PARAMETERS:
+                codes[param][sl] = self.transfer.to_code(param, getattr(pop.params, param))
+            adaptive[sl] = pop.model == "ALIF"
+        state = ChipState(codes=codes, adaptive=adaptive, exc_code={}, inh_code={})
+        for name, proj in self.mapped.projections.items():
+            shape = proj.mask.shape
+            state.exc_code[name] = np.zeros(shape)
+            state.inh_code[name] = np.zeros(shape)
+        self.state = state
+        for name, proj in self.mapped.projections.items():
+            self._store_weights(name, proj.initial_weights, proj.mask, clip_quietly=True)
+        state.version = 0
+        state.log.clear()
+        return state
+
+    @property
+    def populations(self) -> dict[str, int]:
+        return {name: p.size for name, p in self.mapped.populations.items()}
+
+    @property
+    def inputs(self) -> dict[str, int]:
+        return {name: src.size for name, src in self.netlist.inputs.items()}
+
+    def projection(self, name: str) -> ProjectionInfo:
+        proj = self._proj(name)
+        post_half = np.asarray(proj.post_half)
+        lat = np.array([[self.mapped.routes[(int(g), int(h))].latency_cycles for h in np.unique(post_half)]
+                        for g in proj.pre_group]).max(axis=1) if len(proj.pre_group) else np.zeros(0)
+        return ProjectionInfo(name, proj.pre, proj.post, proj.sign, proj.mask.copy(),
+                              lat * self.profile.clock_us + proj.delay_us)
+
+    @property
+    def projections(self) -> dict[str, ProjectionInfo]:
+        return {name: self.projection(name) for name in self.mapped.projections}
+
+    def _proj(self, name: str):
+        try:
+            return self.mapped.projections[name]
+        except KeyError:
+            raise WriteError(f"unknown projection {name!r}; known: {', '.join(self.mapped.projections)}") from None
+
+    def _pop_slice(self, population: str) -> slice:
+        try:
+            placed = self.mapped.populations[population]
+        except KeyError:
+            raise WriteError(f"unknown population {population!r}; known: {', '.join(self.mapped.populations)}") from None
+        return slice(placed.offset, placed.offset + placed.size)
+
+    def _full_scale(self, population: str) -> np.ndarray:
+        """Nominal model weight at the top weight code for each neuron of a population."""
+        return self.transfer.to_value("weight_full_scale", self.state.codes["weight_full_scale"][self._pop_slice(population)])
+
+    # ------------------------------------------------------------------ weights
+    def read_weights(self, projection: str) -> np.ndarray:
+        """Signed logical weights (n_pre, n_post) in model units, as written (nominal, quantized)."""
+        proj = self._proj(projection)
+        scale = float(self.profile.weight_max_code or 1)
+        wfs = self._full_scale(proj.post)[None, :]
+        return (self.state.exc_code[projection] - self.state.inh_code[projection]) / scale * wfs
+
+    def write_weights(self, projection: str, values, *, mask: np.ndarray | None = None) -> np.ndarray:
+        """Write signed weights (n_pre, n_post) in model units where the projection has synapses
+        (and ``mask`` is True). Values are clipped to ±weight_full_scale of the post neuron and
+        quantized to the profile's weight bits; weights of the wrong sign for an excitatory or
+        inhibitory projection are clipped to 0. Returns the weights as now stored (full matrix)."""
+        proj = self._proj(projection)
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != proj.mask.shape:
+            raise WriteError(f"weights for {projection!r} must have shape {proj.mask.shape}, got {values.shape}")
+        where = proj.mask if mask is None else (proj.mask & np.asarray(mask, dtype=bool))
+        if not np.all(np.isfinite(values[where])):
+            raise WriteError(f"refused to write non-finite weights to {projection!r}; nothing was written")
+        self._store_weights(projection, values, where)
+        self.state.touch(f"weights {projection}")
+        return self.read_weights(projection)
+
+    def _store_weights(self, projection: str, values: np.ndarray, where: np.ndarray, clip_quietly=False) -> None:
+        proj = self.mapped.projections[projection]
+        max_code = self.profile.weight_max_code
+        wfs = self._full_scale(proj.post)[None, :]
+        frac = np.asarray(values, dtype=np.float64) / wfs
+        if proj.sign == "excitatory":
+            frac = np.maximum(frac, 0.0)
+        elif proj.sign == "inhibitory":
+            frac = np.minimum(frac, 0.0)
+        if max_code is not None:
+            frac = np.clip(frac, -1.0, 1.0)
+            codes = np.rint(frac * max_code)
+        else:
+            codes = frac
+        exc = self.state.exc_code[projection]
+        inh = self.state.inh_code[projection]
+        exc[where] = np.maximum(codes, 0.0)[where]
+        inh[where] = np.maximum(-codes, 0.0)[where]
+
+    def weight_step(self, projection: str) -> np.ndarray | None:
+        """Model-unit size of one weight code for each post neuron (None on float profiles)."""
+        if self.profile.weight_max_code is None:
+            return None
+        return self._full_scale(self._proj(projection).post) / self.profile.weight_max_code
+
+    # ------------------------------------------------------------------ parameters
+    def read_params(self, population: str, name: str) -> np.ndarray:
+        """Nominal model value (per neuron) of an analog parameter, from the code written."""
+        self._check_param(name)
+        return self.transfer.to_value(name, self.state.codes[name][self._pop_slice(population)])
+
+    def write_params(self, population: str, name: str, values) -> np.ndarray:
+        """Write a parameter (scalar or one value per neuron, model units / µs); returns the nominal
+        values of the codes actually written (quantized and clipped to the profile's range)."""
+        self._check_param(name)
+        sl = self._pop_slice(population)
+        size = sl.stop - sl.start
+        values = np.broadcast_to(np.asarray(values, dtype=np.float64), (size,)) if np.ndim(values) == 0 else \
+            np.asarray(values, dtype=np.float64)
+        if values.shape != (size,):
+            raise WriteError(f"{name} for {population!r} needs {size} values, got shape {values.shape}")
+        if not np.all(np.isfinite(values)):
+            raise WriteError(f"refused to write non-finite {name} to {population!r}; nothing was written")
+        self.state.codes[name][sl] = self.transfer.to_code(name, values)
+        self.state.touch(f"param {population}.{name}")
+        return self.read_params(population, name)
+
+    def read_codes(self, population: str, name: str) -> np.ndarray:
+        """Raw parameter codes (what calibration chooses)."""
+        self._check_param(name)
+        return self.state.codes[name][self._pop_slice(population)].copy()
+
+    def write_codes(self, population: str, name: str, codes) -> np.ndarray:
+        self._check_param(name)
+        sl = self._pop_slice(population)
+        codes = np.asarray(codes, dtype=np.float64)
+        if not np.all(np.isfinite(codes)):
+            raise WriteError(f"refused to write non-finite codes to {population}.{name}")
+        max_code = self.profile.param_max_code
+        if max_code is not None:
+            codes = np.clip(np.rint(codes), 0, max_code)
+        self.state.codes[name][sl] = codes
+        self.state.touch(f"codes {population}.{name}")
+        return self.read_codes(population, name)
+
+    def _check_param(self, name: str) -> None:
+        if name not in ANALOG_PARAMETERS:
+            raise WriteError(f"unknown parameter {name!r}; known: {', '.join(ANALOG_PARAMETERS)}")
+
+    # ------------------------------------------------------------------ transactions
+    def snapshot(self) -> ChipState:
+        return self.state.copy()
+
+    def restore(self, snapshot: ChipState) -> None:
+        self.state.restore(snapshot)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["HostInterface"]:
+        """All writes inside the block take effect together; if the block raises, none do."""
+        snap = self.state.copy()
+        runs = self.runs_done
+        try:
+            yield self
+        except BaseException:
+            self.state.restore(snap)
+            self.runs_done = runs
+            raise
+
+    # ------------------------------------------------------------------ running
+    def run(self, inputs: dict[str, SpikeEvents] | None = None, *, batch: int | None = None,
+            duration_us: float | None = None, record: Record | None = None, noise_seed: int | None = None,
+            timer: tuple[float, Callable[[float], None]] | None = None,
+            progress: Callable[[float], None] | None = None) -> RunResult:
+        """Run one batch. ``inputs`` replaces the netlist's input sources by name (the others are
+        realized from the netlist). Each run draws fresh temporal noise from (noise seed, run
+        index), so a sequence of runs is reproducible. ``timer=(period_us, fn)`` calls fn(t_us)
+        between steps every period — the hook for plasticity during a run."""
+        nl = self.netlist
+        inputs = dict(inputs or {})
+        for name in inputs:
+            if name not in nl.inputs:
+                raise RunError(f"unknown input {name!r}; the netlist has {', '.join(nl.inputs) or 'none'}")
+        if batch is None:
+            sizes = {ev.batch_size for ev in inputs.values() if ev.batch_size != 1}
+            if len(sizes) > 1:
+                raise RunError(f"inputs disagree on the batch size: {sorted(sizes)}")
+            batch = sizes.pop() if sizes else nl.batch
+        duration_us = nl.duration_us if duration_us is None else float(duration_us)
+        if not duration_us > 0:
+            raise RunError("duration must be positive")
+        record = nl.record if record is None else record
+        events = {}
+        for name, source in nl.inputs.items():
+            if name in inputs:
+                ev = inputs[name]
+                if ev.size != source.size:
+                    raise RunError(f"input {name!r} has {source.size} channels, got events for {ev.size}")
+                events[name] = broadcast_batch(ev, batch, name)
+            else:
+                events[name] = realize_input(source, batch, duration_us)
+        seed = self.profile.noise_seed if noise_seed is None else noise_seed
+        raw = self.emulator.run(events, batch=batch, duration_us=duration_us, record=record,
+                                noise_seed=(seed, self.runs_done), timer=timer, progress=progress,
+                                initial_v=self._initial_v(batch))
+        self.runs_done += 1
+        return self._result(raw, events, duration_us)
+
+    def _initial_v(self, batch: int) -> np.ndarray | None:
+        inits = {name: pop for name, pop in self.netlist.populations.items() if getattr(pop, "v_init", None) is not None}
+        if not inits:
+            return None
+        v = np.broadcast_to(self.emulator.effective_params()["v_leak"], (batch, self.mapped.n_circuits)).copy()
+        for name, pop in inits.items():
+            sl = self._pop_slice(name)
+            init = pop.v_init
+            if isinstance(init, (int, float)):
+                v[:, sl] = init
+            else:
+                low, high, seed = init
+                rng = np.random.default_rng([seed, self.runs_done])
+                v[:, sl] = rng.uniform(low, high, size=(batch, sl.stop - sl.start))
+        return v
+
+    def _result(self, raw, events, duration_us) -> RunResult:
+        clock = self.profile.clock_us
+        spikes = {pop: SpikeEvents(b, n, c.astype(np.float64) * clock, self.mapped.populations[pop].size, raw.batch)
+                  for pop, (b, n, c) in raw.spikes.items()}
+        traces = [self._adc(rec, times, values) for rec, times, values in raw.traces]
+        correlations = {name: self._sensor(causal, acausal) for name, (causal, acausal) in raw.correlations.items()}
+        return RunResult(spikes=spikes, traces=traces, correlations=correlations, links=raw.links,
+                         offered_events=raw.offered_events, dropped_events=raw.dropped_events, batch=raw.batch,
+                         duration_us=duration_us, emulated_us=raw.emulated_us, steps=raw.steps, wall_s=raw.wall_s,
+                         inputs=events)
+
+    def _adc(self, rec: MembraneRecord, times, values) -> Trace:
+        bits = self.profile.cadc_bits if rec.adc == "cadc" else self.profile.madc_bits
+        if bits is None:
+            return Trace(rec.population, rec.neurons, rec.adc, times, values, None)
+        lo, hi = self.profile.v_range_v
+        top = 2 ** bits - 1
+        volts = self.transfer.physical("v_leak", values)
+        codes = np.clip(np.rint((volts - lo) / (hi - lo) * top), 0, top).astype(np.int64)
+        model = self.transfer.from_physical("v_leak", lo + codes / top * (hi - lo))
+        return Trace(rec.population, rec.neurons, rec.adc, times, model, codes)
+
+    def _sensor(self, causal, acausal) -> Correlation:
+        bits = self.profile.correlation_bits
+        if bits is None:
+            return Correlation(causal, acausal, None, None)
+        top = 2 ** bits - 1
+        fs = self.profile.correlation_full_scale
+        cc = np.clip(np.rint(causal / fs * top), 0, top).astype(np.int64)
+        ac = np.clip(np.rint(acausal / fs * top), 0, top).astype(np.int64)
+        return Correlation(cc / top * fs, ac / top * fs, cc, ac)
+
+    # ------------------------------------------------------------------ description
+    def describe(self) -> dict:
+        p = self.profile
+        return {
+            "profile": p.name,
+            "cores": p.cores,
+            "neurons": self.mapped.n_circuits,
+            "step_us": p.step_us,
+            "clock_ns": p.clock_ns,
+            "weight_bits": p.weight_bits,
+            "die_seed": p.die_seed,
+            "noise_seed": p.noise_seed,
+        }
+
+
+def replace_record(record: Record, **changes) -> Record:
+    return dataclasses.replace(record, **changes)

@@ -1,0 +1,56 @@
+"""What the host has written to the chip: parameter codes per circuit and weight codes per synapse.
+
+This is the chip's configuration memory, nothing more: the emulator reads it (through the die) to
+get effective values, the host interface reads and writes it (through the nominal transfer).
+Snapshots (``copy``) make transactions and checkpoints cheap and exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ChipState"]
+
+
+@dataclass(eq=False)
+class ChipState:
+    """codes[parameter]: (neurons,) float codes (whole numbers on quantized profiles);
+    exc_code/inh_code[projection]: (n_pre, n_post) weight codes, 0 where no synapse;
+    adaptive: (neurons,) bool, ALIF neurons. ``version`` increases on every write."""
+
+    codes: dict[str, np.ndarray]
+    adaptive: np.ndarray
+    exc_code: dict[str, np.ndarray]
+    inh_code: dict[str, np.ndarray]
+    version: int = 0
+    log: list = field(default_factory=list)
+
+    def copy(self) -> "ChipState":
+        return ChipState(
+            codes={k: v.copy() for k, v in self.codes.items()},
+            adaptive=self.adaptive.copy(),
+            exc_code={k: v.copy() for k, v in self.exc_code.items()},
+            inh_code={k: v.copy() for k, v in self.inh_code.items()},
+            version=self.version,
+            log=list(self.log),
+        )
+
+    def restore(self, snapshot: "ChipState") -> None:
+        """Put every array back as it was in ``snapshot`` (in place, so views stay valid)."""
+        for k, v in snapshot.codes.items():
+            self.codes[k][...] = v
+        self.adaptive[...] = snapshot.adaptive
+        for k, v in snapshot.exc_code.items():
+            self.exc_code[k][...] = v
+        for k, v in snapshot.inh_code.items():
+            self.inh_code[k][...] = v
+        self.log[:] = snapshot.log
+        self.version += 1
+
+    def touch(self, what: str) -> None:
+        self.version += 1
+        self.log.append(what)
+        if len(self.log) > 1000:
+            del self.log[:500]

@@ -1,0 +1,232 @@
+"""``chipctl``: the command line front end (typer).
+
+Every command is a thin shell over the host interface and the rule/test machinery. Bad input of
+any kind (a ``ChipctlError``) becomes one line ``FILE:LINE: field: what is wrong`` on stderr and
+exit code 2; ``--debug`` shows the traceback instead. ``--json`` prints one JSON object on stdout
+and nothing else there (progress goes to stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Emulate an analog neuromorphic core: run netlists, train with rule plugins, keep regression tests.")
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")):
+    _state["debug"] = debug
+
+
+def _fail(message: str, code: int = 2):
+    typer.echo(f"chipctl: {message}" if not message.startswith(("/", ".", "<")) and ":" not in message.split(" ")[0]
+               else message, err=True)
+    raise typer.Exit(code)
+
+
+def _guard(fn: Callable):
+    """Run a command body, turning chipctl's own errors into one line and exit 2."""
+    from chip.errors import ChipctlError
+
+    try:
+        return fn()
+    except ChipctlError as exc:
+        if _state["debug"]:
+            raise
+        _fail(exc.one_line())
+    except KeyboardInterrupt:
+        typer.echo("chipctl: interrupted", err=True)
+        raise typer.Exit(130)
+
+
+class _Progress:
+    """A progress bar on stderr that appears only once work has taken longer than ``after_s``."""
+
+    def __init__(self, label: str, after_s: float = 2.0, enabled: bool = True):
+        self.label = label
+        self.after_s = after_s
+        self.enabled = enabled and sys.stderr.isatty() or os.environ.get("CHIPCTL_PROGRESS") == "1"
+        self.start = time.perf_counter()
+        self.bar = None
+        self.task = None
+
+    def __call__(self, fraction: float, status: str = "") -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.perf_counter() - self.start < self.after_s:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
+                                console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=1.0, status=status)
+        self.bar.update(self.task, completed=fraction, status=status)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _load(netlist: Path, profile, die_seed, noise_seed, batch):
+    from chip.netlist_io import load_netlist
+
+    return load_netlist(netlist, profile=profile, die_seed=die_seed, noise_seed=noise_seed, batch=batch)
+
+
+_NETLIST = typer.Argument(..., help="Netlist YAML file.", exists=False)
+_PROFILE = typer.Option(None, "--profile", help="Chip profile to use instead of the netlist's (bss2, ideal).")
+_DIE = typer.Option(None, "--die-seed", help="Seed of the die's fixed-pattern mismatch.")
+_NOISE = typer.Option(None, "--noise-seed", help="Seed of the temporal noise.")
+
+
+@app.command()
+def run(netlist: Path = _NETLIST,
+        out: Optional[Path] = typer.Option(None, "--out", help="Write spikes.npz, traces.npz and summary.json here."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
+        batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Samples in the batch."),
+        die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE,
+        update_golden: bool = typer.Option(False, "--update-golden",
+                                           help="Write the run's spikes as the netlist's golden file.")):
+    """Run a netlist on the emulated chip and summarise the spikes."""
+
+    def body():
+        from chip.host import HostInterface
+        from chip.output import summarize, write_outputs
+
+        t_start = time.perf_counter()
+        nl = _load(netlist, profile, die_seed, noise_seed, batch)
+        host = HostInterface(nl)
+        bar = _Progress(f"running {nl.name}")
+        try:
+            result = host.run(progress=lambda f: bar(f))
+        finally:
+            bar.close()
+        summary = summarize(host, result, wall_s=time.perf_counter() - t_start)
+        if out is not None:
+            write_outputs(out, host, result, summary)
+        if update_golden:
+            from chip.regression.golden import write_golden
+
+            path = write_golden(nl, result)
+            summary["golden"] = str(path)
+        if as_json:
+            typer.echo(json.dumps(summary, indent=None, sort_keys=True))
+        else:
+            _print_summary(summary, out)
+
+    _guard(body)
+
+
+def _print_summary(summary: dict, out: Optional[Path]) -> None:
+    unit = "Hz" if summary["timescale"] == "hardware" else "Hz (biological)"
+    typer.echo(f"{summary['netlist']}: {summary['profile']} chip, batch {summary['batch']}, "
+               f"{summary['emulated_us']:.3f} us emulated in {summary['wall_s']:.2f} s")
+    width = max([len(p) for p in summary["populations"]] + [10])
+    for name, pop in summary["populations"].items():
+        typer.echo(f"  {name:<{width}}  {pop['size']:>6} neurons  {pop['spikes']:>8} spikes  {pop['rate_hz']:>12.2f} {unit}")
+    typer.echo(f"  events offered {summary['offered_events']}, dropped {summary['dropped_events']}")
+    for link in summary.get("links", []):
+        if link["dropped"]:
+            typer.echo(f"    link {link['name']}: offered {link['offered']}, dropped {link['dropped']}")
+    if out is not None:
+        typer.echo(f"  wrote {out}/spikes.npz, summary.json" + (", traces.npz" if summary.get("traces") else ""))
+
+
+@app.command()
+def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
+             as_json: bool = typer.Option(False, "--json", help="Print the mapped summary as JSON.")):
+    """Check a netlist: format, references, and that it fits the chip (it is mapped, not run)."""
+
+    def body():
+        from chip.mapping import graph_summary, map_netlist
+
+        nl = _load(netlist, profile, None, None, None)
+        mapped = map_netlist(nl)
+        summary = graph_summary(mapped)
+        if as_json:
+            typer.echo(json.dumps({"netlist": nl.name, "ok": True, **_jsonable(summary)}))
+        else:
+            typer.echo(f"{netlist}: ok — {nl.chip.name} chip, {mapped.n_circuits} neurons on "
+                       f"{sum(p.size for p in nl.populations.values())} circuits, "
+                       f"{len(nl.projections)} projections, {len(mapped.links)} links")
+
+    _guard(body)
+
+
+@app.command()
+def schema():
+    """Print the netlist format as JSON Schema."""
+    from chip.netlist_io import netlist_schema
+
+    typer.echo(json.dumps(netlist_schema(), indent=2))
+
+
+@app.command()
+def graph(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
+          graphml: Optional[Path] = typer.Option(None, "--graphml", help="Write the routing graph as GraphML."),
+          as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON.")):
+    """Summarise the mapped routing graph (nodes, links, rows used) and optionally write it."""
+
+    def body():
+        from chip.mapping import graph_summary, map_netlist, write_graphml
+
+        nl = _load(netlist, profile, None, None, None)
+        mapped = map_netlist(nl)
+        summary = _jsonable(graph_summary(mapped))
+        if graphml is not None:
+            write_graphml(mapped, graphml)
+            summary["graphml"] = str(graphml)
+        if as_json:
+            typer.echo(json.dumps(summary))
+        else:
+            for key, value in summary.items():
+                if isinstance(value, (list, dict)):
+                    typer.echo(f"{key}:")
+                    items = value.items() if isinstance(value, dict) else enumerate(value)
+                    for k, v in items:
+                        typer.echo(f"  {k}: {v}")
+                else:
+                    typer.echo(f"{key}: {value}")
+
+    _guard(body)
+
+
+def _jsonable(obj):
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    return obj
+
+
+def main():  # pragma: no cover - console entry for python -m
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
