@@ -206,6 +206,99 @@ def graph(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
     _guard(body)
 
 
+@app.command()
+def train(netlist: Path = _NETLIST,
+          as_json: bool = typer.Option(False, "--json", help="Print final metrics as one JSON object on stdout."),
+          rule: list[str] = typer.Option([], "--rule", help="Add a rule by name or module:Class (repeatable)."),
+          checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory (overrides train.checkpoint)."),
+          resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
+          epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override train.epochs."),
+          die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE):
+    """Train the netlist's chip in the loop with its train: block (rules, data, optimizer)."""
+
+    def body():
+        from rules.training import Trainer
+
+        nl = _load(netlist, profile, die_seed, noise_seed, None)
+        bar = _Progress(f"training {nl.name}", after_s=0.0)
+        trainer = Trainer(nl, extra_rules=tuple(rule), checkpoint=checkpoint, epochs=epochs, progress=bar)
+        if resume:
+            trainer.resume()
+        try:
+            metrics = trainer.fit()
+        finally:
+            bar.close()
+        out = {"netlist": nl.name, "profile": nl.chip.name, "epochs": metrics["epochs"],
+               "train_accuracy": metrics["train_accuracy"], "test_accuracy": metrics["test_accuracy"],
+               "train_loss": metrics["train_loss"], "wall_s": metrics["wall_s"],
+               "checkpoint": str(trainer.checkpoint_dir) if trainer.checkpoint_dir else None,
+               "history": metrics["history"]}
+        if as_json:
+            typer.echo(json.dumps(_jsonable(out)))
+        else:
+            for h in metrics["history"]:
+                test = f"  test {h['test_accuracy']:.3f}" if "test_accuracy" in h else ""
+                typer.echo(f"epoch {h['epoch']:>3}: loss {h['train_loss']:.4f}  train {h['train_accuracy']:.3f}{test}"
+                           f"  ({h['epoch_wall_s']:.1f} s)")
+            typer.echo(f"{nl.name}: {metrics['epochs']} epochs in {metrics['wall_s']:.1f} s"
+                       + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else ""))
+
+    _guard(body)
+
+
+@app.command("eval")
+def eval_(netlist: Path = _NETLIST,
+          checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint directory of a trained chip."),
+          as_json: bool = typer.Option(False, "--json", help="Print the accuracy as JSON."),
+          die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE):
+    """Report the test accuracy of a trained chip (weights from a checkpoint)."""
+
+    def body():
+        from rules.checkpoint import load_checkpoint
+        from rules.training import Trainer
+
+        nl = _load(netlist, profile, die_seed, noise_seed, None)
+        trainer = Trainer(nl, checkpoint=checkpoint)
+        trainer.load_chip(load_checkpoint(checkpoint))
+        acc = trainer.evaluate("test")
+        if as_json:
+            typer.echo(json.dumps({"netlist": nl.name, "test_accuracy": acc, "checkpoint": str(checkpoint)}))
+        else:
+            typer.echo(f"{nl.name}: test accuracy {acc:.4f} ({len(trainer.y_test)} samples)")
+
+    _guard(body)
+
+
+@app.command("rules")
+def rules_(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")):
+    """List installed learning rules (built-in and from the chipctl.rules entry point) with options."""
+
+    def body():
+        from rules.plugins import available_rules, load_rule, rule_options
+        from chip.errors import RuleError
+
+        listing = []
+        for name, target in sorted(available_rules().items()):
+            try:
+                _, rule = load_rule(name)
+                listing.append({"name": name, "target": target, "description": getattr(rule, "description", ""),
+                                "options": {k: {"default": v[0], "help": v[1]} for k, v in rule_options(rule).items()}})
+            except RuleError as exc:
+                listing.append({"name": name, "target": target, "error": exc.one_line()})
+        if as_json:
+            typer.echo(json.dumps(_jsonable(listing)))
+            return
+        for item in listing:
+            if "error" in item:
+                typer.echo(f"{item['name']}  ({item['target']})  BROKEN: {item['error']}")
+                continue
+            typer.echo(f"{item['name']}  ({item['target']})\n    {item['description']}")
+            for opt, spec in item["options"].items():
+                typer.echo(f"      {opt} = {spec['default']!r}: {spec['help']}")
+
+    _guard(body)
+
+
 def _jsonable(obj):
     import math
 

@@ -68,8 +68,8 @@ class RawRun:
     steps: int
     emulated_us: float
     wall_s: float
-    offered_events: int = 0
-    dropped_events: int = 0
+    offered_events: int = 0   # events sent by sources into the fabric, each counted once
+    dropped_events: int = 0   # of those, events lost on at least one link of their routes
 
 
 def _kernel(h, tau_syn, tau_mem):
@@ -312,21 +312,17 @@ class Emulator:
                 seen.setdefault(link, prev)
                 prev = link
             self.group_links[g] = list(seen.items())
-        # a global order in which every link comes after its predecessors
-        order, placed = [], set()
-        pending = {(g, link): pred for g, items in self.group_links.items() for link, pred in items}
-        while pending:
-            progressed = False
-            for (g, link), pred in list(pending.items()):
-                if pred == -1 or pred in placed:
-                    if link not in placed:
-                        order.append(link)
-                        placed.add(link)
-                    del pending[(g, link)]
-                    progressed = True
-            if not progressed:  # a cycle cannot happen on routes; guard anyway
-                order.extend(link for (_, link) in pending if link not in placed)
-                break
+        # a global order in which every link comes after all of its predecessors (any group)
+        import networkx as nx
+
+        order_graph = nx.DiGraph()
+        for items in self.group_links.values():
+            for link, pred in items:
+                order_graph.add_node(link)
+                if pred != -1:
+                    order_graph.add_edge(pred, link)
+        order = list(nx.topological_sort(order_graph))
+        self.group_pred = {g: dict(items) for g, items in self.group_links.items()}
         self.link_order = order
 
     def _through_links(self, group: np.ndarray, batch: np.ndarray, t: np.ndarray):
@@ -334,12 +330,12 @@ class Emulator:
         links = self.mapped.links
         n = len(t)
         exit_at: dict[int, np.ndarray] = {}
-        uses: dict[int, np.ndarray] = {}
+        lost = np.zeros(n, dtype=bool)
         for link_index in self.link_order:
             link = links[link_index]
             entry = np.full(n, np.nan)
-            for g, items in self.group_links.items():
-                pred = dict(items).get(link_index)
+            for g, preds in self.group_pred.items():
+                pred = preds.get(link_index)
                 if pred is None:
                     continue
                 sel = group == g
@@ -360,7 +356,9 @@ class Emulator:
                 keep = ~dropped
                 out[idx[keep]] = depart[keep] + link.latency_cycles * self.profile.clock_us
             exit_at[link_index] = out
-            uses[link_index] = np.isfinite(out)
+            lost |= np.isfinite(entry) & ~np.isfinite(out)
+        self.sent_events += n
+        self.lost_events += int(lost.sum())
         return exit_at
 
     def _fifo(self, link, link_index: int, batch: np.ndarray, entry: np.ndarray):
@@ -422,6 +420,8 @@ class Emulator:
         Ii = np.zeros((B, N))
         A = np.zeros((B, N))
         ref_until = np.full((B, N), -np.inf)  # absolute end of refractoriness (µs)
+        self.sent_events = 0
+        self.lost_events = 0
         if self.link_model:
             self._link_setup(B)
 
@@ -524,8 +524,8 @@ class Emulator:
 
         spikes = self._split_spikes(spikes_b, spikes_n, spikes_c)
         links = self.link_stats if self.link_model else []
-        offered = sum(link.offered for link in links)
-        dropped = sum(link.dropped for link in links)
+        offered = self.sent_events
+        dropped = self.lost_events
         return RawRun(
             spikes=spikes,
             traces=self._trace_finish(traces),
@@ -724,8 +724,11 @@ class Emulator:
                 arrival = t + unit.latency_us[idx] + unit.delay_us
                 bb, ii = b, idx
             self._bucket(buckets, ui, bb, ii, arrival, s)
+        if exit_at is None:
+            self.sent_events += len(t)
 
     def _schedule(self, buckets, source, b, idx, t, s):
+        self.sent_events += len(t)
         for ui in self.units_of_source.get(source, []):
             unit = self.units[ui]
             self._bucket(buckets, ui, b, idx, t + unit.latency_us[idx] + unit.delay_us, s)

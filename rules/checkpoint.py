@@ -1,0 +1,81 @@
+"""Training checkpoints: one file, written atomically, that is either whole or absent.
+
+Everything needed to continue a run exactly lives in ``checkpoint.npz`` in the checkpoint
+directory: the chip's configuration memory (parameter and weight codes), the optimizer's master
+weights and moments, the number of runs done (which seeds the next run's noise), the completed
+epoch, the metrics so far and every rule's own state. The file is written to a temporary name and
+renamed over the old one, so a run killed while saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chip.errors import CheckpointError
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FILE"]
+
+CHECKPOINT_FILE = "checkpoint.npz"
+
+
+def _flatten(prefix: str, value: Any, arrays: dict, meta: dict) -> None:
+    if isinstance(value, np.ndarray):
+        arrays[prefix] = value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}/{k}", v, arrays, meta)
+    else:
+        meta[prefix] = value
+
+
+def save_checkpoint(directory: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (nested dicts of arrays and JSON-able values) atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {}
+    for key, value in payload.items():
+        _flatten(key, value, arrays, meta)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
+    path = directory / CHECKPOINT_FILE
+    tmp = directory / (CHECKPOINT_FILE + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
+
+
+def load_checkpoint(directory: str | Path) -> dict[str, Any]:
+    """Read a checkpoint back into nested dicts (the shape ``save_checkpoint`` was given)."""
+    path = Path(directory) / CHECKPOINT_FILE
+    if not path.exists():
+        raise CheckpointError(f"{path}: no checkpoint there (train first, or check --checkpoint)")
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({exc})") from None
+    meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+    out: dict[str, Any] = {}
+    for key, value in list(arrays.items()) + list(meta.items()):
+        parts = key.split("/")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out

@@ -1,0 +1,98 @@
+"""EventProp (Wunderlich & Pehle 2021) as a rule plugin, in the loop with the chip.
+
+What the chip returns is what real hardware returns: clock-stamped spike times. The rule replays
+them through the nominal model (the parameters it wrote, read back through the host interface, and
+each projection's delay) to reconstruct the synaptic currents at every spike, runs the adjoint
+backward on the host (``rules.eventprop_math``) and returns exact gradients of the first-spike-time
+loss for every projection on the path from the task's input to its output. Mismatch, quantization
+and noise are not in the replay model — in-the-loop training absorbs them, as on hardware.
+
+Assumptions of the replay model, checked at configure time: a feed-forward chain of populations,
+leak and reset at 0, one synaptic time constant per population, no adaptation.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from chip.errors import RuleError
+
+from .api import Gradients, Rule, RunRequest
+from .eventprop_math import LIFParams, eventprop_gradients, first_spike_loss
+from .hookspecs import hookimpl
+
+__all__ = ["EventProp"]
+
+
+class EventProp(Rule):
+    name = "eventprop"
+    description = "Exact gradients from spike times (adjoint method), first-spike-time loss, in the loop."
+    options = {
+        "tau0": (None, "softmax temperature of the first-spike loss in µs (default: tau_syn / 2)"),
+        "tau1": (None, "time constant of the early-spike regulariser in µs (default: 8 tau_syn)"),
+        "alpha": (3e-3, "weight of the early-spike regulariser"),
+        "t_max": (None, "time (µs) assigned to silent output neurons (default: the run's duration)"),
+        "min_drive": (1e-2, "clip of I - theta at spikes (relative to theta), guards grazing spikes"),
+    }
+
+    @hookimpl
+    def chipctl_configure(self, context):
+        host = context.host
+        graph = nx.DiGraph()
+        for name, proj in host.projections.items():
+            graph.add_edge(proj.pre, proj.post, projection=name)
+        try:
+            path = nx.shortest_path(graph, context.input, context.output)
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            raise RuleError(f"no chain of projections from {context.input!r} to {context.output!r}") from None
+        self.layers = path[1:]
+        self.projections = [graph.edges[a, b]["projection"] for a, b in zip(path[:-1], path[1:])]
+        for pop in self.layers:
+            for pname, want in (("v_leak", 0.0), ("v_reset", 0.0)):
+                value = host.read_params(pop, pname)
+                if np.max(np.abs(value - want)) > 0.05:
+                    raise RuleError(f"population {pop!r}: EventProp's model needs {pname} = {want}, "
+                                    f"the chip has {float(np.mean(value)):.3g}")
+        tau_syn = float(np.mean(host.read_params(self.layers[0], "tau_syn_exc_us")))
+        opts = context.options
+        self.tau0 = float(opts["tau0"]) if opts["tau0"] is not None else 0.5 * tau_syn
+        self.tau1 = float(opts["tau1"]) if opts["tau1"] is not None else 8.0 * tau_syn
+        self.alpha = float(opts["alpha"])
+        self.min_drive = float(opts["min_drive"])
+
+    def _model(self, host):
+        params, delays = [], []
+        for pop, proj in zip(self.layers, self.projections):
+            params.append(LIFParams(tau_mem_us=float(np.mean(host.read_params(pop, "tau_mem_us"))),
+                                    tau_syn_us=float(np.mean(host.read_params(pop, "tau_syn_exc_us"))),
+                                    threshold=float(np.mean(host.read_params(pop, "v_threshold")))))
+            delays.append(float(np.mean(host.projection(proj).delay_us)))
+        weights = [host.read_weights(proj) for proj in self.projections]
+        return params, delays, weights
+
+    @hookimpl
+    def chipctl_run_request(self, context, batch):
+        return RunRequest()  # spike times only: all the real chip gives
+
+    @hookimpl
+    def chipctl_gradients(self, context, batch, result, loss_terms):
+        host = context.host
+        params, delays, weights = self._model(host)
+        t_max = float(context.options["t_max"]) if context.options["t_max"] is not None else result.duration_us
+        inputs = result.inputs[context.input]
+        in_times = [inputs.trains(b) for b in range(result.batch)]
+        layer_spikes = [[result.spikes[pop].trains(b) for b in range(result.batch)] for pop in self.layers]
+        out_first = result.spikes[self.layers[-1]].first_spike_times()
+        loss, dl_dt = first_spike_loss(out_first, batch.labels, self.tau0, self.tau1, self.alpha, t_max)
+        extra = [t for t in loss_terms if ("first_spike_times", self.layers[-1]) in t.grads]
+        for term in extra:
+            dl_dt = dl_dt + np.where(np.isfinite(out_first), term.grads[("first_spike_times", self.layers[-1])], 0.0)
+        grads = eventprop_gradients(in_times, layer_spikes, weights, params, delays, dl_dt, min_drive=self.min_drive)
+        pred = np.argmin(out_first, axis=1)
+        pred[~np.isfinite(out_first).any(axis=1)] = -1
+        unused = sorted({kind for t in loss_terms for (kind, _) in t.grads} - {"first_spike_times"})
+        metrics = {"accuracy": float(np.mean(pred == batch.labels))}
+        if unused:
+            metrics["ignored_loss_terms"] = unused
+        return Gradients(loss=loss, weights=dict(zip(self.projections, grads)), metrics=metrics)

@@ -1,0 +1,80 @@
+"""Tasks: where training data comes from and how samples become input spikes.
+
+A task knows its data set (generated offline, no downloads) and its spike encoding; the trainer
+asks it for batches. Built in: ``yinyang`` (Kriener et al., latency code with a bias spike).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from chip.errors import NetlistError
+from chip.events import SpikeEvents
+
+from .yinyang import latency_encode, yinyang
+
+__all__ = ["YinYangTask", "make_task", "TASKS"]
+
+
+@dataclass(frozen=True)
+class YinYangTask:
+    """Yin-Yang: 4 features [x, y, 1−x, 1−y] plus a bias, each duplicated, one spike per input
+    channel at t_early + v·(t_late − t_early) (hardware µs); 3 classes."""
+
+    input_size: int
+    t_early_us: float
+    t_late_us: float
+    bias_us: float
+    duplicate: int
+    train_size: int = 5000
+    test_size: int = 1000
+    n_classes: int = 3
+    name: str = "yinyang"
+
+    def data(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        size = {"train": self.train_size, "test": self.test_size, "validation": self.test_size}[split]
+        return yinyang(split, size=size)
+
+    def encode(self, features: np.ndarray) -> SpikeEvents:
+        times = latency_encode(features, t_early_us=self.t_early_us, t_late_us=self.t_late_us, duplicate=1,
+                               bias_time_us=self.bias_us)
+        times = np.tile(times, (1, self.duplicate))  # each of the 5 channels repeated: 5 * duplicate inputs
+        return SpikeEvents.from_dense_times(times)
+
+
+TASKS = ("yinyang",)
+
+
+def make_task(train: dict, netlist, *, field_line) -> YinYangTask:
+    """Build the task named in ``train.task`` for this netlist; errors name the train field."""
+    from chip.units import UnitError, parse_time_us
+
+    name = train.get("task", "yinyang")
+    if name not in TASKS:
+        raise NetlistError(f"unknown task {name!r}; built in: {', '.join(TASKS)}", **field_line("train.task"))
+    input_name = train["input"]
+    size = netlist.inputs[input_name].size
+    enc = dict(train.get("encoding") or {})
+    factor = netlist.time_factor_us()
+
+    def time_of(key, default_us):
+        if key not in enc:
+            return default_us
+        try:
+            return parse_time_us(enc[key]) * factor
+        except UnitError as exc:
+            raise NetlistError(str(exc), **field_line(f"train.encoding.{key}")) from None
+
+    unknown = set(enc) - {"t_early", "t_late", "bias", "duplicate"}
+    if unknown:
+        raise NetlistError(f"unknown field {sorted(unknown)[0]!r}; expected t_early, t_late, bias, duplicate",
+                           **field_line("train.encoding"))
+    duplicate = int(enc.get("duplicate", max(1, size // 5)))
+    if 5 * duplicate != size:
+        raise NetlistError(f"the yinyang task needs an input of 5 × duplicate = {5 * duplicate} channels; "
+                           f"input {input_name!r} has {size}", **field_line("train.input"))
+    return YinYangTask(input_size=size, t_early_us=time_of("t_early", 2.0), t_late_us=time_of("t_late", 22.0),
+                       bias_us=time_of("bias", 2.0), duplicate=duplicate,
+                       train_size=int(train.get("train_size", 5000)), test_size=int(train.get("test_size", 1000)))

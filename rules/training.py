@@ -1,0 +1,397 @@
+"""The trainer: chip in the loop, rules as plugins, an optimizer on the host, checkpoints.
+
+Per batch: every rule says what it needs recorded, the chip runs the batch (rules may act on a
+timer during the run), rules observe the result, regularizers add loss terms, gradient rules
+return gradients, and the host-side optimizer (Adam on float master weights, as in-the-loop
+training does on real hardware) writes the new weights through the host interface, where they
+are quantized. The whole batch is one host transaction: a rule that raises is named, the batch's
+writes are rolled back, the optimizer keeps its previous state, and the last checkpoint (written
+atomically after every epoch) stays valid. Data order is a function of (seed, epoch) and the chip's
+noise of (noise seed, run index), so ``--resume`` ends where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from chip.errors import NetlistError, RuleError
+from chip.events import SpikeEvents
+from chip.host import HostInterface, RunResult
+from chip.netlist import MembraneRecord, Netlist, Record
+
+from .api import Batch, Gradients, LossTerm, RunRequest
+from .checkpoint import load_checkpoint, save_checkpoint
+from .plugins import RuleSet
+from .tasks import make_task
+
+__all__ = ["TrainConfig", "parse_train", "Adam", "Trainer", "decode"]
+
+_TRAIN_FIELDS = {"task", "input", "output", "rules", "options", "optimizer", "epochs", "batch_size", "seed",
+                 "checkpoint", "encoding", "train_size", "test_size", "test_batch_size", "decode", "eval_every",
+                 "weight_clip"}
+DECODERS = ("first_spike", "spike_count", "max_membrane")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str
+    input: str
+    output: str
+    rules: tuple[str, ...]
+    options: dict[str, dict]
+    lr: float = 5e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    epochs: int = 10
+    batch_size: int = 64
+    test_batch_size: int = 250
+    seed: int = 0
+    checkpoint: str | None = None
+    decode: str = "first_spike"
+    eval_every: int = 1
+    weight_clip: bool = True
+    raw: dict = field(default_factory=dict)
+
+
+def parse_train(netlist: Netlist) -> TrainConfig:
+    """Validate the netlist's ``train:`` block; errors point at its file and line."""
+    train = netlist.train
+
+    def where(path: str) -> dict:
+        return {"file": netlist.source_path, "line": netlist.line_of(path), "field": path}
+
+    if not train:
+        raise NetlistError("this netlist has no train: block (see docs/writing-a-rule.md)", **where("train"))
+    unknown = set(train) - _TRAIN_FIELDS
+    if unknown:
+        raise NetlistError(f"unknown field {sorted(unknown)[0]!r}; expected one of {', '.join(sorted(_TRAIN_FIELDS))}",
+                           **where(f"train.{sorted(unknown)[0]}"))
+    for key in ("input", "output"):
+        if key not in train:
+            raise NetlistError(f"missing field {key!r}", **where("train"))
+    if train["input"] not in netlist.inputs:
+        raise NetlistError(f"{train['input']!r} is not an input of this netlist", **where("train.input"))
+    if train["output"] not in netlist.populations:
+        raise NetlistError(f"{train['output']!r} is not a population of this netlist", **where("train.output"))
+    rules = train.get("rules", ["eventprop"])
+    if isinstance(rules, str):
+        rules = [rules]
+    if not isinstance(rules, list) or not rules or not all(isinstance(r, str) for r in rules):
+        raise NetlistError("expected a list of rule names", **where("train.rules"))
+    options = train.get("options") or {}
+    if not isinstance(options, dict):
+        raise NetlistError("expected a mapping rule -> options", **where("train.options"))
+    opt = train.get("optimizer") or {}
+    if not isinstance(opt, dict) or opt.get("name", "adam") != "adam":
+        raise NetlistError("only optimizer {name: adam, lr: ..., betas: [..]} is supported", **where("train.optimizer"))
+
+    def number(path, value, kind, low):
+        try:
+            v = kind(value)
+        except (TypeError, ValueError):
+            raise NetlistError(f"expected a {kind.__name__}, got {value!r}", **where(path)) from None
+        if isinstance(value, bool) or v < low or (kind is int and v != value):
+            raise NetlistError(f"expected a {kind.__name__} >= {low}, got {value!r}", **where(path))
+        return v
+
+    decode_name = train.get("decode", "first_spike")
+    if decode_name not in DECODERS:
+        raise NetlistError(f"decode must be one of {', '.join(DECODERS)}", **where("train.decode"))
+    return TrainConfig(
+        task=train.get("task", "yinyang"), input=train["input"], output=train["output"], rules=tuple(rules),
+        options={k: dict(v or {}) for k, v in options.items()},
+        lr=number("train.optimizer.lr", opt.get("lr", 5e-3), float, 0.0),
+        betas=tuple(opt.get("betas", (0.9, 0.999))), eps=float(opt.get("eps", 1e-8)),
+        epochs=number("train.epochs", train.get("epochs", 10), int, 1),
+        batch_size=number("train.batch_size", train.get("batch_size", 64), int, 1),
+        test_batch_size=number("train.test_batch_size", train.get("test_batch_size", 250), int, 1),
+        seed=number("train.seed", train.get("seed", 0), int, 0),
+        checkpoint=train.get("checkpoint"), decode=decode_name,
+        eval_every=number("train.eval_every", train.get("eval_every", 1), int, 1),
+        weight_clip=bool(train.get("weight_clip", True)), raw=dict(train),
+    )
+
+
+class Adam:
+    """Adam on named float arrays; ``step`` returns new arrays and new state without mutating."""
+
+    def __init__(self, lr: float, betas=(0.9, 0.999), eps=1e-8):
+        self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+        self.t = 0
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]):
+        t = self.t + 1
+        new_p, new_m, new_v = {}, dict(self.m), dict(self.v)
+        for key, g in grads.items():
+            m = self.b1 * self.m.get(key, np.zeros_like(g)) + (1 - self.b1) * g
+            v = self.b2 * self.v.get(key, np.zeros_like(g)) + (1 - self.b2) * g * g
+            m_hat = m / (1 - self.b1 ** t)
+            v_hat = v / (1 - self.b2 ** t)
+            new_p[key] = params[key] - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+            new_m[key], new_v[key] = m, v
+        return new_p, (new_m, new_v, t)
+
+    def commit(self, state) -> None:
+        self.m, self.v, self.t = state
+
+    def state(self) -> dict:
+        return {"m": dict(self.m), "v": dict(self.v), "t": self.t}
+
+    def load(self, state: dict) -> None:
+        self.m = {k: np.asarray(v) for k, v in state.get("m", {}).items()}
+        self.v = {k: np.asarray(v) for k, v in state.get("v", {}).items()}
+        self.t = int(state.get("t", 0))
+
+
+def decode(result: RunResult, output: str, how: str) -> np.ndarray:
+    """Predicted class per sample: earliest first spike (silent = never; all silent = -1), most
+    spikes, or highest membrane sample."""
+    ev = result.spikes[output]
+    if how == "first_spike":
+        first = ev.first_spike_times()
+        pred = np.argmin(first, axis=1)
+        pred[~np.isfinite(first).any(axis=1)] = -1
+        return pred
+    if how == "spike_count":
+        counts = ev.counts()
+        pred = np.argmax(counts, axis=1)
+        pred[counts.max(axis=1) == 0] = -1
+        return pred
+    tr = result.trace(output)
+    return np.argmax(tr.values.max(axis=1), axis=1)
+
+
+def _merge_requests(requests: dict[str, RunRequest | None], base: Record, host: HostInterface, output: str,
+                    decoder: str) -> tuple[Record, float | None]:
+    membrane: dict[str, set[int]] = {}
+    correlations: set[str] = set(base.correlations)
+    timer = None
+    if decoder == "max_membrane":
+        membrane.setdefault(output, set()).update(range(host.populations[output]))
+    for req in requests.values():
+        if req is None:
+            continue
+        for pop, neurons in req.membrane.items():
+            membrane.setdefault(pop, set()).update(int(n) for n in neurons)
+        correlations.update(req.correlations)
+        if req.timer_us is not None:
+            timer = req.timer_us if timer is None else min(timer, req.timer_us)
+    records = tuple(MembraneRecord(pop, tuple(sorted(ns)), "cadc", host.profile.cadc_min_period_us or host.profile.step_us)
+                    for pop, ns in membrane.items())
+    record = Record(spikes=tuple(host.populations), membrane=records, correlations=tuple(sorted(correlations)))
+    return record, timer
+
+
+class Trainer:
+    """Trains the netlist's chip with its ``train:`` block. ``extra_rules`` adds rules by name or
+    ``module:Class`` (the CLI's ``--rule``)."""
+
+    def __init__(self, netlist: Netlist, *, extra_rules: tuple[str, ...] = (), checkpoint: str | Path | None = None,
+                 epochs: int | None = None, progress: Callable[[float, str], None] | None = None):
+        self.netlist = netlist
+        self.config = parse_train(netlist)
+        if epochs is not None:
+            self.config = dataclasses.replace(self.config, epochs=epochs)
+        self.host = HostInterface(netlist)
+        self.task = make_task(self.config.raw, netlist, field_line=lambda p: {
+            "file": netlist.source_path, "line": netlist.line_of(p), "field": p})
+        self.rules = RuleSet(self.config.rules + tuple(extra_rules), host=self.host, train=self.config.raw,
+                             options=self.config.options, seed=self.config.seed)
+        self.optimizer = Adam(self.config.lr, self.config.betas, self.config.eps)
+        self.master: dict[str, np.ndarray] = {}
+        self.checkpoint_dir = Path(checkpoint) if checkpoint else (
+            Path(self.config.checkpoint) if self.config.checkpoint else None)
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.progress = progress
+        self.x_train, self.y_train = self.task.data("train")
+        self.x_test, self.y_test = self.task.data("test")
+        self.rules.call("chipctl_configure")
+
+    # ------------------------------------------------------------------ batches
+    def _batch(self, x, y, idx, training: bool) -> Batch:
+        return Batch(inputs={self.config.input: self.task.encode(x[idx])}, labels=y[idx], indices=idx,
+                     training=training)
+
+    def train_step(self, batch: Batch) -> dict:
+        host, rules = self.host, self.rules
+        with host.transaction():
+            requests = rules.call("chipctl_run_request", batch=batch)
+            record, timer_us = _merge_requests(requests, self.netlist.record, host, self.config.output,
+                                               self.config.decode)
+            timer = None
+            if timer_us is not None:
+                timer = (timer_us, lambda t: rules.call("chipctl_during_run", t_us=t))
+            result = host.run(batch.inputs, batch=batch.size, record=record, timer=timer)
+            rules.call("chipctl_run_finished", batch=batch, result=result)
+            terms: list[LossTerm] = []
+            for got in rules.call("chipctl_loss_terms", batch=batch, result=result).values():
+                terms.extend(got or [])
+            grads = [g for g in rules.call("chipctl_gradients", batch=batch, result=result,
+                                           loss_terms=terms).values() if g is not None]
+            written, opt_state, new_master = self._apply(grads)
+            rules.call("chipctl_after_update", batch=batch, written=written)
+        # only now, with every hook through, does the optimizer move on
+        if opt_state is not None:
+            self.optimizer.commit(opt_state)
+            self.master.update(new_master)
+        pred = decode(result, self.config.output, self.config.decode)
+        loss = sum(g.loss for g in grads) + sum(t.value for t in terms)
+        return {"loss": float(loss), "correct": int(np.sum(pred == batch.labels)), "n": batch.size}
+
+    def _apply(self, grads: list[Gradients]):
+        if not grads:
+            return {}, None, {}
+        total: dict[str, np.ndarray] = {}
+        for g in grads:
+            for proj, dw in g.weights.items():
+                total[f"w:{proj}"] = total.get(f"w:{proj}", 0.0) + dw
+            for (pop, name), dp in g.params.items():
+                total[f"p:{pop}:{name}"] = total.get(f"p:{pop}:{name}", 0.0) + dp
+        params = {}
+        for key in total:
+            if key not in self.master:
+                kind, *rest = key.split(":")
+                self.master[key] = (self.host.read_weights(rest[0]) if kind == "w"
+                                    else self.host.read_params(rest[0], rest[1])).astype(np.float64)
+            params[key] = self.master[key]
+        new, state = self.optimizer.step(params, total)
+        written = {}
+        for key, value in new.items():
+            kind, *rest = key.split(":")
+            if kind == "w":
+                proj = self.host.projection(rest[0])
+                if self.config.weight_clip:
+                    fs = self.host.read_params(proj.post, "weight_full_scale")[None, :]
+                    value = np.clip(value, -fs, fs)
+                    new[key] = value
+                written[rest[0]] = self.host.write_weights(rest[0], value)
+            else:
+                written[(rest[0], rest[1])] = self.host.write_params(rest[0], rest[1], value)
+        return written, state, new
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, split: str = "test") -> float:
+        x, y = (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
+        record, _ = _merge_requests({}, self.netlist.record, self.host, self.config.output, self.config.decode)
+        correct = 0
+        bs = self.config.test_batch_size
+        snapshot_runs = self.host.runs_done
+        for start in range(0, len(y), bs):
+            idx = np.arange(start, min(start + bs, len(y)))
+            batch = self._batch(x, y, idx, training=False)
+            # evaluation noise comes from its own stream so evaluating never shifts training's noise
+            result = self.host.run(batch.inputs, batch=batch.size, record=record,
+                                   noise_seed=self.host.profile.noise_seed + 7919 * (1 + self.epoch) + start)
+            correct += int(np.sum(decode(result, self.config.output, self.config.decode) == batch.labels))
+        self.host.runs_done = snapshot_runs
+        return correct / len(y)
+
+    # ------------------------------------------------------------------ epochs and checkpoints
+    def fit(self) -> dict:
+        start = time.perf_counter()
+        cfg = self.config
+        while self.epoch < cfg.epochs:
+            epoch = self.epoch
+            self.rules.call("chipctl_epoch_started", epoch=epoch)
+            order = np.random.default_rng([cfg.seed, epoch]).permutation(len(self.y_train))
+            losses, correct, seen = [], 0, 0
+            n_batches = int(np.ceil(len(order) / cfg.batch_size))
+            t_epoch = time.perf_counter()
+            for i in range(n_batches):
+                self.rules.set_progress(epoch, i)
+                idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                out = self.train_step(self._batch(self.x_train, self.y_train, idx, training=True))
+                losses.append(out["loss"])
+                correct += out["correct"]
+                seen += out["n"]
+                if self.progress:
+                    self.progress((epoch + (i + 1) / n_batches) / cfg.epochs,
+                                  f"epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses):.3f} acc {correct / seen:.3f}")
+            metrics = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "train_accuracy": correct / seen,
+                       "epoch_wall_s": time.perf_counter() - t_epoch}
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                metrics["test_accuracy"] = self.evaluate("test")
+            for extra in self.rules.call("chipctl_epoch_finished", epoch=epoch, metrics=metrics).values():
+                if extra:
+                    metrics.update(extra)
+            self.history.append(metrics)
+            self.epoch = epoch + 1
+            if self.checkpoint_dir is not None:
+                self.save()
+        last = self.history[-1] if self.history else {}
+        return {"epochs": self.epoch, "train_accuracy": last.get("train_accuracy"),
+                "test_accuracy": last.get("test_accuracy"), "train_loss": last.get("train_loss"),
+                "wall_s": time.perf_counter() - start, "history": self.history}
+
+    def save(self) -> Path:
+        state = self.host.state
+        rule_states = {name: s for name, s in self.rules.call("chipctl_state").items() if s}
+        payload = {
+            "netlist": self.netlist.name,
+            "epoch": self.epoch,
+            "runs_done": self.host.runs_done,
+            "history_json": _json_list(self.history),
+            "chip": {"codes": dict(state.codes), "exc": dict(state.exc_code), "inh": dict(state.inh_code)},
+            "master": {k.replace(":", "|"): v for k, v in self.master.items()},
+            "adam_m": {k.replace(":", "|"): v for k, v in self.optimizer.m.items()},
+            "adam_v": {k.replace(":", "|"): v for k, v in self.optimizer.v.items()},
+            "adam_t": self.optimizer.t,
+            "rules": rule_states,
+        }
+        return save_checkpoint(self.checkpoint_dir, payload)
+
+    def resume(self) -> None:
+        from chip.errors import CheckpointError
+        import json
+
+        if self.checkpoint_dir is None:
+            raise CheckpointError("--resume needs a checkpoint directory (train.checkpoint or --checkpoint)")
+        data = load_checkpoint(self.checkpoint_dir)
+        if data.get("netlist") != self.netlist.name:
+            raise CheckpointError(f"{self.checkpoint_dir}: checkpoint of netlist {data.get('netlist')!r}, "
+                                  f"not {self.netlist.name!r}")
+        self.load_chip(data)
+        self.master = {k.replace("|", ":"): np.asarray(v) for k, v in data.get("master", {}).items()}
+        self.optimizer.load({"m": {k.replace("|", ":"): v for k, v in data.get("adam_m", {}).items()},
+                             "v": {k.replace("|", ":"): v for k, v in data.get("adam_v", {}).items()},
+                             "t": data.get("adam_t", 0)})
+        self.epoch = int(data["epoch"])
+        self.host.runs_done = int(data["runs_done"])
+        self.history = json.loads(data.get("history_json", "[]"))
+        for name, ctx in self.rules.contexts.items():
+            if name in data.get("rules", {}):
+                rule = self.rules.rules[name]
+                if hasattr(rule, "chipctl_load_state"):
+                    rule.chipctl_load_state(context=ctx, state=data["rules"][name])
+
+    def load_chip(self, data: dict) -> None:
+        """Put a checkpoint's chip configuration on this host (shapes must match)."""
+        from chip.errors import CheckpointError
+
+        chip = data["chip"]
+        state = self.host.state
+        try:
+            for k, v in chip["codes"].items():
+                state.codes[k][...] = v
+            for k, v in chip["exc"].items():
+                state.exc_code[k][...] = v
+            for k, v in chip["inh"].items():
+                state.inh_code[k][...] = v
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"{self.checkpoint_dir}: checkpoint does not fit this netlist ({exc})") from None
+        state.touch("checkpoint loaded")
+
+
+def _json_list(history):
+    import json
+
+    return json.dumps(history)
