@@ -362,40 +362,53 @@ class Emulator:
         return exit_at
 
     def _fifo(self, link, link_index: int, batch: np.ndarray, entry: np.ndarray):
-        """FIFO service per sample: departure times, drop flags and the longest wait."""
+        """FIFO service per sample: departure times, drop flags and the longest wait.
+
+        One server per link and sample, ``service`` µs per event. With events sorted by entry,
+        event j of a sample starts at j·σ + max(free, max_{i≤j}(e_i − i·σ)); the running max is
+        taken per sample at once by offsetting each sample's values above the previous one's.
+        """
         cap = link.capacity_per_cycle
         if not math.isfinite(cap):
             return entry.copy(), np.zeros(len(entry), dtype=bool), 0.0
         service = self.profile.clock_us / cap
-        depth = link.queue_depth
-        depart = np.empty(len(entry))
-        dropped = np.zeros(len(entry), dtype=bool)
-        max_wait = 0.0
-        for b in np.unique(batch):
-            sel = np.nonzero(batch == b)[0]
-            order = sel[np.argsort(entry[sel], kind="stable")]
-            e = entry[order]
-            free = self.link_free_at[link_index, b]
+        limit = link.queue_depth * service
+        free_at = self.link_free_at[link_index]
 
-            def serve(e_kept):
-                j = np.arange(len(e_kept))
-                start = np.maximum.accumulate(np.maximum(e_kept - j * service, free - 0 * service)) + j * service
-                return start + service
+        def serve(b, e):
+            order = np.lexsort((e, b))
+            bs, es = b[order], e[order]
+            n = len(es)
+            first = np.ones(n, dtype=bool)
+            first[1:] = bs[1:] != bs[:-1]
+            group = np.cumsum(first) - 1
+            starts = np.nonzero(first)[0]
+            j = np.arange(n) - starts[group]
+            free = free_at[bs]
+            x = np.maximum(es - j * service, np.where(np.isfinite(free), free, -np.inf))
+            x = np.where(np.isfinite(x), x, es - j * service)
+            big = float(x.max() - x.min()) + 1.0
+            run = np.maximum.accumulate(x + group * big) - group * big
+            start = run + j * service
+            out = np.empty(n)
+            out[order] = start
+            return out
 
-            d = serve(e)
-            wait = d - service - e
-            drop = wait > depth * service
-            if drop.any():
-                kept = ~drop
-                d_k = serve(e[kept])
-                d = np.full(len(e), np.nan)
-                d[kept] = d_k
-                wait = np.where(kept, d - service - e, 0.0)
-            depart[order] = d
-            dropped[order] = drop
-            if np.any(~drop):
-                self.link_free_at[link_index, b] = np.nanmax(d)
-                max_wait = max(max_wait, float(np.nanmax(np.where(drop, 0.0, wait))))
+        start = serve(batch, entry)
+        wait = start - entry
+        dropped = wait > limit
+        if dropped.any():
+            kept = ~dropped
+            start = np.full(len(entry), np.nan)
+            start[kept] = serve(batch[kept], entry[kept])
+            wait = np.where(kept, start - entry, 0.0)
+        depart = start + service
+        kept = ~dropped
+        if kept.any():
+            last = np.full(len(free_at), -np.inf)
+            np.maximum.at(last, batch[kept], depart[kept])
+            np.maximum(free_at, last, out=free_at)
+        max_wait = float(wait[kept].max()) if kept.any() else 0.0
         return depart, dropped, max_wait
 
     # ------------------------------------------------------------------ run
@@ -589,15 +602,20 @@ class Emulator:
             WE.append(full_e)
             WI.append(full_i)
         if offsets:
-            a = np.concatenate(offsets)
+            a_all = np.concatenate(offsets)
             WE = np.concatenate(WE, axis=1)
             WI = np.concatenate(WI, axis=1)
+            # sparse (neuron, event) pairs: a neuron only sees its own sample's events that hit it
+            pj, pk = np.nonzero((WE != 0) | (WI != 0))
+            pwe, pwi, pa = WE[pj, pk], WI[pj, pk], a_all[pk]
+            row_start = np.searchsorted(pj, np.arange(n_s))
+            has_pairs = len(pj) > 0
         else:
-            a = None
+            has_pairs = False
 
-        def kern(h, tau_syn, c, em):
+        def kern(h, tau_syn, c, em, tau_mem):
             if exact_limit:
-                return _kernel(h, tau_syn, tm.reshape(tau_syn.shape) if np.ndim(tau_syn) else tm)
+                return _kernel(h, tau_syn, tau_mem)
             return c * (np.exp(-h / tau_syn) - em)
 
         def trajectory(tau, s_free, v_start, with_noise=True):
@@ -605,27 +623,29 @@ class Emulator:
             s_col = s_free[:, None]
             ie_s = Ie0 * np.exp(-s_free / te)
             ii_s = Ii0 * np.exp(-s_free / ti)
-            via_current = None
-            if a is not None:
+            if has_pairs:
+                s_p = s_free[pj]
                 # events that arrived while the neuron was held at reset charge its current only
-                via_current = (a[None, :] < s_col) & (s_col > 0)
-                if via_current.any():
-                    age = np.maximum(s_col - a[None, :], 0.0)
-                    ie_s = ie_s + np.sum(WE * via_current * np.exp(-age / te[:, None]), axis=1)
-                    ii_s = ii_s + np.sum(WI * via_current * np.exp(-age / ti[:, None]), axis=1)
+                via = (pa < s_p) & (s_p > 0)
+                if via.any():
+                    age = np.maximum(s_p - pa, 0.0)
+                    ie_s = ie_s + np.bincount(pj, weights=pwe * via * np.exp(-age / te[pj]), minlength=n_s)
+                    ii_s = ii_s + np.bincount(pj, weights=pwi * via * np.exp(-age / ti[pj]), minlength=n_s)
             h = np.maximum(tau - s_col, 0.0)
             em = np.exp(-h / tm[:, None])
             v = (VL[:, None] + (v_start - VL)[:, None] * em
-                 + ie_s[:, None] * kern(h, te[:, None], ce[:, None], em)
-                 - ii_s[:, None] * kern(h, ti[:, None], ci[:, None], em))
-            if a is not None:
-                he = np.maximum(tau[:, :, None] - a[None, None, :], 0.0)  # (n_s, G, K)
-                em_e = np.exp(-he / tm[:, None, None])
-                contrib = (WE[:, None, :] * kern(he, te[:, None, None], ce[:, None, None], em_e)
-                           - WI[:, None, :] * kern(he, ti[:, None, None], ci[:, None, None], em_e))
-                if via_current is not None:
-                    contrib = contrib * ~via_current[:, None, :]
-                v = v + contrib.sum(axis=2)
+                 + ie_s[:, None] * kern(h, te[:, None], ce[:, None], em, tm[:, None])
+                 - ii_s[:, None] * kern(h, ti[:, None], ci[:, None], em, tm[:, None]))
+            if has_pairs:
+                he = np.maximum(tau[pj] - pa[:, None], 0.0)  # (pairs, G)
+                tmp = tm[pj][:, None]
+                em_p = np.exp(-he / tmp)
+                contrib = (pwe[:, None] * kern(he, te[pj][:, None], ce[pj][:, None], em_p, tmp)
+                           - pwi[:, None] * kern(he, ti[pj][:, None], ci[pj][:, None], em_p, tmp))
+                if via.any():
+                    contrib = contrib * ~via[:, None]
+                rows = np.unique(pj)
+                v[rows] += np.add.reduceat(contrib, row_start[rows], axis=0)
             if with_noise and noise is not None:
                 v = v + noise[:, None] * (tau / dt)
             return np.where(tau > s_col, v, np.where(s_col > 0, Vr[:, None], v_start[:, None]))

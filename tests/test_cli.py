@@ -1,0 +1,103 @@
+"""The command line as a user meets it: summaries, JSON, output files, one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+MALFORMED = sorted((HERE / "malformed").glob("*.yaml")) + sorted((HERE / "malformed_mapping").glob("*.yaml"))
+
+
+def _expectations(path: Path) -> tuple[str, int]:
+    lines = path.read_text().splitlines()
+    expect = re.match(r"# expect: (.*)", lines[0]).group(1).strip()
+    line = int(re.match(r"# line-of-error: (\d+)", lines[1]).group(1))
+    return expect, line
+
+
+def test_at_least_fifteen_malformed_netlists():
+    assert len(MALFORMED) >= 15
+
+
+@pytest.mark.parametrize("path", MALFORMED, ids=lambda p: p.stem)
+def test_malformed_netlist_gives_one_line_and_exit_2(path):
+    expect, line = _expectations(path)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    message = result.output.strip()
+    assert "\n" not in message, message
+    assert "Traceback" not in message
+    assert message.startswith(f"{path}:{line}:"), message
+    assert expect in message, message
+
+
+def test_run_on_malformed_netlist_also_exits_2_without_traceback():
+    bad = HERE / "malformed" / "bad_unit.yaml"
+    proc = subprocess.run([sys.executable, "-c", "import cli; cli.app()", "run", str(bad)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.output and "Traceback" not in result.output
+
+
+def test_run_json_summary_and_outputs(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(ROOT / "netlists/single_neuron.yaml"), "--json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    for key in ("dropped_events", "emulated_us", "wall_s"):
+        assert key in summary
+    pop = summary["populations"]["neuron"]
+    assert pop["spikes"] >= 1 and pop["rate_hz"] > 0
+    spikes = np.load(out / "spikes.npz")
+    assert len(spikes["neuron/time_us"]) == pop["spikes"]
+    traces = np.load(out / "traces.npz")
+    assert any(k.endswith("/codes") for k in traces.files)  # bss2: 8-bit ADC codes
+    assert json.loads((out / "summary.json").read_text())["populations"] == summary["populations"]
+
+
+def test_seed_options_change_noise_but_not_die(tmp_path):
+    args = ["run", str(ROOT / "netlists/yinyang_bss2.yaml"), "--json"]
+    a = json.loads(CliRunner().invoke(app, args).output)
+    b = json.loads(CliRunner().invoke(app, args).output)
+    c = json.loads(CliRunner().invoke(app, args + ["--noise-seed", "5"]).output)
+    assert a["populations"] == b["populations"]
+    assert a["populations"] != c["populations"]
+
+
+def test_overload_drops_on_bss2_and_not_on_ideal():
+    path = str(ROOT / "netlists/overload.yaml")
+    bss2 = json.loads(CliRunner().invoke(app, ["run", path, "--json"]).output)
+    ideal = json.loads(CliRunner().invoke(app, ["run", path, "--json", "--profile", "ideal"]).output)
+    assert bss2["dropped_events"] > 0
+    for link in bss2["links"]:
+        assert link["offered"] == link["delivered"] + link["dropped"]
+    assert ideal["dropped_events"] == 0
+    assert bss2["offered_events"] == pytest.approx(ideal["offered_events"], rel=0.01)
+
+
+def test_graph_and_schema(tmp_path):
+    result = CliRunner().invoke(app, ["graph", str(ROOT / "netlists/yinyang_bss2.yaml"), "--json",
+                                      "--graphml", str(tmp_path / "g.graphml")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["links"] and (tmp_path / "g.graphml").exists()
+    schema = json.loads(CliRunner().invoke(app, ["schema"]).output)
+    assert "populations" in schema["properties"]

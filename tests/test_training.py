@@ -1,0 +1,161 @@
+"""EventProp in the loop: its gradient against finite differences of the chip's loss, a small training
+run that must learn, and checkpoints that resume to the same final weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chip.errors import RuleError
+from chip.netlist_io import load_netlist, load_netlist_text
+from rules.api import Batch
+from rules.eventprop_math import first_spike_loss
+from rules.plugins import RuleSet
+from rules.training import Trainer
+
+FD_NETLIST = """
+name: eventprop_fd
+duration: 40 us
+chip:
+  profile: ideal
+  clock: 0.00001 ns      # a very fine clock: spike times are (almost) continuous
+  step: 0.05 us
+populations:
+  hidden: {size: 5, params: {tau_mem: 12 us, tau_syn: 6 us, tau_ref: 0 us}}
+  out: {size: 3, params: {tau_mem: 12 us, tau_syn: 6 us, tau_ref: 0 us}}
+inputs:
+  in: {size: 4, type: spikes, times: [[1 us], [3 us], [6 us], [2 us]]}
+projections:
+  in_hidden: {pre: in, post: hidden, sign: signed, weights: {array: WEIGHTS1}}
+  hidden_out: {pre: hidden, post: out, sign: signed, delay: 0.05 us, weights: {array: WEIGHTS2}}
+train: {input: in, output: out, rules: [eventprop]}
+"""
+
+
+def _fd_host():
+    rng = np.random.default_rng(5)
+    w1 = rng.uniform(1.0, 3.0, (4, 5))
+    w2 = rng.uniform(0.5, 2.0, (5, 3))
+    text = FD_NETLIST.replace("WEIGHTS1", str(w1.round(4).tolist())).replace("WEIGHTS2", str(w2.round(4).tolist()))
+    nl = load_netlist_text(text)
+    from chip.host import HostInterface
+
+    return nl, HostInterface(nl)
+
+
+def test_eventprop_gradient_matches_finite_differences_on_the_ideal_chip():
+    nl, host = _fd_host()
+    rules = RuleSet(["eventprop"], host=host, train=nl.train,
+                    options={"eventprop": {"tau0": 3.0, "tau1": 20.0, "alpha": 0.01, "min_drive": 1e-6}}, seed=0)
+    rules.call("chipctl_configure")
+    rule = rules.rules["eventprop"]
+    labels = np.array([1])
+    batch = Batch(inputs={}, labels=labels, indices=np.array([0]))
+
+    def loss_of(result):
+        first = result.spikes["out"].first_spike_times()
+        return first_spike_loss(first, labels, rule.tau0, rule.tau1, rule.alpha, result.duration_us)[0]
+
+    result = host.run()
+    counts = {p: result.spikes[p].counts() for p in ("hidden", "out")}
+    assert counts["out"].min() >= 1 and counts["hidden"].min() >= 1, counts
+    grads = rules.call("chipctl_gradients", batch=batch, result=result, loss_terms=[])["eventprop"].weights
+
+    eps = 1e-3  # loss changes ~1e-5: far above the 1e-8 µs clock quantization of spike times
+    checked = 0
+    for proj in ("in_hidden", "hidden_out"):
+        base = host.read_weights(proj)
+        for i, j in np.ndindex(base.shape):
+            losses = []
+            for sign in (1, -1):
+                w = base.copy()
+                w[i, j] += sign * eps
+                host.write_weights(proj, w)
+                r = host.run()
+                same = all(np.array_equal(r.spikes[p].counts(), counts[p]) for p in counts)
+                losses.append(loss_of(r) if same else None)
+            host.write_weights(proj, base)
+            if None in losses:
+                continue  # the perturbation added or removed a spike: no derivative there
+            fd = (losses[0] - losses[1]) / (2 * eps)
+            g = grads[proj][i, j]
+            assert abs(g - fd) <= 1e-3 * abs(fd) + 1e-6, (proj, i, j, g, fd)
+            checked += 1
+    assert checked >= 25
+
+
+def _small_yinyang(tmp_path, profile="ideal", epochs=2, train_size=320):
+    nl = load_netlist("netlists/yinyang_ideal.yaml", profile=profile)
+    train = dict(nl.train)
+    train.update(train_size=train_size, test_size=200, epochs=epochs, batch_size=32, test_batch_size=200,
+                 checkpoint=str(tmp_path / "ck"))
+    return nl.replace(train=train)
+
+
+def test_small_training_run_learns(tmp_path):
+    nl = _small_yinyang(tmp_path, epochs=3, train_size=640)
+    trainer = Trainer(nl)
+    before = trainer.evaluate("test")
+    metrics = trainer.fit()
+    assert metrics["test_accuracy"] >= 0.55, metrics["history"]
+    assert metrics["test_accuracy"] > before + 0.1, (before, metrics["history"])
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    full = Trainer(_small_yinyang(tmp_path / "a", epochs=2, train_size=96))
+    full.fit()
+
+    class Killed(Exception):
+        pass
+
+    first = Trainer(_small_yinyang(tmp_path / "b", epochs=2, train_size=96))
+    original = first.train_step
+    calls = {"n": 0}
+
+    def dying_step(batch):
+        calls["n"] += 1
+        if calls["n"] > 3:  # 3 batches per epoch: die in the middle of the second epoch
+            raise Killed()
+        return original(batch)
+
+    first.train_step = dying_step
+    with pytest.raises(Killed):
+        first.fit()
+    resumed = Trainer(_small_yinyang(tmp_path / "b", epochs=2, train_size=96))
+    resumed.resume()
+    assert resumed.epoch == 1
+    resumed.fit()
+    for proj in ("in_hidden", "hidden_out"):
+        np.testing.assert_array_equal(resumed.host.read_weights(proj), full.host.read_weights(proj))
+    assert resumed.history == pytest.approx(full.history, rel=0, abs=0) or [
+        {k: v for k, v in h.items() if k != "epoch_wall_s"} for h in resumed.history] == [
+        {k: v for k, v in h.items() if k != "epoch_wall_s"} for h in full.history]
+
+
+class _Exploding:
+    name = "exploding"
+    description = "writes weights, then raises"
+
+    def chipctl_run_finished(self, context, batch, result):
+        w = context.host.read_weights("in_hidden")
+        context.host.write_weights("in_hidden", w + 0.5)
+        raise ValueError("boom")
+
+
+def test_a_raising_rule_is_named_and_its_writes_roll_back(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("exploding_rule_for_test")
+    module.Exploding = _Exploding
+    monkeypatch.setitem(sys.modules, "exploding_rule_for_test", module)
+    trainer = Trainer(_small_yinyang(tmp_path, epochs=1, train_size=32),
+                      extra_rules=("exploding_rule_for_test:Exploding",))
+    before = {p: trainer.host.read_weights(p) for p in ("in_hidden", "hidden_out")}
+    runs_before = trainer.host.runs_done
+    with pytest.raises(RuleError, match="exploding.*chipctl_run_finished.*boom"):
+        trainer.fit()
+    for p, w in before.items():
+        np.testing.assert_array_equal(trainer.host.read_weights(p), w)
+    assert trainer.host.runs_done == runs_before
+    assert trainer.optimizer.t == 0
