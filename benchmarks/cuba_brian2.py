@@ -4,7 +4,7 @@
 Standalone: depends only on brian2 and numpy (plus the standard library's
 json, time, argparse, sys).  Run with the Python of a venv that has Brian2:
 
-    /work/peers/brian2-venv/bin/python benchmarks/cuba_brian2.py [--target cython|numpy]
+    brian2-venv/bin/python benchmarks/cuba_brian2.py [--target cython|numpy]
         [--seed N] [--duration-ms MS]
 
 The model is the classic Brian2 CUBA example (Vogels & Abbott 2005,
