@@ -1,0 +1,446 @@
+"""Rule plugins end to end: the STDP example rule, entry points, failing and ad hoc rules, the docs.
+
+Everything here goes through the public paths a rule author uses: ``rules.plugins.RuleSet``,
+``rules.training.Trainer``, the ``chipctl`` CLI (in a subprocess), ``chip.host.HostInterface``.
+Nothing is pip-installed: the third-party entry point is declared by a ``*.dist-info`` directory
+in ``tmp_path`` that a subprocess finds on its ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chip.errors import RuleError
+from chip.host import HostInterface
+from chip.netlist import Record
+from chip.netlist_io import load_netlist, load_netlist_text
+from rules.api import Batch, Rule, RunRequest
+from rules.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from rules.hookspecs import hookimpl
+from rules.plugins import RuleSet
+from rules.training import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_DIR = REPO / "examples" / "stdp_rule"
+EXAMPLE_FILE = EXAMPLE_DIR / "chipctl_pair_stdp.py"
+DOCS = REPO / "docs"
+
+# Two pre channels onto two post neurons (one-to-one, weak), plus a strong "teacher" input that
+# makes each post neuron fire once: post 0 fires ~2.7 µs AFTER its pre spike (causal pairing),
+# post 1 ~5 µs BEFORE its pre spike (anti-causal).
+STDP_NETLIST = """
+name: stdp_pairs
+duration: 30 us
+batch: 2
+chip: {{profile: {profile}}}
+populations:
+  post: {{size: 2, params: {{tau_mem: 5 us, tau_syn: 2 us, tau_ref: 10 us, weight_full_scale: 8}}}}
+inputs:
+  pre:   {{size: 2, type: spikes, times: [[10 us], [16 us]]}}
+  drive: {{size: 2, type: spikes, times: [[12 us], [10 us]]}}
+projections:
+  plastic: {{pre: pre, post: post, connectivity: one_to_one, weights: 0.5}}
+  teacher: {{pre: drive, post: post, connectivity: one_to_one, weights: 8}}
+"""
+
+# Yin-Yang with duplicate 1 (5 input channels) onto 3 output neurons, one projection, ideal chip.
+TRAIN_NETLIST = """
+name: yinyang_rules
+duration: 30 us
+chip: {{profile: ideal, step: 0.2 us}}
+populations:
+  out: {{size: 3, params: {{tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, weight_full_scale: 4}}}}
+inputs:
+  in: {{size: 5, type: spikes, times: [[], [], [], [], []]}}
+projections:
+  in_out: {{pre: in, post: out, weights: {{uniform: {{low: 0.5, high: 1.5}}, seed: 3}}}}
+train:
+  task: yinyang
+  input: in
+  output: out
+  rules: {rules}
+  options:
+    pair_stdp: {{projection: in_out, eta: 0.05}}
+    exploding: {{fail_epoch: {fail_epoch}}}
+  encoding: {{duplicate: 1}}
+  epochs: {epochs}
+  batch_size: 32
+  train_size: {train_size}
+  test_size: 32
+  seed: 0
+"""
+
+
+def train_netlist_text(rules, *, epochs=1, train_size=64, fail_epoch=0) -> str:
+    return TRAIN_NETLIST.format(rules=json.dumps(list(rules)), epochs=epochs, train_size=train_size,
+                                fail_epoch=fail_epoch)
+
+
+# ------------------------------------------------------------------------------ in-test rules
+class ExplodingRule(Rule):
+    """Writes weights in chipctl_run_finished, then raises: its batch must be rolled back."""
+
+    name = "exploding"
+    description = "Test rule: writes, then raises ValueError."
+    options = {"projection": ("in_out", "projection to write"),
+               "fail_epoch": (0, "raise from this epoch on (earlier epochs write and succeed)")}
+
+    @hookimpl
+    def chipctl_run_finished(self, context, batch, result):
+        host, proj = context.host, context.options["projection"]
+        host.write_weights(proj, host.read_weights(proj) + 0.25)
+        if context.epoch >= context.options["fail_epoch"]:
+            raise ValueError("boom after a write")
+
+
+class Recorder(Rule):
+    """Records the hooks it sees, asks for a timer, keeps a little state for checkpoints."""
+
+    name = "recorder"
+    description = "Test rule: records hook calls."
+    options = {"timer_us": (10.0, "plasticity timer period")}
+
+    def __init__(self):
+        self.calls: list[str] = []
+        self.loaded = None
+
+    @hookimpl
+    def chipctl_configure(self, context):
+        self.calls.append("chipctl_configure")
+
+    @hookimpl
+    def chipctl_epoch_started(self, context, epoch):
+        self.calls.append("chipctl_epoch_started")
+
+    @hookimpl
+    def chipctl_run_request(self, context, batch):
+        self.calls.append("chipctl_run_request")
+        return RunRequest(timer_us=context.options["timer_us"])
+
+    @hookimpl
+    def chipctl_during_run(self, context, t_us):
+        self.calls.append("chipctl_during_run")
+
+    @hookimpl
+    def chipctl_run_finished(self, context, batch, result):
+        self.calls.append("chipctl_run_finished")
+
+    @hookimpl
+    def chipctl_loss_terms(self, context, batch, result):
+        self.calls.append("chipctl_loss_terms")
+
+    @hookimpl
+    def chipctl_gradients(self, context, batch, result, loss_terms):
+        self.calls.append("chipctl_gradients")
+
+    @hookimpl
+    def chipctl_after_update(self, context, batch, written):
+        self.calls.append("chipctl_after_update")
+
+    @hookimpl
+    def chipctl_epoch_finished(self, context, epoch, metrics):
+        self.calls.append("chipctl_epoch_finished")
+        return {"recorder_calls": len(self.calls)}
+
+    @hookimpl
+    def chipctl_state(self, context):
+        self.calls.append("chipctl_state")
+        return {"calls": len(self.calls), "trace": np.arange(3.0)}
+
+    @hookimpl
+    def chipctl_load_state(self, context, state):
+        self.loaded = state
+
+
+# ------------------------------------------------------------------------------ helpers
+def _env(*paths) -> dict:
+    env = dict(os.environ)
+    env.pop("CHIPCTL_PROGRESS", None)
+    parts = [str(p) for p in paths] + [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    return env
+
+
+def _chipctl(*args, env: dict, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "import cli; cli.app()", *map(str, args)], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _fake_install(site: Path) -> Path:
+    """What `pip install` of examples/stdp_rule leaves for importlib.metadata: a dist-info
+    directory declaring the entry point (the module itself comes from EXAMPLE_DIR)."""
+    info = site / "chipctl_pair_stdp-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: chipctl-pair-stdp\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[chipctl.rules]\npair_stdp = chipctl_pair_stdp:PairSTDP\n")
+    return site
+
+
+def _expected_correlations(result, host, projection):
+    """Causal / acausal sensor sums recomputed from the spike times the run returned."""
+    info = host.projection(projection)
+    tau = host.profile.correlation_tau_us
+    causal = np.zeros((result.batch, *info.shape))
+    acausal = np.zeros_like(causal)
+    for b in range(result.batch):
+        pre = result.inputs[info.pre].trains(b)
+        post = result.spikes[info.post].trains(b)
+        for i, j in zip(*np.nonzero(info.mask)):
+            for ta in pre[i] + info.delay_us[i]:  # the sensor sees the event when it reaches the synapse
+                for tp in post[j]:
+                    if ta < tp:
+                        causal[b, i, j] += np.exp(-(tp - ta) / tau)
+                    elif tp < ta:
+                        acausal[b, i, j] += np.exp(-(ta - tp) / tau)
+    return causal, acausal
+
+
+# ------------------------------------------------------------------------------ 1. the example rule
+@pytest.mark.parametrize("profile", ["ideal", "bss2"])
+def test_pair_stdp_potentiates_causal_and_depresses_acausal(profile, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE_DIR))
+    host = HostInterface(load_netlist_text(STDP_NETLIST.format(profile=profile)))
+    opts = {"projection": "plastic", "eta": 0.5, "a_plus": 1.0, "a_minus": 2.0}
+    rules = RuleSet(["chipctl_pair_stdp:PairSTDP"], host=host, train={"input": "pre", "output": "post"},
+                    options={"pair_stdp": opts}, seed=0)
+    assert list(rules.rules) == ["pair_stdp"]
+    assert rules.contexts["pair_stdp"].options == opts
+
+    rules.call("chipctl_configure")
+    batch = Batch(inputs={}, labels=np.zeros(2, dtype=np.int64), indices=np.arange(2))
+    request = rules.call("chipctl_run_request", batch=batch)["pair_stdp"]
+    assert request.correlations == ("plastic",)
+    w0 = host.read_weights("plastic")
+    result = host.run(batch=2, record=Record(spikes=("post",), correlations=request.correlations))
+    rules.call("chipctl_run_finished", batch=batch, result=result)
+    w1 = host.read_weights("plastic")
+
+    # the pairing is what the netlist sets up: one post spike each, 0 after its pre, 1 before
+    for b in range(2):
+        post = result.spikes["post"].trains(b)
+        assert [len(t) for t in post] == [1, 1]
+        assert 10.0 < post[0][0] < 14.0 and 10.0 < post[1][0] < 14.0
+
+    # the sensors measured exp(-Δt/τ) of those pairs (within the sensor's quantization)
+    corr = result.correlations["plastic"]
+    causal, acausal = _expected_correlations(result, host, "plastic")
+    sensor_tol = 1e-9 if host.profile.correlation_bits is None else \
+        host.profile.correlation_full_scale / (2 ** host.profile.correlation_bits - 1) / 2 + 1e-9
+    np.testing.assert_allclose(corr.causal, causal, atol=sensor_tol)
+    np.testing.assert_allclose(corr.acausal, acausal, atol=sensor_tol)
+    assert causal[:, 0, 0].min() > 0.3 and acausal[:, 0, 0].max() == 0.0
+    assert acausal[:, 1, 1].min() > 0.2 and causal[:, 1, 1].max() == 0.0
+
+    # Δw = eta (a_plus causal - a_minus acausal), batch mean, written within one weight step
+    dw = opts["eta"] * (opts["a_plus"] * corr.causal - opts["a_minus"] * corr.acausal).mean(axis=0)
+    step = host.weight_step("plastic")
+    tol = 1e-9 if step is None else step.max() / 2 + 1e-9
+    np.testing.assert_allclose(w1, w0 + dw, atol=tol)
+    assert w1[0, 0] > w0[0, 0] + 0.2  # causal synapse potentiated
+    assert w1[1, 1] < w0[1, 1] - 0.2  # anti-causal synapse depressed
+    assert w1[0, 1] == w1[1, 0] == 0.0  # no synapse there: nothing written
+
+
+def test_pair_stdp_needs_a_projection(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE_DIR))
+    host = HostInterface(load_netlist_text(STDP_NETLIST.format(profile="ideal")))
+    rules = RuleSet(["chipctl_pair_stdp:PairSTDP"], host=host, train={}, options={}, seed=0)
+    with pytest.raises(RuleError) as err:
+        rules.call("chipctl_configure")
+    assert err.value.plugin == "pair_stdp" and err.value.hook == "chipctl_configure"
+    assert str(err.value) == ("rule 'pair_stdp' in chipctl_configure: option projection: "
+                              "expected one of plastic, teacher, got None")
+    with pytest.raises(RuleError, match=r"rule 'pair_stdp': unknown option\(s\) etaa; known: a_minus, a_plus, eta"):
+        RuleSet(["chipctl_pair_stdp:PairSTDP"], host=host, train={}, options={"pair_stdp": {"etaa": 1}}, seed=0)
+
+
+class BadOption(Rule):
+    """Raises chipctl's RuleError itself, without saying who it is."""
+
+    name = "bad_option"
+
+    @hookimpl
+    def chipctl_configure(self, context):
+        raise RuleError("option x: expected a number")
+
+
+def test_rule_error_raised_by_a_rule_is_named():
+    host = HostInterface(load_netlist_text(STDP_NETLIST.format(profile="ideal")))
+    rules = RuleSet([f"{__name__}:BadOption"], host=host, train={}, options={}, seed=0)
+    with pytest.raises(RuleError) as err:
+        rules.call("chipctl_configure")
+    assert str(err.value) == "rule 'bad_option' in chipctl_configure: option x: expected a number"
+
+
+# ------------------------------------------------------------------------------ 2. entry points
+def test_entry_point_rule_is_listed_and_trains(tmp_path):
+    env = _env(_fake_install(tmp_path / "site"), EXAMPLE_DIR)
+    listed = _chipctl("rules", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rules = {item["name"]: item for item in json.loads(listed.stdout)}
+    assert "eventprop" in rules
+    stdp = rules["pair_stdp"]
+    assert stdp["target"] == "chipctl_pair_stdp:PairSTDP" and "error" not in stdp
+    assert set(stdp["options"]) == {"projection", "eta", "a_plus", "a_minus"}
+
+    net = tmp_path / "net.yaml"
+    net.write_text(train_netlist_text(["pair_stdp"]))
+    ck = tmp_path / "ck"
+    trained = _chipctl("train", net, "--checkpoint", ck, "--json", env=env)
+    assert trained.returncode == 0, trained.stderr
+    out = json.loads(trained.stdout)
+    assert out["epochs"] == 1 and out["checkpoint"] == str(ck)
+
+    initial = HostInterface(load_netlist(net)).state.exc_code["in_out"]
+    final = load_checkpoint(ck)["chip"]["exc"]["in_out"]
+    assert final.shape == initial.shape and np.all(np.isfinite(final))
+    assert not np.array_equal(final, initial), "pair_stdp trained but no weight changed"
+
+
+# ------------------------------------------------------------------------------ 3. a failing rule
+def test_failing_rule_is_named_and_its_batch_rolled_back(tmp_path):
+    # epoch 0 writes and succeeds, epoch 1 writes and raises
+    netlist = load_netlist_text(train_netlist_text([f"{__name__}:ExplodingRule"], epochs=2, train_size=32,
+                                                   fail_epoch=1))
+    ck = tmp_path / "ck"
+    trainer = Trainer(netlist, checkpoint=ck)
+    assert trainer.rules.contexts["exploding"].options["fail_epoch"] == 1
+    w0 = trainer.host.read_weights("in_out")
+
+    with pytest.raises(RuleError) as err:
+        trainer.fit()
+    message = str(err.value)
+    assert err.value.plugin == "exploding" and err.value.hook == "chipctl_run_finished"
+    assert "'exploding'" in message and "chipctl_run_finished" in message and "ValueError: boom" in message
+
+    # epoch 0's write stands, epoch 1's (the failing batch's) is rolled back ...
+    np.testing.assert_allclose(trainer.host.read_weights("in_out"), w0 + 0.25, atol=1e-12)
+    # ... and the checkpoint of epoch 0 is loadable and holds exactly the chip as it is now
+    data = load_checkpoint(ck)
+    assert int(data["epoch"]) == 1
+    np.testing.assert_array_equal(data["chip"]["exc"]["in_out"], trainer.host.state.exc_code["in_out"])
+    assert int(data["runs_done"]) == trainer.host.runs_done  # the failed run does not count either
+
+
+def test_failing_rule_in_train_step_rolls_back_everything():
+    netlist = load_netlist_text(train_netlist_text([f"{__name__}:ExplodingRule"], train_size=32))
+    trainer = Trainer(netlist)
+    host = trainer.host
+    before, runs = host.snapshot(), host.runs_done
+    batch = trainer._batch(trainer.x_train, trainer.y_train, np.arange(8), training=True)
+    with pytest.raises(RuleError, match=r"rule 'exploding' in chipctl_run_finished: ValueError"):
+        trainer.train_step(batch)
+    for name in ("in_out",):
+        np.testing.assert_array_equal(host.state.exc_code[name], before.exc_code[name])
+    assert host.runs_done == runs
+
+
+def test_failing_rule_via_cli_is_one_line_exit_2(tmp_path):
+    net = tmp_path / "net.yaml"
+    net.write_text(train_netlist_text(["chipctl_pair_stdp:PairSTDP"], train_size=32))
+    ck = tmp_path / "ck"
+    proc = _chipctl("train", net, "--rule", "tests.test_rules:ExplodingRule", "--checkpoint", ck,
+                    env=_env(EXAMPLE_DIR))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "rule 'exploding' in chipctl_run_finished" in lines[0] and "ValueError: boom after a write" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (ck / CHECKPOINT_FILE).exists()  # failed in its first batch: no checkpoint was written
+
+
+# ------------------------------------------------------------------------------ 4. ad hoc rules, hook order
+def test_extra_rule_by_module_class(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE_DIR))
+    netlist = load_netlist_text(train_netlist_text([f"{__name__}:Recorder"]))
+    trainer = Trainer(netlist, extra_rules=("chipctl_pair_stdp:PairSTDP",))
+    assert list(trainer.rules.rules) == ["recorder", "pair_stdp"]
+    assert trainer.rules.contexts["pair_stdp"].options["projection"] == "in_out"  # from train.options.pair_stdp
+    w0 = trainer.host.read_weights("in_out")
+    trainer.fit()
+    assert not np.array_equal(trainer.host.read_weights("in_out"), w0)
+
+
+def test_unknown_rule_names_the_choices():
+    netlist = load_netlist_text(train_netlist_text(["no_such_rule"]))
+    with pytest.raises(RuleError, match=r"unknown rule 'no_such_rule'.*module:Class"):
+        Trainer(netlist)
+    netlist = load_netlist_text(train_netlist_text(["no_such_module_xyz:Rule"]))
+    with pytest.raises(RuleError, match=r"cannot import 'no_such_module_xyz'"):
+        Trainer(netlist)
+
+
+def test_hook_order_epoch_metrics_and_rule_state(tmp_path):
+    netlist = load_netlist_text(train_netlist_text([f"{__name__}:Recorder"], epochs=1, train_size=64))
+    ck = tmp_path / "ck"
+    trainer = Trainer(netlist, checkpoint=ck)
+    metrics = trainer.fit()
+    calls = trainer.rules.rules["recorder"].calls
+    squeezed = [c for i, c in enumerate(calls) if i == 0 or c != calls[i - 1]]  # timer calls come in runs
+    per_batch = ["chipctl_run_request", "chipctl_during_run", "chipctl_run_finished", "chipctl_loss_terms",
+                 "chipctl_gradients", "chipctl_after_update"]
+    assert squeezed == (["chipctl_configure", "chipctl_epoch_started"] + per_batch * 2
+                        + ["chipctl_epoch_finished", "chipctl_state"])
+    assert calls.count("chipctl_during_run") == 2 * 3  # 30 µs runs, timer every 10 µs, 2 batches
+    assert metrics["history"][0]["recorder_calls"] == len(calls) - 1  # returned before chipctl_state
+
+    again = Trainer(netlist, checkpoint=ck, epochs=2)
+    again.resume()
+    loaded = again.rules.rules["recorder"].loaded
+    assert int(loaded["calls"]) == len(calls)
+    np.testing.assert_array_equal(loaded["trace"], np.arange(3.0))
+    assert again.epoch == 1
+
+
+# ------------------------------------------------------------------------------ the docs
+def _code_blocks(text: str, lang: str) -> list[str]:
+    return re.findall(rf"^```{lang}\n(.*?)^```$", text, flags=re.S | re.M)
+
+
+def test_writing_a_rule_shows_the_example_file_verbatim():
+    blocks = _code_blocks((DOCS / "writing-a-rule.md").read_text(encoding="utf-8"), "python")
+    source = EXAMPLE_FILE.read_text(encoding="utf-8")
+    assert source in blocks, "docs/writing-a-rule.md must contain examples/stdp_rule/chipctl_pair_stdp.py verbatim"
+    toml = (EXAMPLE_DIR / "pyproject.toml").read_text(encoding="utf-8")
+    assert toml in _code_blocks((DOCS / "writing-a-rule.md").read_text(encoding="utf-8"), "toml")
+
+
+@pytest.mark.parametrize("doc", ["host-interface.md", "writing-a-rule.md"])
+def test_doc_examples_run(doc, monkeypatch):
+    """The doc's ```python blocks are definitions: executed first, into one namespace; then every
+    ```pycon block, in order, runs as one doctest session in that namespace."""
+    monkeypatch.syspath_prepend(str(EXAMPLE_DIR))
+    monkeypatch.chdir(REPO)  # examples name files like netlists/single_neuron.yaml
+    text = (DOCS / doc).read_text(encoding="utf-8")
+    globs: dict = {"__name__": f"doc_{doc.replace('-', '_').replace('.', '_')}"}
+    for i, block in enumerate(_code_blocks(text, "python")):
+        exec(compile(block, f"{doc}[python block {i}]", "exec"), globs)
+    blocks = _code_blocks(text, "pycon")
+    assert blocks, f"{doc} has no pycon examples"
+    test = doctest.DocTestParser().get_doctest("\n".join(blocks), globs, doc, str(DOCS / doc), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    out = []
+    runner.run(test, out=out.append)
+    assert runner.failures == 0, "".join(out)
+    assert runner.tries >= 5
+
+
+def test_writing_a_rule_netlists_load_and_parse():
+    from rules.training import parse_train
+
+    blocks = _code_blocks((DOCS / "writing-a-rule.md").read_text(encoding="utf-8"), "yaml")
+    assert blocks
+    for block in blocks:
+        netlist = load_netlist_text(block, filename="<writing-a-rule.md>")
+        config = parse_train(netlist)
+        assert config.rules and config.input in netlist.inputs and config.output in netlist.populations
+        HostInterface(netlist)  # and it fits the chip
