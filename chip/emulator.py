@@ -135,6 +135,8 @@ class _Unit:
     last_link: np.ndarray    # (n_pre,) index of the last link of each pre neuron's route (-1: no link model)
     delay_us: float
     size: int
+    # (projection, first column of that projection in this unit) for every projection merged in
+    parts: tuple = ()
 
 
 @dataclass
@@ -279,8 +281,37 @@ class Emulator:
                     decay_inh=None if wi is None else _Decay(self.ti[gidx], self.tm[gidx], clock, dt),
                     latency_us=lat_cycles * clock, last_link=last, delay_us=proj.delay_us, size=b - a,
                 )
-                self.units_of_source.setdefault(proj.pre, []).append(len(self.units))
+                unit.parts = ((name, a),)
                 self.units.append(unit)
+        if not self.link_model:
+            self.units = self._merge_units(self.units, clock, dt)
+        for i, unit in enumerate(self.units):
+            self.units_of_source.setdefault(unit.pre, []).append(i)
+
+    def _merge_units(self, units, clock, dt):
+        """Fuse units that share source, delay and latencies and feed adjacent neurons (e.g. E→E
+        and E→I): one weight matrix, so each step delivers and checks them with one set of calls."""
+        merged: list[_Unit] = []
+        for unit in sorted(units, key=lambda u: (u.pre, u.delay_us, u.post_start)):
+            last = merged[-1] if merged else None
+            if (last is not None and last.pre == unit.pre and last.delay_us == unit.delay_us
+                    and last.post_start + last.size == unit.post_start
+                    and (last.w_exc is None) == (unit.w_exc is None) and (last.w_inh is None) == (unit.w_inh is None)
+                    and np.array_equal(last.latency_us, unit.latency_us)):
+                gidx = np.arange(last.post_start, unit.post_start + unit.size)
+                we = None if unit.w_exc is None else np.hstack([last.w_exc, unit.w_exc])
+                wi = None if unit.w_inh is None else np.hstack([last.w_inh, unit.w_inh])
+                merged[-1] = _Unit(
+                    projection=last.projection, pre=last.pre, pre_is_input=last.pre_is_input,
+                    post_start=last.post_start, post_cols=slice(0, last.size + unit.size), w_exc=we, w_inh=wi,
+                    decay_exc=None if we is None else _Decay(self.te[gidx], self.tm[gidx], clock, dt),
+                    decay_inh=None if wi is None else _Decay(self.ti[gidx], self.tm[gidx], clock, dt),
+                    latency_us=last.latency_us, last_link=last.last_link, delay_us=last.delay_us,
+                    size=last.size + unit.size,
+                    parts=last.parts + tuple((name, start + last.size) for name, start in unit.parts))
+            else:
+                merged.append(unit)
+        return merged
 
     def _route_latency(self, proj, half):
         groups = np.asarray(proj.pre_group)
@@ -458,6 +489,7 @@ class Emulator:
         spikes_b, spikes_n, spikes_c = [], [], []
         traces = self._trace_setup(record, B, dt)
         corr = self._corr_setup(record, B)
+        self._live_corr = corr
         timer_every = None
         if timer is not None:
             timer_every = max(1, int(round(timer[0] / dt)))
@@ -787,7 +819,7 @@ class Emulator:
     def _trace_setup(self, record: Record, B: int, dt: float):
         traces = []
         for rec in record.membrane:
-            every = max(1, int(round(rec.period_us / dt)))
+            every = max(1, int(math.ceil(rec.period_us / dt - 1e-9)))  # never faster than asked
             idx = self.pop_offset[rec.population] + np.asarray(rec.neurons, dtype=np.int64)
             traces.append({"record": rec, "every": every, "idx": idx, "times": [], "values": []})
         return traces
@@ -823,9 +855,15 @@ class Emulator:
         return corr
 
     def _corr_pre(self, corr, unit, b, pre, ta, t1):
-        c = corr.get(unit.projection)
-        if c is None or unit.post_cols.start != 0:
-            return  # one unit per projection feeds the sensor (events reach every unit alike)
+        for name, _ in unit.parts:
+            c = corr.get(name)
+            # one unit per projection feeds the sensor (events reach every unit alike): the one
+            # holding the projection's first post neuron
+            if c is not None and self.pop_offset[self.mapped.projections[name].post] >= unit.post_start and \
+                    self.pop_offset[self.mapped.projections[name].post] < unit.post_start + unit.size:
+                self._corr_pre_one(c, b, pre, ta, t1)
+
+    def _corr_pre_one(self, c, b, pre, ta, t1):
         tau = self.profile.correlation_tau_us
         # acausal: presynaptic event meets the postsynaptic trace (post before pre), decayed to arrival
         back = np.exp(-(t1 - ta) / tau)
@@ -852,7 +890,20 @@ class Emulator:
             c["pre_trace"] *= factor
             c["post_trace"] *= factor
 
+    def live_correlations(self, projection: str, *, reset: bool):
+        corr = getattr(self, "_live_corr", None) or {}
+        c = corr.get(projection)
+        if c is None:
+            return None
+        mask = self.mapped.projections[projection].mask
+        out = (c["causal"] * mask, c["acausal"] * mask)
+        if reset:
+            c["causal"][...] = 0.0
+            c["acausal"][...] = 0.0
+        return out
+
     def _corr_finish(self, corr):
+        self._live_corr = None
         out = {}
         for name, c in corr.items():
             mask = self.mapped.projections[name].mask

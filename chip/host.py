@@ -198,9 +198,9 @@ class HostInterface:
 
     def write_weights(self, projection: str, values, *, mask: np.ndarray | None = None) -> np.ndarray:
         """Write signed weights (n_pre, n_post) in model units where the projection has synapses
-        (and ``mask`` is True). Values are clipped to ±weight_full_scale of the post neuron and
-        quantized to the profile's weight bits; weights of the wrong sign for an excitatory or
-        inhibitory projection are clipped to 0. Returns the weights as now stored (full matrix)."""
+        (and ``mask`` is True). On quantized profiles values are clipped to ±weight_full_scale of
+        the post neuron and quantized to the profile's weight bits (float profiles store them as
+        given); weights of the wrong sign for an excitatory or inhibitory projection become 0. Returns the weights as now stored (full matrix)."""
         proj = self._proj(projection)
         values = np.asarray(values, dtype=np.float64)
         if values.shape != proj.mask.shape:
@@ -322,7 +322,7 @@ class HostInterface:
         duration_us = nl.duration_us if duration_us is None else float(duration_us)
         if not duration_us > 0:
             raise RunError("duration must be positive")
-        record = nl.record if record is None else record
+        record = nl.record if record is None else self._check_record(record)
         events = {}
         for name, source in nl.inputs.items():
             if name in inputs:
@@ -338,6 +338,33 @@ class HostInterface:
                                 initial_v=self._initial_v(batch))
         self.runs_done += 1
         return self._result(raw, events, duration_us)
+
+    def _check_record(self, record: Record) -> Record:
+        """A record asked for at run time gets the same checks as a netlist's (as a RunError)."""
+        from .errors import MappingError
+        from .mapping import _check_records
+
+        for name in record.spikes:
+            if name not in self.mapped.populations:
+                raise RunError(f"cannot record spikes of unknown population {name!r}")
+        for name in record.correlations:
+            if name not in self.mapped.projections:
+                raise RunError(f"cannot read correlation sensors of unknown projection {name!r}")
+        try:
+            _check_records(dataclasses.replace(self.netlist, record=record), self.mapped.populations)
+        except MappingError as exc:
+            raise RunError(f"{exc.field}: {exc.message}") from None
+        return record
+
+    def read_correlations(self, projection: str, *, reset: bool = True) -> Correlation:
+        """During a run (from a timer callback): the correlation sensors of a recorded projection
+        accumulated since the run started or since the last reset, as the plasticity processor
+        reads them; ``reset`` clears them afterwards, as reading does on the chip."""
+        live = self.emulator.live_correlations(projection, reset=reset)
+        if live is None:
+            raise RunError(f"no sensors of {projection!r} are being recorded in a running batch "
+                           "(ask for them in the run's record, e.g. a rule's RunRequest.correlations)")
+        return self._sensor(*live)
 
     def _initial_v(self, batch: int) -> np.ndarray | None:
         inits = {name: pop for name, pop in self.netlist.populations.items() if getattr(pop, "v_init", None) is not None}

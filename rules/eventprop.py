@@ -34,6 +34,8 @@ class EventProp(Rule):
         "alpha": (3e-3, "weight of the early-spike regulariser"),
         "t_max": (None, "time (µs) assigned to silent output neurons (default: the run's duration)"),
         "min_drive": (1e-2, "clip of I - theta at spikes (relative to theta), guards grazing spikes"),
+        "revive": (0.0, "heuristic, not part of the exact gradient: push up the input weights of output "
+                        "neurons that stayed silent in a sample (EventProp has no gradient through them)"),
     }
 
     @hookimpl
@@ -60,6 +62,7 @@ class EventProp(Rule):
         self.tau1 = float(opts["tau1"]) if opts["tau1"] is not None else 8.0 * tau_syn
         self.alpha = float(opts["alpha"])
         self.min_drive = float(opts["min_drive"])
+        self.revive = float(opts["revive"])
 
     def _model(self, host):
         params, delays = [], []
@@ -89,6 +92,14 @@ class EventProp(Rule):
         for term in extra:
             dl_dt = dl_dt + np.where(np.isfinite(out_first), term.grads[("first_spike_times", self.layers[-1])], 0.0)
         grads = eventprop_gradients(in_times, layer_spikes, weights, params, delays, dl_dt, min_drive=self.min_drive)
+        if self.revive > 0:
+            # a silent output neuron gets no EventProp gradient; nudge its weights from the neurons
+            # that did fire in that sample, so it can come back
+            silent = ~np.isfinite(out_first)
+            if silent.any():
+                active = (result.spikes[self.layers[-2]].counts() > 0) if len(self.layers) > 1 else \
+                    np.isfinite(inputs.first_spike_times())
+                grads[-1] = grads[-1] - self.revive * (active.T.astype(float) @ silent.astype(float)) / result.batch
         pred = np.argmin(out_first, axis=1)
         pred[~np.isfinite(out_first).any(axis=1)] = -1
         unused = sorted({kind for t in loss_terms for (kind, _) in t.grads} - {"first_spike_times"})

@@ -84,6 +84,18 @@ def rule_options(rule: Any) -> dict[str, tuple[Any, str]]:
     return dict(getattr(rule, "options", {}) or {})
 
 
+def _arg_names(fn) -> set[str] | None:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params}
+
+
 class RuleSet:
     """The rules of one training run, registered in a plugin manager, each with its context."""
 
@@ -101,7 +113,10 @@ class RuleSet:
             if unknown:
                 raise RuleError(f"unknown option(s) {', '.join(sorted(unknown))}; "
                                 f"known: {', '.join(sorted(defaults)) or 'none'}", plugin=name)
-            self.pm.register(rule, name=name)
+            try:
+                self.pm.register(rule, name=name)
+            except Exception as exc:  # e.g. a hook implementation whose arguments do not match its spec
+                raise RuleError(f"cannot register: {exc}", plugin=name) from exc
             self.rules[name] = rule
             self.contexts[name] = RuleContext(host=host, options={**defaults, **given},
                                               rng=np.random.default_rng([seed, i, 17]), train=train,
@@ -115,15 +130,30 @@ class RuleSet:
             impl = getattr(rule, hook, None)
             if impl is None or not callable(impl):
                 continue
+            args = {"context": self.contexts[name], **kwargs}
+            # like pluggy, pass an implementation only the arguments it declares
+            wanted = _arg_names(impl)
+            if wanted is not None:
+                args = {k: v for k, v in args.items() if k in wanted}
             try:
-                results[name] = impl(context=self.contexts[name], **kwargs)
-            except RuleError:
+                results[name] = impl(**args)
+            except RuleError as exc:
+                if exc.plugin is None:
+                    raise RuleError(str(exc), plugin=name, hook=hook) from exc
                 raise
             except ChipctlError as exc:
                 raise RuleError(exc.one_line(), plugin=name, hook=hook) from exc
             except Exception as exc:
                 raise RuleError(f"{type(exc).__name__}: {exc}", plugin=name, hook=hook) from exc
         return results
+
+    def call_one(self, name: str, hook: str, **kwargs):
+        """Call ``hook`` on one rule only (e.g. restoring its own state), with the same naming."""
+        rules, self.rules = self.rules, {name: self.rules[name]}
+        try:
+            return self.call(hook, **kwargs).get(name)
+        finally:
+            self.rules = rules
 
     def set_progress(self, epoch: int, step: int) -> None:
         for ctx in self.contexts.values():

@@ -75,6 +75,12 @@ def make_task(train: dict, netlist, *, field_line) -> YinYangTask:
     if 5 * duplicate != size:
         raise NetlistError(f"the yinyang task needs an input of 5 × duplicate = {5 * duplicate} channels; "
                            f"input {input_name!r} has {size}", **field_line("train.input"))
+    def count(key, default):
+        value = train.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise NetlistError(f"expected a whole number >= 1, got {value!r}", **field_line(f"train.{key}"))
+        return value
+
     return YinYangTask(input_size=size, t_early_us=time_of("t_early", 2.0), t_late_us=time_of("t_late", 22.0),
                        bias_us=time_of("bias", 2.0), duplicate=duplicate,
-                       train_size=int(train.get("train_size", 5000)), test_size=int(train.get("test_size", 1000)))
+                       train_size=count("train_size", 5000), test_size=count("test_size", 1000))

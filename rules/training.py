@@ -48,6 +48,7 @@ class TrainConfig:
     lr: float = 5e-3
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    gamma: float = 1.0  # learning rate factor per epoch
     epochs: int = 10
     batch_size: int = 64
     test_batch_size: int = 250
@@ -108,6 +109,7 @@ def parse_train(netlist: Netlist) -> TrainConfig:
         options={k: dict(v or {}) for k, v in options.items()},
         lr=number("train.optimizer.lr", opt.get("lr", 5e-3), float, 0.0),
         betas=tuple(opt.get("betas", (0.9, 0.999))), eps=float(opt.get("eps", 1e-8)),
+        gamma=number("train.optimizer.gamma", opt.get("gamma", 1.0), float, 0.0),
         epochs=number("train.epochs", train.get("epochs", 10), int, 1),
         batch_size=number("train.batch_size", train.get("batch_size", 64), int, 1),
         test_batch_size=number("train.test_batch_size", train.get("test_batch_size", 250), int, 1),
@@ -212,6 +214,7 @@ class Trainer:
         self.epoch = 0
         self.history: list[dict] = []
         self.progress = progress
+        self.on_epoch: Callable[[dict], None] | None = None
         self.x_train, self.y_train = self.task.data("train")
         self.x_test, self.y_test = self.task.data("test")
         self.rules.call("chipctl_configure")
@@ -245,7 +248,15 @@ class Trainer:
             self.master.update(new_master)
         pred = decode(result, self.config.output, self.config.decode)
         loss = sum(g.loss for g in grads) + sum(t.value for t in terms)
-        return {"loss": float(loss), "correct": int(np.sum(pred == batch.labels)), "n": batch.size}
+        rule_metrics = {}
+        for g in grads:
+            for key, value in g.metrics.items():
+                if isinstance(value, (int, float)):
+                    rule_metrics[key] = float(value)
+                elif isinstance(value, (list, tuple)):
+                    rule_metrics[key] = sorted(set(rule_metrics.get(key, [])) | set(value))
+        return {"loss": float(loss), "correct": int(np.sum(pred == batch.labels)), "n": batch.size,
+                "rule_metrics": rule_metrics}
 
     def _apply(self, grads: list[Gradients]):
         if not grads:
@@ -301,16 +312,24 @@ class Trainer:
         cfg = self.config
         while self.epoch < cfg.epochs:
             epoch = self.epoch
+            self.optimizer.lr = cfg.lr * cfg.gamma ** epoch
             self.rules.call("chipctl_epoch_started", epoch=epoch)
             order = np.random.default_rng([cfg.seed, epoch]).permutation(len(self.y_train))
             losses, correct, seen = [], 0, 0
             n_batches = int(np.ceil(len(order) / cfg.batch_size))
+            rule_sums: dict[str, float] = {}
+            rule_lists: dict[str, list] = {}
             t_epoch = time.perf_counter()
             for i in range(n_batches):
                 self.rules.set_progress(epoch, i)
                 idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                 out = self.train_step(self._batch(self.x_train, self.y_train, idx, training=True))
                 losses.append(out["loss"])
+                for key, value in out["rule_metrics"].items():
+                    if isinstance(value, float):
+                        rule_sums[key] = rule_sums.get(key, 0.0) + value / n_batches
+                    else:
+                        rule_lists[key] = sorted(set(rule_lists.get(key, [])) | set(value))
                 correct += out["correct"]
                 seen += out["n"]
                 if self.progress:
@@ -318,6 +337,8 @@ class Trainer:
                                   f"epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses):.3f} acc {correct / seen:.3f}")
             metrics = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "train_accuracy": correct / seen,
                        "epoch_wall_s": time.perf_counter() - t_epoch}
+            metrics.update({f"rule_{k}": v for k, v in rule_sums.items() if k != "accuracy"})
+            metrics.update({f"rule_{k}": v for k, v in rule_lists.items()})
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 metrics["test_accuracy"] = self.evaluate("test")
             for extra in self.rules.call("chipctl_epoch_finished", epoch=epoch, metrics=metrics).values():
@@ -327,6 +348,8 @@ class Trainer:
             self.epoch = epoch + 1
             if self.checkpoint_dir is not None:
                 self.save()
+            if self.on_epoch is not None:
+                self.on_epoch(metrics)
         last = self.history[-1] if self.history else {}
         return {"epochs": self.epoch, "train_accuracy": last.get("train_accuracy"),
                 "test_accuracy": last.get("test_accuracy"), "train_loss": last.get("train_loss"),
@@ -367,11 +390,10 @@ class Trainer:
         self.epoch = int(data["epoch"])
         self.host.runs_done = int(data["runs_done"])
         self.history = json.loads(data.get("history_json", "[]"))
-        for name, ctx in self.rules.contexts.items():
-            if name in data.get("rules", {}):
-                rule = self.rules.rules[name]
-                if hasattr(rule, "chipctl_load_state"):
-                    rule.chipctl_load_state(context=ctx, state=data["rules"][name])
+        saved = data.get("rules", {})
+        for name in self.rules.rules:
+            if name in saved:
+                self.rules.call_one(name, "chipctl_load_state", state=saved[name])
 
     def load_chip(self, data: dict) -> None:
         """Put a checkpoint's chip configuration on this host (shapes must match)."""
