@@ -159,3 +159,49 @@ def test_a_raising_rule_is_named_and_its_writes_roll_back(tmp_path, monkeypatch)
         np.testing.assert_array_equal(trainer.host.read_weights(p), w)
     assert trainer.host.runs_done == runs_before
     assert trainer.optimizer.t == 0
+
+
+def _tiny_netlist_file(tmp_path, checkpoint):
+    import shutil
+
+    text = open("netlists/yinyang_ideal.yaml").read()
+    text = text.replace("epochs: 12", "epochs: 4").replace("checkpoint: runs/yinyang_ideal", f"checkpoint: {checkpoint}")
+    text = text.replace("  batch_size: 64\n", "  batch_size: 32\n  train_size: 96\n  test_size: 64\n")
+    path = tmp_path / "tiny.yaml"
+    path.write_text(text)
+    shutil.copy("netlists/yinyang_batch.npz", tmp_path / "yinyang_batch.npz")
+    return path
+
+
+def test_sigkilled_training_resumes_to_the_same_weights(tmp_path):
+    """A real kill (SIGKILL, no chance to clean up) after the first checkpoint, then --resume."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rules.checkpoint import CHECKPOINT_FILE, load_checkpoint
+
+    cmd = [sys.executable, "-c", "import cli; cli.app()", "train"]
+    (tmp_path / "straight").mkdir()
+    straight = _tiny_netlist_file(tmp_path / "straight", tmp_path / "straight_ck")
+    subprocess.run(cmd + [str(straight)], check=True, capture_output=True, cwd=".")
+
+    (tmp_path / "killed").mkdir()
+    killed = _tiny_netlist_file(tmp_path / "killed", tmp_path / "killed_ck")
+    proc = subprocess.Popen(cmd + [str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=".")
+    deadline = time.time() + 120
+    while not (tmp_path / "killed_ck" / CHECKPOINT_FILE).exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = load_checkpoint(tmp_path / "killed_ck")  # whatever epoch it had reached, it is whole
+    assert 1 <= int(saved["epoch"]) <= 4
+    done = subprocess.run(cmd + [str(killed), "--resume", "--json"], capture_output=True, text=True, cwd=".")
+    assert done.returncode == 0, done.stderr
+    a = load_checkpoint(tmp_path / "straight_ck")
+    b = load_checkpoint(tmp_path / "killed_ck")
+    assert int(a["epoch"]) == int(b["epoch"]) == 4
+    for proj in ("in_hidden", "hidden_out"):
+        np.testing.assert_array_equal(a["chip"]["exc"][proj], b["chip"]["exc"][proj])
+        np.testing.assert_array_equal(a["chip"]["inh"][proj], b["chip"]["inh"][proj])
