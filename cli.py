@@ -148,6 +148,38 @@ def _print_summary(summary: dict, out: Optional[Path]) -> None:
 
 
 @app.command()
+def test(paths: Optional[list[Path]] = typer.Argument(None, help="Netlist files or folders (default: .)."),
+         update_golden: bool = typer.Option(False, "--update-golden",
+                                            help="Make each run's spikes its golden entry, then check."),
+         verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the full diff of every failure."),
+         slow: bool = typer.Option(False, "--slow", help="Also make the runs marked slow: true.")):
+    """Run netlist regression tests: every netlist with an expect: section (exit 1 if any fails)."""
+
+    def body():
+        from chip.regression.runner import discover, run_netlist, summary_line, verdict
+
+        start = time.perf_counter()
+        counts = {"PASS": 0, "FAIL": 0, "ERROR": 0, "SKIP": 0}
+        for path in discover(paths or [Path(".")]):
+            outcomes = run_netlist(path, update_golden=update_golden, slow=slow)
+            counts[verdict(outcomes)] += 1
+            typer.echo(summary_line(path, outcomes))
+            if verbose:
+                for outcome in outcomes:
+                    if not outcome.passed:
+                        typer.echo("\n".join("    " + l for l in outcome.report().splitlines()))
+        skipped = f", {counts['SKIP']} skipped (slow)" if counts["SKIP"] else ""
+        typer.echo(f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['ERROR']} bad input{skipped} "
+                   f"in {time.perf_counter() - start:.1f} s")
+        if counts["ERROR"]:
+            raise typer.Exit(2)
+        if counts["FAIL"]:
+            raise typer.Exit(1)
+
+    _guard(body)
+
+
+@app.command()
 def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
              as_json: bool = typer.Option(False, "--json", help="Print the mapped summary as JSON.")):
     """Check a netlist: format, references, and that it fits the chip (it is mapped, not run)."""
