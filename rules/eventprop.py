@@ -34,8 +34,8 @@ class EventProp(Rule):
         "alpha": (3e-3, "weight of the early-spike regulariser"),
         "t_max": (None, "time (µs) assigned to silent output neurons (default: the run's duration)"),
         "min_drive": (1e-2, "clip of I - theta at spikes (relative to theta), guards grazing spikes"),
-        "revive": (0.0, "heuristic, not part of the exact gradient: push up the input weights of output "
-                        "neurons that stayed silent in a sample (EventProp has no gradient through them)"),
+        "revive": (0.0, "heuristic, not part of the exact gradient: where the correct output neuron "
+                        "stayed silent, push up its weights from active neurons (no gradient reaches it)"),
     }
 
     @hookimpl
@@ -91,15 +91,24 @@ class EventProp(Rule):
         extra = [t for t in loss_terms if ("first_spike_times", self.layers[-1]) in t.grads]
         for term in extra:
             dl_dt = dl_dt + np.where(np.isfinite(out_first), term.grads[("first_spike_times", self.layers[-1])], 0.0)
-        grads = eventprop_gradients(in_times, layer_spikes, weights, params, delays, dl_dt, min_drive=self.min_drive)
         if self.revive > 0:
-            # a silent output neuron gets no EventProp gradient; nudge its weights from the neurons
-            # that did fire in that sample, so it can come back
-            silent = ~np.isfinite(out_first)
-            if silent.any():
+            # Heuristic (not EventProp's exact gradient): where the correct output neuron stayed
+            # silent, no gradient reaches it, and the loss would only push the other outputs later —
+            # towards silence too. For those samples, drop that push and instead nudge the correct
+            # neuron's weights from the neurons that did fire in the sample.
+            rows = np.arange(result.batch)
+            silent_label = ~np.isfinite(out_first[rows, batch.labels])
+            if silent_label.any():
+                dl_dt = dl_dt.copy()
+                dl_dt[silent_label] = 0.0
                 active = (result.spikes[self.layers[-2]].counts() > 0) if len(self.layers) > 1 else \
                     np.isfinite(inputs.first_spike_times())
-                grads[-1] = grads[-1] - self.revive * (active.T.astype(float) @ silent.astype(float)) / result.batch
+                target = np.zeros((result.batch, out_first.shape[1]))
+                target[rows[silent_label], batch.labels[silent_label]] = 1.0
+                revive = self.revive * (active.T.astype(float) @ target) / result.batch
+        grads = eventprop_gradients(in_times, layer_spikes, weights, params, delays, dl_dt, min_drive=self.min_drive)
+        if self.revive > 0 and silent_label.any():
+            grads[-1] = grads[-1] - revive
         pred = np.argmin(out_first, axis=1)
         pred[~np.isfinite(out_first).any(axis=1)] = -1
         unused = sorted({kind for t in loss_terms for (kind, _) in t.grads} - {"first_spike_times"})

@@ -1,0 +1,107 @@
+"""Train a Yin-Yang netlist over several seeds and report mean and spread of the accuracy.
+
+Seed s sets everything that differs between repetitions: the die (mismatch pattern) and the
+temporal noise (``die_seed = noise_seed = s``), the data order and rule generators
+(``train.seed = s``) and the initial weights (each projection's weight seed + 100·s). Runs are
+independent processes, ``--jobs`` at a time.
+
+    python benchmarks/train_yinyang.py netlists/yinyang_ideal.yaml --seeds 1 2 3 --jobs 2
+    python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 2 --json
+
+Writes one checkpoint directory per seed under ``--out`` (default runs/<netlist>-seed<s>) and
+prints per-epoch lines as runs progress, then a summary (mean ± std over seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def train_one(netlist: str, seed: int, out: str, epochs: int | None) -> None:
+    """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end."""
+    from chip.netlist_io import load_netlist
+    from rules.training import Trainer
+
+    nl = load_netlist(netlist, die_seed=seed, noise_seed=seed)
+    train = dict(nl.train)
+    train.update(seed=seed, checkpoint=out)
+    if epochs is not None:
+        train["epochs"] = epochs
+    projections = {name: dataclasses.replace(p, weights=dataclasses.replace(p.weights, seed=p.weights.seed + 100 * seed))
+                   for name, p in nl.projections.items()}
+    trainer = Trainer(nl.replace(train=train, projections=projections))
+    trainer.on_epoch = lambda m: print(json.dumps({"seed": seed, **m}), flush=True)
+    metrics = trainer.fit()
+    print("FINAL " + json.dumps({"seed": seed, **{k: v for k, v in metrics.items() if k != "history"}}), flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("netlist")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--out", default="runs")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    stem = Path(args.netlist).stem
+    if args.child is not None:
+        train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs)
+        return 0
+
+    start = time.perf_counter()
+    pending = list(args.seeds)
+    running: dict[int, subprocess.Popen] = {}
+    finals: dict[int, dict] = {}
+    histories: dict[int, list] = {s: [] for s in args.seeds}
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            seed = pending.pop(0)
+            cmd = [sys.executable, __file__, args.netlist, "--child", str(seed), "--out", args.out]
+            if args.epochs is not None:
+                cmd += ["--epochs", str(args.epochs)]
+            running[seed] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        for seed, proc in list(running.items()):
+            line = proc.stdout.readline()
+            if line:
+                if line.startswith("FINAL "):
+                    finals[seed] = json.loads(line[6:])
+                else:
+                    histories[seed].append(json.loads(line))
+                    h = histories[seed][-1]
+                    print(f"seed {seed} epoch {h['epoch']:>2}: train {h['train_accuracy']:.3f} "
+                          f"test {h.get('test_accuracy', float('nan')):.3f} ({h['epoch_wall_s']:.0f} s)",
+                          file=sys.stderr, flush=True)
+            elif proc.poll() is not None:
+                del running[seed]
+                if proc.returncode != 0:
+                    print(f"seed {seed} failed with exit code {proc.returncode}", file=sys.stderr)
+    tests = [finals[s]["test_accuracy"] for s in sorted(finals)]
+    epoch_s = [h["epoch_wall_s"] for s in histories for h in histories[s]]
+    summary = {
+        "netlist": args.netlist, "seeds": sorted(finals), "test_accuracy": tests,
+        "test_accuracy_mean": statistics.mean(tests) if tests else None,
+        "test_accuracy_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+        "train_accuracy": [finals[s]["train_accuracy"] for s in sorted(finals)],
+        "epoch_wall_s_median": statistics.median(epoch_s) if epoch_s else None,
+        "jobs": args.jobs, "wall_s": time.perf_counter() - start, "histories": histories,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.netlist}: test accuracy {summary['test_accuracy_mean']:.4f} ± {summary['test_accuracy_std']:.4f} "
+              f"over seeds {summary['seeds']} ({', '.join(f'{t:.3f}' for t in tests)}); "
+              f"median epoch {summary['epoch_wall_s_median']:.1f} s with {args.jobs} jobs on this machine")
+    return 0 if len(finals) == len(args.seeds) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
