@@ -34,6 +34,10 @@ class EventProp(Rule):
         "alpha": (3e-3, "weight of the early-spike regulariser"),
         "t_max": (None, "time (µs) assigned to silent output neurons (default: the run's duration)"),
         "min_drive": (1e-2, "clip of I - theta at spikes (relative to theta), guards grazing spikes"),
+        "loss": ("cross_entropy", "cross_entropy (Wunderlich & Pehle, with their regulariser) or target_time "
+                                  "(squared distance of first spikes to t_correct / t_wrong, as in jaxsnn)"),
+        "t_correct": (None, "target_time loss: first-spike target of the correct neuron, µs (default 2 tau_syn)"),
+        "t_wrong": (None, "target_time loss: first-spike target of the other neurons, µs (default 5 tau_syn)"),
         "revive": (0.0, "heuristic, not part of the exact gradient: where the correct output neuron "
                         "stayed silent, push up its weights from active neurons (no gradient reaches it)"),
     }
@@ -63,6 +67,11 @@ class EventProp(Rule):
         self.alpha = float(opts["alpha"])
         self.min_drive = float(opts["min_drive"])
         self.revive = float(opts["revive"])
+        self.loss_kind = str(opts["loss"])
+        if self.loss_kind not in ("cross_entropy", "target_time"):
+            raise RuleError(f"option loss must be cross_entropy or target_time, got {self.loss_kind!r}")
+        self.t_correct = float(opts["t_correct"]) if opts["t_correct"] is not None else 2.0 * tau_syn
+        self.t_wrong = float(opts["t_wrong"]) if opts["t_wrong"] is not None else 5.0 * tau_syn
 
     def _model(self, host):
         params, delays = [], []
@@ -73,6 +82,20 @@ class EventProp(Rule):
             delays.append(float(np.mean(host.projection(proj).delay_us)))
         weights = [host.read_weights(proj) for proj in self.projections]
         return params, delays, weights
+
+    def _target_time_loss(self, out_first, labels, t_max):
+        """mean_b Σ_k (t_bk − target_bk)² / (2 tau0²): the correct neuron aims at t_correct, the others
+        at t_wrong — a finite time, so the loss never pushes a neuron towards silence. Silent neurons
+        count as t_max in the value and carry no gradient."""
+        n = out_first.shape[0]
+        target = np.full(out_first.shape, self.t_wrong)
+        target[np.arange(n), labels] = self.t_correct
+        silent = ~np.isfinite(out_first)
+        t = np.where(silent, t_max, out_first)
+        diff = (t - target) / self.tau0
+        loss = float(np.mean(np.sum(0.5 * diff ** 2, axis=1))) if n else 0.0
+        grad = np.where(silent, 0.0, diff / self.tau0 / max(n, 1))
+        return loss, grad
 
     @hookimpl
     def chipctl_run_request(self, context, batch):
@@ -87,7 +110,10 @@ class EventProp(Rule):
         in_times = [inputs.trains(b) for b in range(result.batch)]
         layer_spikes = [[result.spikes[pop].trains(b) for b in range(result.batch)] for pop in self.layers]
         out_first = result.spikes[self.layers[-1]].first_spike_times()
-        loss, dl_dt = first_spike_loss(out_first, batch.labels, self.tau0, self.tau1, self.alpha, t_max)
+        if self.loss_kind == "cross_entropy":
+            loss, dl_dt = first_spike_loss(out_first, batch.labels, self.tau0, self.tau1, self.alpha, t_max)
+        else:
+            loss, dl_dt = self._target_time_loss(out_first, batch.labels, t_max)
         extra = [t for t in loss_terms if ("first_spike_times", self.layers[-1]) in t.grads]
         for term in extra:
             dl_dt = dl_dt + np.where(np.isfinite(out_first), term.grads[("first_spike_times", self.layers[-1])], 0.0)

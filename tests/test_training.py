@@ -43,10 +43,12 @@ def _fd_host():
     return nl, HostInterface(nl)
 
 
-def test_eventprop_gradient_matches_finite_differences_on_the_ideal_chip():
+@pytest.mark.parametrize("loss", ["cross_entropy", "target_time"])
+def test_eventprop_gradient_matches_finite_differences_on_the_ideal_chip(loss):
     nl, host = _fd_host()
     rules = RuleSet(["eventprop"], host=host, train=nl.train,
-                    options={"eventprop": {"tau0": 3.0, "tau1": 20.0, "alpha": 0.01, "min_drive": 1e-6}}, seed=0)
+                    options={"eventprop": {"tau0": 3.0, "tau1": 20.0, "alpha": 0.01, "min_drive": 1e-6,
+                                           "loss": loss}}, seed=0)
     rules.call("chipctl_configure")
     rule = rules.rules["eventprop"]
     labels = np.array([1])
@@ -54,6 +56,8 @@ def test_eventprop_gradient_matches_finite_differences_on_the_ideal_chip():
 
     def loss_of(result):
         first = result.spikes["out"].first_spike_times()
+        if loss == "target_time":
+            return rule._target_time_loss(first, labels, result.duration_us)[0]
         return first_spike_loss(first, labels, rule.tau0, rule.tau1, rule.alpha, result.duration_us)[0]
 
     result = host.run()
