@@ -29,8 +29,9 @@ class EventProp(Rule):
     name = "eventprop"
     description = "Exact gradients from spike times (adjoint method), first-spike-time loss, in the loop."
     options = {
-        "tau0": (None, "softmax temperature of the first-spike loss in µs (default: tau_syn / 2)"),
-        "tau1": (None, "time constant of the early-spike regulariser in µs (default: 8 tau_syn)"),
+        "tau0": (None, "softmax temperature of the first-spike loss in µs (default: 0.1 tau_syn, "
+                       "Wunderlich & Pehle's ratio)"),
+        "tau1": (None, "time constant of the early-spike regulariser in µs (default: 1.28 tau_syn, their ratio)"),
         "alpha": (3e-3, "weight of the early-spike regulariser"),
         "t_max": (None, "time (µs) assigned to silent output neurons (default: the run's duration)"),
         "min_drive": (1e-2, "clip of I - theta at spikes (relative to theta), guards grazing spikes"),
@@ -62,8 +63,9 @@ class EventProp(Rule):
                                     f"the chip has {float(np.mean(value)):.3g}")
         tau_syn = float(np.mean(host.read_params(self.layers[0], "tau_syn_exc_us")))
         opts = context.options
-        self.tau0 = float(opts["tau0"]) if opts["tau0"] is not None else 0.5 * tau_syn
-        self.tau1 = float(opts["tau1"]) if opts["tau1"] is not None else 8.0 * tau_syn
+        # Wunderlich & Pehle (Yin-Yang): tau0 = 0.5 ms, tau1 = 6.4 ms with tau_syn = 5 ms
+        self.tau0 = float(opts["tau0"]) if opts["tau0"] is not None else 0.1 * tau_syn
+        self.tau1 = float(opts["tau1"]) if opts["tau1"] is not None else 1.28 * tau_syn
         self.alpha = float(opts["alpha"])
         self.min_drive = float(opts["min_drive"])
         self.revive = float(opts["revive"])
