@@ -428,6 +428,3 @@ class HostInterface:
             "noise_seed": p.noise_seed,
         }
 
-
-def replace_record(record: Record, **changes) -> Record:
-    return dataclasses.replace(record, **changes)
