@@ -864,15 +864,19 @@ class _Reader:
             out.append([convert(t, f"{where}.{i}.{j}") for j, t in enumerate(train)])
         return out
 
-    def spike_file(self, value, path: str, size: int) -> SpikeEvents:
+    def _load_numpy(self, value, path: str, kind: str):
+        """np.load a file named relative to the netlist; errors name the field and the file."""
         rel = self.string(value, path)
         full = self.base_dir / rel
         try:
-            data = np.load(full, allow_pickle=False)
+            return rel, np.load(full, allow_pickle=False)
         except FileNotFoundError:
-            self.fail(path, f"spike file '{rel}' not found (looked for {full})")
+            self.fail(path, f"{kind} file '{rel}' not found (looked for {full})")
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            self.fail(path, f"cannot read spike file '{rel}': {exc}")
+            self.fail(path, f"cannot read {kind} file '{rel}': {exc}")
+
+    def spike_file(self, value, path: str, size: int) -> SpikeEvents:
+        rel, data = self._load_numpy(value, path, "spike")
         if not hasattr(data, "files"):
             self.fail(path, f"spike file '{rel}' must be an .npz with arrays neuron, time_us and optionally batch")
         with data:
@@ -1022,14 +1026,7 @@ class _Reader:
         return WeightInit(kind="file", array=array), (float(array.min()), float(array.max()))
 
     def weight_file(self, value, path) -> np.ndarray:
-        rel = self.string(value, path)
-        full = self.base_dir / rel
-        try:
-            array = np.load(full, allow_pickle=False)
-        except FileNotFoundError:
-            self.fail(path, f"weight file '{rel}' not found (looked for {full})")
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            self.fail(path, f"cannot read weight file '{rel}': {exc}")
+        rel, array = self._load_numpy(value, path, "weight")
         if not isinstance(array, np.ndarray):
             array.close()
             self.fail(path, f"weight file '{rel}' must be a .npy array, not an .npz archive")
