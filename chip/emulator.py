@@ -256,10 +256,11 @@ class Emulator:
             # else only where the latency differs
             boundaries = [0]
             for j in range(1, post.size):
-                if halves[j] != halves[j - 1]:
-                    if self.link_model or self._route_latency(proj, halves[j]) is not None and not np.array_equal(
-                            self._route_latency(proj, halves[j]), self._route_latency(proj, halves[j - 1])):
-                        boundaries.append(j)
+                if halves[j] == halves[j - 1]:
+                    continue
+                if self.link_model or not np.array_equal(self._route_latency(proj, halves[j]),
+                                                         self._route_latency(proj, halves[j - 1])):
+                    boundaries.append(j)
             boundaries.append(post.size)
             for a, b in zip(boundaries[:-1], boundaries[1:]):
                 cols = slice(a, b)
