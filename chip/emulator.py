@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from . import kernels
 from .die import Die, Transfer
 from .events import SpikeEvents
 from .netlist import MembraneRecord, Record
@@ -85,67 +86,20 @@ def _kernel(h, tau_syn, tau_mem):
     return np.where(close, limit, general)
 
 
-class _Decay:
-    """e^{−h/τx} and κ_x(h) for the post neurons of one delivery unit, for many h at once.
-
-    Uniform time constants give (k, 1) factors; per-neuron ones (mismatch) use a table on the clock
-    grid when the step holds few cycles, else direct exponentials.
-    """
-
-    def __init__(self, tau_syn: np.ndarray, tau_mem: np.ndarray, clock_us: float, dt_us: float):
-        self.uniform = bool(np.all(tau_syn == tau_syn[0]) and np.all(tau_mem == tau_mem[0]))
-        self.tau_syn = tau_syn[:1] if self.uniform else tau_syn
-        self.tau_mem = tau_mem[:1] if self.uniform else tau_mem
-        self.clock_us = clock_us
-        ts, tm = float(self.tau_syn[0]), float(self.tau_mem[0])
-        self.neg_inv_syn, self.neg_inv_mem = -1.0 / ts, -1.0 / tm
-        self.coeff = ts / (ts - tm) if abs(ts - tm) > 1e-6 * max(ts, tm) else None
-        self.table = None
-        cycles = int(round(2 * dt_us / clock_us)) + 2
-        if not self.uniform and cycles <= 4 * _GRID_MAX_CYCLES:
-            h = np.arange(cycles)[:, None] * clock_us
-            self.table = (np.exp(-h / tau_syn[None, :]), _kernel(h, tau_syn[None, :], tau_mem[None, :]))
-
-    def factors(self, h_us: np.ndarray):
-        if self.uniform and self.coeff is not None:
-            f_i = np.exp(h_us * self.neg_inv_syn)
-            return f_i[:, None], (self.coeff * (f_i - np.exp(h_us * self.neg_inv_mem)))[:, None]
-        if self.table is not None:
-            idx = np.rint(h_us / self.clock_us).astype(np.int64)
-            if idx.max(initial=0) < len(self.table[0]):
-                return self.table[0][idx], self.table[1][idx]
-        h = h_us[:, None]
-        return np.exp(-h / self.tau_syn[None, :]), _kernel(h, self.tau_syn[None, :], self.tau_mem[None, :])
-
-
 @dataclass(eq=False)
 class _Unit:
-    """The synapses of one projection onto one contiguous run of post neurons with one route set."""
+    """The synapses of one projection onto one contiguous run of post neurons with one route set.
+    Its weights live in the emulator's synapse table (rows ``row_base .. row_base + n_pre``)."""
 
     projection: str
     pre: str
     pre_is_input: bool
     post_start: int   # global index of the first post neuron of this unit
-    post_cols: slice  # columns of the projection's weight matrix
-    w_exc: np.ndarray | None
-    w_inh: np.ndarray | None
-    decay_exc: _Decay | None
-    decay_inh: _Decay | None
+    size: int
     latency_us: np.ndarray   # (n_pre,) route latency to this unit's half
     last_link: np.ndarray    # (n_pre,) index of the last link of each pre neuron's route (-1: no link model)
     delay_us: float
-    size: int
-    # (projection, first column of that projection in this unit) for every projection merged in
-    parts: tuple = ()
-
-
-@dataclass
-class _Pending:
-    """Events waiting in one step's bucket for one unit."""
-
-    batch: list = field(default_factory=list)
-    pre: list = field(default_factory=list)
-    time: list = field(default_factory=list)
+    parts: tuple = ()        # (projection, first column of that projection in this unit)
 
 
 class Emulator:
@@ -195,18 +149,18 @@ class Emulator:
         if self._prepared_version == (self.state.version, dt):
             return
         p = self.effective_params()
+        f64 = lambda x: np.ascontiguousarray(x, dtype=np.float64)  # noqa: E731
         self.p = p
-        self.VL, self.Vr, self.Vth = p["v_leak"], p["v_reset"], p["v_threshold"]
-        self.tm, self.te, self.ti = p["tau_mem_us"], p["tau_syn_exc_us"], p["tau_syn_inh_us"]
-        self.tref, self.ta, self.da = p["tau_ref_us"], p["tau_adapt_us"], p["adapt_increment"]
+        self.VL, self.Vr, self.Vth = f64(p["v_leak"]), f64(p["v_reset"]), f64(p["v_threshold"])
+        self.tm, self.te, self.ti = f64(p["tau_mem_us"]), f64(p["tau_syn_exc_us"]), f64(p["tau_syn_inh_us"])
+        self.tref, self.ta, self.da = f64(p["tau_ref_us"]), f64(p["tau_adapt_us"]), f64(p["adapt_increment"])
         self.am = np.exp(-dt / self.tm)
         self.ae = np.exp(-dt / self.te)
         self.ai = np.exp(-dt / self.ti)
         self.aa = np.exp(-dt / self.ta)
-        self.ke = _kernel(dt, self.te, self.tm)
-        self.ki = _kernel(dt, self.ti, self.tm)
+        self.ke = f64(_kernel(dt, self.te, self.tm))
+        self.ki = f64(_kernel(dt, self.ti, self.tm))
         self.any_adaptive = bool(np.any(self.da > 0))
-        self.Vr_row = self.Vr[None, :]
         self.c_e = self._kernel_coeff(self.te, self.tm)
         self.c_i = self._kernel_coeff(self.ti, self.tm)
         self._build_units(dt)
@@ -220,40 +174,24 @@ class Emulator:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(close, np.nan, tau_syn / np.where(close, 1.0, diff))
 
-    def _deliver(self, unit, b, pre, h, Ie, Ii, Vn, B):
-        """Add the end-of-step effect of events that arrived h µs before the step's end."""
-        sl = slice(unit.post_start, unit.post_start + unit.size)
-        for w, decay, I, sign in ((unit.w_exc, unit.decay_exc, Ie, 1.0), (unit.w_inh, unit.decay_inh, Ii, -1.0)):
-            if w is None:
-                continue
-            rows = w[pre]
-            f_i, f_v = decay.factors(h)
-            if B == 1 and decay.uniform:
-                both = np.stack([f_i[:, 0], sign * f_v[:, 0]]) @ rows
-                I[0, sl] += both[0]
-                Vn[0, sl] += both[1]
-                continue
-            dI = rows * f_i
-            dV = rows * f_v
-            if B == 1:
-                I[0, sl] += dI.sum(axis=0)
-                Vn[0, sl] += sign * dV.sum(axis=0)
-            else:
-                onehot = np.zeros((B, len(b)))
-                onehot[b, np.arange(len(b))] = 1.0
-                I[:, sl] += onehot @ dI
-                Vn[:, sl] += sign * (onehot @ dV)
-
     def _build_units(self, dt: float) -> None:
+        """Delivery units and the synapse table the kernel reads (see ``chip.kernels``).
+
+        A unit is one projection onto a run of post neurons that share routes: per half when links
+        can congest (events queue per route), else split only where the route latency changes.
+        Only synapses with a non-zero weight enter the table; a write rebuilds it.
+        """
         mapped, clock = self.mapped, self.profile.clock_us
-        self.units: list[_Unit] = []
-        self.units_of_source: dict[str, list[int]] = {}
+        units: list[_Unit] = []
+        rows_per_unit, cols_per_unit, we_per_unit, wi_per_unit, counts_per_unit = [], [], [], [], []
         for name, proj in mapped.projections.items():
             w_exc, w_inh = self.effective_weights(name)
+            if proj.sign == "excitatory":
+                w_inh = None
+            elif proj.sign == "inhibitory":
+                w_exc = None
             post = mapped.populations[proj.post]
             halves = np.asarray(proj.post_half)
-            # split the post population where the route changes: per half when links can congest,
-            # else only where the latency differs
             boundaries = [0]
             for j in range(1, post.size):
                 if halves[j] == halves[j - 1]:
@@ -262,57 +200,88 @@ class Emulator:
                                                          self._route_latency(proj, halves[j - 1])):
                     boundaries.append(j)
             boundaries.append(post.size)
+            n_pre = proj.mask.shape[0]
             for a, b in zip(boundaries[:-1], boundaries[1:]):
-                cols = slice(a, b)
-                gidx = np.arange(post.offset + a, post.offset + b)
-                we = w_exc[:, cols] if np.any(w_exc[:, cols]) or proj.sign != "inhibitory" else None
-                wi = w_inh[:, cols] if np.any(w_inh[:, cols]) or proj.sign != "excitatory" else None
-                if proj.sign == "excitatory":
-                    wi = None
-                if proj.sign == "inhibitory":
-                    we = None
-                half = int(halves[a])
-                lat_cycles, last = self._route_of(proj, half)
-                unit = _Unit(
-                    projection=name, pre=proj.pre, pre_is_input=proj.pre_is_input,
-                    post_start=post.offset + a, post_cols=cols,
-                    w_exc=None if we is None else np.ascontiguousarray(we),
-                    w_inh=None if wi is None else np.ascontiguousarray(wi),
-                    decay_exc=None if we is None else _Decay(self.te[gidx], self.tm[gidx], clock, dt),
-                    decay_inh=None if wi is None else _Decay(self.ti[gidx], self.tm[gidx], clock, dt),
-                    latency_us=lat_cycles * clock, last_link=last, delay_us=proj.delay_us, size=b - a,
-                )
-                unit.parts = ((name, a),)
-                self.units.append(unit)
-        if not self.link_model:
-            self.units = self._merge_units(self.units, clock, dt)
-        for i, unit in enumerate(self.units):
+                we = None if w_exc is None else w_exc[:, a:b]
+                wi = None if w_inh is None else w_inh[:, a:b]
+                nonzero = np.zeros((n_pre, b - a), dtype=bool)
+                for w in (we, wi):
+                    if w is not None:
+                        nonzero |= w != 0
+                r, c = np.nonzero(nonzero)
+                rows_per_unit.append(np.bincount(r, minlength=n_pre))
+                cols_per_unit.append(c + post.offset + a)
+                we_per_unit.append(we[r, c] if we is not None else np.zeros(len(r)))
+                wi_per_unit.append(wi[r, c] if wi is not None else np.zeros(len(r)))
+                lat_cycles, last = self._route_of(proj, int(halves[a]))
+                unit = _Unit(projection=name, pre=proj.pre, pre_is_input=proj.pre_is_input,
+                             post_start=post.offset + a, size=b - a, latency_us=lat_cycles * clock,
+                             last_link=last, delay_us=proj.delay_us, parts=((name, a),))
+                units.append(unit)
+                counts_per_unit.append(n_pre)
+            del w_exc, w_inh
+        self.units = units
+        self.units_of_source: dict[str, list[int]] = {}
+        for i, unit in enumerate(units):
             self.units_of_source.setdefault(unit.pre, []).append(i)
 
-    def _merge_units(self, units, clock, dt):
-        """Fuse units that share source, delay and latencies and feed adjacent neurons (e.g. E→E
-        and E→I): one weight matrix, so each step delivers and checks them with one set of calls."""
-        merged: list[_Unit] = []
-        for unit in sorted(units, key=lambda u: (u.pre, u.delay_us, u.post_start)):
-            last = merged[-1] if merged else None
-            if (last is not None and last.pre == unit.pre and last.delay_us == unit.delay_us
-                    and last.post_start + last.size == unit.post_start
-                    and (last.w_exc is None) == (unit.w_exc is None) and (last.w_inh is None) == (unit.w_inh is None)
-                    and np.array_equal(last.latency_us, unit.latency_us)):
-                gidx = np.arange(last.post_start, unit.post_start + unit.size)
-                we = None if unit.w_exc is None else np.hstack([last.w_exc, unit.w_exc])
-                wi = None if unit.w_inh is None else np.hstack([last.w_inh, unit.w_inh])
-                merged[-1] = _Unit(
-                    projection=last.projection, pre=last.pre, pre_is_input=last.pre_is_input,
-                    post_start=last.post_start, post_cols=slice(0, last.size + unit.size), w_exc=we, w_inh=wi,
-                    decay_exc=None if we is None else _Decay(self.te[gidx], self.tm[gidx], clock, dt),
-                    decay_inh=None if wi is None else _Decay(self.ti[gidx], self.tm[gidx], clock, dt),
-                    latency_us=last.latency_us, last_link=last.last_link, delay_us=last.delay_us,
-                    size=last.size + unit.size,
-                    parts=last.parts + tuple((name, start + last.size) for name, start in unit.parts))
-            else:
-                merged.append(unit)
-        return merged
+        U = len(units)
+        n_rows = np.array(counts_per_unit, dtype=np.int64)
+        row_base = np.zeros(U, dtype=np.int64)
+        if U:
+            row_base[1:] = np.cumsum(n_rows)[:-1]
+        per_row = np.concatenate(rows_per_unit) if U else np.zeros(0, dtype=np.int64)
+        indptr = np.zeros(len(per_row) + 1, dtype=np.int64)
+        np.cumsum(per_row, out=indptr[1:])
+        cat = lambda parts, dtype: (np.ascontiguousarray(np.concatenate(parts), dtype=dtype)  # noqa: E731
+                                    if parts else np.zeros(0, dtype=dtype))
+        cols = cat(cols_per_unit, np.int64)
+        w_e = cat(we_per_unit, np.float64)
+        w_i = cat(wi_per_unit, np.float64)
+        ustart = np.array([u.post_start for u in units], dtype=np.int64)
+        uend = np.array([u.post_start + u.size for u in units], dtype=np.int64)
+        delay = np.array([u.delay_us for u in units], dtype=np.float64)
+        uniform = np.array([self._uniform(u.post_start, u.post_start + u.size) for u in units], dtype=np.bool_)
+        lat = cat([u.latency_us for u in units], np.float64)
+        lat_base = np.zeros(U, dtype=np.int64)
+        if U:
+            lat_base[1:] = np.cumsum([len(u.latency_us) for u in units])[:-1]
+        # sources that spike inside the kernel: the populations
+        nsrc = np.full(self.n, -1, dtype=np.int64)
+        nlocal = np.zeros(self.n, dtype=np.int64)
+        src_ptr, src_units = [0], []
+        for pop, offset in self.pop_offset.items():
+            ids = self.units_of_source.get(pop)
+            if not ids:
+                continue
+            nsrc[offset:offset + self.pop_size[pop]] = len(src_ptr) - 1
+            nlocal[offset:offset + self.pop_size[pop]] = np.arange(self.pop_size[pop])
+            src_units.extend(ids)
+            src_ptr.append(len(src_units))
+        self.syn = (row_base, indptr, cols, w_e, w_i, ustart, uend, delay, uniform, lat_base, lat,
+                    np.array(src_ptr, dtype=np.int64), np.array(src_units, dtype=np.int64), nsrc, nlocal)
+        # how far ahead of its emission step an event can act: the calendar's length
+        reach = max((float(u.latency_us.max(initial=0.0)) + u.delay_us for u in units), default=0.0)
+        if self.link_model:
+            reach += self._max_link_wait_us()
+        self.horizon_steps = int(math.ceil(reach / dt)) + 3
+
+    def _uniform(self, a: int, b: int) -> bool:
+        return bool(b > a and all(np.all(x[a:b] == x[a]) for x in (self.tm, self.te, self.ti)))
+
+    def _max_link_wait_us(self) -> float:
+        """Longest time an event can spend in the links of a route, queueing included."""
+        clock = self.profile.clock_us
+        links = self.mapped.links
+        worst = 0.0
+        for route in self.mapped.routes.values():
+            total = 0.0
+            for i in route.links:
+                link = links[i]
+                service = clock / link.capacity_per_cycle if math.isfinite(link.capacity_per_cycle) else 0.0
+                total += (link.queue_depth + 1) * service + link.latency_cycles * clock
+            worst = max(worst, total)
+        return worst
 
     def _route_latency(self, proj, half):
         groups = np.asarray(proj.pre_group)
@@ -458,348 +427,225 @@ class Emulator:
         B, N = batch, self.n
         rng = np.random.default_rng([noise_seed, 7])
         noise_sigma = prof.noise_membrane
-        noise_scale = noise_sigma * np.sqrt(1.0 - self.am ** 2) if noise_sigma > 0 else None
+        has_noise = noise_sigma > 0
+        nscale = noise_sigma * np.sqrt(1.0 - self.am ** 2) if has_noise else np.zeros(N)
 
-        V = np.broadcast_to(self.VL, (B, N)).copy() if initial_v is None else np.array(initial_v, dtype=float)
-        Ie = np.zeros((B, N))
-        Ii = np.zeros((B, N))
-        A = np.zeros((B, N))
-        ref_until = np.full((B, N), -np.inf)  # absolute end of refractoriness (µs)
+        if initial_v is None:
+            V = np.ascontiguousarray(np.broadcast_to(self.VL, (B, N)), dtype=np.float64).copy()
+        else:
+            V = np.array(initial_v, dtype=np.float64, order="C")
+        state = (V, np.zeros((B, N)), np.zeros((B, N)), np.zeros((B, N)), np.full((B, N), -np.inf),
+                 np.empty((B, N)), np.empty((B, N)), np.empty((B, N)), np.empty((B, N)))
         self.sent_events = 0
         self.lost_events = 0
         if self.link_model:
             self._link_setup(B)
 
-        buckets: dict[int, dict[int, _Pending]] = {}
+        # the calendar: a ring of step slots for events emitted during the run; inputs go to a
+        # static list sorted by arrival step, or (with congestible links) through the links in
+        # the step they are sent
+        self._ring_alloc(self.horizon_steps, 256)
         emit_inputs: dict[int, list] = {}
-        # inputs: with congestible links they are pushed through the links in the step they are
-        # sent; otherwise they go straight to their arrival buckets
+        static = []
         for name, events in inputs.items():
             if name not in self.units_of_source or len(events) == 0:
                 continue
-            cycles = np.rint(events.time_us / clock)
-            t = cycles * clock
+            t = np.rint(events.time_us / clock) * clock
             if self.link_model:
                 step_of = np.floor(t / dt + 1e-9).astype(np.int64)
                 for s in np.unique(step_of):
                     sel = step_of == s
                     emit_inputs.setdefault(int(s), []).append((name, events.batch[sel], events.neuron[sel], t[sel]))
-            else:
-                self._schedule(buckets, name, events.batch, events.neuron, t, -1)
+                continue
+            self.sent_events += len(t)
+            for ui in self.units_of_source[name]:
+                unit = self.units[ui]
+                arrival = t + unit.latency_us[events.neuron] + unit.delay_us
+                step = np.maximum(np.floor(arrival / dt + 1e-9).astype(np.int64), 0)
+                static.append((step, np.full(len(t), ui), events.batch, events.neuron, arrival))
+        self._static = self._static_table(static, n_steps)
 
+        i64 = np.int64
+        ev_cap = 1024
+        scratch = self._scratch(ev_cap, B, N)
+        sp_cap = max(1 << 16, 2 * B * N)
+        out = (np.empty(sp_cap, i64), np.empty(sp_cap, i64), np.empty(sp_cap, i64))
+        counters = np.zeros(8, dtype=i64)
         spikes_b, spikes_n, spikes_c = [], [], []
-        traces = self._trace_setup(record, B, dt)
+
+        def drain():
+            k = int(counters[kernels.C_SPIKES])
+            if k:
+                spikes_b.append(out[0][:k].copy())
+                spikes_n.append(out[1][:k].copy())
+                spikes_c.append(out[2][:k].copy())
+            counters[kernels.C_SPIKES] = counters[kernels.C_EMITTED] = 0
+
+        tr_idx, tr_every, tr_out, tr_records = self._trace_setup(record, B, dt, n_steps)
         corr = self._corr_setup(record, B)
         self._live_corr = corr
-        timer_every = None
-        if timer is not None:
-            timer_every = max(1, int(round(timer[0] / dt)))
+        timer_every = max(1, int(round(timer[0] / dt))) if timer is not None else None
         progress_every = max(1, n_steps // 100)
+        # steps run in one call of the kernel: up to the next callback; one at a time where the
+        # host side acts every step (link model, correlation sensors)
+        per_step = self.link_model or bool(corr)
+        max_chunk = max(1, (1 << 22) // (B * N)) if has_noise else n_steps
+        no_noise = np.zeros((1, 1, 1))
+        grid = M <= _GRID_MAX_CYCLES
 
-        for s in range(n_steps):
-            t0 = s * dt
-            t1 = t0 + dt
-            if self.link_model and s in emit_inputs:
+        s = 0
+        while s < n_steps:
+            if per_step:
+                s_end = s + 1
+            else:
+                s_end = min(n_steps, s + max_chunk, (s // progress_every + 1) * progress_every)
+                if timer_every is not None:
+                    s_end = min(s_end, (s // timer_every + 1) * timer_every)
+            if s in emit_inputs:
                 for name, b, n_, t in emit_inputs.pop(s):
-                    self._emit(buckets, name, b, n_, t, s)
-            pending = buckets.pop(s, None)
-
-            Vn = V - self.VL
-            Vn *= self.am
-            Vn += self.VL
-            Vn += Ie * self.ke
-            Vn -= Ii * self.ki
-            Ie0, Ii0, A0 = Ie, Ii, A  # start-of-step state, read by the slow path
-            Ie = Ie * self.ae
-            Ii = Ii * self.ai
-            if self.any_adaptive:
-                A = A * self.aa
-            step_events = []
-            if pending:
-                for ui, pend in pending.items():
-                    unit = self.units[ui]
-                    if len(pend.batch) == 1:
-                        b, pre, ta = pend.batch[0], pend.pre[0], pend.time[0]
-                    else:
-                        b, pre, ta = np.concatenate(pend.batch), np.concatenate(pend.pre), np.concatenate(pend.time)
-                    self._deliver(unit, b, pre, t1 - ta, Ie, Ii, Vn, B)
-                    step_events.append((ui, b, pre, ta - t0))
-                    if corr:
-                        self._corr_pre(corr, unit, b, pre, ta, t1)
-            xi = None
-            if noise_scale is not None:
-                xi = rng.standard_normal((B, N)) * noise_scale
-                Vn += xi
-            refractory = ref_until > t0
-            any_refractory = bool(refractory.any())
-            if any_refractory:
-                np.copyto(Vn, self.Vr_row, where=refractory)
-            theta = self.Vth + A if self.any_adaptive else self.Vth
-            slow = Vn >= theta
-            if any_refractory:
-                slow |= refractory & (ref_until < t1)
-            spiked = None
-            if slow.any():
-                bi, ni = np.nonzero(slow)
-                R0 = np.maximum(ref_until[bi, ni] - t0, 0.0)
-                spiked = self._slow_path(bi, ni, V, Ie0, Ii0, A0, R0, Vn, xi, step_events, dt, M, clock)
-            if spiked is not None:
-                sb, sn, s_cycle, v_end, r_end, tau_sp = spiked
-                ref_until[sb, sn] = t0 + tau_sp + self.tref[sn]
-                Vn[sb, sn] = v_end
-                if self.any_adaptive:
-                    A[sb, sn] += self.da[sn] * np.exp(-(dt - tau_sp) / self.ta[sn])
-                cycles = s * M + s_cycle
-                spikes_b.append(sb)
-                spikes_n.append(sn)
-                spikes_c.append(cycles)
+                    self._emit(name, b, n_, t, s)
+            xi = rng.standard_normal((s_end - s, B, N)) if has_noise else no_noise
+            if counters[kernels.C_SPIKES] + B * N > len(out[0]):
+                drain()
+            sp0 = int(counters[kernels.C_SPIKES])
+            params = (self.VL, self.Vr, self.Vth, self.tm, self.te, self.ti, self.tref, self.ta, self.da,
+                      self.am, self.ae, self.ai, self.aa, self.ke, self.ki, self.c_e, self.c_i, nscale)
+            cur = s
+            while True:
+                status = kernels.advance(
+                    cur, s_end, dt, clock, M, grid, self.any_adaptive, not self.link_model, has_noise,
+                    params, state, self.syn, self._cal(), scratch, out,
+                    xi[cur - s:] if has_noise else xi, tr_idx, tr_every, tr_out, counters)
+                cur = int(counters[kernels.C_NEXT])
+                if status == kernels.DONE:
+                    break
+                if status == kernels.RING_FULL:
+                    self._ring_grow()
+                elif status == kernels.SPIKES_FULL:
+                    drain()
+                    sp0 = 0
+                elif status == kernels.EVENTS_FULL:
+                    scratch = self._scratch(2 * int(counters[kernels.C_NEED]), B, N)
+            if per_step:
+                t0 = s * dt
+                t1 = t0 + dt
                 if corr:
-                    self._corr_post(corr, sb, sn, cycles * clock, t1)
-                self._emit_neurons(buckets, sb, sn, cycles * clock, s)
-            V = Vn
-            if corr:
-                self._corr_decay(corr, dt)
-            if traces:
-                self._trace_sample(traces, s, V)
-            if timer_every is not None and (s + 1) % timer_every == 0:
-                timer[1](t1)
+                    n_ev = int(counters[kernels.C_EVENTS])
+                    eu, eb, ep, et = (a[:n_ev] for a in scratch[:4])
+                    for ui in np.unique(eu):
+                        sel = eu == ui
+                        self._corr_pre(corr, self.units[int(ui)], eb[sel], ep[sel], et[sel], t1)
+                k = int(counters[kernels.C_SPIKES])
+                if k > sp0:
+                    sb, sn, sc = out[0][sp0:k].copy(), out[1][sp0:k].copy(), out[2][sp0:k]
+                    t_sp = sc * clock
+                    if corr:
+                        self._corr_post(corr, sb, sn, t_sp, t1)
+                    if self.link_model:
+                        self._emit_neurons(sb, sn, t_sp, s)
+                if corr:
+                    self._corr_decay(corr, dt)
+            if timer_every is not None and s_end % timer_every == 0:
+                timer[1]((s_end - 1) * dt + dt)
                 if self._prepared_version[0] != self.state.version:
                     self._prepare(dt)
-            if progress is not None and (s + 1) % progress_every == 0:
-                progress((s + 1) / n_steps)
+            if progress is not None and (s_end % progress_every == 0 or s_end == n_steps):
+                progress(s_end / n_steps)
+            s = s_end
+        drain()
+        self.sent_events += int(counters[kernels.C_SENT])
 
         spikes = self._split_spikes(spikes_b, spikes_n, spikes_c)
         links = self.link_stats if self.link_model else []
-        offered = self.sent_events
-        dropped = self.lost_events
         return RawRun(
             spikes=spikes,
-            traces=self._trace_finish(traces),
+            traces=self._trace_finish(tr_records, tr_out, tr_idx, n_steps, dt),
             correlations=self._corr_finish(corr),
             links=links,
             batch=B,
             steps=n_steps,
             emulated_us=n_steps * dt,
             wall_s=time.perf_counter() - start_wall,
-            offered_events=offered,
-            dropped_events=dropped,
+            offered_events=self.sent_events,
+            dropped_events=self.lost_events,
         )
 
-    # ------------------------------------------------------------------ slow path
-    def _slow_path(self, bi, ni, V, Ie, Ii, A, R0, Vn, xi, step_events, dt, M, clock):
-        """Exact in-step trajectories of the neurons that cross threshold or leave refractoriness.
+    # ------------------------------------------------------------------ calendar and scratch
+    def _ring_alloc(self, slots: int, cap: int) -> None:
+        i64 = np.int64
+        self._ring = (np.zeros((slots, cap), i64), np.zeros((slots, cap), i64), np.zeros((slots, cap), i64),
+                      np.zeros((slots, cap)), np.zeros(slots, i64))
 
-        V, Ie, Ii, A hold the state at the start of the step; R0 the refractory time left then.
-        Writes the end-of-step membrane of non-spiking neurons into Vn; returns the spikes.
-        """
-        n_s = len(bi)
-        VL, Vr, Vth = self.VL[ni], self.Vr[ni], self.Vth[ni]
-        tm, te, ti = self.tm[ni], self.te[ni], self.ti[ni]
-        ce, ci = self.c_e[ni], self.c_i[ni]
-        tref, ta = self.tref[ni], self.ta[ni]
-        V0, Ie0, Ii0, A0 = V[bi, ni], Ie[bi, ni], Ii[bi, ni], A[bi, ni]
-        noise = xi[bi, ni] if xi is not None else None
-        exact_limit = bool(np.isnan(ce).any() or np.isnan(ci).any())
+    def _ring_grow(self) -> None:
+        old = self._ring
+        slots, cap = old[0].shape
+        self._ring_alloc(slots, 2 * cap)
+        for new, a in zip(self._ring[:4], old[:4]):
+            new[:, :cap] = a
+        self._ring[4][:] = old[4]
 
-        # this step's events that reach these neurons: arrival offsets (K,), weights (n_s, K)
-        offsets, WE, WI = [], [], []
-        ni_min, ni_max = int(ni.min()), int(ni.max())
-        for ui, b, pre, off in step_events:
-            unit = self.units[ui]
-            if unit.post_start > ni_max or unit.post_start + unit.size <= ni_min:
-                continue
-            inside = (ni >= unit.post_start) & (ni < unit.post_start + unit.size)
-            j = np.nonzero(inside)[0]
-            if not len(j):
-                continue
-            cols = ni[j] - unit.post_start
-            same = bi[j][:, None] == b[None, :]
-            sel = np.ix_(pre, cols)
-            we = unit.w_exc[sel].T * same if unit.w_exc is not None else None
-            wi = unit.w_inh[sel].T * same if unit.w_inh is not None else None
-            hit = np.zeros(len(b), dtype=bool)
-            if we is not None:
-                hit |= (we != 0).any(axis=0)
-            if wi is not None:
-                hit |= (wi != 0).any(axis=0)
-            if not hit.any():
-                continue
-            k = np.count_nonzero(hit)
-            full_e = np.zeros((n_s, k))
-            full_i = np.zeros((n_s, k))
-            if we is not None:
-                full_e[j] = we[:, hit]
-            if wi is not None:
-                full_i[j] = wi[:, hit]
-            offsets.append(off[hit])
-            WE.append(full_e)
-            WI.append(full_i)
-        if offsets:
-            a_all = np.concatenate(offsets)
-            WE = np.concatenate(WE, axis=1)
-            WI = np.concatenate(WI, axis=1)
-            # sparse (neuron, event) pairs: a neuron only sees its own sample's events that hit it
-            pj, pk = np.nonzero((WE != 0) | (WI != 0))
-            pwe, pwi, pa = WE[pj, pk], WI[pj, pk], a_all[pk]
-            row_start = np.searchsorted(pj, np.arange(n_s))
-            has_pairs = len(pj) > 0
-        else:
-            has_pairs = False
+    def _cal(self):
+        return self._ring + self._static
 
-        def kern(h, tau_syn, c, em, tau_mem):
-            if exact_limit:
-                return _kernel(h, tau_syn, tau_mem)
-            return c * (np.exp(-h / tau_syn) - em)
+    @staticmethod
+    def _static_table(static, n_steps: int):
+        i64 = np.int64
+        if static:
+            step, u, b, p, t = (np.concatenate(parts) for parts in zip(*static))
+            order = np.argsort(step, kind="stable")
+            step = step[order]
+            ptr = np.searchsorted(step, np.arange(n_steps + 1), side="left").astype(i64)
+            return (ptr, np.ascontiguousarray(u[order], dtype=i64), np.ascontiguousarray(b[order], dtype=i64),
+                    np.ascontiguousarray(p[order], dtype=i64), np.ascontiguousarray(t[order], dtype=np.float64))
+        z = np.zeros(0, dtype=i64)
+        return (np.zeros(n_steps + 1, dtype=i64), z, z, z, np.zeros(0))
 
-        def trajectory(tau, s_free, v_start, with_noise=True):
-            """V at in-step times tau (n_s, G) of neurons free from s_free on, starting at v_start."""
-            s_col = s_free[:, None]
-            ie_s = Ie0 * np.exp(-s_free / te)
-            ii_s = Ii0 * np.exp(-s_free / ti)
-            if has_pairs:
-                s_p = s_free[pj]
-                # events that arrived while the neuron was held at reset charge its current only
-                via = (pa < s_p) & (s_p > 0)
-                if via.any():
-                    age = np.maximum(s_p - pa, 0.0)
-                    ie_s = ie_s + np.bincount(pj, weights=pwe * via * np.exp(-age / te[pj]), minlength=n_s)
-                    ii_s = ii_s + np.bincount(pj, weights=pwi * via * np.exp(-age / ti[pj]), minlength=n_s)
-            h = np.maximum(tau - s_col, 0.0)
-            em = np.exp(-h / tm[:, None])
-            v = (VL[:, None] + (v_start - VL)[:, None] * em
-                 + ie_s[:, None] * kern(h, te[:, None], ce[:, None], em, tm[:, None])
-                 - ii_s[:, None] * kern(h, ti[:, None], ci[:, None], em, tm[:, None]))
-            if has_pairs:
-                he = np.maximum(tau[pj] - pa[:, None], 0.0)  # (pairs, G)
-                tmp = tm[pj][:, None]
-                em_p = np.exp(-he / tmp)
-                contrib = (pwe[:, None] * kern(he, te[pj][:, None], ce[pj][:, None], em_p, tmp)
-                           - pwi[:, None] * kern(he, ti[pj][:, None], ci[pj][:, None], em_p, tmp))
-                if via.any():
-                    contrib = contrib * ~via[:, None]
-                rows = np.unique(pj)
-                v[rows] += np.add.reduceat(contrib, row_start[rows], axis=0)
-            if with_noise and noise is not None:
-                v = v + noise[:, None] * (tau / dt)
-            return np.where(tau > s_col, v, np.where(s_col > 0, Vr[:, None], v_start[:, None]))
+    @staticmethod
+    def _scratch(ev_cap: int, B: int, N: int):
+        i64 = np.int64
+        ev_cap = max(ev_cap, 16)
+        return (np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap),
+                np.empty(B * N, i64), np.empty(B * N, i64), np.empty(ev_cap), np.empty(ev_cap), np.empty(ev_cap))
 
-        def threshold(tau):
-            if not self.any_adaptive:
-                return Vth[:, None]
-            return Vth[:, None] + A0[:, None] * np.exp(-tau / ta[:, None])
-
-        s_free = np.minimum(R0, dt)
-        v_start = np.where(R0 > 0, Vr, V0)
-        crossing_cycle = np.full(n_s, -1, dtype=np.int64)
-        if M <= _GRID_MAX_CYCLES:
-            grid = np.broadcast_to(np.arange(1, M + 1) * clock, (n_s, M))
-            v_grid = trajectory(grid, s_free, v_start)
-            f_grid = v_grid - threshold(grid)
-            above = (f_grid >= 0) & (grid > s_free[:, None] + 1e-12)
-            has = above.any(axis=1)
-            crossing_cycle[has] = np.argmax(above[has], axis=1) + 1
-            v_end_free = v_grid[:, -1]
-            # the analog reset acts at the crossing itself, the digital stamp on the next clock edge:
-            # locate the crossing between grid points by linear interpolation (error O(clock²))
-            crossing_time = crossing_cycle * clock
-            m = crossing_cycle
-            if has.any():
-                rows = np.nonzero(has)[0]
-                f_hi = f_grid[rows, m[rows] - 1]
-                # the point before: the previous grid point, or the start of the step (free neurons)
-                f_start = V0[rows] - Vth[rows] - (A0[rows] if self.any_adaptive else 0.0)
-                f_lo = np.where(m[rows] >= 2, f_grid[rows, np.maximum(m[rows] - 2, 0)], f_start)
-                t_lo = (m[rows] - 1) * clock
-                ok = (f_lo < 0) & (t_lo >= s_free[rows]) & ((m[rows] >= 2) | (s_free[rows] == 0))
-                frac = np.where(ok, -f_lo / np.where(ok, f_hi - f_lo, 1.0), 1.0)
-                crossing_time[rows] = t_lo + frac * clock
-        else:
-            end = np.full((n_s, 1), dt)
-            v_end_free = trajectory(end, s_free, v_start)[:, 0]
-            has = v_end_free >= threshold(end)[:, 0]
-            lo = s_free.copy()
-            hi = np.full(n_s, dt)
-            for _ in range(int(math.ceil(math.log2(max(M, 2)))) + 2):
-                mid = 0.5 * (lo + hi)
-                up = trajectory(mid[:, None], s_free, v_start)[:, 0] >= threshold(mid[:, None])[:, 0]
-                hi = np.where(up, mid, hi)
-                lo = np.where(up, lo, mid)
-            crossing_cycle[has] = np.clip(np.ceil(hi[has] / clock - 1e-9).astype(np.int64), 1, M)
-            crossing_time = hi
-
-        Vn[bi, ni] = v_end_free
-        spk = crossing_cycle > 0
-        if not spk.any():
-            return None
-        k = np.nonzero(spk)[0]
-        tau_sp = crossing_time[k]
-        s_after = tau_sp + tref[k]
-        v_end = Vr[k].copy()
-        free = s_after < dt
-        if free.any():
-            # the reset neuron leaves refractoriness before the step ends: evolve it from v_reset
-            idx = k[free]
-            s_full = np.full(n_s, dt)
-            s_full[idx] = s_after[free]
-            v_full = Vr.copy()
-            vv = trajectory(np.full((n_s, 1), dt), s_full, v_full, with_noise=False)[:, 0]
-            v_end[free] = vv[idx] + (0.0 if noise is None else noise[idx] * (1 - s_after[free] / dt))
-        return bi[k], ni[k], crossing_cycle[k], v_end, s_after - dt, tau_sp
-
-    # ------------------------------------------------------------------ events
-    def _emit_neurons(self, buckets, sb, sn, t, s):
+    # ------------------------------------------------------------------ events through the links
+    def _emit_neurons(self, sb, sn, t, s):
         for pop, offset in self.pop_offset.items():
             size = self.pop_size[pop]
             sel = (sn >= offset) & (sn < offset + size)
             if sel.any() and pop in self.units_of_source:
-                self._emit(buckets, pop, sb[sel], sn[sel] - offset, t[sel], s)
+                self._emit(pop, sb[sel], sn[sel] - offset, t[sel], s)
 
-    def _emit(self, buckets, source, b, idx, t, s):
-        """Send events from a source at times t (emitted in step s) to every unit it feeds."""
-        exit_at = None
-        if self.link_model:
-            unit0 = self.units[self.units_of_source[source][0]]
-            proj = self.mapped.projections[unit0.projection]
-            group = np.asarray(proj.pre_group)[idx]
-            exit_at = self._through_links(group, b, t)
+    def _emit(self, source, b, idx, t, s):
+        """Send events from a source at times t (emitted in step s) through the links to every
+        unit it feeds (link model only; without it the kernel emits)."""
+        unit0 = self.units[self.units_of_source[source][0]]
+        proj = self.mapped.projections[unit0.projection]
+        group = np.asarray(proj.pre_group)[idx]
+        exit_at = self._through_links(group, b, t)
         for ui in self.units_of_source[source]:
             unit = self.units[ui]
-            if exit_at is not None:
-                last = unit.last_link[idx]
-                arrive = np.full(len(t), np.nan)
-                for link in np.unique(last):
-                    sel = last == link
-                    arrive[sel] = (exit_at[int(link)][sel] if link >= 0 else t[sel])
-                ok = np.isfinite(arrive)
-                arrival = arrive[ok] + unit.delay_us
-                bb, ii = b[ok], idx[ok]
-            else:
-                arrival = t + unit.latency_us[idx] + unit.delay_us
-                bb, ii = b, idx
-            self._bucket(buckets, ui, bb, ii, arrival, s)
-        if exit_at is None:
-            self.sent_events += len(t)
+            last = unit.last_link[idx]
+            arrive = np.full(len(t), np.nan)
+            for link in np.unique(last):
+                sel = last == link
+                arrive[sel] = (exit_at[int(link)][sel] if link >= 0 else t[sel])
+            ok = np.isfinite(arrive)
+            self._bucket(ui, b[ok], idx[ok], arrive[ok] + unit.delay_us, s)
 
-    def _schedule(self, buckets, source, b, idx, t, s):
-        self.sent_events += len(t)
-        for ui in self.units_of_source.get(source, []):
-            unit = self.units[ui]
-            self._bucket(buckets, ui, b, idx, t + unit.latency_us[idx] + unit.delay_us, s)
-
-    def _bucket(self, buckets, ui, b, idx, arrival, s):
+    def _bucket(self, ui, b, idx, arrival, s):
         if len(arrival) == 0:
             return
         dt = self.profile.step_us
-        step = np.maximum(np.floor(arrival / dt + 1e-9).astype(np.int64), s + 1)
-        if len(step) == 1 or np.all(step == step[0]):
-            groups = [(int(step[0]), slice(None))]
-        else:
-            groups = [(int(u), step == u) for u in np.unique(step)]
-        for st, sel in groups:
-            pend = buckets.setdefault(st, {}).setdefault(ui, _Pending())
-            pend.batch.append(b[sel])
-            pend.pre.append(idx[sel])
-            pend.time.append(arrival[sel])
+        arrival = np.ascontiguousarray(arrival, dtype=np.float64)
+        while True:
+            worst = kernels.ring_room(arrival, s, dt, self._ring[4])
+            if worst < 0:
+                raise RuntimeError("internal: an event arrives beyond the calendar's horizon")
+            if worst <= self._ring[0].shape[1]:
+                break
+            self._ring_grow()
+        kernels.ring_add(ui, np.ascontiguousarray(b, dtype=np.int64), np.ascontiguousarray(idx, dtype=np.int64),
+                         arrival, s, dt, self._cal())
 
     def _split_spikes(self, sb, sn, sc):
         if sb:
@@ -817,26 +663,26 @@ class Emulator:
         return out
 
     # ------------------------------------------------------------------ readout: ADC traces
-    def _trace_setup(self, record: Record, B: int, dt: float):
-        traces = []
+    def _trace_setup(self, record: Record, B: int, dt: float, n_steps: int):
+        """Columns of the kernel's sample array: neuron and sampling interval (steps) of each."""
+        records, idx, every = [], [], []
         for rec in record.membrane:
-            every = max(1, int(math.ceil(rec.period_us / dt - 1e-9)))  # never faster than asked
-            idx = self.pop_offset[rec.population] + np.asarray(rec.neurons, dtype=np.int64)
-            traces.append({"record": rec, "every": every, "idx": idx, "times": [], "values": []})
-        return traces
+            e = max(1, int(math.ceil(rec.period_us / dt - 1e-9)))  # never faster than asked
+            cols = self.pop_offset[rec.population] + np.asarray(rec.neurons, dtype=np.int64)
+            records.append((rec, e, len(idx), len(cols)))
+            idx.extend(cols.tolist())
+            every.extend([e] * len(cols))
+        rows = max((n_steps // e for _, e, _, _ in records), default=0)
+        out = np.zeros((B, max(rows, 1), len(idx)))
+        return np.array(idx, dtype=np.int64), np.array(every, dtype=np.int64), out, records
 
-    def _trace_sample(self, traces, s, V):
-        for tr in traces:
-            if (s + 1) % tr["every"] == 0:
-                tr["times"].append((s + 1) * self.profile.step_us)
-                tr["values"].append(V[:, tr["idx"]].copy())
-
-    def _trace_finish(self, traces):
-        out = []
-        for tr in traces:
-            values = np.stack(tr["values"], axis=1) if tr["values"] else np.zeros((0, 0, len(tr["idx"])))
-            out.append((tr["record"], np.asarray(tr["times"]), values))
-        return out
+    def _trace_finish(self, records, out, idx, n_steps, dt):
+        result = []
+        for rec, every, first, k in records:
+            n = n_steps // every
+            times = np.array([(j + 1) * every * dt for j in range(n)])
+            result.append((rec, times, out[:, :n, first:first + k].copy()))
+        return result
 
     # ------------------------------------------------------------------ readout: correlation sensors
     def _corr_setup(self, record: Record, B: int):

@@ -1,0 +1,475 @@
+"""Compiled inner loop of the emulator: the analog core stepped over a run of steps.
+
+``chip.emulator`` prepares flat arrays (parameters, state, synapse tables, the event calendar) and
+calls :func:`advance` for a run of steps; this module holds no state of its own. It is compiled with
+numba (cached on disk after the first call). Setting ``NUMBA_DISABLE_JIT=1`` runs the same code as
+plain Python, slowly, which is the way to step through it in a debugger.
+
+Layouts (B samples, N neurons, U delivery units):
+
+- parameters ``P``: 18 arrays of shape (N,) — VL, Vr, Vth, τm, τe, τi, τref, τa, ΔA, the step
+  propagators e^{−dt/τm}, e^{−dt/τe}, e^{−dt/τi}, e^{−dt/τa}, κe(dt), κi(dt), the kernel
+  coefficients τs/(τs − τm) (NaN where the two are too close) and the noise scale;
+- state ``S``: V, Ie, Ii, A, refractory end (absolute µs) and scratch copies of V, Ie, Ii, A, all (B, N);
+- synapses ``SYN``: one CSR table over the rows (unit, pre) — ``row_base[u] + pre`` indexes
+  ``indptr``; ``cols`` are global post neuron indices, sorted within a row; ``w_exc``/``w_inh`` the
+  effective amplitudes (≥ 0). Per unit: post range, delay, route latency per pre neuron, whether
+  its post neurons share time constants. Per source: its units; per neuron: its source and index;
+- calendar ``CAL``: a ring of R step slots (capacity C events each) for events emitted during the
+  run, and a static list of input events sorted by arrival step (``st_ptr[s]:st_ptr[s+1]``).
+
+Status codes returned by :func:`advance` tell the caller to grow a buffer and call again; the
+kernel never leaves a step half done.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+DONE = 0
+RING_FULL = 1     # an emitted event found its calendar slot full: grow the ring, call again
+SPIKES_FULL = 2   # the spike buffer cannot take another step's worth: drain it, call again
+EVENTS_FULL = 3   # a step holds more events than the scratch arrays: grow them, call again
+
+# counters (int64 array shared with the caller)
+C_SPIKES = 0      # spikes in the output buffer
+C_EMITTED = 1     # of those, emitted into the calendar
+C_SENT = 2        # events sent into the fabric by neurons (one per spike of a source)
+C_NEXT = 3        # next step to run
+C_EVENTS = 4      # events delivered in the last step run (left in the scratch arrays)
+C_NEED = 5        # size asked for with EVENTS_FULL
+
+
+@njit(cache=True)
+def _exact_kernel(h, ts, tm):
+    es = math.exp(-h / ts)
+    em = math.exp(-h / tm)
+    diff = ts - tm
+    if abs(diff) < 1e-9 * max(ts, tm):
+        return h / tm * em
+    return ts / diff * (es - em)
+
+
+@njit(cache=True)
+def _kern(h, ts, c, em, tm):
+    """κ(h) = c·(e^{−h/τs} − e^{−h/τm}) given em = e^{−h/τm}; the exact form where c is NaN."""
+    if c != c:
+        return _exact_kernel(h, ts, tm)
+    return c * (math.exp(-h / ts) - em)
+
+
+@njit(cache=True)
+def _charge(s_free, ie0, ii0, te, ti, pa, pwe, pwi, npairs):
+    """Synaptic currents of a neuron at s_free, the end of its hold at reset: the start-of-step
+    currents decayed, plus the events that arrived while it was held (they charge the current only)."""
+    ie = ie0 * math.exp(-s_free / te)
+    ii = ii0 * math.exp(-s_free / ti)
+    held = False
+    if s_free > 0.0:
+        acc_e = 0.0
+        acc_i = 0.0
+        for p in range(npairs):
+            if pa[p] < s_free:
+                age = s_free - pa[p]
+                acc_e += pwe[p] * math.exp(-age / te)
+                acc_i += pwi[p] * math.exp(-age / ti)
+                held = True
+        if held:
+            ie += acc_e
+            ii += acc_i
+    return ie, ii, held
+
+
+@njit(cache=True)
+def _traj(tau, s_free, v_start, noise, dt, VL, Vr, tm, te, ti, ce, ci, ie_s, ii_s, held,
+          pa, pwe, pwi, npairs):
+    """Membrane at in-step time tau of a neuron free from s_free on, starting there at v_start."""
+    if not tau > s_free:
+        return Vr if s_free > 0.0 else v_start
+    h = tau - s_free
+    em = math.exp(-h / tm)
+    v = VL + (v_start - VL) * em + ie_s * _kern(h, te, ce, em, tm) - ii_s * _kern(h, ti, ci, em, tm)
+    if npairs > 0:
+        acc = 0.0
+        for p in range(npairs):
+            if held and pa[p] < s_free:
+                continue  # arrived during the hold: already in ie_s / ii_s
+            he = tau - pa[p]
+            if he <= 0.0:
+                continue
+            emp = math.exp(-he / tm)
+            if pwe[p] != 0.0:
+                acc += pwe[p] * _kern(he, te, ce, emp, tm)
+            if pwi[p] != 0.0:
+                acc -= pwi[p] * _kern(he, ti, ci, emp, tm)
+        v += acc
+    return v + noise * (tau / dt)
+
+
+@njit(cache=True)
+def _find(cols, lo, hi, n):
+    """Index of n in the sorted cols[lo:hi], or −1."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        c = cols[mid]
+        if c < n:
+            lo = mid + 1
+        elif c > n:
+            hi = mid
+        else:
+            return mid
+    return -1
+
+
+@njit(cache=True)
+def emit_spikes(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, counters):
+    """Put the spikes i0..i1 of the output buffer into the calendar, one event per unit they feed.
+    Returns False (having emitted up to counters[C_EMITTED]) when a slot is full."""
+    (row_base, indptr, cols, w_exc, w_inh, ustart, uend, delay, uniform, lat_base, lat,
+     src_ptr, src_units, nsrc, nlocal) = SYN
+    ring_u, ring_b, ring_p, ring_t, ring_n, st_ptr, st_u, st_b, st_p, st_t = CAL
+    R = ring_u.shape[0]
+    cap = ring_u.shape[1]
+    for i in range(i0, i1):
+        n = sp_n[i]
+        src = nsrc[n]
+        if src < 0:
+            counters[C_EMITTED] = i + 1
+            continue
+        s_emit = (sp_c[i] - 1) // M
+        t = sp_c[i] * clock
+        k0 = src_ptr[src]
+        k1 = src_ptr[src + 1]
+        for k in range(k0, k1):
+            u = src_units[k]
+            arrive = t + lat[lat_base[u] + nlocal[n]] + delay[u]
+            st = max(np.int64(math.floor(arrive / dt + 1e-9)), s_emit + 1)
+            if ring_n[st % R] + (k1 - k0) > cap:
+                return False
+        for k in range(k0, k1):
+            u = src_units[k]
+            arrive = t + lat[lat_base[u] + nlocal[n]] + delay[u]
+            st = max(np.int64(math.floor(arrive / dt + 1e-9)), s_emit + 1)
+            slot = st % R
+            j = ring_n[slot]
+            ring_u[slot, j] = u
+            ring_b[slot, j] = sp_b[i]
+            ring_p[slot, j] = nlocal[n]
+            ring_t[slot, j] = arrive
+            ring_n[slot] = j + 1
+        counters[C_SENT] += 1
+        counters[C_EMITTED] = i + 1
+    return True
+
+
+@njit(cache=True)
+def ring_room(arrive, s, dt, ring_n):
+    """The fullest slot's count after adding events arriving at these times (arrival steps clamped
+    to ≥ s + 1), or −1 when one lies beyond the calendar's horizon."""
+    R = ring_n.shape[0]
+    extra = np.zeros(R, dtype=np.int64)
+    worst = 0
+    for i in range(arrive.shape[0]):
+        st = max(np.int64(math.floor(arrive[i] / dt + 1e-9)), s + 1)
+        if st - s >= R:
+            return -1  # beyond the calendar's horizon
+        slot = st % R
+        extra[slot] += 1
+        worst = max(worst, ring_n[slot] + extra[slot])
+    return worst
+
+
+@njit(cache=True)
+def ring_add(u, b, pre, arrive, s, dt, CAL):
+    """Add events for unit u (room checked by the caller with :func:`ring_room`)."""
+    ring_u, ring_b, ring_p, ring_t, ring_n, st_ptr, st_u, st_b, st_p, st_t = CAL
+    R = ring_u.shape[0]
+    for i in range(arrive.shape[0]):
+        st = max(np.int64(math.floor(arrive[i] / dt + 1e-9)), s + 1)
+        slot = st % R
+        j = ring_n[slot]
+        ring_u[slot, j] = u
+        ring_b[slot, j] = b[i]
+        ring_p[slot, j] = pre[i]
+        ring_t[slot, j] = arrive[i]
+        ring_n[slot] = j + 1
+
+
+@njit(cache=True)
+def advance(s_begin, s_end, dt, clock, M, grid, adaptive, emit_internal, has_noise,
+            P, S, SYN, CAL, SCR, OUT, xi, tr_idx, tr_every, tr_out, counters):
+    """Run steps s_begin..s_end−1 (or until a buffer asks to grow: see the status codes).
+
+    Per step: exact decay of every neuron; delivery of the step's events (end-of-step effect of each
+    by superposition); noise; refractory clamp; threshold test; the slow path for neurons that
+    cross or leave refractoriness; trace samples; emission of the step's spikes into the calendar.
+    The state is left in S[0:4] on return.
+    """
+    VL, Vr, Vth, tm, te, ti, tref, ta, da, am, ae, ai, aa, ke, ki, ce, ci, nscale = P
+    V, Ie, Ii, A, ref, V2, Ie2, Ii2, A2 = S
+    (row_base, indptr, cols, w_exc, w_inh, ustart, uend, delay, uniform, lat_base, lat,
+     src_ptr, src_units, nsrc, nlocal) = SYN
+    ring_u, ring_b, ring_p, ring_t, ring_n, st_ptr, st_u, st_b, st_p, st_t = CAL
+    ev_u, ev_b, ev_p, ev_t, sl_b, sl_n, pa, pwe, pwi = SCR
+    sp_b, sp_n, sp_c = OUT
+    B, N = V.shape
+    R = ring_u.shape[0]
+    n_static_steps = st_ptr.shape[0] - 1
+    V0s, Ie0s, Ii0s, A0s = V, Ie, Ii, A  # the caller's arrays: the state must end up there
+    swapped = False
+    status = DONE
+
+    # spikes of an earlier call that did not fit into the calendar
+    if emit_internal and counters[C_EMITTED] < counters[C_SPIKES]:
+        if not emit_spikes(counters[C_EMITTED], counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c,
+                           SYN, CAL, counters):
+            return RING_FULL
+
+    s = s_begin
+    while s < s_end:
+        slot = s % R
+        n_ring = ring_n[slot]
+        n_static = 0
+        if s < n_static_steps:
+            n_static = st_ptr[s + 1] - st_ptr[s]
+        if n_ring + n_static > ev_u.shape[0]:
+            counters[C_NEED] = n_ring + n_static
+            status = EVENTS_FULL
+            break
+        if counters[C_SPIKES] + B * N > sp_b.shape[0]:
+            status = SPIKES_FULL
+            break
+        t0 = s * dt
+        t1 = t0 + dt
+
+        # 1. exact decay over the step
+        for b in range(B):
+            for n in range(N):
+                v = V[b, n] - VL[n]
+                v *= am[n]
+                v += VL[n]
+                v += Ie[b, n] * ke[n]
+                v -= Ii[b, n] * ki[n]
+                V2[b, n] = v
+                Ie2[b, n] = Ie[b, n] * ae[n]
+                Ii2[b, n] = Ii[b, n] * ai[n]
+                A2[b, n] = A[b, n] * aa[n] if adaptive else A[b, n]
+
+        # 2. this step's events: calendar slot, then static inputs
+        k = 0
+        for j in range(n_ring):
+            ev_u[k] = ring_u[slot, j]
+            ev_b[k] = ring_b[slot, j]
+            ev_p[k] = ring_p[slot, j]
+            ev_t[k] = ring_t[slot, j]
+            k += 1
+        ring_n[slot] = 0
+        if n_static > 0:
+            for j in range(st_ptr[s], st_ptr[s + 1]):
+                ev_u[k] = st_u[j]
+                ev_b[k] = st_b[j]
+                ev_p[k] = st_p[j]
+                ev_t[k] = st_t[j]
+                k += 1
+        n_ev = k
+        counters[C_EVENTS] = n_ev
+
+        # 3. delivery: each event adds w·e^{−h/τs} to I and w·κ(h) to V at the step's end
+        for e in range(n_ev):
+            u = ev_u[e]
+            b = ev_b[e]
+            h = t1 - ev_t[e]
+            row = row_base[u] + ev_p[e]
+            j0 = indptr[row]
+            j1 = indptr[row + 1]
+            if j0 == j1:
+                continue
+            if uniform[u]:
+                n0 = ustart[u]
+                em = math.exp(-h / tm[n0])
+                fie = math.exp(-h / te[n0])
+                fve = _kern(h, te[n0], ce[n0], em, tm[n0])
+                fii = math.exp(-h / ti[n0])
+                fvi = _kern(h, ti[n0], ci[n0], em, tm[n0])
+                for j in range(j0, j1):
+                    n = cols[j]
+                    we = w_exc[j]
+                    wi = w_inh[j]
+                    if we != 0.0:
+                        Ie2[b, n] += we * fie
+                        V2[b, n] += we * fve
+                    if wi != 0.0:
+                        Ii2[b, n] += wi * fii
+                        V2[b, n] -= wi * fvi
+            else:
+                for j in range(j0, j1):
+                    n = cols[j]
+                    we = w_exc[j]
+                    wi = w_inh[j]
+                    em = math.exp(-h / tm[n])
+                    if we != 0.0:
+                        Ie2[b, n] += we * math.exp(-h / te[n])
+                        V2[b, n] += we * _kern(h, te[n], ce[n], em, tm[n])
+                    if wi != 0.0:
+                        Ii2[b, n] += wi * math.exp(-h / ti[n])
+                        V2[b, n] -= wi * _kern(h, ti[n], ci[n], em, tm[n])
+
+        # 4. noise, refractory clamp, threshold: which neurons need the slow path
+        xs = s - s_begin
+        n_slow = 0
+        for b in range(B):
+            for n in range(N):
+                v = V2[b, n]
+                if has_noise:
+                    v += xi[xs, b, n] * nscale[n]
+                r = ref[b, n]
+                refractory = r > t0
+                if refractory:
+                    v = Vr[n]
+                V2[b, n] = v
+                theta = Vth[n] + A2[b, n] if adaptive else Vth[n]
+                if v >= theta or (refractory and r < t1):
+                    sl_b[n_slow] = b
+                    sl_n[n_slow] = n
+                    n_slow += 1
+
+        # 5. slow path: the in-step trajectory of those neurons, with this step's events
+        sp_first = counters[C_SPIKES]
+        for q in range(n_slow):
+            b = sl_b[q]
+            n = sl_n[q]
+            v0 = V[b, n]
+            ie0 = Ie[b, n]
+            ii0 = Ii[b, n]
+            a0 = A[b, n]
+            r0 = max(ref[b, n] - t0, 0.0)
+            noise = xi[xs, b, n] * nscale[n] if has_noise else 0.0
+            # the events of this step that reach this neuron in this sample
+            npairs = 0
+            for e in range(n_ev):
+                if ev_b[e] != b:
+                    continue
+                u = ev_u[e]
+                if n < ustart[u] or n >= uend[u]:
+                    continue
+                row = row_base[u] + ev_p[e]
+                j = _find(cols, indptr[row], indptr[row + 1], n)
+                if j < 0:
+                    continue
+                if w_exc[j] == 0.0 and w_inh[j] == 0.0:
+                    continue
+                pa[npairs] = ev_t[e] - t0
+                pwe[npairs] = w_exc[j]
+                pwi[npairs] = w_inh[j]
+                npairs += 1
+            vl = VL[n]
+            vr = Vr[n]
+            vth = Vth[n]
+            tmn = tm[n]
+            ten = te[n]
+            tin = ti[n]
+            cen = ce[n]
+            cin = ci[n]
+            tan = ta[n]
+            s_free = min(r0, dt)
+            v_start = vr if r0 > 0.0 else v0
+            ie_s, ii_s, held = _charge(s_free, ie0, ii0, ten, tin, pa, pwe, pwi, npairs)
+            cross = -1
+            t_cross = 0.0
+            v_end_free = 0.0
+            if grid:
+                f_prev = 0.0
+                for m in range(1, M + 1):
+                    tau = m * clock
+                    v = _traj(tau, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
+                              ie_s, ii_s, held, pa, pwe, pwi, npairs)
+                    f = v - (vth + a0 * math.exp(-tau / tan) if adaptive else vth)
+                    if f >= 0.0 and tau > s_free + 1e-12:
+                        cross = m
+                        # the analog reset acts at the crossing, located between grid points by
+                        # linear interpolation; the digital stamp is this clock edge
+                        f_lo = f_prev
+                        if m < 2:
+                            f_lo = v0 - vth - (a0 if adaptive else 0.0)
+                        t_lo = (m - 1) * clock
+                        frac = 1.0
+                        if f_lo < 0.0 and t_lo >= s_free and (m >= 2 or s_free == 0.0):
+                            frac = -f_lo / (f - f_lo)
+                        t_cross = t_lo + frac * clock
+                        break
+                    f_prev = f
+                    v_end_free = v
+            else:
+                v_end_free = _traj(dt, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
+                                   ie_s, ii_s, held, pa, pwe, pwi, npairs)
+                thr_end = vth + a0 * math.exp(-dt / tan) if adaptive else vth
+                if v_end_free >= thr_end:
+                    lo = s_free
+                    hi = dt
+                    iters = int(math.ceil(math.log2(max(M, 2)))) + 2
+                    for _ in range(iters):
+                        mid = 0.5 * (lo + hi)
+                        vm = _traj(mid, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
+                                   ie_s, ii_s, held, pa, pwe, pwi, npairs)
+                        if vm >= (vth + a0 * math.exp(-mid / tan) if adaptive else vth):
+                            hi = mid
+                        else:
+                            lo = mid
+                    cross = min(max(np.int64(math.ceil(hi / clock - 1e-9)), 1), M)
+                    t_cross = hi
+            if cross < 0:
+                V2[b, n] = v_end_free
+                continue
+            # spike: reset at the crossing, held for τref, then free again (maybe within this step)
+            s_after = t_cross + tref[n]
+            v_end = vr
+            if s_after < dt:
+                ie_a, ii_a, held_a = _charge(s_after, ie0, ii0, ten, tin, pa, pwe, pwi, npairs)
+                v_end = _traj(dt, s_after, vr, 0.0, dt, vl, vr, tmn, ten, tin, cen, cin,
+                              ie_a, ii_a, held_a, pa, pwe, pwi, npairs) + noise * (1.0 - s_after / dt)
+            ref[b, n] = t0 + t_cross + tref[n]
+            V2[b, n] = v_end
+            if adaptive:
+                A2[b, n] += da[n] * math.exp(-(dt - t_cross) / tan)
+            i = counters[C_SPIKES]
+            sp_b[i] = b
+            sp_n[i] = n
+            sp_c[i] = s * M + cross
+            counters[C_SPIKES] = i + 1
+
+        # 6. ADC samples of the end-of-step membrane
+        for kk in range(tr_idx.shape[0]):
+            every = tr_every[kk]
+            if (s + 1) % every == 0:
+                js = (s + 1) // every - 1
+                for b in range(B):
+                    tr_out[b, js, kk] = V2[b, tr_idx[kk]]
+
+        # the new state becomes the current one
+        V, V2 = V2, V
+        Ie, Ie2 = Ie2, Ie
+        Ii, Ii2 = Ii2, Ii
+        A, A2 = A2, A
+        swapped = not swapped
+        s += 1
+        counters[C_NEXT] = s
+
+        # 7. emission of this step's spikes (events act from the next step on)
+        if emit_internal:
+            if not emit_spikes(sp_first, counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c,
+                               SYN, CAL, counters):
+                status = RING_FULL
+                break
+        else:
+            counters[C_EMITTED] = counters[C_SPIKES]
+
+    counters[C_NEXT] = s
+    if swapped:
+        V0s[:, :] = V
+        Ie0s[:, :] = Ie
+        Ii0s[:, :] = Ii
+        A0s[:, :] = A
+    return status
