@@ -71,6 +71,8 @@ class RawRun:
     wall_s: float
     offered_events: int = 0   # events sent by sources into the fabric, each counted once
     dropped_events: int = 0   # of those, events lost on at least one link of their routes
+    kernel_load_s: float = 0.0  # loading (or, on a first run, compiling) the compiled step loop
+    loop_s: float = 0.0       # the step loop itself
 
 
 def _kernel(h, tau_syn, tau_mem):
@@ -128,17 +130,18 @@ class Emulator:
         return out
 
     def effective_weights(self, projection: str) -> tuple[np.ndarray, np.ndarray]:
-        """Effective signed amplitudes (exc ≥ 0, inh ≥ 0) of a projection's synapses."""
+        """Effective amplitudes (exc ≥ 0, inh ≥ 0) of a projection's connections, as vectors over
+        its connections (see ``chip.mapping.PlacedProjection``)."""
         proj = self.mapped.projections[projection]
         post = self.mapped.populations[proj.post]
         wfs_code = self.state.codes["weight_full_scale"][post.offset:post.offset + post.size]
         wfs = self.die.effective(self.transfer, "weight_full_scale", wfs_code,
-                                 self.circuits[post.offset:post.offset + post.size])
+                                 self.circuits[post.offset:post.offset + post.size])[proj.post_index]
         scale = float(self.profile.weight_max_code or 1)
         result = []
         for codes, ids in ((self.state.exc_code[projection], proj.exc_synapse),
                            (self.state.inh_code[projection], proj.inh_synapse)):
-            w = codes / scale * wfs[None, :]
+            w = codes / scale * wfs
             gain = self.die.synapse_gain(ids)
             if gain is not None:
                 w = w * gain
@@ -201,18 +204,18 @@ class Emulator:
                     boundaries.append(j)
             boundaries.append(post.size)
             n_pre = proj.mask.shape[0]
+            nonzero = np.zeros(proj.n_synapses, dtype=bool)
+            for w in (w_exc, w_inh):
+                if w is not None:
+                    nonzero |= w != 0
+            # connections are in row-major order, so a post range keeps each row's columns sorted
             for a, b in zip(boundaries[:-1], boundaries[1:]):
-                we = None if w_exc is None else w_exc[:, a:b]
-                wi = None if w_inh is None else w_inh[:, a:b]
-                nonzero = np.zeros((n_pre, b - a), dtype=bool)
-                for w in (we, wi):
-                    if w is not None:
-                        nonzero |= w != 0
-                r, c = np.nonzero(nonzero)
+                sel = nonzero & (proj.post_index >= a) & (proj.post_index < b)
+                r = proj.pre_index[sel]
                 rows_per_unit.append(np.bincount(r, minlength=n_pre))
-                cols_per_unit.append(c + post.offset + a)
-                we_per_unit.append(we[r, c] if we is not None else np.zeros(len(r)))
-                wi_per_unit.append(wi[r, c] if wi is not None else np.zeros(len(r)))
+                cols_per_unit.append(proj.post_index[sel] + post.offset)
+                we_per_unit.append(w_exc[sel] if w_exc is not None else np.zeros(len(r)))
+                wi_per_unit.append(w_inh[sel] if w_inh is not None else np.zeros(len(r)))
                 lat_cycles, last = self._route_of(proj, int(halves[a]))
                 unit = _Unit(projection=name, pre=proj.pre, pre_is_input=proj.pre_is_input,
                              post_start=post.offset + a, size=b - a, latency_us=lat_cycles * clock,
@@ -493,6 +496,16 @@ class Emulator:
         no_noise = np.zeros((1, 1, 1))
         grid = M <= _GRID_MAX_CYCLES
 
+        params = self._params(nscale)
+        # a call of zero steps loads the compiled kernel (compiles it on a checkout's first run),
+        # so that the loop's timing is the loop's
+        t_load = time.perf_counter()
+        kernels.advance(0, 0, dt, clock, M, grid, self.any_adaptive, not self.link_model, has_noise,
+                        params, state, self.syn, self._cal(), scratch, out, no_noise if not has_noise
+                        else np.zeros((1, B, N)), tr_idx, tr_every, tr_out, counters)
+        t_loop = time.perf_counter()
+        kernel_load_s = t_loop - t_load
+
         s = 0
         while s < n_steps:
             if per_step:
@@ -508,8 +521,6 @@ class Emulator:
             if counters[kernels.C_SPIKES] + B * N > len(out[0]):
                 drain()
             sp0 = int(counters[kernels.C_SPIKES])
-            params = (self.VL, self.Vr, self.Vth, self.tm, self.te, self.ti, self.tref, self.ta, self.da,
-                      self.am, self.ae, self.ai, self.aa, self.ke, self.ki, self.c_e, self.c_i, nscale)
             cur = s
             while True:
                 status = kernels.advance(
@@ -549,11 +560,13 @@ class Emulator:
                 timer[1]((s_end - 1) * dt + dt)
                 if self._prepared_version[0] != self.state.version:
                     self._prepare(dt)
+                    params = self._params(nscale)
             if progress is not None and (s_end % progress_every == 0 or s_end == n_steps):
                 progress(s_end / n_steps)
             s = s_end
         drain()
         self.sent_events += int(counters[kernels.C_SENT])
+        loop_s = time.perf_counter() - t_loop
 
         spikes = self._split_spikes(spikes_b, spikes_n, spikes_c)
         links = self.link_stats if self.link_model else []
@@ -568,7 +581,14 @@ class Emulator:
             wall_s=time.perf_counter() - start_wall,
             offered_events=self.sent_events,
             dropped_events=self.lost_events,
+            kernel_load_s=kernel_load_s,
+            loop_s=loop_s,
         )
+
+    def _params(self, nscale):
+        """Per-neuron parameters in the kernel's order (see ``chip.kernels``)."""
+        return (self.VL, self.Vr, self.Vth, self.tm, self.te, self.ti, self.tref, self.ta, self.da,
+                self.am, self.ae, self.ai, self.aa, self.ke, self.ki, self.c_e, self.c_i, nscale)
 
     # ------------------------------------------------------------------ calendar and scratch
     def _ring_alloc(self, slots: int, cap: int) -> None:

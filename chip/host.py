@@ -78,6 +78,8 @@ class RunResult:
     steps: int
     wall_s: float
     inputs: dict[str, SpikeEvents]
+    kernel_load_s: float = 0.0  # of wall_s: loading the compiled step loop (compiling it, first time)
+    loop_s: float = 0.0         # of wall_s: the step loop
 
     def trace(self, population: str) -> Trace:
         for tr in self.traces:
@@ -141,12 +143,11 @@ class HostInterface:
             adaptive[sl] = pop.model == "ALIF"
         state = ChipState(codes=codes, adaptive=adaptive, exc_code={}, inh_code={})
         for name, proj in self.mapped.projections.items():
-            shape = proj.mask.shape
-            state.exc_code[name] = np.zeros(shape)
-            state.inh_code[name] = np.zeros(shape)
+            state.exc_code[name] = np.zeros(proj.n_synapses)
+            state.inh_code[name] = np.zeros(proj.n_synapses)
         self.state = state
         for name, proj in self.mapped.projections.items():
-            self._store_weights(name, proj.initial_weights, proj.mask, clip_quietly=True)
+            self._store_weights(name, proj.initial_weights, np.ones(proj.n_synapses, dtype=bool))
         state.version = 0
         state.log.clear()
         return state
@@ -193,8 +194,10 @@ class HostInterface:
         """Signed logical weights (n_pre, n_post) in model units, as written (nominal, quantized)."""
         proj = self._proj(projection)
         scale = float(self.profile.weight_max_code or 1)
-        wfs = self._full_scale(proj.post)[None, :]
-        return (self.state.exc_code[projection] - self.state.inh_code[projection]) / scale * wfs
+        wfs = self._full_scale(proj.post)[proj.post_index]
+        dense = np.zeros(proj.mask.shape)
+        dense[proj.mask] = (self.state.exc_code[projection] - self.state.inh_code[projection]) / scale * wfs
+        return dense
 
     def write_weights(self, projection: str, values, *, mask: np.ndarray | None = None) -> np.ndarray:
         """Write signed weights (n_pre, n_post) in model units where the projection has synapses
@@ -208,14 +211,15 @@ class HostInterface:
         where = proj.mask if mask is None else (proj.mask & np.asarray(mask, dtype=bool))
         if not np.all(np.isfinite(values[where])):
             raise WriteError(f"refused to write non-finite weights to {projection!r}; nothing was written")
-        self._store_weights(projection, values, where)
+        self._store_weights(projection, values[proj.mask], where[proj.mask])
         self.state.touch(f"weights {projection}")
         return self.read_weights(projection)
 
-    def _store_weights(self, projection: str, values: np.ndarray, where: np.ndarray, clip_quietly=False) -> None:
+    def _store_weights(self, projection: str, values: np.ndarray, where: np.ndarray) -> None:
+        """Store weights given per connection (vectors over the projection's connections)."""
         proj = self.mapped.projections[projection]
         max_code = self.profile.weight_max_code
-        wfs = self._full_scale(proj.post)[None, :]
+        wfs = self._full_scale(proj.post)[proj.post_index]
         frac = np.asarray(values, dtype=np.float64) / wfs
         if proj.sign == "excitatory":
             frac = np.maximum(frac, 0.0)
@@ -391,7 +395,7 @@ class HostInterface:
         return RunResult(spikes=spikes, traces=traces, correlations=correlations, links=raw.links,
                          offered_events=raw.offered_events, dropped_events=raw.dropped_events, batch=raw.batch,
                          duration_us=duration_us, emulated_us=raw.emulated_us, steps=raw.steps, wall_s=raw.wall_s,
-                         inputs=events)
+                         inputs=events, kernel_load_s=raw.kernel_load_s, loop_s=raw.loop_s)
 
     def _adc(self, rec: MembraneRecord, times, values) -> Trace:
         bits = self.profile.cadc_bits if rec.adc == "cadc" else self.profile.madc_bits

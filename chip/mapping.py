@@ -86,9 +86,11 @@ class PlacedPopulation:
 class PlacedProjection:
     """A projection with its realized mask, initial weights and synapse ids.
 
-    ``exc_synapse`` / ``inh_synapse`` hold the global synapse id carrying each connection on an
-    excitatory / inhibitory row, -1 where there is none (a signed projection has both wherever
-    ``mask`` is True). ``pre_group`` indexes ``MappedChip.source_groups``; ``post_half`` is the
+    Per-connection arrays are vectors over the connections, in the row-major order of ``mask``
+    (``pre_index, post_index = np.nonzero(mask)``; ``dense[mask] = vector`` scatters one back):
+    ``initial_weights`` (signed model units), ``exc_synapse`` / ``inh_synapse`` the global synapse
+    id carrying each connection on an excitatory / inhibitory row, -1 where there is none (a signed
+    projection has both). ``pre_group`` indexes ``MappedChip.source_groups``; ``post_half`` is the
     global half of each postsynaptic neuron. ``delay_us`` is the projection's own delay; route
     latency comes on top of it.
     """
@@ -99,12 +101,18 @@ class PlacedProjection:
     sign: str
     pre_is_input: bool
     mask: np.ndarray
+    pre_index: np.ndarray
+    post_index: np.ndarray
     initial_weights: np.ndarray
     exc_synapse: np.ndarray
     inh_synapse: np.ndarray
     delay_us: float
     pre_group: np.ndarray
     post_half: np.ndarray
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.pre_index.size)
 
     def __repr__(self) -> str:  # the arrays would drown the interesting part
         return (f"PlacedProjection({self.name!r}: {self.pre} -> {self.post}, {self.sign}, "
@@ -239,7 +247,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
         except ValueError as exc:
             raise _error(netlist, f"projections.{name}.connectivity", str(exc)) from None
         try:
-            weights[name] = realize_weights(proj.weights, masks[name], proj.sign)
+            weights[name] = realize_weights(proj.weights, masks[name], proj.sign)[masks[name]]
         except ValueError as exc:
             raise _error(netlist, f"projections.{name}.weights", str(exc)) from None
 
@@ -254,6 +262,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
 
     projections = {}
     for name, proj in netlist.projections.items():
+        pre_index, post_index = np.nonzero(masks[name])
         projections[name] = PlacedProjection(
             name=name,
             pre=proj.pre,
@@ -261,6 +270,8 @@ def map_netlist(netlist: Netlist) -> MappedChip:
             sign=proj.sign,
             pre_is_input=proj.pre not in netlist.populations,
             mask=masks[name],
+            pre_index=pre_index.astype(np.int64),
+            post_index=post_index.astype(np.int64),
             initial_weights=weights[name],
             exc_synapse=exc_ids[name],
             inh_synapse=inh_ids[name],
@@ -391,14 +402,14 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation], mas
     """Put every connection on a synapse; returns rows_used, exc ids and inh ids per projection."""
     profile = netlist.chip
     nph, rows_per_half = profile.neurons_per_half, profile.rows_per_half
-    exc_ids = {name: _no_synapses(m.shape, netlist.projections[name].sign == "inhibitory")
-               for name, m in masks.items()}
-    inh_ids = {name: _no_synapses(m.shape, netlist.projections[name].sign == "excitatory")
-               for name, m in masks.items()}
+    n_conn = {name: int(np.count_nonzero(m)) for name, m in masks.items()}
+    exc_ids = {name: _no_synapses(n_conn[name], netlist.projections[name].sign == "inhibitory") for name in masks}
+    inh_ids = {name: _no_synapses(n_conn[name], netlist.projections[name].sign == "excitatory") for name in masks}
 
-    # per half: the connections of each projection that land on it, as (pre index, post index);
-    # one nonzero() per projection, split by target half (contiguous runs of post neurons)
-    per_half: dict[int, list[tuple[str, np.ndarray, np.ndarray]]] = {h: [] for h in occupied_halves}
+    # per half: the connections of each projection that land on it, as (pre index, post index,
+    # position in the projection's connection vector); one nonzero() per projection, split by
+    # target half (contiguous runs of post neurons)
+    per_half: dict[int, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]] = {h: [] for h in occupied_halves}
     for name, proj in netlist.projections.items():
         post = populations[proj.post]
         ii, jj = np.nonzero(masks[name])
@@ -409,12 +420,12 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation], mas
         bounds = np.searchsorted(halves, np.arange(first, last + 2))
         for half, a, b in zip(range(first, last + 1), bounds[:-1], bounds[1:]):
             if b > a:
-                per_half[half].append((name, ii[a:b], jj[a:b]))
+                per_half[half].append((name, ii[a:b], jj[a:b], order[a:b]))
 
     rows_used: dict[int, tuple[int, int]] = {}
     for half in occupied_halves:
         entries = per_half[half]
-        sign_of = {name: netlist.projections[name].sign for name, _, _ in entries}
+        sign_of = {name: netlist.projections[name].sign for name, *_ in entries}
         exc = _SignPacking(netlist, populations, [e for e in entries if sign_of[e[0]] != "inhibitory"], nph)
         inh = _SignPacking(netlist, populations, [e for e in entries if sign_of[e[0]] != "excitatory"], nph)
         # Fast path: with unquantized weights (ideal) and room for everyone, one row per source.
@@ -422,7 +433,7 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation], mas
         n_exc = exc.pack(profile.labels_per_row, fast)
         n_inh = inh.pack(profile.labels_per_row, fast)
         if n_exc + n_inh > rows_per_half:
-            involved = [name for name, _, _ in entries]
+            involved = [name for name, *_ in entries]
             field = f"projections.{involved[0]}" if len(involved) == 1 else "projections"
             raise _error(
                 netlist, field,
@@ -436,10 +447,9 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation], mas
     return rows_used, exc_ids, inh_ids
 
 
-def _no_synapses(shape: tuple[int, int], never_filled: bool) -> np.ndarray:
-    """An all -1 id matrix. When the projection has no rows of this sign it stays -1 forever, so
-    a read-only broadcast of one -1 stands in for it: same dtype, shape and values, no memory
-    (a dense 4000 x 4000 int64 matrix would be 128 MB of -1)."""
+def _no_synapses(shape: int, never_filled: bool) -> np.ndarray:
+    """An all -1 id vector. When the projection has no rows of this sign it stays -1 forever, so
+    a read-only broadcast of one -1 stands in for it: same dtype, shape and values, no memory."""
     if never_filled:
         return np.broadcast_to(np.int64(-1), shape)
     return np.full(shape, -1, dtype=np.int64)
@@ -456,9 +466,9 @@ class _SignPacking:
     def __init__(self, netlist: Netlist, populations: dict[str, PlacedPopulation], entries, nph: int):
         self.pre_names: list[str] = []
         counts: dict[str, np.ndarray] = {}
-        # per projection: (name, pre, pre index, post index, column, copy) of its connections here
+        # per projection: (name, pre, pre index, position, column, copy) of its connections here
         self.connections = []
-        for name, ii, jj in entries:
+        for name, ii, jj, pos in entries:
             pre = netlist.projections[name].pre
             if pre not in counts:
                 self.pre_names.append(pre)
@@ -467,7 +477,7 @@ class _SignPacking:
             # pairs within one projection are unique, so fancy-index += counts each exactly once
             copy = counts[pre][ii, cols]
             counts[pre][ii, cols] += 1
-            self.connections.append((name, pre, ii, jj, cols, copy))
+            self.connections.append((name, pre, ii, pos, cols, copy))
 
         # units: (pre name index, copy, neuron index) and the columns each one needs
         unit_pre, unit_copy, unit_index, unit_cols, unit_ncols = [], [], [], [], []
@@ -541,9 +551,9 @@ class _SignPacking:
             sel = self.unit_pre == p
             table[self.unit_copy[sel], self.unit_index[sel]] = self.unit_row[sel]
             lookup[pre] = table
-        for name, pre, ii, jj, cols, copy in self.connections:
+        for name, pre, ii, pos, cols, copy in self.connections:
             rows = lookup[pre][copy, ii] + row_offset
-            ids[name][ii, jj] = (half_row_base + rows) * nph + cols
+            ids[name][pos] = (half_row_base + rows) * nph + cols
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ def summarize(host, result, *, wall_s: float) -> dict:
         "emulated_us": float(result.emulated_us),
         "steps": int(result.steps),
         "run_wall_s": float(result.wall_s),
+        "kernel_load_s": float(result.kernel_load_s),
+        "loop_s": float(result.loop_s),
         "wall_s": float(wall_s),
         "die_seed": nl.chip.die_seed,
         "noise_seed": nl.chip.noise_seed,

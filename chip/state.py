@@ -17,7 +17,8 @@ __all__ = ["ChipState"]
 @dataclass(eq=False)
 class ChipState:
     """codes[parameter]: (neurons,) float codes (whole numbers on quantized profiles);
-    exc_code/inh_code[projection]: (n_pre, n_post) weight codes, 0 where no synapse;
+    exc_code/inh_code[projection]: weight codes per connection, (n_synapses,) in the order of the
+    projection's connection vector (row-major over its mask, see ``chip.mapping.PlacedProjection``);
     adaptive: (neurons,) bool, ALIF neurons. ``version`` increases on every write."""
 
     codes: dict[str, np.ndarray]

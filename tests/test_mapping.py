@@ -87,16 +87,17 @@ def check_row_invariants(m: MappedChip) -> None:
     for p in m.projections.values():
         post = m.populations[p.post]
         assert p.exc_synapse.dtype == np.int64 and p.inh_synapse.dtype == np.int64
-        assert p.exc_synapse.shape == p.mask.shape == p.inh_synapse.shape
+        # per-connection vectors in the row-major order of the mask
+        assert p.exc_synapse.shape == p.inh_synapse.shape == (int(p.mask.sum()),) == (p.n_synapses,)
+        ii, jj = np.nonzero(p.mask)
+        assert np.array_equal(p.pre_index, ii) and np.array_equal(p.post_index, jj)
         for sign, ids in (("excitatory", p.exc_synapse), ("inhibitory", p.inh_synapse)):
-            assert np.all(ids[~p.mask] == -1)
             if p.sign not in (sign, "signed"):
                 assert np.all(ids == -1), (p.name, sign)
                 continue
             # signed projections get a synapse of each sign on every connection
-            assert np.all(ids[p.mask] >= 0), (p.name, sign)
-            ii, jj = np.nonzero(p.mask)
-            half, row, col = m.decode_synapses(ids[ii, jj])
+            assert np.all(ids >= 0), (p.name, sign)
+            half, row, col = m.decode_synapses(ids)
             circuits = post.offset + jj
             assert np.array_equal(half, circuits // nph)
             assert np.array_equal(col, circuits % nph)
@@ -425,7 +426,7 @@ def test_ideal_fast_path():
         inh_mask = np.hstack([m.projections["ie"].mask, m.projections["ii"].mask])[:, cols]
         assert n_exc == int(exc_mask.any(axis=1).sum()) and n_inh == int(inh_mask.any(axis=1).sum())
     ee = m.projections["ee"]
-    _, rows, _ = m.decode_synapses(ee.exc_synapse[ee.mask])
+    _, rows, _ = m.decode_synapses(ee.exc_synapse)
     pre = np.nonzero(ee.mask)[0]
     halves = ee.post_half[np.nonzero(ee.mask)[1]]
     # a source's synapses on one half all share its row
@@ -469,7 +470,7 @@ def test_projection_fields():
     p = map_netlist(net).projections["ab"]
     mask = np.random.default_rng(9).random((20, 30)) < 0.3
     assert np.array_equal(p.mask, mask)
-    assert np.array_equal(p.initial_weights, realize_weights(w, mask, "excitatory"))
+    assert np.array_equal(p.initial_weights, realize_weights(w, mask, "excitatory")[mask])
     assert (p.pre, p.post, p.sign, p.delay_us) == ("a", "b", "excitatory", 1.5)
     # same netlist, same mapping
     q = map_netlist(net).projections["ab"]
