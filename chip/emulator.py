@@ -107,6 +107,11 @@ class _Unit:
 class Emulator:
     """Runs batches on one mapped chip with one die; reads the configuration from ``state``."""
 
+    # initial buffer sizes; each grows on demand (tests shrink them to exercise the growth)
+    ring_capacity = 256        # events per calendar slot
+    event_capacity = 1024      # events per step
+    spike_capacity = 1 << 16   # spikes held before they are moved out of the kernel's buffer
+
     def __init__(self, mapped, die: Die, state: ChipState):
         self.mapped = mapped
         self.profile = mapped.profile
@@ -447,7 +452,7 @@ class Emulator:
         # the calendar: a ring of step slots for events emitted during the run; inputs go to a
         # static list sorted by arrival step, or (with congestible links) through the links in
         # the step they are sent
-        self._ring_alloc(self.horizon_steps, 256)
+        self._ring_alloc(self.horizon_steps, self.ring_capacity)
         emit_inputs: dict[int, list] = {}
         static = []
         for name, events in inputs.items():
@@ -469,9 +474,8 @@ class Emulator:
         self._static = self._static_table(static, n_steps)
 
         i64 = np.int64
-        ev_cap = 1024
-        scratch = self._scratch(ev_cap, B, N)
-        sp_cap = max(1 << 16, 2 * B * N)
+        scratch = self._scratch(self.event_capacity, B, N)
+        sp_cap = max(self.spike_capacity, B * N)
         out = (np.empty(sp_cap, i64), np.empty(sp_cap, i64), np.empty(sp_cap, i64))
         counters = np.zeros(8, dtype=i64)
         spikes_b, spikes_n, spikes_c = [], [], []
@@ -623,7 +627,7 @@ class Emulator:
     @staticmethod
     def _scratch(ev_cap: int, B: int, N: int):
         i64 = np.int64
-        ev_cap = max(ev_cap, 16)
+        ev_cap = max(ev_cap, 1)
         return (np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap),
                 np.empty(B * N, i64), np.empty(B * N, i64), np.empty(ev_cap), np.empty(ev_cap), np.empty(ev_cap))
 

@@ -196,3 +196,39 @@ def test_batch_samples_are_independent_runs():
     counts = r.spikes["out"].counts()
     assert counts.shape == (3, 16)
     assert not np.array_equal(counts[0], counts[1])  # poisson draws differ per sample
+
+
+@pytest.mark.parametrize("profile", ["ideal", "bss2"])
+def test_buffer_growth_leaves_spikes_unchanged(monkeypatch, profile):
+    """The kernel stops at a step boundary when a buffer is full and the emulator grows it: with
+    every buffer starting at one element (so each grows many times) the spikes are the same."""
+    from pathlib import Path
+
+    from chip.emulator import Emulator
+
+    path = Path(__file__).resolve().parent.parent / "netlists" / "cuba.yaml"
+
+    def run():
+        host = HostInterface.from_file(path, profile=profile)
+        r = host.run(duration_us=10.0)
+        return {name: (ev.batch, ev.neuron, ev.time_us) for name, ev in r.spikes.items()}, r.offered_events
+
+    reference, offered = run()
+    grown = {"ring": 0}
+    original_grow = Emulator._ring_grow
+
+    def counting_grow(self):
+        grown["ring"] += 1
+        original_grow(self)
+
+    monkeypatch.setattr(Emulator, "_ring_grow", counting_grow)
+    monkeypatch.setattr(Emulator, "ring_capacity", 1)
+    monkeypatch.setattr(Emulator, "event_capacity", 1)
+    monkeypatch.setattr(Emulator, "spike_capacity", 1)
+    small, offered_small = run()
+    assert grown["ring"] >= 3
+    assert sum(len(v[0]) for v in reference.values()) > 100
+    assert offered_small == offered
+    for name, arrays in reference.items():
+        for a, b in zip(arrays, small[name]):
+            np.testing.assert_array_equal(a, b)
