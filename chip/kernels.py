@@ -110,6 +110,33 @@ def _traj(tau, s_free, v_start, noise, dt, VL, Vr, tm, te, ti, ce, ci, ie_s, ii_
 
 
 @njit(cache=True)
+def _below_threshold(tau_max, s_free, v_start, noise, dt, VL, Vth, tm, ie_s, ii_s, held, pa, pwe, npairs):
+    """True when the trajectory of ``_traj`` stays below Vth for all tau ≤ tau_max (a sound bound:
+    κ(h) = ∫₀ʰ e^{−(h−u)/τm} e^{−u/τs} du/τm ≤ h/τm, κ ≥ 0, inhibition only lowers V, the leak term
+    moves monotonically from v_start towards VL, and adaptation only raises the threshold)."""
+    hmax = tau_max - s_free
+    if hmax <= 0.0:
+        return True  # never free at a clock edge of this step: no edge can count as a crossing
+    if v_start >= VL:
+        ub = v_start
+    else:
+        ub = VL + (v_start - VL) * math.exp(-hmax / tm)
+    g = hmax / tm
+    if ie_s > 0.0:
+        ub += ie_s * g
+    if ii_s < 0.0:
+        ub -= ii_s * g
+    for p in range(npairs):
+        if held and pa[p] < s_free:
+            continue
+        if pwe[p] > 0.0:
+            ub += pwe[p] * max(tau_max - pa[p], 0.0) / tm
+    if noise > 0.0:
+        ub += noise * (tau_max / dt)
+    return ub < Vth - 1e-12 * max(1.0, abs(Vth))
+
+
+@njit(cache=True)
 def _find(cols, lo, hi, n):
     """Index of n in the sorted cols[lo:hi], or −1."""
     while lo < hi:
@@ -380,9 +407,30 @@ def advance(s_begin, s_end, dt, clock, M, grid, adaptive, emit_internal, has_noi
             cross = -1
             t_cross = 0.0
             v_end_free = 0.0
-            if grid:
+            if grid and _below_threshold(M * clock, s_free, v_start, noise, dt, vl, vth, tmn, ie_s, ii_s, held,
+                                         pa, pwe, npairs):
+                # cannot reach threshold in this step (typically: leaving refractoriness)
+                v_end_free = _traj(M * clock, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
+                                   ie_s, ii_s, held, pa, pwe, pwi, npairs)
+            elif grid:
+                # skip the clock edges that the bound puts below threshold (it grows with the edge)
+                m_lo = 0
+                m_hi = M
+                while m_lo < m_hi:
+                    m_mid = (m_lo + m_hi + 1) >> 1
+                    if _below_threshold(m_mid * clock, s_free, v_start, noise, dt, vl, vth, tmn, ie_s, ii_s, held,
+                                        pa, pwe, npairs):
+                        m_lo = m_mid
+                    else:
+                        m_hi = m_mid - 1
                 f_prev = 0.0
-                for m in range(1, M + 1):
+                if m_lo >= 1:
+                    tau = m_lo * clock
+                    v = _traj(tau, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
+                              ie_s, ii_s, held, pa, pwe, pwi, npairs)
+                    f_prev = v - (vth + a0 * math.exp(-tau / tan) if adaptive else vth)
+                    v_end_free = v
+                for m in range(m_lo + 1, M + 1):
                     tau = m * clock
                     v = _traj(tau, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
                               ie_s, ii_s, held, pa, pwe, pwi, npairs)
