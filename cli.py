@@ -9,6 +9,7 @@ and nothing else there (progress goes to stderr).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -23,9 +24,21 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 _state = {"debug": False}
 
 
+class _Notices(logging.Handler):
+    """Library notices (``logging.getLogger("chip")``, e.g. that the step loop is being compiled)
+    as 'chipctl: ...' lines on whatever stderr is at the time; stdout stays clean for --json."""
+
+    def emit(self, record):
+        typer.echo(f"chipctl: {record.getMessage()}", err=True)
+
+
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")):
     _state["debug"] = debug
+    log = logging.getLogger("chip")
+    if not any(isinstance(h, _Notices) for h in log.handlers):
+        log.addHandler(_Notices())
+        log.setLevel(logging.INFO)
 
 
 def _fail(message: str, code: int = 2):

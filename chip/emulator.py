@@ -27,7 +27,9 @@ than what is left of that step, it acts from the next step on with its exact dec
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -41,6 +43,8 @@ from .netlist import MembraneRecord, Record
 from .state import ChipState
 
 __all__ = ["Emulator", "RawRun", "LinkStats"]
+
+_log = logging.getLogger(__name__)
 
 _GRID_MAX_CYCLES = 512  # evaluate the slow path on the clock grid up to this many cycles per step
 
@@ -254,18 +258,32 @@ class Emulator:
         lat_base = np.zeros(U, dtype=np.int64)
         if U:
             lat_base[1:] = np.cumsum([len(u.latency_us) for u in units])[:-1]
-        # sources that spike inside the kernel: the populations
+        # sources: the populations that feed a unit (ids 0 .. n_pop_sources - 1, in placement
+        # order), then the inputs that do; per neuron its source id (-1: feeds nothing) and index
         nsrc = np.full(self.n, -1, dtype=np.int64)
         nlocal = np.zeros(self.n, dtype=np.int64)
-        src_ptr, src_units = [0], []
-        for pop, offset in self.pop_offset.items():
-            ids = self.units_of_source.get(pop)
-            if not ids:
-                continue
-            nsrc[offset:offset + self.pop_size[pop]] = len(src_ptr) - 1
-            nlocal[offset:offset + self.pop_size[pop]] = np.arange(self.pop_size[pop])
+        src_ptr, src_units, grp_parts = [0], [], []
+        self.source_id: dict[str, int] = {}
+        names = [pop for pop in self.pop_offset if pop in self.units_of_source]
+        self.n_pop_sources = len(names)
+        names += [name for name in self.units_of_source if name not in self.pop_offset]
+        for name in names:
+            sid = len(src_ptr) - 1
+            self.source_id[name] = sid
+            ids = self.units_of_source[name]
+            if name in self.pop_offset:
+                offset, size = self.pop_offset[name], self.pop_size[name]
+                nsrc[offset:offset + size] = sid
+                nlocal[offset:offset + size] = np.arange(size)
             src_units.extend(ids)
             src_ptr.append(len(src_units))
+            # the route group of each source neuron (the same in every projection from it)
+            grp_parts.append(np.asarray(mapped.projections[units[ids[0]].projection].pre_group, dtype=np.int64))
+        self.grp = np.concatenate(grp_parts) if grp_parts else np.zeros(0, dtype=np.int64)
+        self.grp_base = np.zeros(len(grp_parts), dtype=np.int64)
+        if grp_parts:
+            self.grp_base[1:] = np.cumsum([len(g) for g in grp_parts])[:-1]
+        self.last_flat = cat([u.last_link for u in units], np.int64)
         self.syn = (row_base, indptr, cols, w_e, w_i, ustart, uend, delay, uniform, lat_base, lat,
                     np.array(src_ptr, dtype=np.int64), np.array(src_units, dtype=np.int64), nsrc, nlocal)
         # how far ahead of its emission step an event can act: the calendar's length
@@ -308,117 +326,52 @@ class Emulator:
         return lat, last
 
     # ------------------------------------------------------------------ link model
-    def _link_setup(self, batch: int) -> None:
-        mapped = self.mapped
+    def _link_tables(self, batch: int):
+        """The link model as the kernel reads it (``LNK`` in ``chip.kernels``); placeholders of the
+        same types when links cannot congest (then routes are plain latencies)."""
+        i64 = np.int64
+        mapped, clock = self.mapped, self.profile.clock_us
+        n_links = len(mapped.links)
         self.link_stats = [LinkStats(link.name) for link in mapped.links]
-        self.link_free_at = np.full((len(mapped.links), batch), -np.inf)
-        # per source group: its links in route order with their predecessor
-        self.group_links: dict[int, list[tuple[int, int]]] = {}
+        if not self.link_model:
+            z = np.zeros(0, dtype=i64)
+            return (np.full((1, 1), -2, dtype=i64), z, np.zeros(1), np.zeros(1), np.zeros(1),
+                    np.full((1, batch), -np.inf), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), np.zeros(1),
+                    self.grp_base, self.grp, self.last_flat)
+        # per source group: each link of its routes (a tree) with its predecessor, -1 for the first
+        n_groups = len(mapped.source_groups)
+        pred = np.full((n_groups, n_links), -2, dtype=i64)
         for (g, _half), route in mapped.routes.items():
-            seen = dict(self.group_links.get(g, []))
             prev = -1
             for link in route.links:
-                seen.setdefault(link, prev)
+                if pred[g, link] == -2:
+                    pred[g, link] = prev
                 prev = link
-            self.group_links[g] = list(seen.items())
         # a global order in which every link comes after all of its predecessors (any group)
         import networkx as nx
 
         order_graph = nx.DiGraph()
-        for items in self.group_links.values():
-            for link, pred in items:
-                order_graph.add_node(link)
-                if pred != -1:
-                    order_graph.add_edge(pred, link)
-        order = list(nx.topological_sort(order_graph))
-        self.group_pred = {g: dict(items) for g, items in self.group_links.items()}
-        self.link_order = order
+        for g, link in zip(*np.nonzero(pred != -2)):
+            order_graph.add_node(int(link))
+            if pred[g, link] >= 0:
+                order_graph.add_edge(int(pred[g, link]), int(link))
+        order = np.array(list(nx.topological_sort(order_graph)), dtype=i64)
+        service = np.array([clock / link.capacity_per_cycle if math.isfinite(link.capacity_per_cycle) else 0.0
+                            for link in mapped.links])
+        limit = np.array([link.queue_depth for link in mapped.links], dtype=np.float64) * service
+        link_lat = np.array([link.latency_cycles * clock for link in mapped.links], dtype=np.float64)
+        return (pred, order, service, limit, link_lat, np.full((n_links, batch), -np.inf),
+                np.zeros(n_links, dtype=i64), np.zeros(n_links, dtype=i64), np.zeros(n_links),
+                self.grp_base, self.grp, self.last_flat)
 
-    def _through_links(self, group: np.ndarray, batch: np.ndarray, t: np.ndarray):
-        """Push emitted events through the link FIFOs; returns per-link (passed mask, exit time)."""
-        links = self.mapped.links
-        n = len(t)
-        exit_at: dict[int, np.ndarray] = {}
-        lost = np.zeros(n, dtype=bool)
-        for link_index in self.link_order:
-            link = links[link_index]
-            entry = np.full(n, np.nan)
-            for g, preds in self.group_pred.items():
-                pred = preds.get(link_index)
-                if pred is None:
-                    continue
-                sel = group == g
-                if not sel.any():
-                    continue
-                if pred == -1:
-                    entry[sel] = t[sel]
-                else:
-                    entry[sel] = exit_at[pred][sel]
-            idx = np.nonzero(np.isfinite(entry))[0]
-            out = np.full(n, np.nan)
-            if len(idx):
-                stats = self.link_stats[link_index]
-                stats.offered += len(idx)
-                depart, dropped, max_wait = self._fifo(link, link_index, batch[idx], entry[idx])
-                stats.dropped += int(dropped.sum())
-                stats.max_wait_us = max(stats.max_wait_us, max_wait)
-                keep = ~dropped
-                out[idx[keep]] = depart[keep] + link.latency_cycles * self.profile.clock_us
-            exit_at[link_index] = out
-            lost |= np.isfinite(entry) & ~np.isfinite(out)
-        self.sent_events += n
-        self.lost_events += int(lost.sum())
-        return exit_at
-
-    def _fifo(self, link, link_index: int, batch: np.ndarray, entry: np.ndarray):
-        """FIFO service per sample: departure times, drop flags and the longest wait.
-
-        One server per link and sample, ``service`` µs per event. With events sorted by entry,
-        event j of a sample starts at j·σ + max(free, max_{i≤j}(e_i − i·σ)); the running max is
-        taken per sample at once by offsetting each sample's values above the previous one's.
-        """
-        cap = link.capacity_per_cycle
-        if not math.isfinite(cap):
-            return entry.copy(), np.zeros(len(entry), dtype=bool), 0.0
-        service = self.profile.clock_us / cap
-        limit = link.queue_depth * service
-        free_at = self.link_free_at[link_index]
-
-        def serve(b, e):
-            order = np.lexsort((e, b))
-            bs, es = b[order], e[order]
-            n = len(es)
-            first = np.ones(n, dtype=bool)
-            first[1:] = bs[1:] != bs[:-1]
-            group = np.cumsum(first) - 1
-            starts = np.nonzero(first)[0]
-            j = np.arange(n) - starts[group]
-            free = free_at[bs]
-            x = np.maximum(es - j * service, np.where(np.isfinite(free), free, -np.inf))
-            x = np.where(np.isfinite(x), x, es - j * service)
-            big = float(x.max() - x.min()) + 1.0
-            run = np.maximum.accumulate(x + group * big) - group * big
-            start = run + j * service
-            out = np.empty(n)
-            out[order] = start
-            return out
-
-        start = serve(batch, entry)
-        wait = start - entry
-        dropped = wait > limit
-        if dropped.any():
-            kept = ~dropped
-            start = np.full(len(entry), np.nan)
-            start[kept] = serve(batch[kept], entry[kept])
-            wait = np.where(kept, start - entry, 0.0)
-        depart = start + service
-        kept = ~dropped
-        if kept.any():
-            last = np.full(len(free_at), -np.inf)
-            np.maximum.at(last, batch[kept], depart[kept])
-            np.maximum(free_at, last, out=free_at)
-        max_wait = float(wait[kept].max()) if kept.any() else 0.0
-        return depart, dropped, max_wait
+    def _link_finish(self, lnk) -> None:
+        if not self.link_model:
+            return
+        offered, dropped, max_wait = lnk[6], lnk[7], lnk[8]
+        for i, stats in enumerate(self.link_stats):
+            stats.offered = int(offered[i])
+            stats.dropped = int(dropped[i])
+            stats.max_wait_us = float(max_wait[i])
 
     # ------------------------------------------------------------------ run
     def run(self, inputs: dict[str, SpikeEvents], *, batch: int, duration_us: float, record: Record,
@@ -445,25 +398,20 @@ class Emulator:
         state = (V, np.zeros((B, N)), np.zeros((B, N)), np.zeros((B, N)), np.full((B, N), -np.inf),
                  np.empty((B, N)), np.empty((B, N)), np.empty((B, N)), np.empty((B, N)))
         self.sent_events = 0
-        self.lost_events = 0
-        if self.link_model:
-            self._link_setup(B)
+        lnk = self._link_tables(B)
 
         # the calendar: a ring of step slots for events emitted during the run; inputs go to a
-        # static list sorted by arrival step, or (with congestible links) through the links in
-        # the step they are sent
+        # static list sorted by arrival step, or (with congestible links) to a list sorted by the
+        # step they are sent in, from which the kernel passes them through the links
         self._ring_alloc(self.horizon_steps, self.ring_capacity)
-        emit_inputs: dict[int, list] = {}
-        static = []
+        static, sends = [], []
         for name, events in inputs.items():
             if name not in self.units_of_source or len(events) == 0:
                 continue
             t = np.rint(events.time_us / clock) * clock
             if self.link_model:
                 step_of = np.floor(t / dt + 1e-9).astype(np.int64)
-                for s in np.unique(step_of):
-                    sel = step_of == s
-                    emit_inputs.setdefault(int(s), []).append((name, events.batch[sel], events.neuron[sel], t[sel]))
+                sends.append((step_of, np.full(len(t), self.source_id[name]), events.batch, events.neuron, t))
                 continue
             self.sent_events += len(t)
             for ui in self.units_of_source[name]:
@@ -471,13 +419,14 @@ class Emulator:
                 arrival = t + unit.latency_us[events.neuron] + unit.delay_us
                 step = np.maximum(np.floor(arrival / dt + 1e-9).astype(np.int64), 0)
                 static.append((step, np.full(len(t), ui), events.batch, events.neuron, arrival))
-        self._static = self._static_table(static, n_steps)
+        self._static = self._static_table(static, n_steps) + self._static_table(sends, n_steps)
 
         i64 = np.int64
         scratch = self._scratch(self.event_capacity, B, N)
         sp_cap = max(self.spike_capacity, B * N)
         out = (np.empty(sp_cap, i64), np.empty(sp_cap, i64), np.empty(sp_cap, i64))
         counters = np.zeros(8, dtype=i64)
+        counters[kernels.C_SENT_STEP] = -1
         spikes_b, spikes_n, spikes_c = [], [], []
 
         def drain():
@@ -494,8 +443,8 @@ class Emulator:
         timer_every = max(1, int(round(timer[0] / dt))) if timer is not None else None
         progress_every = max(1, n_steps // 100)
         # steps run in one call of the kernel: up to the next callback; one at a time where the
-        # host side acts every step (link model, correlation sensors)
-        per_step = self.link_model or bool(corr)
+        # host side acts every step (correlation sensors)
+        per_step = bool(corr)
         max_chunk = max(1, (1 << 22) // (B * N)) if has_noise else n_steps
         no_noise = np.zeros((1, 1, 1))
         grid = M <= _GRID_MAX_CYCLES
@@ -503,10 +452,20 @@ class Emulator:
         params = self._params(nscale)
         # a call of zero steps loads the compiled kernel (compiles it on a checkout's first run),
         # so that the loop's timing is the loop's
+        def advance(first, last, xi):
+            return kernels.advance(first, last, dt, clock, M, grid, self.any_adaptive, self.link_model,
+                                   self.n_pop_sources, has_noise, params, state, self.syn, self._cal(), lnk,
+                                   scratch, out, xi, tr_idx, tr_every, tr_out, counters)
+
         t_load = time.perf_counter()
-        kernels.advance(0, 0, dt, clock, M, grid, self.any_adaptive, not self.link_model, has_noise,
-                        params, state, self.syn, self._cal(), scratch, out, no_noise if not has_noise
-                        else np.zeros((1, B, N)), tr_idx, tr_every, tr_out, counters)
+        notice = threading.Timer(2.0, _log.info, args=(
+            "compiling the emulator's step loop (first run after installing or updating; about 30 s, cached afterwards)",))
+        notice.daemon = True
+        notice.start()
+        try:
+            advance(0, 0, np.zeros((1, B, N)) if has_noise else no_noise)
+        finally:
+            notice.cancel()
         t_loop = time.perf_counter()
         kernel_load_s = t_loop - t_load
 
@@ -518,19 +477,13 @@ class Emulator:
                 s_end = min(n_steps, s + max_chunk, (s // progress_every + 1) * progress_every)
                 if timer_every is not None:
                     s_end = min(s_end, (s // timer_every + 1) * timer_every)
-            if s in emit_inputs:
-                for name, b, n_, t in emit_inputs.pop(s):
-                    self._emit(name, b, n_, t, s)
             xi = rng.standard_normal((s_end - s, B, N)) if has_noise else no_noise
             if counters[kernels.C_SPIKES] + B * N > len(out[0]):
                 drain()
             sp0 = int(counters[kernels.C_SPIKES])
             cur = s
             while True:
-                status = kernels.advance(
-                    cur, s_end, dt, clock, M, grid, self.any_adaptive, not self.link_model, has_noise,
-                    params, state, self.syn, self._cal(), scratch, out,
-                    xi[cur - s:] if has_noise else xi, tr_idx, tr_every, tr_out, counters)
+                status = advance(cur, s_end, xi[cur - s:] if has_noise else xi)
                 cur = int(counters[kernels.C_NEXT])
                 if status == kernels.DONE:
                     break
@@ -541,25 +494,18 @@ class Emulator:
                     sp0 = 0
                 elif status == kernels.EVENTS_FULL:
                     scratch = self._scratch(2 * int(counters[kernels.C_NEED]), B, N)
-            if per_step:
-                t0 = s * dt
-                t1 = t0 + dt
-                if corr:
-                    n_ev = int(counters[kernels.C_EVENTS])
-                    eu, eb, ep, et = (a[:n_ev] for a in scratch[:4])
-                    for ui in np.unique(eu):
-                        sel = eu == ui
-                        self._corr_pre(corr, self.units[int(ui)], eb[sel], ep[sel], et[sel], t1)
+            if corr:
+                # the correlation sensors see this step's events and spikes (one step per call)
+                t1 = s * dt + dt
+                n_ev = int(counters[kernels.C_EVENTS])
+                eu, eb, ep, et = (a[:n_ev] for a in scratch[:4])
+                for ui in np.unique(eu):
+                    sel = eu == ui
+                    self._corr_pre(corr, self.units[int(ui)], eb[sel], ep[sel], et[sel], t1)
                 k = int(counters[kernels.C_SPIKES])
                 if k > sp0:
-                    sb, sn, sc = out[0][sp0:k].copy(), out[1][sp0:k].copy(), out[2][sp0:k]
-                    t_sp = sc * clock
-                    if corr:
-                        self._corr_post(corr, sb, sn, t_sp, t1)
-                    if self.link_model:
-                        self._emit_neurons(sb, sn, t_sp, s)
-                if corr:
-                    self._corr_decay(corr, dt)
+                    self._corr_post(corr, out[0][sp0:k].copy(), out[1][sp0:k].copy(), out[2][sp0:k] * clock, t1)
+                self._corr_decay(corr, dt)
             if timer_every is not None and s_end % timer_every == 0:
                 timer[1]((s_end - 1) * dt + dt)
                 if self._prepared_version[0] != self.state.version:
@@ -570,6 +516,8 @@ class Emulator:
             s = s_end
         drain()
         self.sent_events += int(counters[kernels.C_SENT])
+        self.lost_events = int(counters[kernels.C_LOST])
+        self._link_finish(lnk)
         loop_s = time.perf_counter() - t_loop
 
         spikes = self._split_spikes(spikes_b, spikes_n, spikes_c)
@@ -629,47 +577,8 @@ class Emulator:
         i64 = np.int64
         ev_cap = max(ev_cap, 1)
         return (np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap),
-                np.empty(B * N, i64), np.empty(B * N, i64), np.empty(ev_cap), np.empty(ev_cap), np.empty(ev_cap))
-
-    # ------------------------------------------------------------------ events through the links
-    def _emit_neurons(self, sb, sn, t, s):
-        for pop, offset in self.pop_offset.items():
-            size = self.pop_size[pop]
-            sel = (sn >= offset) & (sn < offset + size)
-            if sel.any() and pop in self.units_of_source:
-                self._emit(pop, sb[sel], sn[sel] - offset, t[sel], s)
-
-    def _emit(self, source, b, idx, t, s):
-        """Send events from a source at times t (emitted in step s) through the links to every
-        unit it feeds (link model only; without it the kernel emits)."""
-        unit0 = self.units[self.units_of_source[source][0]]
-        proj = self.mapped.projections[unit0.projection]
-        group = np.asarray(proj.pre_group)[idx]
-        exit_at = self._through_links(group, b, t)
-        for ui in self.units_of_source[source]:
-            unit = self.units[ui]
-            last = unit.last_link[idx]
-            arrive = np.full(len(t), np.nan)
-            for link in np.unique(last):
-                sel = last == link
-                arrive[sel] = (exit_at[int(link)][sel] if link >= 0 else t[sel])
-            ok = np.isfinite(arrive)
-            self._bucket(ui, b[ok], idx[ok], arrive[ok] + unit.delay_us, s)
-
-    def _bucket(self, ui, b, idx, arrival, s):
-        if len(arrival) == 0:
-            return
-        dt = self.profile.step_us
-        arrival = np.ascontiguousarray(arrival, dtype=np.float64)
-        while True:
-            worst = kernels.ring_room(arrival, s, dt, self._ring[4])
-            if worst < 0:
-                raise RuntimeError("internal: an event arrives beyond the calendar's horizon")
-            if worst <= self._ring[0].shape[1]:
-                break
-            self._ring_grow()
-        kernels.ring_add(ui, np.ascontiguousarray(b, dtype=np.int64), np.ascontiguousarray(idx, dtype=np.int64),
-                         arrival, s, dt, self._cal())
+                np.empty(B * N, i64), np.empty(B * N, i64), np.empty(ev_cap), np.empty(ev_cap), np.empty(ev_cap),
+                np.empty(ev_cap, i64), np.empty(B + 1, i64), np.empty(B, i64))
 
     def _split_spikes(self, sb, sn, sc):
         if sb:

@@ -41,6 +41,8 @@ C_SENT = 2        # events sent into the fabric by neurons (one per spike of a s
 C_NEXT = 3        # next step to run
 C_EVENTS = 4      # events delivered in the last step run (left in the scratch arrays)
 C_NEED = 5        # size asked for with EVENTS_FULL
+C_LOST = 6        # events lost on at least one link of their routes (link model)
+C_SENT_STEP = 7   # last step whose input events have been sent through the links (link model)
 
 
 @njit(cache=True)
@@ -157,7 +159,7 @@ def emit_spikes(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, counters):
     Returns False (having emitted up to counters[C_EMITTED]) when a slot is full."""
     (row_base, indptr, cols, w_exc, w_inh, ustart, uend, delay, uniform, lat_base, lat,
      src_ptr, src_units, nsrc, nlocal) = SYN
-    ring_u, ring_b, ring_p, ring_t, ring_n, st_ptr, st_u, st_b, st_p, st_t = CAL
+    ring_u, ring_b, ring_p, ring_t, ring_n = CAL[0], CAL[1], CAL[2], CAL[3], CAL[4]
     R = ring_u.shape[0]
     cap = ring_u.shape[1]
     for i in range(i0, i1):
@@ -193,41 +195,197 @@ def emit_spikes(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, counters):
 
 
 @njit(cache=True)
-def ring_room(arrive, s, dt, ring_n):
-    """The fullest slot's count after adding events arriving at these times (arrival steps clamped
-    to ≥ s + 1), or −1 when one lies beyond the calendar's horizon."""
-    R = ring_n.shape[0]
-    extra = np.zeros(R, dtype=np.int64)
-    worst = 0
-    for i in range(arrive.shape[0]):
-        st = max(np.int64(math.floor(arrive[i] / dt + 1e-9)), s + 1)
-        if st - s >= R:
-            return -1  # beyond the calendar's horizon
-        slot = st % R
-        extra[slot] += 1
-        worst = max(worst, ring_n[slot] + extra[slot])
-    return worst
+def _fifo(li, b, idx, ent, cnt, sig, limit, lat, free_at, exit_at, dropped, max_wait, lost):
+    """One link as a FIFO server per sample (``sig`` µs per event, queue of ``limit`` µs): events
+    idx[:cnt] entering at ent[:cnt]. Sorted by (sample, entry), event j of a sample starts at
+    j·σ + max(free, max_{i≤j}(e_i − i·σ)); an event that would wait longer than the queue holds is
+    dropped, and the others are served again without it."""
+    order_e = np.argsort(ent[:cnt], kind="mergesort")
+    bs = np.empty(cnt, dtype=np.int64)
+    for r in range(cnt):
+        bs[r] = b[idx[order_e[r]]]
+    order = order_e[np.argsort(bs, kind="mergesort")]
+    start = np.empty(cnt)
+    keep = np.ones(cnt, dtype=np.bool_)
+    for attempt in range(2):
+        prev = -1
+        j = 0
+        run = -np.inf
+        any_drop = False
+        for r in range(cnt):
+            k = order[r]
+            if not keep[k]:
+                continue
+            bk = b[idx[k]]
+            if bk != prev:
+                prev = bk
+                j = 0
+                run = -np.inf
+            x = ent[k] - j * sig
+            if free_at[li, bk] > x:
+                x = free_at[li, bk]
+            if x > run:
+                run = x
+            start[k] = run + j * sig
+            j += 1
+            if attempt == 0 and start[k] - ent[k] > limit:
+                any_drop = True
+        if attempt == 0:
+            if not any_drop:
+                break
+            for k in range(cnt):
+                if start[k] - ent[k] > limit:
+                    keep[k] = False
+    n_drop = 0
+    for k in range(cnt):
+        i = idx[k]
+        if not keep[k]:
+            n_drop += 1
+            lost[i] = True
+            continue
+        depart = start[k] + sig
+        bk = b[i]
+        if depart > free_at[li, bk]:
+            free_at[li, bk] = depart
+        wait = start[k] - ent[k]
+        if wait > max_wait[li]:
+            max_wait[li] = wait
+        exit_at[li, i] = depart + lat
+    dropped[li] += n_drop
 
 
 @njit(cache=True)
-def ring_add(u, b, pre, arrive, s, dt, CAL):
-    """Add events for unit u (room checked by the caller with :func:`ring_room`)."""
-    ring_u, ring_b, ring_p, ring_t, ring_n, st_ptr, st_u, st_b, st_p, st_t = CAL
+def _through_links(src, b, p, t, n, s_emit, dt, SYN, CAL, LNK, counters):
+    """Send n events of one source (samples b, source indices p, times t, emitted in step s_emit)
+    through the links of their routes, then put each arrival into the calendar, one per unit."""
+    (row_base, indptr, cols, w_exc, w_inh, ustart, uend, delay, uniform, lat_base, lat,
+     src_ptr, src_units, nsrc, nlocal) = SYN
+    ring_u, ring_b, ring_p, ring_t, ring_n = CAL[0], CAL[1], CAL[2], CAL[3], CAL[4]
+    (pred, order, service, limit, link_lat, free_at, offered, dropped, max_wait,
+     grp_base, grp, last_link) = LNK
     R = ring_u.shape[0]
-    for i in range(arrive.shape[0]):
-        st = max(np.int64(math.floor(arrive[i] / dt + 1e-9)), s + 1)
-        slot = st % R
-        j = ring_n[slot]
-        ring_u[slot, j] = u
-        ring_b[slot, j] = b[i]
-        ring_p[slot, j] = pre[i]
-        ring_t[slot, j] = arrive[i]
-        ring_n[slot] = j + 1
+    exit_at = np.full((service.shape[0], n), np.nan)
+    lost = np.zeros(n, dtype=np.bool_)
+    ent = np.empty(n)
+    idx = np.empty(n, dtype=np.int64)
+    for oi in range(order.shape[0]):
+        li = order[oi]
+        cnt = 0
+        for i in range(n):
+            q = pred[grp[grp_base[src] + p[i]], li]
+            if q == -2:
+                continue
+            e = t[i] if q == -1 else exit_at[q, i]
+            if e != e:
+                continue
+            idx[cnt] = i
+            ent[cnt] = e
+            cnt += 1
+        if cnt == 0:
+            continue
+        offered[li] += cnt
+        if service[li] == 0.0:  # never congests
+            for k in range(cnt):
+                exit_at[li, idx[k]] = ent[k] + link_lat[li]
+            continue
+        _fifo(li, b, idx, ent, cnt, service[li], limit[li], link_lat[li], free_at, exit_at, dropped,
+              max_wait, lost)
+    counters[C_SENT] += n
+    for i in range(n):
+        if lost[i]:
+            counters[C_LOST] += 1
+    for k in range(src_ptr[src], src_ptr[src + 1]):
+        u = src_units[k]
+        for i in range(n):
+            ll = last_link[lat_base[u] + p[i]]
+            a = t[i] if ll < 0 else exit_at[ll, i]
+            if a != a:
+                continue
+            arrive = a + delay[u]
+            st = max(np.int64(math.floor(arrive / dt + 1e-9)), s_emit + 1)
+            if st - s_emit >= R:
+                raise RuntimeError("internal: an event arrives beyond the calendar's horizon")
+            slot = st % R
+            j = ring_n[slot]
+            ring_u[slot, j] = u
+            ring_b[slot, j] = b[i]
+            ring_p[slot, j] = p[i]
+            ring_t[slot, j] = arrive
+            ring_n[slot] = j + 1
 
 
 @njit(cache=True)
-def advance(s_begin, s_end, dt, clock, M, grid, adaptive, emit_internal, has_noise,
-            P, S, SYN, CAL, SCR, OUT, xi, tr_idx, tr_every, tr_out, counters):
+def _room(ring_n, cap, need):
+    worst = 0
+    for k in range(ring_n.shape[0]):
+        worst = max(worst, ring_n[k])
+    return worst + need <= cap
+
+
+@njit(cache=True)
+def _send_inputs(s, dt, SYN, CAL, LNK, counters):
+    """Input events sent in step s go through the links, one source at a time (link model).
+    Returns False, sending nothing, when the calendar might not hold them."""
+    src_ptr = SYN[11]
+    ring_u, ring_n = CAL[0], CAL[4]
+    sd_ptr, sd_src, sd_b, sd_p, sd_t = CAL[10], CAL[11], CAL[12], CAL[13], CAL[14]
+    if s >= sd_ptr.shape[0] - 1:
+        return True
+    j0 = sd_ptr[s]
+    j1 = sd_ptr[s + 1]
+    need = 0
+    for j in range(j0, j1):
+        need += src_ptr[sd_src[j] + 1] - src_ptr[sd_src[j]]
+    if need == 0:
+        return True
+    if not _room(ring_n, ring_u.shape[1], need):
+        return False
+    a = j0
+    while a < j1:
+        z = a
+        while z < j1 and sd_src[z] == sd_src[a]:
+            z += 1
+        _through_links(sd_src[a], sd_b[a:z], sd_p[a:z], sd_t[a:z], z - a, s, dt, SYN, CAL, LNK, counters)
+        a = z
+    return True
+
+
+@njit(cache=True)
+def _emit_through_links(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, LNK, counters, n_pop_sources):
+    """Spikes i0..i1 (all of one step) go through the links, one population at a time, in order.
+    Returns False, sending nothing, when the calendar might not hold them."""
+    src_ptr, nsrc, nlocal = SYN[11], SYN[13], SYN[14]
+    ring_u, ring_n = CAL[0], CAL[4]
+    need = 0
+    for i in range(i0, i1):
+        sid = nsrc[sp_n[i]]
+        if sid >= 0:
+            need += src_ptr[sid + 1] - src_ptr[sid]
+    if need > 0:
+        if not _room(ring_n, ring_u.shape[1], need):
+            return False
+        n = i1 - i0
+        bb = np.empty(n, dtype=np.int64)
+        pp = np.empty(n, dtype=np.int64)
+        tt = np.empty(n)
+        for sid in range(n_pop_sources):
+            k = 0
+            for i in range(i0, i1):
+                if nsrc[sp_n[i]] == sid:
+                    bb[k] = sp_b[i]
+                    pp[k] = nlocal[sp_n[i]]
+                    tt[k] = sp_c[i] * clock
+                    k += 1
+            if k > 0:
+                _through_links(sid, bb[:k], pp[:k], tt[:k], k, (sp_c[i0] - 1) // M, dt, SYN, CAL, LNK,
+                               counters)
+    counters[C_EMITTED] = i1
+    return True
+
+
+@njit(cache=True)
+def advance(s_begin, s_end, dt, clock, M, grid, adaptive, links, n_pop_sources, has_noise,
+            P, S, SYN, CAL, LNK, SCR, OUT, xi, tr_idx, tr_every, tr_out, counters):
     """Run steps s_begin..s_end−1 (or until a buffer asks to grow: see the status codes).
 
     Per step: exact decay of every neuron; delivery of the step's events (end-of-step effect of each
@@ -239,8 +397,8 @@ def advance(s_begin, s_end, dt, clock, M, grid, adaptive, emit_internal, has_noi
     V, Ie, Ii, A, ref, V2, Ie2, Ii2, A2 = S
     (row_base, indptr, cols, w_exc, w_inh, ustart, uend, delay, uniform, lat_base, lat,
      src_ptr, src_units, nsrc, nlocal) = SYN
-    ring_u, ring_b, ring_p, ring_t, ring_n, st_ptr, st_u, st_b, st_p, st_t = CAL
-    ev_u, ev_b, ev_p, ev_t, sl_b, sl_n, pa, pwe, pwi = SCR
+    ring_u, ring_b, ring_p, ring_t, ring_n, st_ptr, st_u, st_b, st_p, st_t = CAL[:10]
+    ev_u, ev_b, ev_p, ev_t, sl_b, sl_n, pa, pwe, pwi, ev_by_b, b_ptr, b_fill = SCR
     sp_b, sp_n, sp_c = OUT
     B, N = V.shape
     R = ring_u.shape[0]
@@ -250,9 +408,14 @@ def advance(s_begin, s_end, dt, clock, M, grid, adaptive, emit_internal, has_noi
     status = DONE
 
     # spikes of an earlier call that did not fit into the calendar
-    if emit_internal and counters[C_EMITTED] < counters[C_SPIKES]:
-        if not emit_spikes(counters[C_EMITTED], counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c,
-                           SYN, CAL, counters):
+    if counters[C_EMITTED] < counters[C_SPIKES]:
+        if links:
+            ok = _emit_through_links(counters[C_EMITTED], counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c,
+                                     SYN, CAL, LNK, counters, n_pop_sources)
+        else:
+            ok = emit_spikes(counters[C_EMITTED], counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c,
+                             SYN, CAL, counters)
+        if not ok:
             return RING_FULL
 
     s = s_begin
@@ -269,6 +432,12 @@ def advance(s_begin, s_end, dt, clock, M, grid, adaptive, emit_internal, has_noi
         if counters[C_SPIKES] + B * N > sp_b.shape[0]:
             status = SPIKES_FULL
             break
+        if links and counters[C_SENT_STEP] < s:
+            # input events sent in this step enter the links now (they act from the next step on)
+            if not _send_inputs(s, dt, SYN, CAL, LNK, counters):
+                status = RING_FULL
+                break
+            counters[C_SENT_STEP] = s
         t0 = s * dt
         t1 = t0 + dt
 
@@ -365,6 +534,19 @@ def advance(s_begin, s_end, dt, clock, M, grid, adaptive, emit_internal, has_noi
 
         # 5. slow path: the in-step trajectory of those neurons, with this step's events
         sp_first = counters[C_SPIKES]
+        if n_slow > 0:
+            # the step's events by sample (stable counting sort), so each neuron scans only its own
+            for b in range(B + 1):
+                b_ptr[b] = 0
+            for e in range(n_ev):
+                b_ptr[ev_b[e] + 1] += 1
+            for b in range(B):
+                b_ptr[b + 1] += b_ptr[b]
+                b_fill[b] = b_ptr[b]
+            for e in range(n_ev):
+                b = ev_b[e]
+                ev_by_b[b_fill[b]] = e
+                b_fill[b] += 1
         for q in range(n_slow):
             b = sl_b[q]
             n = sl_n[q]
@@ -376,9 +558,8 @@ def advance(s_begin, s_end, dt, clock, M, grid, adaptive, emit_internal, has_noi
             noise = xi[xs, b, n] * nscale[n] if has_noise else 0.0
             # the events of this step that reach this neuron in this sample
             npairs = 0
-            for e in range(n_ev):
-                if ev_b[e] != b:
-                    continue
+            for k in range(b_ptr[b], b_ptr[b + 1]):
+                e = ev_by_b[k]
                 u = ev_u[e]
                 if n < ustart[u] or n >= uend[u]:
                     continue
@@ -506,13 +687,14 @@ def advance(s_begin, s_end, dt, clock, M, grid, adaptive, emit_internal, has_noi
         counters[C_NEXT] = s
 
         # 7. emission of this step's spikes (events act from the next step on)
-        if emit_internal:
-            if not emit_spikes(sp_first, counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c,
-                               SYN, CAL, counters):
-                status = RING_FULL
-                break
+        if links:
+            ok = _emit_through_links(sp_first, counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c,
+                                     SYN, CAL, LNK, counters, n_pop_sources)
         else:
-            counters[C_EMITTED] = counters[C_SPIKES]
+            ok = emit_spikes(sp_first, counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, counters)
+        if not ok:
+            status = RING_FULL
+            break
 
     counters[C_NEXT] = s
     if swapped:

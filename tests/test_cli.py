@@ -61,7 +61,7 @@ def test_run_json_summary_and_outputs(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", str(ROOT / "netlists/single_neuron.yaml"), "--json", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     for key in ("dropped_events", "emulated_us", "wall_s"):
         assert key in summary
     pop = summary["populations"]["neuron"]
@@ -75,17 +75,17 @@ def test_run_json_summary_and_outputs(tmp_path):
 
 def test_seed_options_change_noise_but_not_die(tmp_path):
     args = ["run", str(ROOT / "netlists/yinyang_bss2.yaml"), "--json"]
-    a = json.loads(CliRunner().invoke(app, args).output)
-    b = json.loads(CliRunner().invoke(app, args).output)
-    c = json.loads(CliRunner().invoke(app, args + ["--noise-seed", "5"]).output)
+    a = json.loads(CliRunner().invoke(app, args).stdout)
+    b = json.loads(CliRunner().invoke(app, args).stdout)
+    c = json.loads(CliRunner().invoke(app, args + ["--noise-seed", "5"]).stdout)
     assert a["populations"] == b["populations"]
     assert a["populations"] != c["populations"]
 
 
 def test_overload_drops_on_bss2_and_not_on_ideal():
     path = str(ROOT / "netlists/overload.yaml")
-    bss2 = json.loads(CliRunner().invoke(app, ["run", path, "--json"]).output)
-    ideal = json.loads(CliRunner().invoke(app, ["run", path, "--json", "--profile", "ideal"]).output)
+    bss2 = json.loads(CliRunner().invoke(app, ["run", path, "--json"]).stdout)
+    ideal = json.loads(CliRunner().invoke(app, ["run", path, "--json", "--profile", "ideal"]).stdout)
     assert bss2["dropped_events"] > 0
     for link in bss2["links"]:
         assert link["offered"] == link["delivered"] + link["dropped"]
@@ -97,7 +97,7 @@ def test_graph_and_schema(tmp_path):
     result = CliRunner().invoke(app, ["graph", str(ROOT / "netlists/yinyang_bss2.yaml"), "--json",
                                       "--graphml", str(tmp_path / "g.graphml")])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["links"] and (tmp_path / "g.graphml").exists()
-    schema = json.loads(CliRunner().invoke(app, ["schema"]).output)
+    schema = json.loads(CliRunner().invoke(app, ["schema"]).stdout)
     assert "populations" in schema["properties"]
