@@ -16,7 +16,14 @@ Layouts (B samples, N neurons, U delivery units):
   effective amplitudes (≥ 0). Per unit: post range, delay, route latency per pre neuron, whether
   its post neurons share time constants. Per source: its units; per neuron: its source and index;
 - calendar ``CAL``: a ring of R step slots (capacity C events each) for events emitted during the
-  run, and a static list of input events sorted by arrival step (``st_ptr[s]:st_ptr[s+1]``).
+  run; a static list of input events sorted by arrival step (``st_ptr[s]:st_ptr[s+1]``), used when
+  links never congest; and a list of input events sorted by the step they are sent in
+  (``sd_ptr``, with their source), used with the link model;
+- links ``LNK`` (link model): per route group and link the predecessor link (−2: not on the group's
+  routes, −1: first), a topological order of the links, per link service time (µs per event, 0:
+  never congests), queue limit (µs), latency; per link and sample the time the server is free;
+  per-link counters (offered, dropped, longest wait); the route group of each source neuron and the
+  last link of each unit's route per source neuron.
 
 Status codes returned by :func:`advance` tell the caller to grow a buffer and call again; the
 kernel never leaves a step half done.
