@@ -108,6 +108,41 @@ class _Unit:
     parts: tuple = ()        # (projection, first column of that projection in this unit)
 
 
+class _Noise:
+    """The membrane noise of each chunk of steps, drawn in chunk order from one generator (so the
+    stream does not depend on the chunking's timing). With ``prefetch`` the next chunk is drawn on
+    a helper thread while the kernel (which releases the GIL) runs the current one."""
+
+    def __init__(self, rng, chunks, B: int, N: int, prefetch: bool):
+        self.rng, self.chunks, self.shape = rng, chunks, (B, N)
+        self.k = 0
+        self.pool = None
+        self.future = None
+        if prefetch:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chipctl-noise")
+            self.future = self.pool.submit(self._draw, 0)
+
+    def _draw(self, k):
+        a, b = self.chunks[k]
+        return self.rng.standard_normal((b - a,) + self.shape)
+
+    def next(self):
+        k = self.k
+        self.k += 1
+        if self.pool is None:
+            return self._draw(k)
+        xi = self.future.result()
+        if k + 1 < len(self.chunks):
+            self.future = self.pool.submit(self._draw, k + 1)
+        return xi
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 class Emulator:
     """Runs batches on one mapped chip with one die; reads the configuration from ``state``."""
 
@@ -441,11 +476,13 @@ class Emulator:
         corr = self._corr_setup(record, B)
         self._live_corr = corr
         timer_every = max(1, int(round(timer[0] / dt))) if timer is not None else None
-        progress_every = max(1, n_steps // 100)
+        progress_every = max(1, n_steps // 100) if progress is not None else n_steps
         # steps run in one call of the kernel: up to the next callback; one at a time where the
         # host side acts every step (correlation sensors)
         per_step = bool(corr)
-        max_chunk = max(1, (1 << 22) // (B * N)) if has_noise else n_steps
+        # with noise: chunks of at most 4 Mi draws, and at least 8 chunks so that drawing the next
+        # chunk's noise overlaps with running the current one
+        max_chunk = max(1, min((1 << 22) // (B * N), -(-n_steps // 8))) if has_noise else n_steps
         no_noise = np.zeros((1, 1, 1))
         grid = M <= _GRID_MAX_CYCLES
 
@@ -469,6 +506,7 @@ class Emulator:
         t_loop = time.perf_counter()
         kernel_load_s = t_loop - t_load
 
+        chunks = []
         s = 0
         while s < n_steps:
             if per_step:
@@ -477,43 +515,52 @@ class Emulator:
                 s_end = min(n_steps, s + max_chunk, (s // progress_every + 1) * progress_every)
                 if timer_every is not None:
                     s_end = min(s_end, (s // timer_every + 1) * timer_every)
-            xi = rng.standard_normal((s_end - s, B, N)) if has_noise else no_noise
-            if counters[kernels.C_SPIKES] + B * N > len(out[0]):
-                drain()
-            sp0 = int(counters[kernels.C_SPIKES])
-            cur = s
-            while True:
-                status = advance(cur, s_end, xi[cur - s:] if has_noise else xi)
-                cur = int(counters[kernels.C_NEXT])
-                if status == kernels.DONE:
-                    break
-                if status == kernels.RING_FULL:
-                    self._ring_grow()
-                elif status == kernels.SPIKES_FULL:
-                    drain()
-                    sp0 = 0
-                elif status == kernels.EVENTS_FULL:
-                    scratch = self._scratch(2 * int(counters[kernels.C_NEED]), B, N)
-            if corr:
-                # the correlation sensors see this step's events and spikes (one step per call)
-                t1 = s * dt + dt
-                n_ev = int(counters[kernels.C_EVENTS])
-                eu, eb, ep, et = (a[:n_ev] for a in scratch[:4])
-                for ui in np.unique(eu):
-                    sel = eu == ui
-                    self._corr_pre(corr, self.units[int(ui)], eb[sel], ep[sel], et[sel], t1)
-                k = int(counters[kernels.C_SPIKES])
-                if k > sp0:
-                    self._corr_post(corr, out[0][sp0:k].copy(), out[1][sp0:k].copy(), out[2][sp0:k] * clock, t1)
-                self._corr_decay(corr, dt)
-            if timer_every is not None and s_end % timer_every == 0:
-                timer[1]((s_end - 1) * dt + dt)
-                if self._prepared_version[0] != self.state.version:
-                    self._prepare(dt)
-                    params = self._params(nscale)
-            if progress is not None and (s_end % progress_every == 0 or s_end == n_steps):
-                progress(s_end / n_steps)
+            chunks.append((s, s_end))
             s = s_end
+        noise = _Noise(rng, chunks, B, N, prefetch=has_noise and not per_step and len(chunks) > 1) \
+            if has_noise else None
+
+        try:
+            for s, s_end in chunks:
+                xi = noise.next() if noise is not None else no_noise
+                if counters[kernels.C_SPIKES] + B * N > len(out[0]):
+                    drain()
+                sp0 = int(counters[kernels.C_SPIKES])
+                cur = s
+                while True:
+                    status = advance(cur, s_end, xi[cur - s:] if has_noise else xi)
+                    cur = int(counters[kernels.C_NEXT])
+                    if status == kernels.DONE:
+                        break
+                    if status == kernels.RING_FULL:
+                        self._ring_grow()
+                    elif status == kernels.SPIKES_FULL:
+                        drain()
+                        sp0 = 0
+                    elif status == kernels.EVENTS_FULL:
+                        scratch = self._scratch(2 * int(counters[kernels.C_NEED]), B, N)
+                if corr:
+                    # the correlation sensors see this step's events and spikes (one step per call)
+                    t1 = s * dt + dt
+                    n_ev = int(counters[kernels.C_EVENTS])
+                    eu, eb, ep, et = (a[:n_ev] for a in scratch[:4])
+                    for ui in np.unique(eu):
+                        sel = eu == ui
+                        self._corr_pre(corr, self.units[int(ui)], eb[sel], ep[sel], et[sel], t1)
+                    k = int(counters[kernels.C_SPIKES])
+                    if k > sp0:
+                        self._corr_post(corr, out[0][sp0:k].copy(), out[1][sp0:k].copy(), out[2][sp0:k] * clock, t1)
+                    self._corr_decay(corr, dt)
+                if timer_every is not None and s_end % timer_every == 0:
+                    timer[1]((s_end - 1) * dt + dt)
+                    if self._prepared_version[0] != self.state.version:
+                        self._prepare(dt)
+                        params = self._params(nscale)
+                if progress is not None and (s_end % progress_every == 0 or s_end == n_steps):
+                    progress(s_end / n_steps)
+        finally:
+            if noise is not None:
+                noise.close()
         drain()
         self.sent_events += int(counters[kernels.C_SENT])
         self.lost_events = int(counters[kernels.C_LOST])

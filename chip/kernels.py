@@ -390,7 +390,7 @@ def _emit_through_links(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, LNK, c
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def advance(s_begin, s_end, dt, clock, M, grid, adaptive, links, n_pop_sources, has_noise,
             P, S, SYN, CAL, LNK, SCR, OUT, xi, tr_idx, tr_every, tr_out, counters):
     """Run steps s_begin..s_end−1 (or until a buffer asks to grow: see the status codes).
