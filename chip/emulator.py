@@ -23,6 +23,11 @@ mapped routing graph. Each link is a FIFO server of ``capacity`` events per cloc
 queue of ``queue_depth`` events; an event that would wait behind more than that is dropped and
 counted. An event never acts inside the step it was emitted in: when latency + delay is shorter
 than what is left of that step, it acts from the next step on with its exact decay since arrival.
+
+The step loop itself is compiled (``chip.kernels``); this module turns the mapped chip, die and
+state into the kernel's flat tables (parameters, synapse table, link tables, event calendar),
+calls it for runs of steps, grows its buffers when it asks, and turns its outputs back into
+spikes per population, traces, correlation sums and link counters.
 """
 
 from __future__ import annotations
