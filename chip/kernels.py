@@ -161,43 +161,68 @@ def _find(cols, lo, hi, n):
 
 
 @njit(cache=True)
-def emit_spikes(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, counters):
-    """Put the spikes i0..i1 of the output buffer into the calendar, one event per unit they feed.
-    Returns False (having emitted up to counters[C_EMITTED]) when a slot is full."""
-    (row_base, indptr, cols, w_exc, w_inh, ustart, uend, delay, uniform, lat_base, lat,
-     src_ptr, src_units, nsrc, nlocal) = SYN
+def _room(ring_n, cap, need):
+    """Whether every calendar slot can take ``need`` more events."""
+    worst = 0
+    for k in range(ring_n.shape[0]):
+        worst = max(worst, ring_n[k])
+    return worst + need <= cap
+
+
+@njit(cache=True)
+def _need(i0, i1, sp_n, SYN):
+    """Calendar events the spikes i0..i1 make: one per unit their source feeds."""
+    src_ptr, nsrc = SYN[11], SYN[13]
+    need = 0
+    for i in range(i0, i1):
+        sid = nsrc[sp_n[i]]
+        if sid >= 0:
+            need += src_ptr[sid + 1] - src_ptr[sid]
+    return need
+
+
+@njit(cache=True)
+def _calendar_put(u, b, p, arrive, s_emit, dt, CAL):
+    """One event for unit u into the slot of its arrival step (at the earliest the step after
+    s_emit, the step it was emitted in); room is checked by the caller."""
     ring_u, ring_b, ring_p, ring_t, ring_n = CAL[0], CAL[1], CAL[2], CAL[3], CAL[4]
     R = ring_u.shape[0]
-    cap = ring_u.shape[1]
-    for i in range(i0, i1):
-        n = sp_n[i]
-        src = nsrc[n]
-        if src < 0:
-            counters[C_EMITTED] = i + 1
-            continue
-        s_emit = (sp_c[i] - 1) // M
-        t = sp_c[i] * clock
-        k0 = src_ptr[src]
-        k1 = src_ptr[src + 1]
-        for k in range(k0, k1):
-            u = src_units[k]
-            arrive = t + lat[lat_base[u] + nlocal[n]] + delay[u]
-            st = max(np.int64(math.floor(arrive / dt + 1e-9)), s_emit + 1)
-            if ring_n[st % R] + (k1 - k0) > cap:
-                return False
-        for k in range(k0, k1):
-            u = src_units[k]
-            arrive = t + lat[lat_base[u] + nlocal[n]] + delay[u]
-            st = max(np.int64(math.floor(arrive / dt + 1e-9)), s_emit + 1)
-            slot = st % R
-            j = ring_n[slot]
-            ring_u[slot, j] = u
-            ring_b[slot, j] = sp_b[i]
-            ring_p[slot, j] = nlocal[n]
-            ring_t[slot, j] = arrive
-            ring_n[slot] = j + 1
-        counters[C_SENT] += 1
-        counters[C_EMITTED] = i + 1
+    st = max(np.int64(math.floor(arrive / dt + 1e-9)), s_emit + 1)
+    if st - s_emit >= R:
+        raise RuntimeError("internal: an event arrives beyond the calendar's horizon")
+    slot = st % R
+    j = ring_n[slot]
+    ring_u[slot, j] = u
+    ring_b[slot, j] = b
+    ring_p[slot, j] = p
+    ring_t[slot, j] = arrive
+    ring_n[slot] = j + 1
+
+
+@njit(cache=True)
+def emit_spikes(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, counters):
+    """Put the spikes i0..i1 of the output buffer (all of one step) into the calendar, one event
+    per unit they feed, after their route latency and delay (links never congest). Returns False,
+    emitting nothing, when the calendar might not hold them."""
+    delay, lat_base, lat = SYN[7], SYN[9], SYN[10]
+    src_ptr, src_units, nsrc, nlocal = SYN[11], SYN[12], SYN[13], SYN[14]
+    need = _need(i0, i1, sp_n, SYN)
+    if need > 0:
+        if not _room(CAL[4], CAL[0].shape[1], need):
+            return False
+        for i in range(i0, i1):
+            n = sp_n[i]
+            src = nsrc[n]
+            if src < 0:
+                continue
+            s_emit = (sp_c[i] - 1) // M
+            t = sp_c[i] * clock
+            for k in range(src_ptr[src], src_ptr[src + 1]):
+                u = src_units[k]
+                arrive = t + lat[lat_base[u] + nlocal[n]] + delay[u]
+                _calendar_put(u, sp_b[i], nlocal[n], arrive, s_emit, dt, CAL)
+            counters[C_SENT] += 1
+    counters[C_EMITTED] = i1
     return True
 
 
@@ -265,12 +290,9 @@ def _fifo(li, b, idx, ent, cnt, sig, limit, lat, free_at, exit_at, dropped, max_
 def _through_links(src, b, p, t, n, s_emit, dt, SYN, CAL, LNK, counters):
     """Send n events of one source (samples b, source indices p, times t, emitted in step s_emit)
     through the links of their routes, then put each arrival into the calendar, one per unit."""
-    (row_base, indptr, cols, w_exc, w_inh, ustart, uend, delay, uniform, lat_base, lat,
-     src_ptr, src_units, nsrc, nlocal) = SYN
-    ring_u, ring_b, ring_p, ring_t, ring_n = CAL[0], CAL[1], CAL[2], CAL[3], CAL[4]
+    delay, lat_base, src_ptr, src_units = SYN[7], SYN[9], SYN[11], SYN[12]
     (pred, order, service, limit, link_lat, free_at, offered, dropped, max_wait,
      grp_base, grp, last_link) = LNK
-    R = ring_u.shape[0]
     exit_at = np.full((service.shape[0], n), np.nan)
     lost = np.zeros(n, dtype=np.bool_)
     ent = np.empty(n)
@@ -306,27 +328,8 @@ def _through_links(src, b, p, t, n, s_emit, dt, SYN, CAL, LNK, counters):
         for i in range(n):
             ll = last_link[lat_base[u] + p[i]]
             a = t[i] if ll < 0 else exit_at[ll, i]
-            if a != a:
-                continue
-            arrive = a + delay[u]
-            st = max(np.int64(math.floor(arrive / dt + 1e-9)), s_emit + 1)
-            if st - s_emit >= R:
-                raise RuntimeError("internal: an event arrives beyond the calendar's horizon")
-            slot = st % R
-            j = ring_n[slot]
-            ring_u[slot, j] = u
-            ring_b[slot, j] = b[i]
-            ring_p[slot, j] = p[i]
-            ring_t[slot, j] = arrive
-            ring_n[slot] = j + 1
-
-
-@njit(cache=True)
-def _room(ring_n, cap, need):
-    worst = 0
-    for k in range(ring_n.shape[0]):
-        worst = max(worst, ring_n[k])
-    return worst + need <= cap
+            if a == a:  # not lost on the way
+                _calendar_put(u, b[i], p[i], a + delay[u], s_emit, dt, CAL)
 
 
 @njit(cache=True)
@@ -361,13 +364,9 @@ def _send_inputs(s, dt, SYN, CAL, LNK, counters):
 def _emit_through_links(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, LNK, counters, n_pop_sources):
     """Spikes i0..i1 (all of one step) go through the links, one population at a time, in order.
     Returns False, sending nothing, when the calendar might not hold them."""
-    src_ptr, nsrc, nlocal = SYN[11], SYN[13], SYN[14]
+    nsrc, nlocal = SYN[13], SYN[14]
     ring_u, ring_n = CAL[0], CAL[4]
-    need = 0
-    for i in range(i0, i1):
-        sid = nsrc[sp_n[i]]
-        if sid >= 0:
-            need += src_ptr[sid + 1] - src_ptr[sid]
+    need = _need(i0, i1, sp_n, SYN)
     if need > 0:
         if not _room(ring_n, ring_u.shape[1], need):
             return False

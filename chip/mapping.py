@@ -251,8 +251,10 @@ def map_netlist(netlist: Netlist) -> MappedChip:
         except ValueError as exc:
             raise _error(netlist, f"projections.{name}.weights", str(exc)) from None
 
+    # each projection's connections, (pre index, post index) in the row-major order of its mask
+    connections = {name: tuple(ix.astype(np.int64) for ix in np.nonzero(m)) for name, m in masks.items()}
     occupied_halves = sorted({int(h) for p in populations.values() for h in np.unique(p.halves())})
-    rows_used, exc_ids, inh_ids = _assign_rows(netlist, populations, masks, occupied_halves)
+    rows_used, exc_ids, inh_ids = _assign_rows(netlist, populations, connections, occupied_halves)
 
     graph, links = _build_graph(netlist, occupied_halves)
     pairs: set[tuple[int, int]] = set()
@@ -262,7 +264,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
 
     projections = {}
     for name, proj in netlist.projections.items():
-        pre_index, post_index = np.nonzero(masks[name])
+        pre_index, post_index = connections[name]
         projections[name] = PlacedProjection(
             name=name,
             pre=proj.pre,
@@ -270,8 +272,8 @@ def map_netlist(netlist: Netlist) -> MappedChip:
             sign=proj.sign,
             pre_is_input=proj.pre not in netlist.populations,
             mask=masks[name],
-            pre_index=pre_index.astype(np.int64),
-            post_index=post_index.astype(np.int64),
+            pre_index=pre_index,
+            post_index=post_index,
             initial_weights=weights[name],
             exc_synapse=exc_ids[name],
             inh_synapse=inh_ids[name],
@@ -397,22 +399,22 @@ def _source_groups(netlist: Netlist, populations: dict[str, PlacedPopulation]
 # Synapse rows
 # --------------------------------------------------------------------------------------------
 
-def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation], masks: dict[str, np.ndarray],
-                 occupied_halves: list[int]):
+def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation],
+                 connections: dict[str, tuple[np.ndarray, np.ndarray]], occupied_halves: list[int]):
     """Put every connection on a synapse; returns rows_used, exc ids and inh ids per projection."""
     profile = netlist.chip
     nph, rows_per_half = profile.neurons_per_half, profile.rows_per_half
-    n_conn = {name: int(np.count_nonzero(m)) for name, m in masks.items()}
-    exc_ids = {name: _no_synapses(n_conn[name], netlist.projections[name].sign == "inhibitory") for name in masks}
-    inh_ids = {name: _no_synapses(n_conn[name], netlist.projections[name].sign == "excitatory") for name in masks}
+    n_conn = {name: len(ii) for name, (ii, _) in connections.items()}
+    exc_ids = {name: _no_synapses(n, netlist.projections[name].sign == "inhibitory") for name, n in n_conn.items()}
+    inh_ids = {name: _no_synapses(n, netlist.projections[name].sign == "excitatory") for name, n in n_conn.items()}
 
     # per half: the connections of each projection that land on it, as (pre index, post index,
-    # position in the projection's connection vector); one nonzero() per projection, split by
-    # target half (contiguous runs of post neurons)
+    # position in the projection's connection vector), split by target half (contiguous runs of
+    # post neurons)
     per_half: dict[int, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]] = {h: [] for h in occupied_halves}
     for name, proj in netlist.projections.items():
         post = populations[proj.post]
-        ii, jj = np.nonzero(masks[name])
+        ii, jj = connections[name]
         halves = (post.offset + jj) // nph
         order = np.argsort(halves, kind="stable")
         ii, jj, halves = ii[order], jj[order], halves[order]
