@@ -96,7 +96,7 @@ class _Progress:
 
 
 def _load(netlist: Path, profile, die_seed, noise_seed, batch):
-    from chip.netlist_io import load_netlist
+    from chip.netlist import load_netlist
 
     return load_netlist(netlist, profile=profile, die_seed=die_seed, noise_seed=noise_seed, batch=batch)
 
@@ -133,7 +133,7 @@ def run(netlist: Path = _NETLIST,
         if out is not None:
             write_outputs(out, host, result, summary)
         if update_golden:
-            from chip.regression.golden import write_golden
+            from regression.runner import write_golden
 
             path = write_golden(nl, result)
             summary["golden"] = str(path)
@@ -169,7 +169,7 @@ def test(paths: Optional[list[Path]] = typer.Argument(None, help="Netlist files 
     """Run netlist regression tests: every netlist with an expect: section (exit 1 if any fails)."""
 
     def body():
-        from chip.regression.runner import discover, run_netlist, summary_line, verdict
+        from regression.runner import discover, run_netlist, summary_line, verdict
 
         start = time.perf_counter()
         counts = {"PASS": 0, "FAIL": 0, "ERROR": 0, "SKIP": 0}
@@ -216,7 +216,7 @@ def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
 @app.command()
 def schema():
     """Print the netlist format as JSON Schema."""
-    from chip.netlist_io import netlist_schema
+    from chip.netlist import netlist_schema
 
     typer.echo(json.dumps(netlist_schema(), indent=2))
 
@@ -299,7 +299,7 @@ def eval_(netlist: Path = _NETLIST,
     """Report the test accuracy of a trained chip (weights from a checkpoint)."""
 
     def body():
-        from rules.checkpoint import load_checkpoint
+        from rules.training.checkpoints import load_checkpoint
         from rules.training import Trainer
 
         nl = _load(netlist, profile, die_seed, noise_seed, None)
@@ -319,7 +319,7 @@ def rules_(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     """List installed learning rules (built-in and from the chipctl.rules entry point) with options."""
 
     def body():
-        from rules.plugins import available_rules, load_rule, rule_options
+        from rules.manager import available_rules, load_rule, rule_options
         from chip.errors import RuleError
 
         listing = []

@@ -6,8 +6,8 @@
 
 The network is netlists/yinyang_bss2.yaml when it exists (25 inputs → 100 hidden LIF → 3 out,
 signed weights, τ_mem 12 µs, τ_syn 6 µs, 50 µs per sample); otherwise the same 25-100-3 network is
-built here as YAML text and loaded with ``chip.netlist_io.load_netlist_text``. Inputs are the
-Yin-Yang test set (``rules.yinyang`` if importable, else uniform random points) latency coded as in
+built here as YAML text and loaded with ``chip.netlist.load_netlist_text``. Inputs are the
+Yin-Yang test set (``rules.tasks.yinyang`` if importable, else uniform random points) latency coded as in
 netlists/yinyang_batch.npz: channels [x, y, 1−x, 1−y, bias] tiled 5×, one spike each at
 2 µs + 20 µs·value (bias at 2 µs), so 25 spikes per sample in [2, 22] µs.
 
@@ -18,7 +18,7 @@ Batch sizes are interleaved within each repeat so they share the machine's noise
 call does: input routing, the emulation, result assembly); ``per_step_us`` = the emulation loop's
 own ``RunResult.wall_s`` / ``RunResult.steps``; and the process's peak RSS after the warm-up of
 each size (sizes are warmed up in increasing order, so this is the peak up to that size).
-Only ``chip.host.HostInterface`` / ``chip.netlist_io`` are used, no emulator internals.
+Only ``chip.host.HostInterface`` / ``chip.netlist`` are used, no emulator internals.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ record:
 
 def load_host(netlist: Path | None, profile: str | None):
     from chip.host import HostInterface
-    from chip.netlist_io import load_netlist, load_netlist_text
+    from chip.netlist import load_netlist, load_netlist_text
 
     if netlist is not None and netlist.exists():
         nl = load_netlist(netlist, profile=profile)
@@ -89,14 +89,14 @@ def load_host(netlist: Path | None, profile: str | None):
 
 def yinyang_points(n: int) -> tuple[np.ndarray, str]:
     try:
-        from rules.yinyang import yinyang
+        from rules.tasks.yinyang import yinyang
 
         x, _ = yinyang("test")
         x = np.asarray(x, dtype=np.float64)[:, :2]
-        source = "rules.yinyang test split"
+        source = "rules.tasks.yinyang test split"
     except Exception:  # the data generator is optional for a throughput benchmark
         x = np.random.default_rng(40).uniform(0.0, 1.0, size=(1000, 2))
-        source = "uniform random points (rules.yinyang not importable)"
+        source = "uniform random points (rules.tasks.yinyang not importable)"
     reps = math.ceil(n / len(x))
     return np.tile(x, (reps, 1))[:n], source
 

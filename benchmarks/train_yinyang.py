@@ -26,7 +26,7 @@ from pathlib import Path
 
 def train_one(netlist: str, seed: int, out: str, epochs: int | None) -> None:
     """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end."""
-    from chip.netlist_io import load_netlist
+    from chip.netlist import load_netlist
     from rules.training import Trainer
 
     nl = load_netlist(netlist, die_seed=seed, noise_seed=seed)

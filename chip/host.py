@@ -126,7 +126,7 @@ class HostInterface:
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "HostInterface":
         """Load, validate and map a netlist file. ``overrides``: profile, die_seed, noise_seed, batch."""
-        from .netlist_io import load_netlist
+        from .netlist import load_netlist
 
         return cls(load_netlist(path, **overrides))
 
@@ -346,7 +346,7 @@ class HostInterface:
     def _check_record(self, record: Record) -> Record:
         """A record asked for at run time gets the same checks as a netlist's (as a RunError)."""
         from .errors import MappingError
-        from .mapping import _check_records
+        from .mapping import check_records
 
         for name in record.spikes:
             if name not in self.mapped.populations:
@@ -355,7 +355,7 @@ class HostInterface:
             if name not in self.mapped.projections:
                 raise RunError(f"cannot read correlation sensors of unknown projection {name!r}")
         try:
-            _check_records(dataclasses.replace(self.netlist, record=record), self.mapped.populations)
+            check_records(dataclasses.replace(self.netlist, record=record), self.mapped.populations)
         except MappingError as exc:
             raise RunError(f"{exc.field}: {exc.message}") from None
         return record

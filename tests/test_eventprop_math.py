@@ -7,8 +7,8 @@ import pytest
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
-from rules import eventprop_math as em
-from rules.eventprop_math import (
+from rules.eventprop import adjoint as em
+from rules.eventprop.adjoint import (
     LIFParams,
     eventprop_gradients,
     first_spike_loss,
@@ -20,7 +20,7 @@ from rules.eventprop_math import (
     to_lists,
     to_padded,
 )
-from rules.yinyang import latency_encode, yinyang
+from rules.tasks.yinyang import latency_encode, yinyang
 
 P = LIFParams(tau_mem_us=12.0, tau_syn_us=6.0, threshold=1.0)
 P_EQ = LIFParams(tau_mem_us=8.0, tau_syn_us=8.0, threshold=1.0)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from chip import kernels
+from chip.emulator import kernel as kernels
 
 
 def _coeff(ts, tm):

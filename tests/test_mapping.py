@@ -1,4 +1,4 @@
-"""Tests of chip.connectivity and chip.mapping (placement, synapse rows, routes, errors, reports).
+"""Tests of chip.netlist.connectivity and chip.mapping (placement, synapse rows, routes, errors, reports).
 
 Netlists are built directly as chip.netlist objects (no YAML): see ``make_netlist``.
 """
@@ -13,7 +13,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from chip.connectivity import realize_connectivity, realize_weights
+from chip.netlist.connectivity import realize_connectivity, realize_weights
 from chip.errors import MappingError
 from chip.mapping import MappedChip, graph_summary, map_netlist, write_graphml
 from chip.netlist import (

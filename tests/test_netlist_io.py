@@ -1,4 +1,4 @@
-"""Netlist YAML: loading, error locations, the schema and round-trips (chip.netlist_io)."""
+"""Netlist YAML: loading, error locations, the schema and round-trips (chip.netlist)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 from chip.errors import NetlistError
 from chip.events import SpikeEvents
 from chip.netlist import Netlist
-from chip.netlist_io import (
+from chip.netlist.io import (
     _FORM_KEYS,
     _chip_to_dict,
     _read,

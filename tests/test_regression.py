@@ -1,4 +1,4 @@
-"""Netlist-level regression tests (chip.regression): the expect format, golden files, the runner,
+"""Netlist-level regression tests (regression): the expect format, golden files, the runner,
 `chipctl test`, the pytest plugin — and the test of the test: a perturbed chip fails exactly the
 netlists it affects, with a diff that says where."""
 
@@ -18,10 +18,12 @@ import yaml
 from typer.testing import CliRunner
 
 from chip.errors import NetlistError
-from chip.netlist_io import load_netlist, load_netlist_text
-from chip.regression.expectations import COUNT, RATE, Bound, parse_expect, van_rossum
-from chip.regression.golden import golden_path, read_golden
-from chip.regression.runner import discover, expect_line, run_netlist
+from chip.netlist import load_netlist, load_netlist_text
+from chip.analysis import van_rossum
+from regression.bounds import COUNT, RATE, Bound
+from regression.expectations import parse_expect
+from regression.golden import golden_path, read_golden
+from regression.runner import discover, expect_line, run_netlist
 from chip.units import UnitError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Rule plugins end to end: the STDP example rule, entry points, failing and ad hoc rules, the docs.
 
-Everything here goes through the public paths a rule author uses: ``rules.plugins.RuleSet``,
+Everything here goes through the public paths a rule author uses: ``rules.manager.RuleSet``,
 ``rules.training.Trainer``, the ``chipctl`` CLI (in a subprocess), ``chip.host.HostInterface``.
 Nothing is pip-installed: the third-party entry point is declared by a ``*.dist-info`` directory
 in ``tmp_path`` that a subprocess finds on its ``PYTHONPATH``.
@@ -22,11 +22,11 @@ import pytest
 from chip.errors import RuleError
 from chip.host import HostInterface
 from chip.netlist import Record
-from chip.netlist_io import load_netlist, load_netlist_text
+from chip.netlist import load_netlist, load_netlist_text
 from rules.api import Batch, Rule, RunRequest
-from rules.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from rules.training.checkpoints import CHECKPOINT_FILE, load_checkpoint
 from rules.hookspecs import hookimpl
-from rules.plugins import RuleSet
+from rules.manager import RuleSet
 from rules.training import Trainer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from chip.errors import RuleError
-from chip.netlist_io import load_netlist, load_netlist_text
+from chip.netlist import load_netlist, load_netlist_text
 from rules.api import Batch
-from rules.eventprop_math import first_spike_loss
-from rules.plugins import RuleSet
+from rules.eventprop.adjoint import first_spike_loss
+from rules.manager import RuleSet
 from rules.training import Trainer
 
 FD_NETLIST = """
@@ -189,7 +189,7 @@ def test_sigkilled_training_resumes_to_the_same_weights(tmp_path):
     import sys
     import time
 
-    from rules.checkpoint import CHECKPOINT_FILE, load_checkpoint
+    from rules.training.checkpoints import CHECKPOINT_FILE, load_checkpoint
 
     cmd = [sys.executable, "-c", "import cli; cli.app()", "train"]
     (tmp_path / "straight").mkdir()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rules.yinyang import SPLITS, latency_encode, which_class, yinyang
+from rules.tasks.yinyang import SPLITS, latency_encode, which_class, yinyang
 
 
 def test_shapes_and_dtypes():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .netlist import Connectivity, WeightInit
+from .model import Connectivity, WeightInit
 
 __all__ = ["realize_connectivity", "realize_weights", "CONNECTIVITY_KINDS", "WEIGHT_KINDS", "SIGNS"]
 

@@ -18,11 +18,14 @@ generator draw for draw, so the samples are bit-identical to the reference witho
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["SPLITS", "R_BIG", "R_SMALL", "yinyang", "which_class", "latency_encode"]
+from chip.events import SpikeEvents
+
+__all__ = ["SPLITS", "R_BIG", "R_SMALL", "yinyang", "which_class", "latency_encode", "YinYangTask"]
 
 R_BIG = 0.5
 R_SMALL = 0.1
@@ -112,3 +115,29 @@ def latency_encode(
     if bias_time_us is not None:
         times = np.concatenate([times, np.full((len(times), 1), float(bias_time_us))], axis=1)
     return times
+
+
+@dataclass(frozen=True)
+class YinYangTask:
+    """Yin-Yang: 4 features [x, y, 1−x, 1−y] plus a bias, each duplicated, one spike per input
+    channel at t_early + v·(t_late − t_early) (hardware µs); 3 classes."""
+
+    input_size: int
+    t_early_us: float
+    t_late_us: float
+    bias_us: float
+    duplicate: int
+    train_size: int = 5000
+    test_size: int = 1000
+    n_classes: int = 3
+    name: str = "yinyang"
+
+    def data(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        size = {"train": self.train_size, "test": self.test_size, "validation": self.test_size}[split]
+        return yinyang(split, size=size)
+
+    def encode(self, features: np.ndarray) -> SpikeEvents:
+        times = latency_encode(features, t_early_us=self.t_early_us, t_late_us=self.t_late_us, duplicate=1,
+                               bias_time_us=self.bias_us)
+        times = np.tile(times, (1, self.duplicate))  # each of the 5 channels repeated: 5 * duplicate inputs
+        return SpikeEvents.from_dense_times(times)

@@ -24,7 +24,7 @@ queue of ``queue_depth`` events; an event that would wait behind more than that 
 counted. An event never acts inside the step it was emitted in: when latency + delay is shorter
 than what is left of that step, it acts from the next step on with its exact decay since arrival.
 
-The step loop itself is compiled (``chip.kernels``); this module turns the mapped chip, die and
+The step loop itself is compiled (``chip.emulator.kernel``); this module turns the mapped chip, die and
 state into the kernel's flat tables (parameters, synapse table, link tables, event calendar),
 calls it for runs of steps, grows its buffers when it asks, and turns its outputs back into
 spikes per population, traces, correlation sums and link counters.
@@ -41,11 +41,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import kernels
-from .die import Die, Transfer
-from .events import SpikeEvents
-from .netlist import MembraneRecord, Record
-from .state import ChipState
+from . import kernel as kernels
+from ..die import Die, Transfer
+from ..events import SpikeEvents
+from ..netlist import MembraneRecord, Record
+from ..state import ChipState
 
 __all__ = ["Emulator", "RawRun", "LinkStats"]
 
@@ -227,7 +227,7 @@ class Emulator:
             return np.where(close, np.nan, tau_syn / np.where(close, 1.0, diff))
 
     def _build_units(self, dt: float) -> None:
-        """Delivery units and the synapse table the kernel reads (see ``chip.kernels``).
+        """Delivery units and the synapse table the kernel reads (see ``chip.emulator.kernel``).
 
         A unit is one projection onto a run of post neurons that share routes: per half when links
         can congest (events queue per route), else split only where the route latency changes.
@@ -367,7 +367,7 @@ class Emulator:
 
     # ------------------------------------------------------------------ link model
     def _link_tables(self, batch: int):
-        """The link model as the kernel reads it (``LNK`` in ``chip.kernels``); placeholders of the
+        """The link model as the kernel reads it (``LNK`` in ``chip.emulator.kernel``); placeholders of the
         same types when links cannot congest (then routes are plain latencies)."""
         i64 = np.int64
         mapped, clock = self.mapped, self.profile.clock_us
@@ -590,7 +590,7 @@ class Emulator:
         )
 
     def _params(self, nscale):
-        """Per-neuron parameters in the kernel's order (see ``chip.kernels``)."""
+        """Per-neuron parameters in the kernel's order (see ``chip.emulator.kernel``)."""
         return (self.VL, self.Vr, self.Vth, self.tm, self.te, self.ti, self.tref, self.ta, self.da,
                 self.am, self.ae, self.ai, self.aa, self.ke, self.ki, self.c_e, self.c_i, nscale)
 

@@ -9,7 +9,7 @@ Boundary: this module checks everything the file alone decides (field names and 
 ranges, references between names, sizes of explicit arrays and index ranges). Whether the netlist
 fits a chip (neurons, synapse rows, ADC channels, periods) is the mapper's job (``chip.mapping``);
 nothing here knows about codes, placement or routes. The one outside helper used is
-``chip.connectivity.realize_connectivity``, so that a weight array's sign is judged on the entries
+``chip.netlist.connectivity.realize_connectivity``, so that a weight array's sign is judged on the entries
 that become synapses, exactly as the weight initializer will.
 
 How it reads: ``yaml.compose`` with ``yaml.SafeLoader`` gives a node tree with positions; the
@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .errors import NetlistError
-from .events import SpikeEvents
-from .netlist import (
+from ..errors import NetlistError
+from ..events import SpikeEvents
+from .model import (
     NEURON_MODELS,
     Connectivity,
     InputSource,
@@ -50,8 +50,8 @@ from .netlist import (
     Record,
     WeightInit,
 )
-from .profiles import PROFILES, ChipProfile, Mismatch, get_profile
-from .units import RATE_UNITS_HZ, TIME_UNITS_US, UnitError, parse_rate_hz, parse_time_us
+from ..profiles import PROFILES, ChipProfile, Mismatch, get_profile
+from ..units import RATE_UNITS_HZ, TIME_UNITS_US, UnitError, parse_rate_hz, parse_time_us
 
 __all__ = ["load_netlist", "load_netlist_text", "netlist_schema", "netlist_to_dict", "dump_netlist"]
 
@@ -937,7 +937,7 @@ class _Reader:
                                              pre, post, n_pre, n_post)
             weights, support = self.weights(spec["weights"], f"{path}.weights", n_pre, n_post)
             if weights.kind == "file":
-                # Only connected entries become synapses (chip.connectivity ignores the rest), so
+                # Only connected entries become synapses (chip.netlist.connectivity ignores the rest), so
                 # only they decide the sign.
                 from .connectivity import realize_connectivity
 
@@ -987,7 +987,7 @@ class _Reader:
                 self.fail(where, f"pre index {i} out of range 0..{n_pre - 1}")
             if j >= n_post:
                 self.fail(where, f"post index {j} out of range 0..{n_post - 1}")
-            pairs.append((i, j))  # a pair listed twice is one synapse (chip.connectivity collapses them)
+            pairs.append((i, j))  # a pair listed twice is one synapse (chip.netlist.connectivity collapses them)
         return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
     def weights(self, raw, path, n_pre, n_post) -> tuple[WeightInit, tuple[float, float]]:
@@ -1051,7 +1051,7 @@ class _Reader:
 
         Weights given outright (constant, array, normal with std 0) must all have the projection's
         sign. Drawn weights (normal, uniform) that reach across zero are allowed, because the weight
-        initializer clips them to 0 on the wrong side (chip.connectivity.realize_weights); a range
+        initializer clips them to 0 on the wrong side (chip.netlist.connectivity.realize_weights); a range
         lying entirely on the wrong side would leave every synapse silent, and is refused.
         """
         sign = self.choice(raw, path, SIGNS, "sign")

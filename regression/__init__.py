@@ -6,8 +6,10 @@ statistics, and distance to the golden spikes kept beside the netlist in ``<netl
 ``pytest FOLDER`` collects such netlists through the plugin in :mod:`.pytest_plugin`;
 ``chipctl test PATHS`` runs them without pytest. See docs/regression-tests.md.
 
-Modules: :mod:`.expectations` (the expect format and the checks), :mod:`.golden` (golden
-files), :mod:`.runner` (find, run, report), :mod:`.pytest_plugin` (the pytest front end).
+Modules: :mod:`.bounds` (quantities and bounds), :mod:`.checks` (what each check judges),
+:mod:`.expectations` (the expect block: runs and their checks), :mod:`.golden` (golden files),
+:mod:`.runner` (find, run, report, update goldens), :mod:`.pytest_plugin` (the pytest front end).
+The chip is used through ``chip.host`` only; spike metrics come from ``chip.analysis``.
 """
 
 from __future__ import annotations
@@ -17,15 +19,14 @@ import importlib
 # name -> module; resolved on first use, so that loading the pytest plugin (every pytest session
 # where chipctl is installed) does not import the emulator
 _EXPORTS = {
-    "Bound": "expectations",
-    "Failure": "expectations",
+    "Bound": "bounds",
+    "Failure": "checks",
     "RunSpec": "expectations",
     "parse_expect": "expectations",
-    "van_rossum": "expectations",
     "GoldenRun": "golden",
     "golden_path": "golden",
     "read_golden": "golden",
-    "write_golden": "golden",
+    "write_golden": "runner",
     "RunOutcome": "runner",
     "discover": "runner",
     "run_netlist": "runner",

@@ -1,47 +1,19 @@
 """Tasks: where training data comes from and how samples become input spikes.
 
 A task knows its data set (generated offline, no downloads) and its spike encoding; the trainer
-asks it for batches. Built in: ``yinyang`` (Kriener et al., latency code with a bias spike).
+asks it for batches. Built in: ``yinyang`` (Kriener et al., latency code with a bias spike,
+:mod:`.yinyang`). ``make_task`` builds the task a netlist's ``train:`` block names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
-
 from chip.errors import NetlistError
-from chip.events import SpikeEvents
 
-from .yinyang import latency_encode, yinyang
+from .yinyang import YinYangTask
 
 __all__ = ["YinYangTask", "make_task", "TASKS"]
 
 
-@dataclass(frozen=True)
-class YinYangTask:
-    """Yin-Yang: 4 features [x, y, 1−x, 1−y] plus a bias, each duplicated, one spike per input
-    channel at t_early + v·(t_late − t_early) (hardware µs); 3 classes."""
-
-    input_size: int
-    t_early_us: float
-    t_late_us: float
-    bias_us: float
-    duplicate: int
-    train_size: int = 5000
-    test_size: int = 1000
-    n_classes: int = 3
-    name: str = "yinyang"
-
-    def data(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        size = {"train": self.train_size, "test": self.test_size, "validation": self.test_size}[split]
-        return yinyang(split, size=size)
-
-    def encode(self, features: np.ndarray) -> SpikeEvents:
-        times = latency_encode(features, t_early_us=self.t_early_us, t_late_us=self.t_late_us, duplicate=1,
-                               bias_time_us=self.bias_us)
-        times = np.tile(times, (1, self.duplicate))  # each of the 5 channels repeated: 5 * duplicate inputs
-        return SpikeEvents.from_dense_times(times)
 
 
 TASKS = ("yinyang",)

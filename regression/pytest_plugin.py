@@ -1,6 +1,6 @@
 """The pytest plugin: a netlist with an ``expect:`` section is a test.
 
-Job: registered through the ``pytest11`` entry point (``chipctl = "chip.regression.pytest_plugin"``),
+Job: registered through the ``pytest11`` entry point (``chipctl = "regression.pytest_plugin"``),
 it makes ``pytest some/folder`` collect every ``*.yaml``/``*.yml`` file with a top-level
 ``expect:`` key as a :class:`NetlistFile` with one :class:`NetlistItem` per expectation run
 (``file.yaml::bss2``), following pytest's "Working with non-python tests" pattern. Collection reads
@@ -8,7 +8,7 @@ the text and parses the YAML only (no validation, no spike files, no mapping); t
 loaded and run when the item runs. A failure prints the runner's report: which expectation,
 expected vs actual, and where the spikes first diverge from the golden ones.
 
-Boundary: a thin front over :func:`chip.regression.runner.run_netlist`; nothing here runs a chip
+Boundary: a thin front over :func:`regression.runner.run_netlist`; nothing here runs a chip
 or judges a result. Options: ``--chipctl-update-golden`` rewrites the golden entries of the
 collected runs instead of failing on them. Items carry the marker ``netlist`` (and ``slow`` for
 runs with ``slow: true``).
@@ -21,7 +21,7 @@ import pytest
 __all__ = ["NetlistFile", "NetlistItem", "NetlistRegressionFailure"]
 
 _SUFFIXES = (".yaml", ".yml")
-_GOLDEN_SUFFIX = ".golden.yaml"  # chip.regression.golden.GOLDEN_SUFFIX, not imported to keep startup light
+_GOLDEN_SUFFIX = ".golden.yaml"  # regression.golden.GOLDEN_SUFFIX, not imported to keep startup light
 
 
 def pytest_addoption(parser):

@@ -26,11 +26,11 @@ from typing import Iterable
 import numpy as np
 import yaml
 
-from ..errors import ChipctlError, NetlistError
-from ..netlist import Netlist
+from chip.errors import ChipctlError, NetlistError
+from chip.netlist import Netlist
 
 __all__ = ["GOLDEN_SUFFIX", "GoldenPopulation", "GoldenRun", "golden_path", "run_key", "golden_run",
-           "read_golden", "format_golden", "write_golden", "write_golden_runs"]
+           "read_golden", "format_golden", "write_golden_runs"]
 
 GOLDEN_SUFFIX = ".golden.yaml"
 FORMAT = 1
@@ -217,23 +217,3 @@ def write_golden_runs(path: str | Path, netlist_name: str, runs: dict[str, Golde
     os.replace(tmp, path)
     return path
 
-
-def write_golden(netlist: Netlist, result) -> Path:
-    """Keep a run as its netlist's golden entry (``chipctl run --update-golden``); returns the
-    golden file. Only the populations the netlist's golden checks compare are kept when they name
-    some (all recorded ones otherwise); other runs in the file stay."""
-    from .expectations import parse_expect
-
-    populations: set[str] | None = set()
-    for spec in parse_expect(netlist):
-        if not spec.uses_golden:
-            continue
-        pops = spec.golden_populations()
-        if pops is None:
-            populations = None
-            break
-        populations.update(pops)
-    if not populations:
-        populations = None
-    run = golden_run(netlist, result, populations)
-    return write_golden_runs(golden_path(netlist), netlist.name, {run.key: run})

@@ -1,7 +1,7 @@
 """The logical netlist: populations, inputs, projections, recordings — what the user asked for.
 
 Plain frozen dataclasses in hardware units (µs, Hz, model-unit voltages). Reading YAML, checking
-it and reporting file/line errors is the job of ``chip.netlist_io``; placing it on circuits is the
+it and reporting file/line errors is the job of ``chip.netlist``; placing it on circuits is the
 job of ``chip.mapping``. Nothing here knows about codes, mismatch or routes.
 
 Neuron model (model units, leak 0 and threshold 1 by default)::
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .events import SpikeEvents
-from .profiles import ChipProfile
+from ..events import SpikeEvents
+from ..profiles import ChipProfile
 
 __all__ = [
     "NeuronParams",

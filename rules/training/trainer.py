@@ -25,10 +25,10 @@ from chip.events import SpikeEvents
 from chip.host import HostInterface, RunResult
 from chip.netlist import MembraneRecord, Netlist, Record
 
-from .api import Batch, Gradients, LossTerm, RunRequest
-from .checkpoint import load_checkpoint, save_checkpoint
-from .plugins import RuleSet
-from .tasks import make_task
+from ..api import Batch, Gradients, LossTerm, RunRequest
+from .checkpoints import load_checkpoint, save_checkpoint
+from ..manager import RuleSet
+from ..tasks import make_task
 
 __all__ = ["TrainConfig", "parse_train", "Adam", "Trainer", "decode"]
 

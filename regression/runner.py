@@ -21,15 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import ChipctlError
-from ..host import HostInterface
-from ..netlist import Netlist
-from ..netlist_io import load_netlist
-from .expectations import Failure, RunContext, RunSpec, fmt_time, parse_expect
+from chip.errors import ChipctlError
+from chip.host import HostInterface
+from chip.netlist import Netlist
+from chip.netlist import load_netlist
+from .bounds import fmt_time
+from .checks import Failure, RunContext
+from .expectations import RunSpec, parse_expect
 from .golden import GOLDEN_SUFFIX, GoldenRun, golden_path, golden_run, read_golden, run_key, write_golden_runs
 
 __all__ = ["RunOutcome", "expect_line", "is_regression_netlist", "discover", "load_specs", "run_netlist",
-           "verdict", "summary_line"]
+           "verdict", "summary_line", "write_golden"]
 
 Perturb = Callable[[HostInterface], None]
 
@@ -258,3 +260,22 @@ def summary_line(path: str | Path, outcomes: list[RunOutcome]) -> str:
         more = sum(len(x.failures) for x in failed) - 1
         return f"FAIL  {path} [{failed[0].run}]: {failed[0].first_problem()}" + (f" (+{more} more)" if more else "")
     return f"{status:<5} {path} [{runs}] ({wall:.1f} s)"
+
+
+def write_golden(netlist: Netlist, result) -> Path:
+    """Keep a run as its netlist's golden entry (``chipctl run --update-golden``); returns the
+    golden file. Only the populations the netlist's golden checks compare are kept when they name
+    some (all recorded ones otherwise); other runs in the file stay."""
+    populations: set[str] | None = set()
+    for spec in parse_expect(netlist):
+        if not spec.uses_golden:
+            continue
+        pops = spec.golden_populations()
+        if pops is None:
+            populations = None
+            break
+        populations.update(pops)
+    if not populations:
+        populations = None
+    run = golden_run(netlist, result, populations)
+    return write_golden_runs(golden_path(netlist), netlist.name, {run.key: run})

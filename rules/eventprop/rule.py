@@ -3,7 +3,7 @@
 What the chip returns is what real hardware returns: clock-stamped spike times. The rule replays
 them through the nominal model (the parameters it wrote, read back through the host interface, and
 each projection's delay) to reconstruct the synaptic currents at every spike, runs the adjoint
-backward on the host (``rules.eventprop_math``) and returns exact gradients of the first-spike-time
+backward on the host (``rules.eventprop.adjoint``) and returns exact gradients of the first-spike-time
 loss for every projection on the path from the task's input to its output. Mismatch, quantization
 and noise are not in the replay model — in-the-loop training absorbs them, as on hardware.
 
@@ -18,9 +18,9 @@ import numpy as np
 
 from chip.errors import RuleError
 
-from .api import Gradients, Rule, RunRequest
-from .eventprop_math import LIFParams, eventprop_gradients, first_spike_loss
-from .hookspecs import hookimpl
+from ..api import Gradients, Rule, RunRequest
+from .adjoint import LIFParams, eventprop_gradients, first_spike_loss
+from ..hookspecs import hookimpl
 
 __all__ = ["EventProp"]
 

@@ -1,0 +1,130 @@
+"""Place and route a logical netlist onto a chip profile.
+
+The job: decide which neuron circuit runs each neuron, which synapse (half, row, column) carries
+each connection, and which chain of event links (FPGA, crossbars, core links, synapse drivers)
+each presynaptic source uses to reach each target half. The result, ``MappedChip``, is everything
+the emulator needs to know about *where* things are; it says nothing about parameter codes,
+mismatch, weight quantization or timing of events, which are the emulator's business. Reading the
+netlist is ``chip.netlist``'s; realizing a projection's mask and weights is
+``chip.netlist.connectivity``'s.
+
+Geometry (profile sizes): circuit ``c`` sits on core ``c // neurons_per_core``, half
+``(c % neurons_per_core) // neurons_per_half`` and column ``c % neurons_per_half``; its global half
+index is ``c // neurons_per_half`` (= core * halves_per_core + half). Every half has
+``rows_per_half`` synapse rows across its columns. A synapse is named by a global id
+``((global_half * rows_per_half) + row) * neurons_per_half + column``.
+
+Rows. An event carries a 6-bit label, so one synapse row can serve up to ``labels_per_row``
+distinct presynaptic sources, but each synapse (one per row and column) listens to one label:
+a column can hear only one source per row. Each row is excitatory or inhibitory; a ``signed``
+projection uses one synapse on an excitatory row and one on an inhibitory row per connection.
+Per half and sign, the distinct sources (same input or neuron, same sign, across projections)
+are packed onto rows greedily, first fit in order of decreasing fan-in, with rows and columns
+kept as Python-int bitsets (a source's blocked rows are the OR of its columns' occupancy, the
+first free row is the lowest zero bit) — a few microseconds per source. When two projections
+connect the same source to the same column with the same sign, the second connection needs a
+second synapse; it is packed as an extra copy of the source (same label, another row).
+Excitatory rows are numbered first on a half, inhibitory rows after them.
+
+The ``ideal`` profile (unquantized weights, 65536 rows per half) takes a fast path: each source
+gets its own row without any search, and only cores that hold neurons appear in the routing graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..netlist import Netlist
+from ..netlist.connectivity import realize_connectivity, realize_weights
+
+from .model import Link, MappedChip, PlacedPopulation, PlacedProjection, Route, _error
+from .placement import check_records, _check_references, _place_populations, _source_groups
+from .report import graph_summary, write_graphml
+from .rows import _assign_rows
+from .routing import _build_graph, _projection_pairs, _routes
+
+__all__ = [
+    "PlacedPopulation",
+    "PlacedProjection",
+    "Link",
+    "Route",
+    "MappedChip",
+    "map_netlist",
+    "check_records",
+    "graph_summary",
+    "write_graphml",
+]
+
+
+def map_netlist(netlist: Netlist) -> MappedChip:
+    """Place populations, realize and place projections on synapse rows, build routes.
+
+    Raises ``MappingError`` (with the netlist's file, line and field path) when the netlist does
+    not fit: too many neurons, too many synapse rows on a half, too many MADC channels on a core,
+    or a membrane record faster than its ADC.
+    """
+    profile = netlist.chip
+    _check_references(netlist)
+    populations = _place_populations(netlist)
+    n_circuits = sum(p.size for p in populations.values())
+    check_records(netlist, populations)
+
+    source_groups, pre_groups = _source_groups(netlist, populations)
+    post_halves = {name: p.halves() for name, p in populations.items()}
+
+    masks: dict[str, np.ndarray] = {}
+    weights: dict[str, np.ndarray] = {}
+    for name, proj in netlist.projections.items():
+        n_pre, n_post = netlist.size_of(proj.pre), populations[proj.post].size
+        try:
+            masks[name] = realize_connectivity(proj.connectivity, n_pre, n_post,
+                                               same_population=proj.pre == proj.post)
+        except ValueError as exc:
+            raise _error(netlist, f"projections.{name}.connectivity", str(exc)) from None
+        try:
+            weights[name] = realize_weights(proj.weights, masks[name], proj.sign)[masks[name]]
+        except ValueError as exc:
+            raise _error(netlist, f"projections.{name}.weights", str(exc)) from None
+
+    # each projection's connections, (pre index, post index) in the row-major order of its mask
+    connections = {name: tuple(ix.astype(np.int64) for ix in np.nonzero(m)) for name, m in masks.items()}
+    occupied_halves = sorted({int(h) for p in populations.values() for h in np.unique(p.halves())})
+    rows_used, exc_ids, inh_ids = _assign_rows(netlist, populations, connections, occupied_halves)
+
+    graph, links = _build_graph(netlist, occupied_halves)
+    pairs: set[tuple[int, int]] = set()
+    for proj in netlist.projections.values():
+        pairs |= _projection_pairs(pre_groups[proj.pre], post_halves[proj.post])
+    routes = _routes(profile, graph, source_groups, sorted(pairs))
+
+    projections = {}
+    for name, proj in netlist.projections.items():
+        pre_index, post_index = connections[name]
+        projections[name] = PlacedProjection(
+            name=name,
+            pre=proj.pre,
+            post=proj.post,
+            sign=proj.sign,
+            pre_is_input=proj.pre not in netlist.populations,
+            mask=masks[name],
+            pre_index=pre_index,
+            post_index=post_index,
+            initial_weights=weights[name],
+            exc_synapse=exc_ids[name],
+            inh_synapse=inh_ids[name],
+            delay_us=float(proj.delay_us),
+            pre_group=pre_groups[proj.pre],
+            post_half=post_halves[proj.post],
+        )
+    return MappedChip(
+        profile=profile,
+        netlist=netlist,
+        populations=populations,
+        projections=projections,
+        source_groups=source_groups,
+        links=links,
+        routes=routes,
+        graph=graph,
+        rows_used=rows_used,
+        n_circuits=n_circuits,
+    )

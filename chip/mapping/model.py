@@ -1,0 +1,170 @@
+"""The mapping's result types (placed populations and projections, links, routes, the mapped chip)
+and the names of the chip's places (halves, neuron outputs, synapse drivers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from ..errors import MappingError
+from ..netlist import Netlist
+from ..profiles import ChipProfile
+
+
+@dataclass(frozen=True, eq=False)
+class PlacedPopulation:
+    """A neuron population on circuits ``offset .. offset + size - 1`` (contiguous).
+
+    ``neurons_per_half`` is the profile's, kept here so ``halves()`` needs no profile.
+    """
+
+    name: str
+    offset: int
+    size: int
+    neurons_per_half: int = 256
+
+    def circuits(self) -> np.ndarray:
+        """Global circuit index of each neuron, int64 (size,)."""
+        return np.arange(self.offset, self.offset + self.size, dtype=np.int64)
+
+    def halves(self) -> np.ndarray:
+        """Global half index (core * halves_per_core + half) of each neuron, int64 (size,)."""
+        return self.circuits() // self.neurons_per_half
+
+
+@dataclass(frozen=True, eq=False)
+class PlacedProjection:
+    """A projection with its realized mask, initial weights and synapse ids.
+
+    Per-connection arrays are vectors over the connections, in the row-major order of ``mask``
+    (``pre_index, post_index = np.nonzero(mask)``; ``dense[mask] = vector`` scatters one back):
+    ``initial_weights`` (signed model units), ``exc_synapse`` / ``inh_synapse`` the global synapse
+    id carrying each connection on an excitatory / inhibitory row, -1 where there is none (a signed
+    projection has both). ``pre_group`` indexes ``MappedChip.source_groups``; ``post_half`` is the
+    global half of each postsynaptic neuron. ``delay_us`` is the projection's own delay; route
+    latency comes on top of it.
+    """
+
+    name: str
+    pre: str
+    post: str
+    sign: str
+    pre_is_input: bool
+    mask: np.ndarray
+    pre_index: np.ndarray
+    post_index: np.ndarray
+    initial_weights: np.ndarray
+    exc_synapse: np.ndarray
+    inh_synapse: np.ndarray
+    delay_us: float
+    pre_group: np.ndarray
+    post_half: np.ndarray
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.pre_index.size)
+
+    def __repr__(self) -> str:  # the arrays would drown the interesting part
+        return (f"PlacedProjection({self.name!r}: {self.pre} -> {self.post}, {self.sign}, "
+                f"{int(self.mask.sum())} of {self.mask.size} pairs connected, delay {self.delay_us:g} us)")
+
+
+@dataclass(frozen=True, eq=False)
+class Link:
+    """One directed event link of the routing graph (an edge)."""
+
+    index: int
+    name: str
+    source: str
+    target: str
+    capacity_per_cycle: float  # events per clock cycle; math.inf never congests
+    latency_cycles: int
+    queue_depth: int
+
+
+@dataclass(frozen=True, eq=False)
+class Route:
+    """Links (indices, in order) from a source group's node to a target half's synapse drivers."""
+
+    links: tuple[int, ...]
+    latency_cycles: int
+
+
+@dataclass(frozen=True, eq=False)
+class MappedChip:
+    """A netlist placed and routed on one chip profile.
+
+    ``source_groups``: "input:<name>" per input, then "<population>@half<g>" per (population,
+    global half it occupies). ``routes[(group, half)]``: for every presynaptic group and every
+    half its projections' postsynaptic populations occupy (connected or not). ``graph`` edges carry
+    ``index`` (into ``links``), ``name``, ``capacity_per_cycle``, ``latency_cycles``,
+    ``queue_depth``. ``rows_used[half]`` = (excitatory rows, inhibitory rows) on each half that
+    holds neurons; excitatory rows are 0 .. e-1 and inhibitory rows e .. e+i-1.
+    """
+
+    profile: ChipProfile
+    netlist: Netlist
+    populations: dict[str, PlacedPopulation]
+    projections: dict[str, PlacedProjection]
+    source_groups: list[str]
+    links: list[Link]
+    routes: dict[tuple[int, int], Route]
+    graph: nx.DiGraph
+    rows_used: dict[int, tuple[int, int]]
+    n_circuits: int
+
+    def __repr__(self) -> str:  # the default would print the netlist, every array and the graph
+        return (f"MappedChip(profile={self.profile.name!r}, netlist={self.netlist.name!r}, "
+                f"circuits={self.n_circuits}/{self.profile.total_neurons}, populations={len(self.populations)}, "
+                f"projections={len(self.projections)}, links={len(self.links)}, routes={len(self.routes)})")
+
+    def half_name(self, half: int) -> str:
+        """'core{k}.half{h}' of a global half index."""
+        return _half_name(self.profile, half)
+
+    def group_node(self, group: int) -> str:
+        """Graph node a source group's events start from ('input:<name>' or 'neurons:core{k}.half{h}')."""
+        return _group_node(self.profile, self.source_groups[group])
+
+    def decode_synapses(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(global half, row, column) of global synapse ids."""
+        ids = np.asarray(ids, dtype=np.int64)
+        nph, rows = self.profile.neurons_per_half, self.profile.rows_per_half
+        column = ids % nph
+        half_row = ids // nph
+        return half_row // rows, half_row % rows, column
+
+
+# --------------------------------------------------------------------------------------------
+# Naming helpers
+# --------------------------------------------------------------------------------------------
+
+def _half_name(profile: ChipProfile, half: int) -> str:
+    core, h = divmod(int(half), profile.halves_per_core)
+    return f"core{core}.half{h}"
+
+
+def _neuron_node(profile: ChipProfile, half: int) -> str:
+    return "neurons:" + _half_name(profile, half)
+
+
+def _group_node(profile: ChipProfile, group_name: str) -> str:
+    # "input:<name>" is its own node; "<pop>@half<g>" leaves through its half's shared output link
+    if group_name.startswith("input:"):
+        return group_name
+    return _neuron_node(profile, int(group_name.rsplit("@half", 1)[1]))
+
+
+def _drivers_node(profile: ChipProfile, half: int) -> str:
+    return _half_name(profile, half) + ".drivers"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _error(netlist: Netlist, field: str, message: str) -> MappingError:
+    return MappingError(message, file=netlist.source_path, line=netlist.line_of(field), field=field)

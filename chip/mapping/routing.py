@@ -1,0 +1,98 @@
+"""Routing: the chip's event network as a networkx graph, and the lowest-latency route of every
+source group to every target half.
+"""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+
+from ..netlist import Netlist
+from ..profiles import ChipProfile
+from .model import Link, Route, _drivers_node, _group_node, _neuron_node
+
+
+def _build_graph(netlist: Netlist, occupied_halves: list[int]) -> tuple[nx.DiGraph, list[Link]]:
+    """The event network of the profile as a directed graph; links are indexed in creation order."""
+    profile = netlist.chip
+    hpc = profile.halves_per_core
+    if profile.is_ideal:
+        # 64 cores of an ideal chip would be mostly empty nodes: keep only cores holding neurons
+        cores = sorted({h // hpc for h in occupied_halves})
+    else:
+        cores = list(range(profile.cores))
+    graph = nx.DiGraph(profile=profile.name, netlist=netlist.name)
+    links: list[Link] = []
+
+    def add_link(source: str, target: str, capacity: float, latency: int) -> None:
+        link = Link(index=len(links), name=f"{source}->{target}", source=source, target=target,
+                    capacity_per_cycle=float(capacity), latency_cycles=int(latency),
+                    queue_depth=int(profile.queue_depth))
+        links.append(link)
+        graph.add_edge(source, target, index=link.index, name=link.name,
+                       capacity_per_cycle=link.capacity_per_cycle, latency_cycles=link.latency_cycles,
+                       queue_depth=link.queue_depth)
+
+    # nodes first, with attributes, so their order in the graph is readable
+    for name in netlist.inputs:
+        graph.add_node(f"input:{name}", kind="input")
+    graph.add_node("fpga", kind="fpga")
+    for k in cores:
+        graph.add_node(f"core{k}.xbar", kind="crossbar", core=k)
+        for h in range(hpc):
+            graph.add_node(_neuron_node(profile, k * hpc + h), kind="neurons", core=k, half=h)
+            graph.add_node(_drivers_node(profile, k * hpc + h), kind="drivers", core=k, half=h)
+
+    for name in netlist.inputs:
+        add_link(f"input:{name}", "fpga", math.inf, 0)  # the host side never congests
+    for k in cores:
+        add_link("fpga", f"core{k}.xbar", profile.input_links * profile.input_link_capacity,
+                 profile.latency_input_cycles)
+    for k in cores:
+        for h in range(hpc):
+            add_link(_neuron_node(profile, k * hpc + h), f"core{k}.xbar", profile.neuron_output_capacity,
+                     profile.latency_neuron_out_cycles)
+    for k in cores:
+        for h in range(hpc):
+            add_link(f"core{k}.xbar", _drivers_node(profile, k * hpc + h), profile.bus_capacity,
+                     profile.latency_crossbar_cycles)
+    if len(cores) > 1:
+        for k in cores:
+            for m in cores:
+                if k != m:
+                    add_link(f"core{k}.xbar", f"core{m}.xbar", profile.core_link_capacity,
+                             profile.latency_core_link_cycles)
+    return graph, links
+
+
+def _projection_pairs(pre_group: np.ndarray, post_half: np.ndarray) -> set[tuple[int, int]]:
+    """Every (source group, target half) pair of a projection, connected or not.
+
+    The emulator and host look a route up for each presynaptic group and each half the
+    postsynaptic population occupies, so a pair without any connection still gets its route
+    (it costs one path lookup, and events only travel where synapses are).
+    """
+    return {(int(g), int(h)) for g in np.unique(pre_group) for h in np.unique(post_half)}
+
+
+def _routes(profile: ChipProfile, graph: nx.DiGraph, source_groups: list[str],
+            pairs: list[tuple[int, int]]) -> dict[tuple[int, int], Route]:
+    """Lowest-latency path per (group, half); ties go to fewer hops (ideal latencies are all 0)."""
+    hop_scale = graph.number_of_edges() + 1  # latency dominates, hop count breaks ties
+
+    def weight(u, v, data):
+        return data["latency_cycles"] * hop_scale + 1
+
+    paths_from: dict[str, dict[str, list[str]]] = {}
+    routes: dict[tuple[int, int], Route] = {}
+    for group, half in pairs:
+        source = _group_node(profile, source_groups[group])
+        if source not in paths_from:
+            paths_from[source] = nx.single_source_dijkstra_path(graph, source, weight=weight)
+        path = paths_from[source][_drivers_node(profile, half)]
+        edges = [graph.edges[u, v] for u, v in zip(path[:-1], path[1:])]
+        routes[(group, half)] = Route(links=tuple(e["index"] for e in edges),
+                                      latency_cycles=sum(e["latency_cycles"] for e in edges))
+    return routes

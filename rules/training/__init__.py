@@ -1,0 +1,5 @@
+"""In-the-loop training: the trainer, its configuration, the optimizer and checkpoints."""
+
+from .trainer import Adam, Trainer, TrainConfig, decode, parse_train
+
+__all__ = ["TrainConfig", "parse_train", "Adam", "Trainer", "decode"]
