@@ -73,4 +73,7 @@ def test_bench_yinyang_smoke():
         assert _positive(res["samples_per_s"]) and _positive(res["per_step_us"])
         assert res["steps_per_run"] > 0
         assert res["hidden_spikes_per_sample"] > 0  # the network is driven at all
-    assert out["peer_figures_not_remeasured"]["snntorch"]["samples_per_s"]["64"] == 4600.0
+    # the peer figure is quoted, not measured here: it must say so and carry its setup
+    peer = out["peer_figures_not_remeasured"]["snntorch"]
+    assert "not re-measured" in peer["note"] and peer["setup"]
+    assert all(_positive(v) for v in peer["samples_per_s"].values())

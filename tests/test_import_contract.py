@@ -1,0 +1,129 @@
+"""The import contract: who may import what, checked on the source (every import, lazy ones too).
+
+1. Outside ``chip/`` — rules, the regression-test package, the CLI, the ``chipctl`` module,
+   benchmarks and examples — nothing imports the emulator, the chip's configuration memory, the
+   die, the readout models or the mapping's internals: they use ``chip.host`` (and the netlist,
+   events, errors, profiles, units, analysis and the mapping's public entry points).
+2. The compiled kernel modules import nothing from the project (numpy, numba, math and each other).
+3. ``chip/`` never imports what is built on top of it (rules, regression, the CLI).
+
+Tests may import internals to unit-test them, so ``tests/`` is not checked. A violation fails
+with the file, line and the import that breaks the rule.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (1) modules nobody outside chip/ may import (a name or any of its submodules)
+CHIP_INTERNALS = ("chip.emulator", "chip.state", "chip.die", "chip.readout", "chip.mapping.")
+CLIENTS = ("rules", "regression", "cli.py", "chipctl.py", "benchmarks", "examples")
+# (2) the compiled kernel and what it may import
+KERNEL_MODULES = ("chip/emulator/kernel.py", "chip/emulator/links.py")
+KERNEL_ALLOWED = ("__future__", "math", "numpy", "numba", "chip.emulator.kernel", "chip.emulator.links")
+# (3) what chip/ is the floor for
+ABOVE_CHIP = ("rules", "regression", "cli", "chipctl")
+
+
+def _module_of(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(path: Path, root: Path = ROOT):
+    """(line, imported module) for every import in a file, relative imports resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = _module_of(path, root)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[:len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                base = ".".join(anchor + ([base] if base else []))
+            yield node.lineno, base
+            for alias in node.names:  # "from chip import die" imports the module chip.die
+                sub = f"{base}.{alias.name}" if base else alias.name
+                if _is_module(sub):
+                    yield node.lineno, sub
+
+
+def _is_module(name: str) -> bool:
+    """Whether a dotted name is a module or package of the project (not a name inside one)."""
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _within(module: str, prefix: str) -> bool:
+    """``module`` is ``prefix`` or inside it; a prefix ending in '.' means strictly inside."""
+    if prefix.endswith("."):
+        return module.startswith(prefix)
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def violations(root: Path = ROOT) -> list[str]:
+    found = []
+
+    def files(where: str):
+        p = root / where
+        return [p] if p.is_file() else sorted(p.rglob("*.py")) if p.is_dir() else []
+
+    for where in CLIENTS:
+        for path in files(where):
+            for line, module in imports(path, root):
+                if any(_within(module, internal) for internal in CHIP_INTERNALS):
+                    found.append(f"{path.relative_to(root)}:{line}: imports {module} "
+                                 f"(chip internals; use chip.host)")
+    for where in KERNEL_MODULES:
+        for path in files(where):
+            for line, module in imports(path, root):
+                if not any(_within(module, allowed) for allowed in KERNEL_ALLOWED):
+                    found.append(f"{path.relative_to(root)}:{line}: imports {module} "
+                                 "(the compiled kernel imports nothing from the project)")
+    for path in files("chip"):
+        for line, module in imports(path, root):
+            if any(_within(module, above) for above in ABOVE_CHIP):
+                found.append(f"{path.relative_to(root)}:{line}: imports {module} "
+                             "(chip/ is the floor: it never imports what is built on it)")
+    return found
+
+
+def test_the_project_keeps_its_import_contract():
+    problems = violations()
+    assert not problems, "import contract broken:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("where, text, rule", [
+    ("rules/bad_rule.py", "from chip.die import Die\n", "chip internals"),
+    ("rules/bad_rule.py", "def f():\n    import chip.emulator.kernel\n", "chip internals"),
+    ("regression/bad.py", "from chip.state import ChipState\n", "chip internals"),
+    ("cli.py", "from chip.mapping.rows import _assign_rows\n", "chip internals"),
+    ("chip/emulator/kernel.py", "from ..errors import RunError\n", "imports nothing from the project"),
+    ("chip/host.py", "from rules.training import Trainer\n", "chip/ is the floor"),
+])
+def test_a_deliberate_violation_is_caught(tmp_path, where, text, rule):
+    target = tmp_path / where
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    problems = violations(tmp_path)
+    assert len(problems) == 1 and rule in problems[0] and problems[0].startswith(where), problems
+
+
+def test_public_entry_points_are_allowed(tmp_path):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "ok.py").write_text(
+        "from chip.host import HostInterface\nfrom chip.mapping import map_netlist\nfrom chip.netlist import Netlist\n"
+        "from chip import analysis\n")
+    assert violations(tmp_path) == []
