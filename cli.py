@@ -316,16 +316,17 @@ def eval_(netlist: Path = _NETLIST,
 
 @app.command("rules")
 def rules_(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")):
-    """List installed learning rules (built-in and from the chipctl.rules entry point) with options."""
+    """List installed learning rules (the chipctl.rules entry points, built-in ones too) with options."""
 
     def body():
-        from rules.manager import available_rules, load_rule, rule_options
+        from rules.manager import available_rules, check_rule, load_rule, rule_options
         from chip.errors import RuleError
 
         listing = []
         for name, target in sorted(available_rules().items()):
             try:
-                _, rule = load_rule(name)
+                rule_name, rule = load_rule(name)
+                check_rule(rule, rule_name)
                 listing.append({"name": name, "target": target, "description": getattr(rule, "description", ""),
                                 "options": {k: {"default": v[0], "help": v[1]} for k, v in rule_options(rule).items()}})
             except RuleError as exc:

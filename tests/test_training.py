@@ -8,6 +8,7 @@ import pytest
 
 from chip.errors import RuleError
 from chip.netlist import load_netlist, load_netlist_text
+from rules import hookimpl
 from rules.api import Batch
 from rules.eventprop.adjoint import first_spike_loss
 from rules.manager import RuleSet
@@ -141,6 +142,7 @@ class _Exploding:
     name = "exploding"
     description = "writes weights, then raises"
 
+    @hookimpl
     def chipctl_run_finished(self, context, batch, result):
         w = context.host.read_weights("in_hidden")
         context.host.write_weights("in_hidden", w + 0.5)
