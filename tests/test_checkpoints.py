@@ -1,20 +1,29 @@
-"""Chip configurations through the host: ``export_config`` / ``import_config``.
+"""Chip configurations and checkpoints through the host: ``export_config`` / ``import_config``.
 
 Everything here uses public host methods only (reads, writes, ``export_config``, ``import_config``,
 ``read_weight_codes``): a configuration restores exactly on the same die, travels as nominal values
 to another die of the same profile, and is refused in one line for another netlist, another kind
-of chip or another format.
+of chip or another format. ``chipctl eval`` reports which die trained a checkpoint.
 """
 
 from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from chip.errors import CheckpointError, WriteError
 from chip.host import PARAMETERS, HostInterface
-from chip.netlist import load_netlist_text
+from chip.netlist import load_netlist, load_netlist_text
+from rules.training import Trainer
 from rules.training.checkpoints import load_checkpoint, save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
 
 NETLIST = """
 name: pair
@@ -29,6 +38,30 @@ projections:
 """
 
 EXCITATORY = NETLIST.replace("sign: signed", "sign: excitatory").replace("-1.0", "1.0").replace("-0.5", "0.5")
+
+# Yin-Yang, 5 input channels onto 3 outputs, on the bss2 chip: a checkpoint in about a second.
+TRAIN_NETLIST = """
+name: tiny_bss2
+duration: 30 us
+chip: {profile: bss2}
+populations:
+  out: {size: 3, params: {tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, weight_full_scale: 4}}
+inputs:
+  in: {size: 5, type: spikes, times: [[], [], [], [], []]}
+projections:
+  in_out: {pre: in, post: out, weights: {uniform: {low: 0.5, high: 1.5}, seed: 3}}
+train:
+  task: yinyang
+  input: in
+  output: out
+  rules: [eventprop]
+  encoding: {duplicate: 1}
+  epochs: 1
+  batch_size: 32
+  train_size: 64
+  test_size: 32
+  optimizer: {name: adam, lr: 0.05}
+"""
 
 
 def _configured(text=NETLIST, **overrides) -> HostInterface:
@@ -186,3 +219,69 @@ def test_weight_codes_are_written_exactly_or_not_at_all():
         with pytest.raises(WriteError, match=message):
             host.write_weight_codes("stim_out", bad_exc, bad_inh)
         np.testing.assert_array_equal(host.read_weight_codes("stim_out")[0], exc + 1)
+
+
+# ------------------------------------------------------------------------------ checkpoints and chipctl eval
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A bss2 netlist trained for one epoch, its checkpoint, and the trainer's final chip."""
+    tmp = tmp_path_factory.mktemp("trained")
+    net = tmp / "tiny.yaml"
+    net.write_text(TRAIN_NETLIST)
+    ck = tmp / "ck"
+    trainer = Trainer(load_netlist(net), checkpoint=ck)
+    w0 = trainer.host.read_weights("in_out")
+    trainer.fit()
+    assert not np.array_equal(trainer.host.read_weights("in_out"), w0), "training changed no weight"
+    return net, ck, trainer
+
+
+def test_checkpoint_round_trip_through_the_host(trained):
+    net, ck, trainer = trained
+    resumed = Trainer(load_netlist(net), checkpoint=ck)
+    report = resumed.resume()
+    assert report["same_die"] and resumed.epoch == 1
+    assert resumed.host.runs_done == trainer.host.runs_done == report["runs_done"] == 2
+    _assert_same_configuration(trainer.host, resumed.host)
+
+
+def _eval(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "import cli; cli.app()", "eval", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_eval_on_another_die_reports_both_dies(trained):
+    net, ck, trainer = trained
+    other = Trainer(load_netlist(net, die_seed=7), checkpoint=ck)
+    report = other.load_chip(load_checkpoint(ck))
+    assert report["trained_die_seed"] == 1 and report["die_seed"] == 7 and not report["same_die"]
+    step = other.host.weight_step("in_out")
+    np.testing.assert_allclose(other.host.read_weights("in_out"), trainer.host.read_weights("in_out"),
+                               atol=step.max())
+
+    proc = _eval(net, "--checkpoint", ck, "--die-seed", "7", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["trained_die_seed"] == 1 and out["die_seed"] == 7 and out["same_die"] is False
+    assert 0.0 <= out["test_accuracy"] <= 1.0
+    proc = _eval(net, "--checkpoint", ck)
+    assert proc.returncode == 0, proc.stderr
+    assert re.fullmatch(r"tiny_bss2: test accuracy \d\.\d{4} \(32 samples\) on die 1, trained on die 1\n",
+                        proc.stdout), proc.stdout
+
+
+def test_eval_refuses_another_profile_in_one_line(trained):
+    net, ck, _ = trained
+    proc = _eval(net, "--checkpoint", ck, "--profile", "ideal")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"{ck}: the configuration is for chip profile bss2 with weight_bits 6, this chip is "
+                           f"ideal with weight_bits null\n")
+
+
+def test_eval_refuses_another_netlist_in_one_line(trained, tmp_path):
+    net, ck, _ = trained
+    other = tmp_path / "other.yaml"
+    other.write_text(TRAIN_NETLIST.replace("name: tiny_bss2", "name: other"))
+    proc = _eval(other, "--checkpoint", ck)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"{ck}: the configuration is for netlist 'tiny_bss2', this chip is loaded with 'other'\n"

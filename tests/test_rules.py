@@ -300,10 +300,12 @@ def test_entry_point_rule_is_listed_and_trains(tmp_path):
     out = json.loads(trained.stdout)
     assert out["epochs"] == 1 and out["checkpoint"] == str(ck)
 
-    initial = HostInterface(load_netlist(net)).state.exc_code["in_out"]
-    final = load_checkpoint(ck)["chip"]["exc"]["in_out"]
-    assert final.shape == initial.shape and np.all(np.isfinite(final))
-    assert not np.array_equal(final, initial), "pair_stdp trained but no weight changed"
+    initial = HostInterface(load_netlist(net))
+    trained = HostInterface(load_netlist(net))
+    trained.import_config(load_checkpoint(ck)["chip"])
+    final = trained.read_weights("in_out")
+    assert final.shape == initial.read_weights("in_out").shape and np.all(np.isfinite(final))
+    assert not np.array_equal(final, initial.read_weights("in_out")), "pair_stdp trained but no weight changed"
 
 
 # ------------------------------------------------------------------------------ 3. a failing rule
@@ -327,20 +329,26 @@ def test_failing_rule_is_named_and_its_batch_rolled_back(tmp_path):
     # ... and the checkpoint of epoch 0 is loadable and holds exactly the chip as it is now
     data = load_checkpoint(ck)
     assert int(data["epoch"]) == 1
-    np.testing.assert_array_equal(data["chip"]["exc"]["in_out"], trainer.host.state.exc_code["in_out"])
-    assert int(data["runs_done"]) == trainer.host.runs_done  # the failed run does not count either
+    restored = HostInterface(netlist)
+    assert restored.import_config(data["chip"])["same_die"]
+    np.testing.assert_array_equal(restored.read_weights("in_out"), trainer.host.read_weights("in_out"))
+    for a, b in zip(restored.read_weight_codes("in_out"), trainer.host.read_weight_codes("in_out")):
+        np.testing.assert_array_equal(a, b)
+    assert int(data["chip"]["runs_done"]) == trainer.host.runs_done  # the failed run does not count either
 
 
 def test_failing_rule_in_train_step_rolls_back_everything():
     netlist = load_netlist_text(train_netlist_text([f"{__name__}:ExplodingRule"], train_size=32))
     trainer = Trainer(netlist)
     host = trainer.host
-    before, runs = host.snapshot(), host.runs_done
+    before, runs = host.export_config(), host.runs_done
     batch = trainer._batch(trainer.x_train, trainer.y_train, np.arange(8), training=True)
     with pytest.raises(RuleError, match=r"rule 'exploding' in chipctl_run_finished: ValueError"):
         trainer.train_step(batch)
+    after = host.export_config()
     for name in ("in_out",):
-        np.testing.assert_array_equal(host.state.exc_code[name], before.exc_code[name])
+        for key in ("weights", "exc_codes", "inh_codes"):
+            np.testing.assert_array_equal(after["projections"][name][key], before["projections"][name][key])
     assert host.runs_done == runs
 
 

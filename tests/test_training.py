@@ -214,5 +214,6 @@ def test_sigkilled_training_resumes_to_the_same_weights(tmp_path):
     b = load_checkpoint(tmp_path / "killed_ck")
     assert int(a["epoch"]) == int(b["epoch"]) == 4
     for proj in ("in_hidden", "hidden_out"):
-        np.testing.assert_array_equal(a["chip"]["exc"][proj], b["chip"]["exc"][proj])
-        np.testing.assert_array_equal(a["chip"]["inh"][proj], b["chip"]["inh"][proj])
+        for key in ("weights", "exc_codes", "inh_codes"):
+            np.testing.assert_array_equal(a["chip"]["projections"][proj][key], b["chip"]["projections"][proj][key])
+    assert int(a["chip"]["runs_done"]) == int(b["chip"]["runs_done"])
