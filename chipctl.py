@@ -48,6 +48,7 @@ _EXPORTS = {
     "Gradients": "rules",
     "LossTerm": "rules",
     "RuleSet": "rules",
+    "check_rule": "rules",
 }
 
 __all__ = list(_EXPORTS)

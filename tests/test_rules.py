@@ -460,7 +460,6 @@ def test_a_method_that_would_never_be_called_is_refused(rule, message):
         RuleSet([f"{__name__}:NotAHook", f"{__name__}:{rule}"], host=host, train={}, options={}, seed=0)
     assert str(err.value).startswith(message), str(err.value)
     assert message.startswith(f"rule {err.value.plugin!r}: ")
-    assert err.value.plugin != "not_a_hook"
 
 
 def test_a_refused_rule_is_listed_as_broken_and_training_refuses_it(tmp_path):
