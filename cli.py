@@ -296,7 +296,10 @@ def eval_(netlist: Path = _NETLIST,
           checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint directory of a trained chip."),
           as_json: bool = typer.Option(False, "--json", help="Print the accuracy as JSON."),
           die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE):
-    """Report the test accuracy of a trained chip (weights from a checkpoint)."""
+    """Report the test accuracy of a trained chip (weights from a checkpoint), and on which die.
+
+    The checkpoint must be for this netlist and this kind of chip (profile); another die of the
+    same profile gets the trained nominal weights and parameters, quantized by that die."""
 
     def body():
         from rules.training.checkpoints import load_checkpoint
@@ -304,28 +307,32 @@ def eval_(netlist: Path = _NETLIST,
 
         nl = _load(netlist, profile, die_seed, noise_seed, None)
         trainer = Trainer(nl, checkpoint=checkpoint)
-        trainer.load_chip(load_checkpoint(checkpoint))
+        loaded = trainer.load_chip(load_checkpoint(checkpoint))
         acc = trainer.evaluate("test")
         if as_json:
-            typer.echo(json.dumps({"netlist": nl.name, "test_accuracy": acc, "checkpoint": str(checkpoint)}))
+            typer.echo(json.dumps({"netlist": nl.name, "test_accuracy": acc, "checkpoint": str(checkpoint),
+                                   "trained_die_seed": loaded["trained_die_seed"], "die_seed": loaded["die_seed"],
+                                   "same_die": loaded["same_die"]}))
         else:
-            typer.echo(f"{nl.name}: test accuracy {acc:.4f} ({len(trainer.y_test)} samples)")
+            typer.echo(f"{nl.name}: test accuracy {acc:.4f} ({len(trainer.y_test)} samples) on die "
+                       f"{loaded['die_seed']}, trained on die {loaded['trained_die_seed']}")
 
     _guard(body)
 
 
 @app.command("rules")
 def rules_(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")):
-    """List installed learning rules (built-in and from the chipctl.rules entry point) with options."""
+    """List installed learning rules (the chipctl.rules entry points, built-in ones too) with options."""
 
     def body():
-        from rules.manager import available_rules, load_rule, rule_options
+        from rules.manager import available_rules, check_rule, load_rule, rule_options
         from chip.errors import RuleError
 
         listing = []
         for name, target in sorted(available_rules().items()):
             try:
-                _, rule = load_rule(name)
+                rule_name, rule = load_rule(name)
+                check_rule(rule, rule_name)
                 listing.append({"name": name, "target": target, "description": getattr(rule, "description", ""),
                                 "options": {k: {"default": v[0], "help": v[1]} for k, v in rule_options(rule).items()}})
             except RuleError as exc:

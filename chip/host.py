@@ -10,6 +10,11 @@ configuration and rolls every write in the block back when it raises.
 
 The host never sees the die's deviations: ``read_params`` reports the nominal value of the code
 that was written, as on hardware, where only measurement (calibration) reveals the real value.
+
+``export_config`` gives the whole configuration as a versioned dict that names the netlist, the
+kind of chip and the die it belongs to; ``import_config`` puts one back through the same writes —
+exactly on the same die, as nominal values on another die of the same profile, and not at all
+(one line) for another netlist or kind of chip. Checkpoints are made of it.
 """
 
 from __future__ import annotations
@@ -241,6 +246,45 @@ class HostInterface:
             return None
         return self._full_scale(self._proj(projection).post) / self.profile.weight_max_code
 
+    def read_weight_codes(self, projection: str) -> tuple[np.ndarray, np.ndarray]:
+        """Raw weight codes (excitatory, inhibitory), each (n_pre, n_post), 0 where there is no
+        synapse: whole numbers 0..2^weight_bits − 1 on a quantized profile, the fraction of
+        ``weight_full_scale`` on a float one. The logical weight is (exc − inh) · step."""
+        proj = self._proj(projection)
+        exc, inh = np.zeros(proj.mask.shape), np.zeros(proj.mask.shape)
+        exc[proj.mask] = self.state.exc_code[projection]
+        inh[proj.mask] = self.state.inh_code[projection]
+        return exc, inh
+
+    def write_weight_codes(self, projection: str, exc, inh) -> tuple[np.ndarray, np.ndarray]:
+        """Write raw weight codes exactly (what ``read_weight_codes`` returned, e.g. from a saved
+        configuration), where the projection has synapses. Refused whole (``WriteError``) unless
+        every code is a whole number in 0..2^weight_bits − 1 (any finite value ≥ 0 on a float
+        profile) and an excitatory projection has no inhibitory codes and vice versa. Returns the
+        codes as now stored."""
+        proj = self._proj(projection)
+        given = {}
+        for kind, values in (("excitatory", exc), ("inhibitory", inh)):
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape != proj.mask.shape:
+                raise WriteError(f"{kind} weight codes for {projection!r} must have shape {proj.mask.shape}, "
+                                 f"got {values.shape}")
+            values = values[proj.mask]
+            top = self.profile.weight_max_code
+            bad = ~np.isfinite(values) | (values < 0)
+            if top is not None:
+                bad |= (values > top) | (values != np.rint(values))
+            if bad.any():
+                allowed = "finite and >= 0" if top is None else f"whole numbers from 0 to {top}"
+                raise WriteError(f"{kind} weight codes for {projection!r} must be {allowed}; nothing was written")
+            if proj.sign == ("inhibitory" if kind == "excitatory" else "excitatory") and values.any():
+                raise WriteError(f"{proj.sign} projection {projection!r} has no {kind} synapses; nothing was written")
+            given[kind] = values
+        self.state.exc_code[projection][...] = given["excitatory"]
+        self.state.inh_code[projection][...] = given["inhibitory"]
+        self.state.touch(f"weight codes {projection}")
+        return self.read_weight_codes(projection)
+
     # ------------------------------------------------------------------ parameters
     def read_params(self, population: str, name: str) -> np.ndarray:
         """Nominal model value (per neuron) of an analog parameter, from the code written."""
@@ -432,3 +476,188 @@ class HostInterface:
             "noise_seed": p.noise_seed,
         }
 
+    # ------------------------------------------------------------------ configuration export / import
+    CONFIG_FORMAT = 1
+    """Version of the dict ``export_config`` writes; ``import_config`` reads exactly this version."""
+
+    PROFILE_IDENTITY_FIELDS = (
+        "weight_bits", "param_bits",
+        "v_range_v", "tau_range_us", "tau_ref_range_us", "tau_adapt_range_us", "weight_full_scale_range",
+        "adapt_increment_range",
+        "v_model_zero_v", "v_model_one_v",
+        "clock_ns", "step_us",
+        "cores", "neurons_per_core", "halves_per_core", "rows_per_half", "labels_per_row",
+    )
+    """Profile fields that give stored codes their meaning (bit widths, value ranges, the voltage
+    mapping, clock and step, sizes). Seeds, mismatch and noise are not among them: they make
+    another die or another noise stream of the same kind of chip."""
+
+    def _identity(self) -> dict:
+        nl, p = self.netlist, self.profile
+        populations = {name: {"size": int(pop.size), "model": pop.model} for name, pop in nl.populations.items()}
+        projections = {}
+        for name, placed in self.mapped.projections.items():
+            mask = np.ascontiguousarray(placed.mask, dtype=bool)
+            projections[name] = {"pre": placed.pre, "post": placed.post, "sign": placed.sign,
+                                 "shape": [int(n) for n in mask.shape],
+                                 "mask": _sha256(np.packbits(mask).tobytes() + str(mask.shape).encode())}
+        structure = {"populations": populations, "projections": projections}
+        fields = {f: _canonical(getattr(p, f)) for f in self.PROFILE_IDENTITY_FIELDS}
+        return {
+            "netlist": {"name": nl.name, "fingerprint": _sha256(_json(structure).encode()), **structure},
+            "profile": {"name": p.name, "fingerprint": _sha256(_json(fields).encode()), "fields": fields},
+            "die": {"seed": int(p.die_seed), "mismatch": _canonical(dataclasses.asdict(p.mismatch))},
+        }
+
+    def export_config(self) -> dict:
+        """The chip's configuration as a versioned, self-describing dict (numpy arrays and JSON-able
+        values), to be stored and given to ``import_config`` later, on this chip or another:
+
+        - ``format``: ``CONFIG_FORMAT``;
+        - ``netlist``: ``name``, ``fingerprint`` and the structure it hashes — ``populations``
+          (name -> ``size``, ``model``) and ``projections`` (name -> ``pre``, ``post``, ``sign``,
+          ``shape``, ``mask``: a hash of the connection mask);
+        - ``profile``: ``name``, ``fingerprint`` and the ``fields`` it hashes
+          (``PROFILE_IDENTITY_FIELDS``);
+        - ``die``: ``seed`` and ``mismatch`` (the sigmas), which together make the die;
+        - ``runs_done``: the run counter (which seeds the next run's noise);
+        - ``populations``: name -> ``codes`` and ``values`` (nominal), each parameter -> (n,);
+        - ``projections``: name -> ``weights`` (logical, nominal), ``exc_codes``, ``inh_codes``,
+          each (n_connections,) over the connections in the row-major order of the mask.
+        """
+        config = {"format": self.CONFIG_FORMAT, **self._identity(), "runs_done": int(self.runs_done)}
+        config["populations"] = {
+            pop: {"codes": {name: self.read_codes(pop, name) for name in ANALOG_PARAMETERS},
+                  "values": {name: self.read_params(pop, name) for name in ANALOG_PARAMETERS}}
+            for pop in self.mapped.populations}
+        config["projections"] = {}
+        for name in self.mapped.projections:
+            mask = self._proj(name).mask
+            exc, inh = self.read_weight_codes(name)
+            config["projections"][name] = {"weights": self.read_weights(name)[mask], "exc_codes": exc[mask],
+                                           "inh_codes": inh[mask]}
+        return config
+
+    def import_config(self, config: dict) -> dict:
+        """Put a configuration from ``export_config`` on this chip, through the host's own writes
+        (one transaction: all of it or, if anything is refused, none of it).
+
+        Refused with one line (``CheckpointError``) when the format version, the netlist (name or
+        structure) or the kind of chip (profile name or ``PROFILE_IDENTITY_FIELDS``) differ. The
+        same die (seed and mismatch): every parameter and weight code is restored exactly
+        (``write_codes``, ``write_weight_codes``). Another die of the same profile — a legitimate
+        experiment: parameters travel as nominal values (``write_params``) and weights as logical
+        values (``write_weights``), quantized by this chip. The run counter is reported, not set
+        (like ``restore``): the caller decides where the noise continues.
+
+        Returns ``same_die``, ``trained_die_seed`` (the die the configuration came from),
+        ``die_seed`` (this one) and ``runs_done`` (the configuration's run counter)."""
+        from .errors import CheckpointError
+
+        if not isinstance(config, dict) or "format" not in config:
+            raise CheckpointError("not a chip configuration (no format version; written by an older chipctl?)")
+        if config["format"] != self.CONFIG_FORMAT:
+            raise CheckpointError(f"chip configuration of format {config['format']!r}; this chipctl reads format "
+                                  f"{self.CONFIG_FORMAT}")
+        mine = self._identity()
+        problem = _netlist_difference(config.get("netlist") or {}, mine["netlist"]) or \
+            _profile_difference(config.get("profile") or {}, mine["profile"])
+        if problem:
+            raise CheckpointError(problem)
+        die = config.get("die") or {}
+        same_die = _canonical(die) == mine["die"]
+        populations = config.get("populations") or {}
+        projections = config.get("projections") or {}
+        try:
+            with self.transaction():
+                for pop in self.mapped.populations:
+                    saved = populations[pop]["codes" if same_die else "values"]
+                    for name in ANALOG_PARAMETERS:
+                        if same_die:
+                            self.write_codes(pop, name, saved[name])
+                        else:
+                            self.write_params(pop, name, saved[name])
+                for name in self.mapped.projections:
+                    saved = projections[name]
+                    mask = self._proj(name).mask
+                    if same_die:
+                        self.write_weight_codes(name, _scatter(mask, saved["exc_codes"]),
+                                                _scatter(mask, saved["inh_codes"]))
+                    else:
+                        self.write_weights(name, _scatter(mask, saved["weights"]))
+        except KeyError as exc:
+            raise CheckpointError(f"incomplete chip configuration: nothing stored for {exc.args[0]!r}") from None
+        except ValueError as exc:
+            raise CheckpointError(f"chip configuration does not fit: {exc}") from None
+        return {"same_die": same_die, "trained_die_seed": die.get("seed"), "die_seed": int(self.profile.die_seed),
+                "runs_done": int(config.get("runs_done", 0))}
+
+
+def _canonical(value):
+    """JSON's view of a value (tuples as lists, numpy scalars as Python numbers), so identities
+    compare equal after a round trip through a file."""
+    import json
+
+    return json.loads(_json(value))
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                      default=lambda o: o.item() if isinstance(o, np.generic) else list(o))
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _scatter(mask: np.ndarray, per_connection) -> np.ndarray:
+    """A (n_connections,) vector in the row-major order of ``mask`` as a dense matrix."""
+    values = np.asarray(per_connection, dtype=np.float64)
+    if values.shape != (int(mask.sum()),):
+        raise ValueError(f"{values.shape} values for {int(mask.sum())} connections")
+    dense = np.zeros(mask.shape)
+    dense[mask] = values
+    return dense
+
+
+def _netlist_difference(saved: dict, mine: dict) -> str | None:
+    """One line saying how a configuration's netlist differs from this chip's, or None."""
+    if saved.get("name") != mine["name"]:
+        return f"the configuration is for netlist {saved.get('name')!r}, this chip is loaded with {mine['name']!r}"
+    if saved.get("fingerprint") == mine["fingerprint"]:
+        return None
+    head = f"the configuration is for another netlist named {mine['name']!r}"
+    for kind, noun in (("populations", "population"), ("projections", "projection")):
+        theirs, ours = saved.get(kind) or {}, mine[kind]
+        for name in list(ours) + [n for n in theirs if n not in ours]:
+            if name not in theirs:
+                return f"{head}: this one has {noun} {name!r}, the configuration does not"
+            if name not in ours:
+                return f"{head}: it has {noun} {name!r}, this one does not"
+            for key, value in ours[name].items():
+                there = _canonical(theirs[name].get(key))
+                if there != value:
+                    if key == "mask":
+                        return f"{head}: projection {name!r} connects other pairs"
+                    return f"{head}: {noun} {name!r} has {key} {there!r} there, {value!r} here"
+    return f"{head}: its structure differs"
+
+
+def _profile_difference(saved: dict, mine: dict) -> str | None:
+    """One line saying how a configuration's kind of chip differs from this one, or None."""
+    theirs = saved.get("fields") or {}
+    field = next((f for f in mine["fields"] if _canonical(theirs.get(f)) != mine["fields"][f]), None)
+    if saved.get("name") == mine["name"] and field is None:
+        return None
+    if field is None:
+        return f"the configuration is for chip profile {saved.get('name')}, this chip is {mine['name']}"
+
+    def show(value):
+        return "null" if value is None else _json(value).replace(",", ", ")
+
+    return (f"the configuration is for chip profile {saved.get('name')} with {field} {show(theirs.get(field))}, "
+            f"this chip is {mine['name']} with {field} {show(mine['fields'][field])}")

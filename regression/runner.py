@@ -4,8 +4,10 @@ Job: find netlists with a top-level ``expect:`` key (cheaply, by their text), lo
 netlist with the run's overrides (profile, seeds, batch), run it through
 :class:`chip.host.HostInterface` for the run's duration, look up the golden entry, evaluate the
 checks and return :class:`RunOutcome` records that print as readable diffs; and rewrite golden
-files (``update_golden``). A caller may pass ``perturb(host)``, applied after loading and before
-the run — the hook the tests use to show that a changed chip fails the affected netlists.
+files (``update_golden``). A caller may pass ``perturb_netlist(netlist)``, which returns a changed
+netlist before the host is built (e.g. a projection's delay), and ``perturb(host)``, applied
+through the host's public writes after loading and before the run — the hooks the tests use to
+show that a changed chip fails the affected netlists.
 
 Boundary: the chip is used through the host interface only; what the checks mean is
 ``expectations.py``, the golden format is ``golden.py``; nothing here knows pytest or typer
@@ -34,6 +36,7 @@ __all__ = ["RunOutcome", "expect_line", "is_regression_netlist", "discover", "lo
            "verdict", "summary_line", "write_golden"]
 
 Perturb = Callable[[HostInterface], None]
+PerturbNetlist = Callable[[Netlist], Netlist]
 
 _EXPECT = re.compile(r"^expect[ \t]*:", re.MULTILINE)
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -168,11 +171,13 @@ class _Done:
 
 
 def _run_one(path: Path, base: Netlist, spec: RunSpec, golden: dict[str, GoldenRun], gfile: Path,
-             perturb: Perturb | None, keep_golden: bool) -> _Done:
+             perturb: Perturb | None, keep_golden: bool, perturb_netlist: PerturbNetlist | None = None) -> _Done:
     start = time.perf_counter()
     file = str(path)
     try:
         nl = _netlist_for(path, base, spec)
+        if perturb_netlist is not None:
+            nl = perturb_netlist(nl)
         host = HostInterface(nl)
         if perturb is not None:
             perturb(host)
@@ -200,11 +205,14 @@ def _run_one(path: Path, base: Netlist, spec: RunSpec, golden: dict[str, GoldenR
 
 
 def run_netlist(path: str | Path, *, runs: Iterable[str] | None = None, perturb: Perturb | None = None,
-                update_golden: bool = False, slow: bool = True) -> list[RunOutcome]:
+                perturb_netlist: PerturbNetlist | None = None, update_golden: bool = False,
+                slow: bool = True) -> list[RunOutcome]:
     """Run the expectation runs of one netlist (all, or those named in ``runs``) and judge them.
     With ``slow=False``, runs marked ``slow: true`` are not run (their outcomes say ``skipped``).
 
-    ``perturb(host)`` is applied to each run's freshly loaded host before it runs.
+    ``perturb_netlist(netlist)`` returns the netlist each run's host is built from (the run's
+    netlist, loaded with its overrides, goes in); ``perturb(host)`` is applied to each run's
+    freshly loaded host before it runs.
     ``update_golden`` first makes each run's spikes its golden entry (for runs with a golden
     check) and writes the golden file — all runs: the file then holds exactly those entries;
     some runs: their entries are replaced and the others kept. Bad input (netlist, expect block,
@@ -225,7 +233,7 @@ def run_netlist(path: str | Path, *, runs: Iterable[str] | None = None, perturb:
                                                   f"{', '.join(sorted(names))}") for w in unknown]
         specs = [s for s in specs if s.name in wanted]
     done = [_Done(RunOutcome(str(path), spec.name, slow=True, skipped=True)) if spec.slow and not slow
-            else _run_one(path, base, spec, golden, gfile, perturb, update_golden) for spec in specs]
+            else _run_one(path, base, spec, golden, gfile, perturb, update_golden, perturb_netlist) for spec in specs]
     fresh = {d.golden.key: d.golden for d in done if d.golden is not None}
     if update_golden and fresh:
         # when every run was made the file holds exactly their entries (stale ones go); else merge

@@ -304,8 +304,8 @@ def test_silent_output_gets_no_gradient_and_shapes_are_checked():
 
 
 def test_learning_yinyang_subset():
-    """Plain SGD with EventProp gradients on 200 Yin-Yang samples beats chance clearly."""
-    t_start = time.perf_counter()
+    """Plain SGD with EventProp gradients on 200 Yin-Yang samples beats chance clearly (how fast:
+    ``test_speed_batch64_25_100_3``, marked benchmark)."""
     feats, labels = yinyang("train", size=200)
     x = latency_encode(feats, t_early_us=0.5, t_late_us=20.0, duplicate=2, bias_time_us=0.5)
     p, t_max, delay = P, 40.0, 0.1
@@ -328,10 +328,8 @@ def test_learning_yinyang_subset():
         for W, g in zip(Ws, grads):
             W -= 0.5 * g
     acc = accuracy()
-    elapsed = time.perf_counter() - t_start
-    print(f"Yin-Yang subset: accuracy {acc0:.3f} -> {acc:.3f} in {elapsed:.1f} s")
+    print(f"Yin-Yang subset: accuracy {acc0:.3f} -> {acc:.3f}")
     assert acc > 0.6 and acc > acc0 + 0.15
-    assert elapsed < 30.0
 
 
 @pytest.mark.benchmark

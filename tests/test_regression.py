@@ -86,7 +86,7 @@ def tau_mem_plus_5_percent(population: str):
 def drop_weight_bit(host):
     """Clear the lowest bit of every weight code (a stuck bit in synapse memory); float weights
     have no code bits and stay as they are."""
-    for name in host.mapped.projections:
+    for name in host.projections:
         step = host.weight_step(name)
         if step is None:
             continue
@@ -95,22 +95,16 @@ def drop_weight_bit(host):
         host.write_weights(name, np.sign(w) * (codes & ~1) * step[None, :])
 
 
-def route_latency_plus_one(projection: str):
-    """TEST-ONLY SURGERY on the host's mapped chip: events of ``projection`` reach their synapses
-    one clock cycle later, on every route of the projection.
-
-    Replacing ``host.mapped.routes[(group, half)]`` by a Route with ``latency_cycles + 1`` is
-    seen by the emulator only on profiles without a link model (ideal): with congestible links
-    (bss2) events are timed through the link FIFOs, by each link's own latency. The projection's
-    placed ``delay_us`` is added after the route on both paths, so the surgery adds one clock there
-    and makes the emulator rebuild its synapse units (``_prepared_version = None``)."""
-    def perturb(host):
-        placed = host.mapped.projections.get(projection)
-        if placed is None:
-            return
-        host.mapped.projections[projection] = dataclasses.replace(
-            placed, delay_us=placed.delay_us + host.profile.clock_us)
-        host.emulator._prepared_version = None
+def one_cycle_later(projection: str):
+    """Events of ``projection`` reach their synapses one clock cycle later: the netlist's delay of
+    that projection grows by one cycle, before the host is built (route latency comes on top of
+    the delay on every path, with or without a link model)."""
+    def perturb(netlist):
+        proj = netlist.projections.get(projection)
+        if proj is None:
+            return netlist
+        later = dataclasses.replace(proj, delay_us=proj.delay_us + netlist.chip.clock_us)
+        return netlist.replace(projections={**netlist.projections, projection: later})
     return perturb
 
 
@@ -168,8 +162,8 @@ def test_dropped_weight_bit_fails_only_where_a_code_changes():
     assert "expect.runs.0.golden" in report and "first differing spike: population target, sample 0" in report
 
 
-def test_route_latency_plus_one_cycle_fails_the_affected_netlist():
-    outcomes = [o for path in SMALL for o in run_netlist(path, perturb=route_latency_plus_one("drive"))]
+def test_one_cycle_later_events_fail_the_affected_netlist():
+    outcomes = [o for path in SMALL for o in run_netlist(path, perturb_netlist=one_cycle_later("drive"))]
     assert failing(outcomes) == {"single_neuron::bss2", "single_neuron::ideal"}
     bss2 = next(o for o in outcomes if o.run == "bss2" and not o.passed).report()
     cycle, time = golden_spike(SMALL[0], "bss2")

@@ -300,10 +300,12 @@ def test_entry_point_rule_is_listed_and_trains(tmp_path):
     out = json.loads(trained.stdout)
     assert out["epochs"] == 1 and out["checkpoint"] == str(ck)
 
-    initial = HostInterface(load_netlist(net)).state.exc_code["in_out"]
-    final = load_checkpoint(ck)["chip"]["exc"]["in_out"]
-    assert final.shape == initial.shape and np.all(np.isfinite(final))
-    assert not np.array_equal(final, initial), "pair_stdp trained but no weight changed"
+    initial = HostInterface(load_netlist(net))
+    trained = HostInterface(load_netlist(net))
+    trained.import_config(load_checkpoint(ck)["chip"])
+    final = trained.read_weights("in_out")
+    assert final.shape == initial.read_weights("in_out").shape and np.all(np.isfinite(final))
+    assert not np.array_equal(final, initial.read_weights("in_out")), "pair_stdp trained but no weight changed"
 
 
 # ------------------------------------------------------------------------------ 3. a failing rule
@@ -327,20 +329,26 @@ def test_failing_rule_is_named_and_its_batch_rolled_back(tmp_path):
     # ... and the checkpoint of epoch 0 is loadable and holds exactly the chip as it is now
     data = load_checkpoint(ck)
     assert int(data["epoch"]) == 1
-    np.testing.assert_array_equal(data["chip"]["exc"]["in_out"], trainer.host.state.exc_code["in_out"])
-    assert int(data["runs_done"]) == trainer.host.runs_done  # the failed run does not count either
+    restored = HostInterface(netlist)
+    assert restored.import_config(data["chip"])["same_die"]
+    np.testing.assert_array_equal(restored.read_weights("in_out"), trainer.host.read_weights("in_out"))
+    for a, b in zip(restored.read_weight_codes("in_out"), trainer.host.read_weight_codes("in_out")):
+        np.testing.assert_array_equal(a, b)
+    assert int(data["chip"]["runs_done"]) == trainer.host.runs_done  # the failed run does not count either
 
 
 def test_failing_rule_in_train_step_rolls_back_everything():
     netlist = load_netlist_text(train_netlist_text([f"{__name__}:ExplodingRule"], train_size=32))
     trainer = Trainer(netlist)
     host = trainer.host
-    before, runs = host.snapshot(), host.runs_done
+    before, runs = host.export_config(), host.runs_done
     batch = trainer._batch(trainer.x_train, trainer.y_train, np.arange(8), training=True)
     with pytest.raises(RuleError, match=r"rule 'exploding' in chipctl_run_finished: ValueError"):
         trainer.train_step(batch)
+    after = host.export_config()
     for name in ("in_out",):
-        np.testing.assert_array_equal(host.state.exc_code[name], before.exc_code[name])
+        for key in ("weights", "exc_codes", "inh_codes"):
+            np.testing.assert_array_equal(after["projections"][name][key], before["projections"][name][key])
     assert host.runs_done == runs
 
 
@@ -399,6 +407,236 @@ def test_hook_order_epoch_metrics_and_rule_state(tmp_path):
     assert int(loaded["calls"]) == len(calls)
     np.testing.assert_array_equal(loaded["trace"], np.arange(3.0))
     assert again.epoch == 1
+
+
+# ------------------------------------------------------------------------------ 5. dispatch through pluggy
+class Unmarked(Rule):
+    """Forgot @hookimpl: pluggy would never call this, so registering it is refused."""
+
+    name = "unmarked"
+
+    def chipctl_gradients(self, context, batch, result, loss_terms):
+        raise AssertionError("never called")
+
+
+class MarkedTypo(Rule):
+    """A hook implementation whose name matches no spec."""
+
+    name = "marked_typo"
+
+    @hookimpl
+    def chipctl_gradient(self, context, batch, result, loss_terms):
+        raise AssertionError("never called")
+
+
+class UnmarkedTypo(Rule):
+    name = "unmarked_typo"
+
+    def chipctl_run_finish(self, context, batch, result):
+        raise AssertionError("never called")
+
+
+class NotAHook(Rule):
+    """Attributes named chipctl_* that are not callable are nobody's business."""
+
+    name = "not_a_hook"
+    chipctl_version = "1.0"
+
+    @hookimpl
+    def chipctl_configure(self, context):
+        context.log.append("configured")
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("Unmarked", "rule 'unmarked': method chipctl_gradients is not marked @hookimpl"),
+    ("MarkedTypo", "rule 'marked_typo': method chipctl_gradient is marked @hookimpl but there is no such hook "
+                   "(did you mean chipctl_gradients?)"),
+    ("UnmarkedTypo", "rule 'unmarked_typo': method chipctl_run_finish is not a hook implementation and no hook "
+                     "has that name (did you mean chipctl_run_finished?)"),
+])
+def test_a_method_that_would_never_be_called_is_refused(rule, message):
+    host = HostInterface(load_netlist_text(STDP_NETLIST.format(profile="ideal")))
+    with pytest.raises(RuleError) as err:
+        RuleSet([f"{__name__}:NotAHook", f"{__name__}:{rule}"], host=host, train={}, options={}, seed=0)
+    assert str(err.value).startswith(message), str(err.value)
+    assert message.startswith(f"rule {err.value.plugin!r}: ")
+
+
+def test_a_refused_rule_is_listed_as_broken_and_training_refuses_it(tmp_path):
+    info = tmp_path / "site" / "unmarked_rule-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: unmarked-rule\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[chipctl.rules]\nunmarked = tests.test_rules:Unmarked\n")
+    env = _env(tmp_path / "site")
+    listed = _chipctl("rules", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert ("unmarked  (tests.test_rules:Unmarked)  BROKEN: rule 'unmarked': method chipctl_gradients is not "
+            "marked @hookimpl") in listed.stdout
+    assert "eventprop  (rules.eventprop:EventProp)\n" in listed.stdout
+    net = tmp_path / "net.yaml"
+    net.write_text(train_netlist_text(["eventprop"], train_size=32))
+    proc = _chipctl("train", net, "--rule", "tests.test_rules:Unmarked", env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("chipctl: rule 'unmarked': method chipctl_gradients is not marked @hookimpl "
+                                   "(from rules import hookimpl), so it would never be called")
+
+
+def test_non_callable_chipctl_attributes_are_fine():
+    host = HostInterface(load_netlist_text(STDP_NETLIST.format(profile="ideal")))
+    rules = RuleSet([f"{__name__}:NotAHook"], host=host, train={}, options={}, seed=0)
+    rules.call("chipctl_configure")
+    assert rules.contexts["not_a_hook"].log == ["configured"]
+
+
+CALLS: list[str] = []
+
+
+class CalibrateA(Rule):
+    name = "cal_a"
+    options = {"answer": (True, "return a report (else None: pass)")}
+
+    @hookimpl
+    def chipctl_calibrate(self, context, targets):
+        CALLS.append(self.name)
+        if not context.options["answer"]:
+            return None
+        # a calibration writes codes through the host and reports
+        before = context.host.read_codes("post", "v_threshold")
+        after = context.host.write_codes("post", "v_threshold", before + 1)
+        return {"v_threshold": {"codes_before": before.tolist(), "codes_after": after.tolist()},
+                "targets": targets}
+
+
+class CalibrateB(Rule):
+    name = "cal_b"
+
+    @hookimpl
+    def chipctl_calibrate(self, context, targets):
+        CALLS.append(self.name)
+        return {"by": self.name}
+
+
+class CalibrateFirst(Rule):
+    name = "cal_first"
+
+    @hookimpl(tryfirst=True)
+    def chipctl_calibrate(self, context, targets):
+        CALLS.append(self.name)
+        return {"by": self.name}
+
+
+class Exploding(Rule):
+    name = "cal_exploding"
+
+    @hookimpl
+    def chipctl_calibrate(self, context, targets):
+        context.host.write_codes("post", "v_threshold", [0, 0])
+        raise ValueError("sensor stuck")
+
+
+def _calibration_rules(names, **options):
+    host = HostInterface(load_netlist_text(STDP_NETLIST.format(profile="bss2")))
+    return host, RuleSet([f"{__name__}:{n}" for n in names], host=host, train={}, options=options, seed=0)
+
+
+def test_calibrate_is_firstresult_the_first_report_wins():
+    targets = {"post": {"v_threshold": 1.0}}
+    host, rules = _calibration_rules(["CalibrateA", "CalibrateB"])
+    assert rules.order("chipctl_calibrate") == ["cal_a", "cal_b"]
+    codes = host.read_codes("post", "v_threshold")
+    CALLS.clear()
+    name, report = rules.calibrate(targets)
+    assert name == "cal_a" and report["targets"] == targets
+    assert CALLS == ["cal_a"]  # cal_b is never called
+    np.testing.assert_array_equal(host.read_codes("post", "v_threshold"), codes + 1)
+
+    # the first passes (None): the second is asked and wins
+    _, rules = _calibration_rules(["CalibrateA", "CalibrateB"], cal_a={"answer": False})
+    CALLS.clear()
+    assert rules.calibrate(targets) == ("cal_b", {"by": "cal_b"})
+    assert CALLS == ["cal_a", "cal_b"]
+
+    # nobody reports: None, and everyone was asked
+    _, rules = _calibration_rules(["CalibrateA"], cal_a={"answer": False})
+    CALLS.clear()
+    assert rules.calibrate(targets) is None and CALLS == ["cal_a"]
+
+
+def test_tryfirst_decides_the_order_of_hooks():
+    _, rules = _calibration_rules(["CalibrateA", "CalibrateB", "CalibrateFirst"])
+    assert rules.order("chipctl_calibrate") == ["cal_first", "cal_a", "cal_b"]
+    CALLS.clear()
+    assert rules.calibrate({}) == ("cal_first", {"by": "cal_first"})
+    assert CALLS == ["cal_first"]
+    # without tryfirst, the order the rules were named in
+    _, rules = _calibration_rules(["CalibrateB", "CalibrateA"])
+    assert rules.order("chipctl_calibrate") == ["cal_b", "cal_a"]
+    assert list(rules.call("chipctl_calibrate", targets={})) == ["cal_b"]  # firstresult through call too
+
+
+def test_a_failing_calibration_is_named_and_rolled_back():
+    host, rules = _calibration_rules(["Exploding"])
+    codes = host.read_codes("post", "v_threshold")
+    with pytest.raises(RuleError, match=r"^rule 'cal_exploding' in chipctl_calibrate: ValueError: sensor stuck$"):
+        rules.calibrate({})
+    np.testing.assert_array_equal(host.read_codes("post", "v_threshold"), codes)
+
+
+class Wrapper(Rule):
+    """A hook wrapper runs around every rule's implementation, with that rule's context, and sees
+    what pluggy gives a wrapper: the list of results (one here)."""
+
+    name = "wrapper"
+
+    @hookimpl(wrapper=True)
+    def chipctl_run_request(self, context, batch):
+        request = yield
+        context.log.append(("wrapped", request))
+        return request
+
+
+def test_hook_wrappers_wrap_each_rule_with_its_context(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE_DIR))
+    host = HostInterface(load_netlist_text(STDP_NETLIST.format(profile="ideal")))
+    rules = RuleSet([f"{__name__}:Wrapper", f"{__name__}:Recorder", "chipctl_pair_stdp:PairSTDP"], host=host,
+                    train={}, options={"pair_stdp": {"projection": "plastic"}}, seed=0)
+    batch = Batch(inputs={}, labels=np.zeros(1, dtype=int), indices=np.arange(1))
+    out = rules.call("chipctl_run_request", batch=batch)
+    assert list(out) == ["recorder", "pair_stdp"]  # the wrapper itself returns nothing of its own
+    assert rules.contexts["recorder"].log == [("wrapped", [RunRequest(timer_us=10.0)])]
+    assert rules.contexts["pair_stdp"].log == [("wrapped", [RunRequest(correlations=("plastic",))])]
+    assert rules.contexts["wrapper"].log == []
+
+
+def test_a_missing_builtin_entry_point_says_to_reinstall(monkeypatch):
+    import rules.manager as manager
+
+    class OldInstall:
+        version = "0.1.0"
+        entry_points = [metadata_entry("chipctl", "cli:app", "console_scripts")]
+
+    monkeypatch.setattr(manager, "_entry_points", lambda: {})
+    monkeypatch.setattr(manager.metadata, "distribution", lambda name: OldInstall())
+    with pytest.raises(RuleError, match=r"unknown rule 'eventprop'; installed: none .*installed from an older "
+                                        r"checkout; reinstall it \(pip install -e \. in the chipctl checkout\)"):
+        manager.load_rule("eventprop")
+
+
+def metadata_entry(name, value, group):
+    from importlib.metadata import EntryPoint
+
+    return EntryPoint(name=name, value=value, group=group)
+
+
+def test_builtin_rules_come_from_the_entry_point_group():
+    from importlib.metadata import entry_points
+
+    import rules.manager as manager
+
+    assert not hasattr(manager, "BUILTIN_RULES")
+    declared = {ep.name: ep.value for ep in entry_points(group="chipctl.rules")}
+    assert declared["eventprop"] == "rules.eventprop:EventProp"
+    assert manager.available_rules()["eventprop"] == "rules.eventprop:EventProp"
 
 
 # ------------------------------------------------------------------------------ the docs

@@ -9,9 +9,7 @@ batch. It never touches the emulator: everything goes through ``context.host``.
 
 from __future__ import annotations
 
-from chip.errors import RuleError
-from rules.api import Rule, RunRequest
-from rules.hookspecs import hookimpl
+from rules import Rule, RuleError, RunRequest, hookimpl
 
 
 class PairSTDP(Rule):

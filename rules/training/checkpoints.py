@@ -1,10 +1,13 @@
 """Training checkpoints: one file, written atomically, that is either whole or absent.
 
-Everything needed to continue a run exactly lives in ``checkpoint.npz`` in the checkpoint
-directory: the chip's configuration memory (parameter and weight codes), the optimizer's master
-weights and moments, the number of runs done (which seeds the next run's noise), the completed
-epoch, the metrics so far and every rule's own state. The file is written to a temporary name and
-renamed over the old one, so a run killed while saving leaves the previous checkpoint intact.
+Job: store nested dicts of numpy arrays and JSON-able values in ``checkpoint.npz`` and read them
+back. Boundary: what goes in is the trainer's — the chip's configuration as
+``host.export_config()`` gives it (versioned; with the netlist, profile and die it belongs to and
+the run counter that seeds the next run's noise), the optimizer's master weights and moments, the
+completed epoch, the metrics so far and every rule's own state — and the chip is restored with
+``host.import_config``, never by writing its memory from here. The file is written to a temporary
+name and renamed over the old one, so a run killed while saving leaves the previous checkpoint
+intact.
 """
 
 from __future__ import annotations

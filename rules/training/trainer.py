@@ -1,5 +1,10 @@
 """The trainer: chip in the loop, rules as plugins, an optimizer on the host, checkpoints.
 
+Job: run epochs of batches on the chip, call the rules' hooks around each run, step the optimizer
+and write checkpoints. Boundary: the chip is reached only through ``chip.host`` (a checkpoint holds
+``host.export_config()`` and is restored with ``host.import_config``), the rules only through
+``rules.manager.RuleSet``; the optimizer is ``optimizer.py``, the checkpoint file ``checkpoints.py``.
+
 Per batch: every rule says what it needs recorded, the chip runs the batch (rules may act on a
 timer during the run), rules observe the result, regularizers add loss terms, gradient rules
 return gradients, and the host-side optimizer (Adam on float master weights, as in-the-loop
@@ -16,21 +21,21 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from chip.errors import NetlistError, RuleError
-from chip.events import SpikeEvents
+from chip.errors import NetlistError
 from chip.host import HostInterface, RunResult
 from chip.netlist import MembraneRecord, Netlist, Record
 
 from ..api import Batch, Gradients, LossTerm, RunRequest
 from .checkpoints import load_checkpoint, save_checkpoint
+from .optimizer import Adam
 from ..manager import RuleSet
 from ..tasks import make_task
 
-__all__ = ["TrainConfig", "parse_train", "Adam", "Trainer", "decode"]
+__all__ = ["TrainConfig", "parse_train", "Trainer", "decode"]
 
 _TRAIN_FIELDS = {"task", "input", "output", "rules", "options", "optimizer", "epochs", "batch_size", "seed",
                  "checkpoint", "encoding", "train_size", "test_size", "test_batch_size", "decode", "eval_every",
@@ -118,39 +123,6 @@ def parse_train(netlist: Netlist) -> TrainConfig:
         eval_every=number("train.eval_every", train.get("eval_every", 1), int, 1),
         weight_clip=bool(train.get("weight_clip", True)), raw=dict(train),
     )
-
-
-class Adam:
-    """Adam on named float arrays; ``step`` returns new arrays and new state without mutating."""
-
-    def __init__(self, lr: float, betas=(0.9, 0.999), eps=1e-8):
-        self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
-        self.m: dict[str, np.ndarray] = {}
-        self.v: dict[str, np.ndarray] = {}
-        self.t = 0
-
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]):
-        t = self.t + 1
-        new_p, new_m, new_v = {}, dict(self.m), dict(self.v)
-        for key, g in grads.items():
-            m = self.b1 * self.m.get(key, np.zeros_like(g)) + (1 - self.b1) * g
-            v = self.b2 * self.v.get(key, np.zeros_like(g)) + (1 - self.b2) * g * g
-            m_hat = m / (1 - self.b1 ** t)
-            v_hat = v / (1 - self.b2 ** t)
-            new_p[key] = params[key] - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
-            new_m[key], new_v[key] = m, v
-        return new_p, (new_m, new_v, t)
-
-    def commit(self, state) -> None:
-        self.m, self.v, self.t = state
-
-    def state(self) -> dict:
-        return {"m": dict(self.m), "v": dict(self.v), "t": self.t}
-
-    def load(self, state: dict) -> None:
-        self.m = {k: np.asarray(v) for k, v in state.get("m", {}).items()}
-        self.v = {k: np.asarray(v) for k, v in state.get("v", {}).items()}
-        self.t = int(state.get("t", 0))
 
 
 def decode(result: RunResult, output: str, how: str) -> np.ndarray:
@@ -356,14 +328,11 @@ class Trainer:
                 "wall_s": time.perf_counter() - start, "history": self.history}
 
     def save(self) -> Path:
-        state = self.host.state
         rule_states = {name: s for name, s in self.rules.call("chipctl_state").items() if s}
         payload = {
-            "netlist": self.netlist.name,
             "epoch": self.epoch,
-            "runs_done": self.host.runs_done,
             "history_json": _json_list(self.history),
-            "chip": {"codes": dict(state.codes), "exc": dict(state.exc_code), "inh": dict(state.inh_code)},
+            "chip": self.host.export_config(),
             "master": {k.replace(":", "|"): v for k, v in self.master.items()},
             "adam_m": {k.replace(":", "|"): v for k, v in self.optimizer.m.items()},
             "adam_v": {k.replace(":", "|"): v for k, v in self.optimizer.v.items()},
@@ -372,45 +341,40 @@ class Trainer:
         }
         return save_checkpoint(self.checkpoint_dir, payload)
 
-    def resume(self) -> None:
+    def resume(self) -> dict:
+        """Continue from the checkpoint: the chip (``load_chip``), the run counter, the optimizer,
+        the epoch, the metrics so far and every rule's state. Returns ``load_chip``'s report."""
         from chip.errors import CheckpointError
         import json
 
         if self.checkpoint_dir is None:
             raise CheckpointError("--resume needs a checkpoint directory (train.checkpoint or --checkpoint)")
         data = load_checkpoint(self.checkpoint_dir)
-        if data.get("netlist") != self.netlist.name:
-            raise CheckpointError(f"{self.checkpoint_dir}: checkpoint of netlist {data.get('netlist')!r}, "
-                                  f"not {self.netlist.name!r}")
-        self.load_chip(data)
+        report = self.load_chip(data)
         self.master = {k.replace("|", ":"): np.asarray(v) for k, v in data.get("master", {}).items()}
         self.optimizer.load({"m": {k.replace("|", ":"): v for k, v in data.get("adam_m", {}).items()},
                              "v": {k.replace("|", ":"): v for k, v in data.get("adam_v", {}).items()},
                              "t": data.get("adam_t", 0)})
         self.epoch = int(data["epoch"])
-        self.host.runs_done = int(data["runs_done"])
+        self.host.runs_done = report["runs_done"]
         self.history = json.loads(data.get("history_json", "[]"))
         saved = data.get("rules", {})
         for name in self.rules.rules:
             if name in saved:
                 self.rules.call_one(name, "chipctl_load_state", state=saved[name])
+        return report
 
-    def load_chip(self, data: dict) -> None:
-        """Put a checkpoint's chip configuration on this host (shapes must match)."""
+    def load_chip(self, data: dict) -> dict:
+        """Put a checkpoint's chip configuration on this host with ``host.import_config``: one line
+        (CheckpointError) for another netlist or another kind of chip; on another die of the same
+        profile the trained nominal values, quantized by this chip. Returns its report
+        (``same_die``, ``trained_die_seed``, ``die_seed``, ``runs_done``)."""
         from chip.errors import CheckpointError
 
-        chip = data["chip"]
-        state = self.host.state
         try:
-            for k, v in chip["codes"].items():
-                state.codes[k][...] = v
-            for k, v in chip["exc"].items():
-                state.exc_code[k][...] = v
-            for k, v in chip["inh"].items():
-                state.inh_code[k][...] = v
-        except (KeyError, ValueError) as exc:
-            raise CheckpointError(f"{self.checkpoint_dir}: checkpoint does not fit this netlist ({exc})") from None
-        state.touch("checkpoint loaded")
+            return self.host.import_config(data.get("chip"))
+        except CheckpointError as exc:
+            raise CheckpointError(f"{self.checkpoint_dir}: {exc}") from None
 
 
 def _json_list(history):
