@@ -27,11 +27,11 @@ import numpy as np
 from chip.errors import NetlistError
 from chip.netlist import Netlist
 from chip.profiles import PROFILES
-from chip.units import UnitError, parse_time_us
+from chip.units import UnitError, parse_number, parse_time_us
 
 if TYPE_CHECKING:
     pass
-from .bounds import COUNT, FRACTION, NUMBER, RATE, Bound, _Kind, _read_fraction, _read_plain, fmt_time
+from .bounds import COUNT, FRACTION, NUMBER, RATE, Bound, _Kind, _read_fraction, fmt_time
 from .checks import _STATS, Check, EventCheck, FirstSpikeCheck, GoldenCheck, MembraneCheck, SpikeCheck
 
 __all__ = ["SETTINGS", "CHECKS", "RunSpec", "parse_expect", "run_headers"]
@@ -366,7 +366,7 @@ class _Reader:
                 if isinstance(raw, str) and raw.strip().endswith("%"):
                     count_rel = _read_fraction(raw)
                 else:
-                    count_abs = _read_plain(raw)
+                    count_abs = parse_number(raw)
             except UnitError as exc:
                 self.fail(f"{path}.count_tolerance", f"{exc}; write a spike count or a percentage like '5%'")
             if count_abs < 0 or count_rel < 0:

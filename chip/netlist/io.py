@@ -51,7 +51,8 @@ from .model import (
     WeightInit,
 )
 from ..profiles import PROFILES, ChipProfile, Mismatch, get_profile
-from ..units import RATE_UNITS_HZ, TIME_UNITS_US, UnitError, parse_rate_hz, parse_time_us
+from ..units import (RATE_UNITS_HZ, TIME_UNITS_US, VOLTAGE_UNITS_V, UnitError, parse_rate_hz, parse_time_us,
+                     parse_voltage_v, quantity_pattern, time_in)
 
 __all__ = ["load_netlist", "load_netlist_text", "netlist_schema", "netlist_to_dict", "dump_netlist"]
 
@@ -69,43 +70,6 @@ WEIGHT_FORMS = ("normal", "uniform", "file", "array")  # the keys that select a 
 # Names become parts of dotted field paths, so they must not contain dots or spaces.
 _NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 _NAME_RE = re.compile(_NAME_PATTERN)
-
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-VOLTAGE_UNITS_V = {"V": 1.0, "mV": 1e-3}
-
-
-def _quantity_pattern(units) -> str:
-    return rf"^\s*{_NUMBER}\s*(?:{'|'.join(re.escape(u) for u in units)})\s*$"
-
-
-_QUANTITY_RE = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-zµ]+)\s*$")
-
-
-def _parse_voltage_v(text) -> float:
-    """'0.45 V' -> 0.45, '450 mV' -> 0.45 (chip.units has no voltages; profiles are the only users)."""
-    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        raise UnitError(f"expected a voltage like '0.45 V', got {text!r}")
-    if isinstance(text, (int, float)):
-        raise UnitError(f"{text!r} has no unit: write it as '{text} V' (units: {', '.join(VOLTAGE_UNITS_V)})")
-    match = _QUANTITY_RE.match(text)
-    if not match:
-        raise UnitError(f"expected a voltage like '0.45 V', got {text!r}")
-    unit = match.group(2)
-    if unit not in VOLTAGE_UNITS_V:
-        raise UnitError(f"unknown voltage unit {unit!r} in {text!r}; use one of {', '.join(VOLTAGE_UNITS_V)}")
-    return float(match.group(1)) * VOLTAGE_UNITS_V[unit]
-
-
-def _time_in(text, unit: str) -> float:
-    """A time in ``unit`` (us or ns). When the text already uses that unit, its number is returned
-    as written, so '8 ns' is exactly 8.0 ns (no round trip through µs)."""
-    us = parse_time_us(text)  # validates and raises UnitError with the user-facing message
-    match = _QUANTITY_RE.match(text)
-    written = match.group(2).replace("µ", "u")
-    if written == unit:
-        return float(match.group(1))
-    return us / TIME_UNITS_US[unit]
-
 
 # --- chip section: keys derived from ChipProfile's fields ------------------------------------
 
@@ -217,11 +181,11 @@ def _build_schema() -> dict:
 
     input_common = {"size": {"type": "integer", "minimum": 1}}
     defs = {
-        "time": {"type": "string", "pattern": _quantity_pattern(TIME_UNITS_US),
+        "time": {"type": "string", "pattern": quantity_pattern(TIME_UNITS_US),
                  "description": f"time with a unit ({', '.join(TIME_UNITS_US)})"},
-        "rate": {"type": "string", "pattern": _quantity_pattern(RATE_UNITS_HZ),
+        "rate": {"type": "string", "pattern": quantity_pattern(RATE_UNITS_HZ),
                  "description": f"rate with a unit ({', '.join(RATE_UNITS_HZ)})"},
-        "voltage": {"type": "string", "pattern": _quantity_pattern(VOLTAGE_UNITS_V),
+        "voltage": {"type": "string", "pattern": quantity_pattern(VOLTAGE_UNITS_V),
                     "description": f"voltage with a unit ({', '.join(VOLTAGE_UNITS_V)})"},
         "seed": {"type": "integer", "minimum": 0},
         "name": {"type": "string", "pattern": _NAME_PATTERN},
@@ -678,9 +642,9 @@ class _Reader:
     def chip_scalar(self, spec: _ChipKey, value, path: str) -> float:
         try:
             if spec.unit == "V":
-                return _parse_voltage_v(value)
+                return parse_voltage_v(value)
             if spec.unit in ("us", "ns"):
-                result = _time_in(value, spec.unit)
+                result = time_in(value, spec.unit)
                 if result < 0:
                     self.fail(path, f"must be >= 0, got {_show(value)}")
                 return result / self.speedup if self.biological else result
