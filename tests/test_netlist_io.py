@@ -124,6 +124,10 @@ inputs:
     size: 2
     type: file
     path: spikes.npz
+  task_in:
+    size: 5
+    type: spikes
+    times: [[], [], [], [], []]
 projections:
   in_hidden: {pre: in, post: hidden, weights: 0.5, delay: 1 us}
   unit_hidden: {pre: in_unit, post: hidden, connectivity: all_to_all, weights: -0.25, sign: auto}
@@ -155,12 +159,54 @@ record:
     - {population: hidden, neurons: all, adc: madc, period: 0.5 us}
   correlations: [in_hidden]
 expect:
+  profile: bss2
+  die_seed: 7
+  noise_seed: 8
+  duration: 10 us
+  batch: 2
   spikes:
-    out: {min: 1}
-  accuracy: 0.9
+    out: {count: ">= 0"}
+  first_spike:
+    out: {class: null}
+  events: {conservation: true}
+  membrane:
+    out: {max: "< 10"}
+  golden: true
+  runs:
+    - name: every-check
+      slow: false
+      profile: ideal
+      die_seed: 0
+      noise_seed: 0
+      duration: 20 us
+      batch: 2
+      spikes:
+        out: {count: [0, null], rate: "<= 1 MHz", active: "<= 100%"}
+      first_spike:
+        out: {order: [0, 2], class: [0, null], labels: [0, 1], accuracy: ">= 0", golden_agreement: ">= 0"}
+      events: {offered: ">= 0", dropped: 0, dropped_fraction: 0, conservation: true}
+      membrane:
+        out: {adc: cadc, neuron: 2, mean: [-10, 10], std: ">= 0", min: "> -10", max: "< 10"}
+      golden: {populations: [out], max_distance: 0.5, tau: 5 us, count_tolerance: "2%"}
 train:
+  task: yinyang
+  input: task_in
+  output: out
+  rules: [eventprop]
+  options:
+    eventprop: {tau0: 0.6}
+  optimizer: {name: adam, lr: 0.005, betas: [0.9, 0.999], eps: 1.0e-8, gamma: 0.9}
   epochs: 3
-  lr: 1.0e-3
+  batch_size: 8
+  test_batch_size: 8
+  seed: 1
+  checkpoint: runs/rich
+  encoding: {t_early: 2 us, t_late: 22 us, bias: 2 us, duplicate: 1}
+  train_size: 16
+  test_size: 16
+  decode: first_spike
+  eval_every: 1
+  weight_clip: true
 """
 
 W = np.array([[-0.1, -0.2, 0.0], [-1.0, -0.5, -0.25]])
@@ -401,8 +447,8 @@ def test_rich_netlist_values(rich_path):
     assert (m0.population, m0.neurons, m0.adc, m0.period_us) == ("out", (0, 2), "cadc", chip.cadc_min_period_us)
     assert (m1.population, m1.neurons, m1.adc, m1.period_us) == ("hidden", tuple(range(6)), "madc", 0.5)
 
-    assert nl.expect == {"spikes": {"out": {"min": 1}}, "accuracy": 0.9}
-    assert nl.train == {"epochs": 3, "lr": 1e-3}
+    raw = yaml.safe_load(RICH)
+    assert nl.expect == raw["expect"] and nl.train == raw["train"]  # kept as written
 
 
 def test_lines_are_recorded(rich_path):
@@ -417,8 +463,9 @@ def test_lines_are_recorded(rich_path):
     assert nl.lines["projections.noise_hidden.weights"] == line_with("weights: {normal: {mean: 0.1")
     assert nl.lines["populations.out.params.tau_adapt"] == line_with("tau_adapt: 200 us")
     assert nl.lines["record.membrane.1"] == line_with("{population: hidden, neurons: all")
-    assert nl.lines["expect.spikes.out"] == line_with("out: {min: 1}")
-    assert nl.lines["train.lr"] == line_with("lr: 1.0e-3")
+    assert nl.lines["expect.spikes.out"] == line_with('out: {count: ">= 0"}')
+    assert nl.lines["expect.runs.0"] == line_with("- name: every-check")
+    assert nl.lines["train.optimizer.lr"] == line_with("optimizer: {name: adam, lr: 0.005")
     assert nl.line_of("projections.noise_hidden.weights.normal.std") == line_with("weights: {normal: {mean: 0.1")
     assert not any(key.startswith("inputs.in.times.") for key in nl.lines)  # spike lists are not indexed
 
@@ -540,16 +587,26 @@ def _schema_keys() -> set[tuple[str, str]]:
 
 
 def test_validator_and_schema_accept_the_same_keys(rich_path):
-    # validator -> schema: the validator's key sets are the schema's, form by form
+    from regression.expectations import _Reader as ExpectReader
+    from rules.tasks import make_task
+    from rules.training.config import TrainReader
+
+    # validator -> schema: the validators' key sets are the schema's, form by form
     assert {(form, key) for form, keys in FORM_KEYS.items() for key in keys} == _schema_keys()
-    # schema -> validator: loading the rich example plus a chip section with every field accepts
-    # every key the schema names (a key the validator refused would raise instead)
-    _, reader = _read(rich_path.read_text(), filename=str(rich_path), source_path=None,
-                      base_dir=rich_path.parent, default_name="rich")
+    # schema -> validator: reading the rich example (its train: and expect: blocks with the
+    # training and regression readers) plus a chip section with every field accepts every key
+    # the schema names (a key a validator refused would raise instead)
+    netlist, reader = _read(rich_path.read_text(), filename=str(rich_path), source_path=str(rich_path),
+                            base_dir=rich_path.parent, default_name="rich")
     seen = set(reader.seen)
     chip = MINIMAL + yaml.safe_dump({"chip": chip_to_dict(PROFILES["bss2"], None)})
     _, reader = _read(chip, filename="<chip>", source_path=None, base_dir=Path.cwd(), default_name="x")
     seen |= reader.seen
+    expect = ExpectReader(netlist)
+    assert [run.name for run in expect.read()] == ["every-check"]
+    train = TrainReader(netlist)
+    make_task(train.read().raw, netlist, reader=train)
+    seen |= expect.seen | train.seen
     assert seen == _schema_keys()
 
 

@@ -4,10 +4,10 @@ Modules, in the order data flows through them:
 
 * ``model`` — the frozen dataclasses, one per kind (hardware units, checks in ``__post_init__``)
   and the vocabularies derived from them;
-* ``schema`` — the JSON Schema of the file format and its forms, the source of the reader's
-  field names;
+* ``schema`` — the JSON Schema of the file format (``train:`` and ``expect:`` included) and its
+  forms, the source of every reader's field names;
 * ``yaml_tree`` — YAML text -> plain values and the line of every key (safe loading only);
-* ``validation`` — the kit for reading fields with FILE:LINE errors (``FieldReader``);
+* ``validation`` — the kit every reader of netlist data uses (``FieldReader``: FILE:LINE errors);
 * ``reader`` — the netlist sections -> ``Netlist`` (``load_netlist``, ``load_netlist_text``);
 * ``writer`` — ``Netlist`` -> plain data and YAML (``netlist_to_dict``, ``dump_netlist``);
 * ``connectivity`` — a projection's mask and initial weights as arrays.

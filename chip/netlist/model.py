@@ -554,7 +554,8 @@ class Netlist:
 
     ``lines`` maps dotted field paths ("projections.in_hidden.weights") to 1-based source lines so
     later stages (mapping, rules, regression checks) can point at the YAML. ``expect`` and
-    ``train`` are kept as plain data for the regression and training front ends.
+    ``train`` are kept as plain data for the regression and training front ends, which validate
+    them with the same kit (``chip.netlist.validation``).
     """
 
     chip: ChipProfile

@@ -11,8 +11,8 @@ Boundary: YAML parsing is ``chip.netlist.yaml_tree``'s, field reading the kit's
 (``chip.netlist.validation``), key names the schema's (``chip.netlist.schema``). Whether the
 netlist fits a chip (neurons, synapse rows, ADC channels, periods) is the mapper's job
 (``chip.mapping``). The ``expect:`` and ``train:`` blocks are only checked to be mappings and kept
-as plain data for their readers (``regression.expectations``, ``rules.training``). The one
-outside helper used is
+as plain data: their readers live with their users (``regression.expectations``,
+``rules.training.config``) and use the same kit. The one outside helper used is
 ``chip.netlist.connectivity.realize_connectivity``, so that a weight array's sign is judged on the
 entries that become synapses, exactly as the weight initializer will.
 """

@@ -1,16 +1,19 @@
 """The netlist format as JSON Schema: the one source of field names for every reader.
 
-Job: build the JSON Schema (draft 2020-12) of a netlist file and expose its object forms
-(``FORM_KEYS``, ``FORM_REQUIRED``: the allowed and required keys of each form) so that the reader
-accepts exactly the keys the schema names. The ``chip`` section's
+Job: build the JSON Schema (draft 2020-12) of a netlist file — including its ``train:`` and
+``expect:`` blocks — and expose its object forms (``FORM_KEYS``, ``FORM_REQUIRED``: the allowed
+and required keys of each form) so that every reader (the netlist reader, the expect reader, the
+train parser, the task builder) accepts exactly the keys the schema names. The ``chip`` section's
 keys are derived from ``dataclasses.fields(ChipProfile)`` (``CHIP_KEYS``) and a population's
 ``params`` from its model's dataclass (``PARAM_KEYS``), so a new profile field or neuron parameter
 becomes a YAML key without touching a reader. Quantity patterns come from ``chip.units``.
 
 Boundary: this module only describes; reading values, units and references and reporting errors
-is ``chip.netlist.validation``'s and the reader's. It names the YAML spellings of the format —
+is ``chip.netlist.validation``'s and the readers'. It names the YAML spellings of the format —
 the model's vocabularies (``chip.netlist.model``) plus the reader's input-only spellings such as
-``sign: auto``. The ``train:`` and ``expect:`` blocks are kept verbatim.
+``sign: auto`` — and the vocabulary of the ``train:`` and ``expect:`` blocks, which the training
+and regression front ends (outside ``chip``) import from here. Rule options
+(``train.options.<rule>``) are free-form: rule plugins define them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ __all__ = [
     "CONNECTIVITY_NAMES",
     "CONNECTIVITY_FORMS",
     "WEIGHT_FORMS",
+    "TRAIN_TASKS",
+    "TRAIN_DECODERS",
+    "EXPECT_SETTINGS",
+    "EXPECT_CHECKS",
+    "MEMBRANE_STATS",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -56,6 +64,18 @@ CONNECTIVITY_FORMS = ("all_to_all", "probability", "explicit")
 #: the key that selects a weights mapping's form (a plain number is ConstantWeights; file and
 #: array both give ArrayWeights)
 WEIGHT_FORMS = ("normal", "uniform", "file", "array")
+
+#: ``train.task``: the data sets the training front end builds
+TRAIN_TASKS = ("yinyang",)
+#: ``train.decode``: how the output population's activity becomes a class
+TRAIN_DECODERS = ("first_spike", "spike_count", "max_membrane")
+
+#: keys of the expect block that choose a run (shared at the top of ``expect`` or set per run)
+EXPECT_SETTINGS = ("profile", "die_seed", "noise_seed", "duration", "batch")
+#: keys of the expect block that hold checks
+EXPECT_CHECKS = ("spikes", "first_spike", "events", "membrane", "golden")
+#: statistics of a membrane check
+MEMBRANE_STATS = ("mean", "std", "min", "max")
 
 
 # --- chip section: keys derived from ChipProfile's fields ------------------------------------
@@ -272,6 +292,102 @@ def _netlist_defs() -> dict:
     return defs
 
 
+def _train_defs() -> dict:
+    """The ``train:`` block (read by ``rules.training`` and ``rules.tasks``)."""
+    count = {"type": "integer", "minimum": 1}
+    optional = {"type": "null"}
+    return {
+        "train": _obj({
+            "task": {"enum": list(TRAIN_TASKS), "default": TRAIN_TASKS[0], "description": "the data set and its encoding"},
+            "input": {**_ref("name"), "description": "an input of the netlist; the task's samples replace its spikes"},
+            "output": {**_ref("name"), "description": "the population whose spikes are decoded into a class"},
+            "rules": {"oneOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}],
+                      "default": ["eventprop"], "description": "rule names or module:Class"},
+            "options": {"oneOf": [optional, {"type": "object", "additionalProperties": {
+                "oneOf": [optional, {"type": "object", "additionalProperties": True}],
+                "description": "the rule's own options (free-form: the rule plugin defines them)"}}],
+                "description": "rule name -> that rule's options"},
+            "optimizer": {"oneOf": [optional, _ref("train_optimizer")]},
+            "epochs": {**count, "default": 10},
+            "batch_size": {**count, "default": 64, "description": "training samples per run"},
+            "test_batch_size": {**count, "default": 250, "description": "samples per evaluation run"},
+            "seed": {**_ref("seed"), "description": "data order per epoch and the rules' random generators"},
+            "checkpoint": {"type": ["string", "null"], "description": "checkpoint directory"},
+            "encoding": {"oneOf": [optional, _ref("train_encoding")]},
+            "train_size": {**count, "default": 5000, "description": "training samples"},
+            "test_size": {**count, "default": 1000, "description": "test samples"},
+            "decode": {"enum": list(TRAIN_DECODERS), "default": TRAIN_DECODERS[0]},
+            "eval_every": {**count, "default": 1, "description": "evaluate every this many epochs"},
+            "weight_clip": {"type": "boolean", "default": True,
+                            "description": "clip written weights to ±weight_full_scale"},
+        }, required=["input", "output"], description="in-the-loop training (chipctl train)"),
+        "train_optimizer": _obj({
+            "name": {"enum": ["adam"], "default": "adam"},
+            "lr": {"type": "number", "minimum": 0, "default": 5e-3},
+            "betas": {**_pair({"type": "number", "minimum": 0, "exclusiveMaximum": 1}), "default": [0.9, 0.999]},
+            "eps": {"type": "number", "exclusiveMinimum": 0, "default": 1e-8},
+            "gamma": {"type": "number", "minimum": 0, "default": 1.0, "description": "learning-rate factor per epoch"},
+        }, description="the host-side optimizer (Adam only)"),
+        "train_encoding": _obj({
+            "t_early": {**_ref("time"), "description": "spike time of feature value 0 (default 2 us)"},
+            "t_late": {**_ref("time"), "description": "spike time of feature value 1 (default 22 us)"},
+            "bias": {**_ref("time"), "description": "time of the bias spike (default 2 us)"},
+            "duplicate": {**count, "description": "repetitions of the 5 channels (default: input size / 5)"},
+        }, description="latency code of the yinyang task"),
+    }
+
+
+def _expect_defs() -> dict:
+    """The ``expect:`` block (read by ``regression.expectations``)."""
+    seed, name, number = _ref("seed"), _ref("name"), {"type": "number"}
+    bound = _ref("bound")
+    per_population = {"type": "object", "minProperties": 1, "propertyNames": name}
+    settings = {
+        "profile": {"enum": sorted(PROFILES), "description": "run on this chip (default: the netlist's)"},
+        "die_seed": seed,
+        "noise_seed": seed,
+        "duration": {**_ref("time"), "description": "run length, netlist timescale"},
+        "batch": {"type": "integer", "minimum": 1},
+    }
+    checks = {
+        "spikes": {**per_population, "additionalProperties": _ref("expect_spikes")},
+        "first_spike": {**per_population, "additionalProperties": _ref("expect_first_spike")},
+        "events": _ref("expect_events"),
+        "membrane": {**per_population, "additionalProperties": _ref("expect_membrane")},
+        "golden": {"oneOf": [{"const": True}, _ref("expect_golden")]},
+    }
+    assert tuple(settings) == EXPECT_SETTINGS and tuple(checks) == EXPECT_CHECKS
+    index = {"type": "integer", "minimum": 0}
+    return {
+        "bound": {"anyOf": [number, {"type": "string"},
+                            _pair({"oneOf": [number, {"type": "string"}, {"type": "null"}]})],
+                  "description": "a value, [low, high] (null: open), '> x', '<= x', 'x ± tol' or 'x ± n%'; "
+                                 "rates and times with a unit"},
+        "expect": _obj({"runs": {"type": "array", "minItems": 1, "items": _ref("expect_run")}, **settings, **checks},
+                       description="expected behaviour: top-level keys are shared by every run"),
+        "expect_run": _obj({"name": {"type": "string"}, "slow": {"type": "boolean", "default": False},
+                            **settings, **checks}, description="one run: its settings and checks"),
+        "expect_spikes": _obj({"count": bound, "rate": bound, "active": bound},
+                              description="per population: spike count, rate per neuron and sample, active fraction"),
+        "expect_first_spike": _obj({
+            "order": {"type": "array", "items": {"oneOf": [index, {"type": "array", "items": index}]}},
+            "class": {"oneOf": [index, {"type": "null"}, {"type": "array", "items": {"type": ["integer", "null"]}}]},
+            "labels": {"oneOf": [{"type": "string", "description": ".npy, or .npz with 'labels'"},
+                                 {"type": "array", "minItems": 1, "items": index}]},
+            "accuracy": bound,
+            "golden_agreement": bound,
+        }),
+        "expect_events": _obj({"offered": bound, "dropped": bound, "dropped_fraction": bound,
+                               "conservation": {"type": "boolean"}}),
+        "expect_membrane": _obj({"adc": {"enum": list(ADCS)}, "neuron": index,
+                                 **{stat: bound for stat in MEMBRANE_STATS}}),
+        "expect_golden": _obj({"populations": {"type": "array", "minItems": 1, "items": name},
+                               "max_distance": {"type": "number", "minimum": 0, "default": 0},
+                               "tau": _ref("time"),
+                               "count_tolerance": {"type": ["number", "string"], "default": 0}}),
+    }
+
+
 def _build_schema() -> dict:
     time, name = _ref("time"), _ref("name")
     named = {"type": "object", "propertyNames": name}
@@ -292,12 +408,14 @@ def _build_schema() -> dict:
             "inputs": {**named, "additionalProperties": _ref("input")},
             "projections": {**named, "additionalProperties": _ref("projection")},
             "record": _ref("record"),
-            "expect": {"type": "object", "description": "kept verbatim for the regression checks"},
-            "train": {"type": "object", "description": "kept verbatim for the training front end"},
+            "expect": {"oneOf": [{"type": "null"}, _ref("expect")],
+                       "description": "expected behaviour for the regression checks"},
+            "train": {"oneOf": [{"type": "null"}, _ref("train")],
+                      "description": "in-the-loop training with rule plugins"},
         },
         "required": ["duration", "populations"],
         "additionalProperties": False,
-        "$defs": _netlist_defs(),
+        "$defs": {**_netlist_defs(), **_train_defs(), **_expect_defs()},
     }
 
 

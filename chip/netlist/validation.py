@@ -4,9 +4,11 @@ Job: :class:`FieldReader` reads plain values (what ``chip.netlist.yaml_tree`` bu
 field by field — mappings and their keys against a schema form, integers, seeds, numbers, strings,
 booleans, choices, names and references to names, times, rates and voltages with their units —
 and reports the first problem as one error ``FILE:LINE: field.path: what is wrong``, pointing at
-the line recorded for the field or its nearest recorded parent. The netlist reader
-(``chip.netlist.reader``) subclasses it, and the mapper builds its ``MappingError``s with it
-(``FieldReader.for_netlist(netlist, error=MappingError).error(path, message)``).
+the line recorded for the field or its nearest recorded parent. Every reader of netlist data
+uses it: the netlist reader (``chip.netlist.reader``), the ``expect:`` reader
+(``regression.expectations``), the ``train:`` parser (``rules.training.config``) and the task
+builder (``rules.tasks``) subclass or compose it, and the mapper builds its ``MappingError``s
+with it (``FieldReader.for_netlist(netlist, error=MappingError).error(path, message)``).
 
 Boundary: the kit knows how to read and where to point, not what a section means: which keys a
 form has comes from the JSON Schema (``chip.netlist.schema.FORM_KEYS``), units from

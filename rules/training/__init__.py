@@ -1,5 +1,6 @@
 """In-the-loop training: the trainer, its configuration, the optimizer and checkpoints."""
 
-from .trainer import Adam, Trainer, TrainConfig, decode, parse_train
+from .config import TrainConfig, parse_train, validate_train
+from .trainer import Adam, Trainer, decode
 
-__all__ = ["TrainConfig", "parse_train", "Adam", "Trainer", "decode"]
+__all__ = ["TrainConfig", "parse_train", "validate_train", "Adam", "Trainer", "decode"]
