@@ -452,7 +452,8 @@ def test_graph_summary_and_graphml(tmp_path):
     assert s["nodes"] == m.graph.number_of_nodes() == 12  # input, fpga, 2 x (xbar + 2 neurons + 2 drivers)
     assert s["edges"] == len(s["links"]) == len(m.links) == 1 + 2 + 4 + 4 + 2
     assert s["circuits_used"] == 620 and s["circuits_available"] == 1024
-    assert s["routes"] == len(m.routes) and s["source_groups"] == 5  # input, a on halves 0-2, b
+    # routes: the input to a's halves 0-2, and a's three groups to b's half 2
+    assert s["routes"] == len(m.routes) == 6 and s["source_groups"] == 5  # input, a on halves 0-2, b
     assert s["rows_used"][0]["excitatory"] == 3 and s["rows_used"][0]["available"] == 256
     assert s["links"][0] == {"index": 0, "name": "input:in->fpga", "source": "input:in", "target": "fpga",
                              "capacity_per_cycle": math.inf, "latency_cycles": 0, "queue_depth": 256}
@@ -479,7 +480,9 @@ def test_projection_fields():
     p = map_netlist(net).projections["ab"]
     mask = np.random.default_rng(9).random((20, 30)) < 0.3
     assert np.array_equal(p.mask, mask)
-    assert np.array_equal(p.initial_weights, realize_weights(w, mask, "excitatory")[mask])
+    # the seed's normal draws over the full (pre, post) matrix, clipped at 0 (excitatory), on the mask
+    drawn = np.random.default_rng(5).normal(0.2, 0.1, size=(20, 30))
+    assert np.array_equal(p.initial_weights, np.maximum(drawn, 0.0)[mask])
     assert (p.pre, p.post, p.sign, p.delay_us) == ("a", "b", "excitatory", 1.5)
     # same netlist, same mapping
     q = map_netlist(net).projections["ab"]
