@@ -195,12 +195,21 @@ def test(paths: Optional[list[Path]] = typer.Argument(None, help="Netlist files 
 @app.command()
 def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
              as_json: bool = typer.Option(False, "--json", help="Print the mapped summary as JSON.")):
-    """Check a netlist: format, references, and that it fits the chip (it is mapped, not run)."""
+    """Check a netlist: format (its train: and expect: blocks too), references, and that it fits
+    the chip (it is mapped, not run)."""
 
     def body():
         from chip.mapping import graph_summary, map_netlist
 
         nl = _load(netlist, profile, None, None, None)
+        if nl.train is not None:
+            from rules.training.config import validate_train
+
+            validate_train(nl)
+        if nl.expect is not None:
+            from regression.expectations import parse_expect
+
+            parse_expect(nl)
         mapped = map_netlist(nl)
         summary = graph_summary(mapped)
         if as_json:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import RunError
 from .events import SpikeEvents
-from .netlist import InputSource
+from .netlist import FileInput, InputSource, PoissonInput, SpikeInput
 
 __all__ = ["realize_input", "broadcast_batch"]
 
@@ -27,21 +27,31 @@ def broadcast_batch(events: SpikeEvents, batch: int, name: str) -> SpikeEvents:
     raise RunError(f"input {name!r} holds {events.batch_size} samples but the run has batch {batch}")
 
 
+def _given(source: SpikeInput | FileInput, batch: int, duration_us: float) -> SpikeEvents:
+    return broadcast_batch(source.spikes, batch, source.name)
+
+
+def _poisson(source: PoissonInput, batch: int, duration_us: float) -> SpikeEvents:
+    stop = duration_us if source.stop_us is None else min(source.stop_us, duration_us)
+    span = max(stop - source.start_us, 0.0)
+    bs, ns, ts = [], [], []
+    for b in range(batch):
+        rng = np.random.default_rng([source.seed, b])
+        counts = rng.poisson(source.rate_hz * span * 1e-6, size=source.size)
+        neuron = np.repeat(np.arange(source.size), counts)
+        times = source.start_us + rng.random(len(neuron)) * span
+        bs.append(np.full(len(neuron), b))
+        ns.append(neuron)
+        ts.append(times)
+    return SpikeEvents.from_arrays(np.concatenate(bs), np.concatenate(ns), np.concatenate(ts), source.size, batch)
+
+
+#: input type -> its events for a batch (one entry per kind of InputSource)
+_REALIZE = {SpikeInput: _given, FileInput: _given, PoissonInput: _poisson}
+
+
 def realize_input(source: InputSource, batch: int, duration_us: float) -> SpikeEvents:
-    if source.kind in ("spikes", "file"):
-        events = source.spikes if source.spikes is not None else SpikeEvents.empty(source.size, 1)
-        return broadcast_batch(events, batch, source.name)
-    if source.kind == "poisson":
-        stop = duration_us if source.stop_us is None else min(source.stop_us, duration_us)
-        span = max(stop - source.start_us, 0.0)
-        bs, ns, ts = [], [], []
-        for b in range(batch):
-            rng = np.random.default_rng([source.seed, b])
-            counts = rng.poisson(source.rate_hz * span * 1e-6, size=source.size)
-            neuron = np.repeat(np.arange(source.size), counts)
-            times = source.start_us + rng.random(len(neuron)) * span
-            bs.append(np.full(len(neuron), b))
-            ns.append(neuron)
-            ts.append(times)
-        return SpikeEvents.from_arrays(np.concatenate(bs), np.concatenate(ns), np.concatenate(ts), source.size, batch)
-    raise RunError(f"input {source.name!r}: unknown kind {source.kind!r}")
+    realize = _REALIZE.get(type(source))
+    if realize is None:
+        raise RunError(f"input {source.name!r}: unknown kind of input {type(source).__name__}")
+    return realize(source, batch, duration_us)

@@ -1,20 +1,47 @@
-"""Quantities with explicit units, as written in netlists ("12 us", "5 kHz", "8 ns").
+"""Quantities with explicit units, as written in netlists ("12 us", "5 kHz", "8 ns", "0.45 V").
 
-Internally chipctl keeps hardware time in microseconds (``*_us``) and rates in hertz of hardware
-time (``*_hz``). Netlists may speak biological time (``timescale: biological``); the conversion by
-the chip's speed-up factor happens in the netlist loader, never here.
+Job: the one parser of written quantities and plain numbers — times, rates, voltages, the "time in
+unit X exactly as written" helper, plain numbers given as text — and the regular expressions that
+the netlist's JSON Schema uses for them, so the schema and the parser accept the same spellings.
+Errors are :class:`UnitError` (a ``ValueError``) whose message says what was expected.
+
+Boundary: nothing here knows about netlists, fields or files. Internally chipctl keeps hardware
+time in microseconds (``*_us``) and rates in hertz of hardware time (``*_hz``); netlists may speak
+biological time (``timescale: biological``), and that conversion by the chip's speed-up factor is
+the netlist reader's, never this module's.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["TIME_UNITS_US", "RATE_UNITS_HZ", "parse_time_us", "parse_rate_hz", "UnitError"]
+__all__ = [
+    "TIME_UNITS_US",
+    "RATE_UNITS_HZ",
+    "VOLTAGE_UNITS_V",
+    "NUMBER_PATTERN",
+    "quantity_pattern",
+    "parse_time_us",
+    "parse_rate_hz",
+    "parse_voltage_v",
+    "time_in",
+    "parse_number",
+    "UnitError",
+]
 
 TIME_UNITS_US = {"ns": 1e-3, "us": 1.0, "µs": 1.0, "ms": 1e3, "s": 1e6}
 RATE_UNITS_HZ = {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6}
+VOLTAGE_UNITS_V = {"V": 1.0, "mV": 1e-3}
 
-_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zµ]+)\s*$")
+#: a decimal number as written in a quantity: sign, digits with an optional point, exponent
+NUMBER_PATTERN = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+_QUANTITY = re.compile(rf"^\s*({NUMBER_PATTERN})\s*([A-Za-zµ]+)\s*$")
+
+
+def quantity_pattern(units) -> str:
+    """Regular expression (for a JSON Schema ``pattern``) of a number followed by one of ``units``."""
+    return rf"^\s*{NUMBER_PATTERN}\s*(?:{'|'.join(re.escape(u) for u in units)})\s*$"
 
 
 class UnitError(ValueError):
@@ -22,6 +49,7 @@ class UnitError(ValueError):
 
 
 def _split(text, kind: str, table: dict[str, float]) -> tuple[float, str]:
+    """(number, unit) of a written quantity; the unit is checked against ``table``."""
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise UnitError(f"expected a {kind} like '10 {next(iter(table))}', got {text!r}")
     if isinstance(text, (int, float)):
@@ -46,3 +74,32 @@ def parse_rate_hz(text) -> float:
     """'5 kHz' -> 5000.0. Bare numbers are refused."""
     value, unit = _split(text, "rate", RATE_UNITS_HZ)
     return value * RATE_UNITS_HZ[unit]
+
+
+def parse_voltage_v(text) -> float:
+    """'0.45 V' -> 0.45, '450 mV' -> 0.45. Bare numbers are refused."""
+    value, unit = _split(text, "voltage", VOLTAGE_UNITS_V)
+    return value * VOLTAGE_UNITS_V[unit]
+
+
+def time_in(text, unit: str) -> float:
+    """A time in ``unit`` (a key of TIME_UNITS_US). When the text already uses that unit, its
+    number is returned as written, so '8 ns' is exactly 8.0 ns (no round trip through µs)."""
+    value, written = _split(text, "time", TIME_UNITS_US)
+    if written.replace("µ", "u") == unit.replace("µ", "u"):
+        return value
+    return value * TIME_UNITS_US[written] / TIME_UNITS_US[unit]
+
+
+def parse_number(value) -> float:
+    """A plain number, or text holding one ('5', ' 0.5 '); booleans and anything else are refused."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise UnitError(f"expected a number, got {value!r}")

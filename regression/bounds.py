@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from chip.units import UnitError, parse_rate_hz
+from chip.units import UnitError, parse_number, parse_rate_hz
 
 if TYPE_CHECKING:
     pass
@@ -61,27 +61,14 @@ class _Kind:
     show: Callable[[float], str]
 
 
-def _read_plain(value) -> float:
-    if isinstance(value, bool):
-        raise UnitError(f"expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise UnitError(f"expected a number, got {value!r}")
-
-
 def _read_fraction(value) -> float:
     if isinstance(value, str) and value.strip().endswith("%"):
-        return _read_plain(value.strip()[:-1]) / 100.0
-    return _read_plain(value)
+        return parse_number(value.strip()[:-1]) / 100.0
+    return parse_number(value)
 
 
-COUNT = _Kind("count", _read_plain, _fmt_num)
-NUMBER = _Kind("number (model units)", _read_plain, lambda x: f"{x:.6g}")
+COUNT = _Kind("count", parse_number, _fmt_num)
+NUMBER = _Kind("number (model units)", parse_number, lambda x: f"{x:.6g}")
 FRACTION = _Kind("fraction", _read_fraction, lambda x: f"{x:.4g}")
 RATE = _Kind("rate", parse_rate_hz, _fmt_rate)
 
@@ -141,7 +128,7 @@ class Bound:
                 centre = kind.read(match.group(1))
                 tol_text = match.group(2)
                 if tol_text.endswith("%"):
-                    tol = abs(centre) * _read_plain(tol_text[:-1]) / 100.0
+                    tol = abs(centre) * parse_number(tol_text[:-1]) / 100.0
                 else:
                     tol = kind.read(tol_text)
                 if tol < 0:

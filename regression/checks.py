@@ -317,9 +317,6 @@ def _conservation_problems(ctx: RunContext) -> list[str]:
     return problems
 
 
-_STATS = ("mean", "std", "min", "max")
-
-
 @dataclass(frozen=True, eq=False)
 class MembraneCheck(Check):
     """Statistics (``mean``, ``std``, ``min``, ``max``, model units) of a recorded membrane trace

@@ -7,8 +7,10 @@ evaluate each check on a :class:`chip.host.RunResult` (plus the run's golden ent
 expected and what came out; for spike trains also where they first diverge from the golden ones.
 
 Boundary: nothing here runs a chip (``runner.py`` does) or knows the golden file's text format
-(``golden.py`` does; this module compares :class:`~regression.golden.GoldenRun` objects). A
-malformed block is reported like any netlist error, ``FILE:LINE: expect.path: what is wrong``.
+(``golden.py`` does; this module compares :class:`~regression.golden.GoldenRun` objects). The
+block's keys are the ``expect`` forms of the netlist's JSON Schema (``chip.netlist.schema``) and
+it is read with the netlist's validation kit (``chip.netlist.validation``), so a malformed block
+is reported like any netlist error, ``FILE:LINE: expect.path: what is wrong``.
 
 Units follow the netlist: rates and times in a check are in the netlist's timescale (biological
 Hz and ms for ``timescale: biological``) and must carry a unit; counts, fractions and membrane
@@ -17,31 +19,27 @@ values (model units) are plain numbers. The format is documented in docs/regress
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chip.errors import NetlistError
 from chip.netlist import Netlist
+from chip.netlist.schema import EXPECT_CHECKS, EXPECT_SETTINGS, MEMBRANE_STATS
+from chip.netlist.validation import FieldReader, show_value
 from chip.profiles import PROFILES
-from chip.units import UnitError, parse_time_us
+from chip.units import UnitError, parse_number
 
-if TYPE_CHECKING:
-    pass
-from .bounds import COUNT, FRACTION, NUMBER, RATE, Bound, _Kind, _read_fraction, _read_plain, fmt_time
-from .checks import _STATS, Check, EventCheck, FirstSpikeCheck, GoldenCheck, MembraneCheck, SpikeCheck
+from .bounds import COUNT, FRACTION, NUMBER, RATE, Bound, _Kind, _read_fraction, fmt_time
+from .checks import Check, EventCheck, FirstSpikeCheck, GoldenCheck, MembraneCheck, SpikeCheck
 
 __all__ = ["SETTINGS", "CHECKS", "RunSpec", "parse_expect", "run_headers"]
 
 #: keys that choose the run (shared at the top of ``expect`` or set per run)
-SETTINGS = ("profile", "die_seed", "noise_seed", "duration", "batch")
+SETTINGS = EXPECT_SETTINGS
 #: keys that hold checks
-CHECKS = ("spikes", "first_spike", "events", "membrane", "golden")
-RUN_KEYS = ("name", "slow") + SETTINGS + CHECKS
-TOP_KEYS = ("runs",) + SETTINGS + CHECKS
+CHECKS = EXPECT_CHECKS
+# the allowed keys of the block and of a run are those of the schema's forms expect and expect_run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,25 +143,30 @@ def run_headers(raw_netlist) -> list[tuple[str, bool]]:
     return [(n, run.get("slow") is True) for n, (_, run, _) in zip(names, runs)]
 
 
-class _Reader:
-    """Validates an expect block against its netlist; raises NetlistError at the first problem."""
+class _Reader(FieldReader):
+    """Validates an expect block against its netlist with the netlist kit; raises NetlistError at
+    the first problem. Times (``duration``, ``tau``) stay in the netlist's own timescale, so the
+    kit reads them without conversion; the runner converts them."""
 
     def __init__(self, netlist: Netlist):
+        super().__init__(netlist.source_path or "<netlist>", netlist.lines)
         self.nl = netlist
-        self.file = netlist.source_path or "<netlist>"
 
-    def fail(self, path: str, message: str):
-        raise NetlistError(message, file=self.file, line=self.nl.line_of(path), field=path)
-
-    def mapping(self, value, path: str, allowed, what: str) -> dict:
-        if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping ({what}), got {value!r}")
-        for key in value:
-            if key not in allowed:
-                hint = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
-                self.fail(f"{path}.{key}", f"unknown field '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-                          + f"; expected one of {', '.join(allowed)}")
-        return value
+    def read(self) -> list[RunSpec]:
+        """The validated runs of the block (the netlist has one)."""
+        expect = self.keys(self.nl.expect, "expect", "expect", "a mapping of runs, chip settings and checks")
+        runs = _run_dicts(expect)
+        if "runs" in expect:
+            if not isinstance(expect["runs"], list) or not expect["runs"]:
+                self.fail("expect.runs", f"expected a non-empty list of runs, got {show_value(expect['runs'])}")
+            for i, run in enumerate(expect["runs"]):
+                path = f"expect.runs.{i}"
+                self.mapping(run, path, "a mapping (a run)")
+                if "runs" in run:
+                    self.fail(f"{path}.runs", "runs do not nest")
+                self.keys(run, path, "expect_run", "a run: chip settings and checks")
+        names = _names(runs, self.nl.chip.name)
+        return [self.run(path, name, spec, own) for name, (path, spec, own) in zip(names, runs)]
 
     def bound(self, value, path: str, kind: _Kind) -> Bound:
         try:
@@ -171,46 +174,33 @@ class _Reader:
         except UnitError as exc:
             self.fail(path, str(exc))
 
-    def integer(self, value, path: str, minimum: int = 0) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(path, f"expected an integer >= {minimum}, got {value!r}")
-        return value
-
-    def time(self, value, path: str) -> float:
-        try:
-            t = parse_time_us(value)
-        except UnitError as exc:
-            self.fail(path, str(exc))
-        if not t > 0:
-            self.fail(path, f"must be positive, got {value!r}")
-        return t
-
     def population(self, name, path: str, *, recorded: str | None = None) -> str:
-        pops = self.nl.populations
-        if name not in pops:
-            hint = difflib.get_close_matches(str(name), list(pops), n=1, cutoff=0.6)
-            self.fail(path, f"unknown population '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-                      + f"; known: {', '.join(pops)}")
+        name = self.reference(name, path, self.nl.populations, "population")
         if recorded == "spikes" and name not in self.nl.record.spikes:
             self.fail(path, f"the spikes of '{name}' are not recorded; add it to record.spikes")
         return name
 
+    def per_population(self, value, path: str, what: str) -> dict:
+        if not isinstance(value, dict) or not value:
+            self.fail(path, f"expected a mapping population -> {{{what}}}, got {show_value(value)}")
+        return value
+
     def key_lines(self, path: str, spec: dict) -> dict:
-        return {k: self.nl.line_of(f"{path}.{k}") for k in spec}
+        return {k: self.line(f"{path}.{k}") for k in spec}
 
     # -------------------------------------------------------------- sections
     def run(self, path: str, name: str, spec: dict, own) -> RunSpec:
-        self.mapping(spec, path, RUN_KEYS, "a run: chip settings and checks")
         profile = spec.get("profile")
-        if profile is not None and profile not in PROFILES:
-            self.fail(f"{path}.profile", f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-        die = self.integer(spec["die_seed"], f"{path}.die_seed") if "die_seed" in spec else None
-        noise = self.integer(spec["noise_seed"], f"{path}.noise_seed") if "noise_seed" in spec else None
-        batch = self.integer(spec["batch"], f"{path}.batch", 1) if "batch" in spec else None
-        duration = self.time(spec["duration"], f"{path}.duration") if "duration" in spec else None
-        slow = spec.get("slow", False)
-        if not isinstance(slow, bool):
-            self.fail(f"{path}.slow", f"expected true or false, got {slow!r}")
+        if profile is not None:
+            # reported where it is written: in the run, or inherited from the top of the block
+            where = f"{path}.profile" if "profile" in own else "expect.profile"
+            profile = self.choice(profile, where, list(PROFILES), "profile")
+        values = {}
+        for key, read in (("die_seed", self.seed), ("noise_seed", self.seed),
+                          ("batch", lambda v, p: self.integer(v, p, minimum=1)),
+                          ("duration", lambda v, p: self.time(v, p, positive=True)), ("slow", self.boolean)):
+            if key in spec:
+                values[key] = read(spec[key], f"{path}.{key}" if key in own else f"expect.{key}")
         checks: list[Check] = []
         for key in (k for k in spec if k in CHECKS):  # in the order written
             # a check inherited from the top level is reported where it is written
@@ -218,21 +208,20 @@ class _Reader:
             checks.extend(getattr(self, key)(spec[key], where))
         if not checks:
             self.fail(path, "a run needs at least one check: " + ", ".join(CHECKS))
-        return RunSpec(name=name, path=path, line=self.nl.line_of(path), profile=profile, die_seed=die,
-                       noise_seed=noise, duration_netlist_us=duration, batch=batch, slow=slow, checks=tuple(checks))
+        return RunSpec(name=name, path=path, line=self.line(path), profile=profile, die_seed=values.get("die_seed"),
+                       noise_seed=values.get("noise_seed"), duration_netlist_us=values.get("duration"),
+                       batch=values.get("batch"), slow=values.get("slow", False), checks=tuple(checks))
 
     def spikes(self, value, path: str) -> list[Check]:
-        if not isinstance(value, dict) or not value:
-            self.fail(path, f"expected a mapping population -> {{count, rate, active}}, got {value!r}")
         out = []
-        for pop, spec in value.items():
+        for pop, spec in self.per_population(value, path, "count, rate, active").items():
             where = f"{path}.{pop}"
             self.population(pop, where, recorded="spikes")
-            self.mapping(spec, where, ("count", "rate", "active"), "count, rate, active")
+            self.keys(spec, where, "expect_spikes", "a mapping of count, rate, active")
             if not spec:
                 self.fail(where, "give at least one of count, rate, active")
             out.append(SpikeCheck(
-                where, self.nl.line_of(where), population=pop,
+                where, self.line(where), population=pop,
                 count=self.bound(spec["count"], f"{where}.count", COUNT) if "count" in spec else None,
                 rate=self.bound(spec["rate"], f"{where}.rate", RATE) if "rate" in spec else None,
                 active=self.bound(spec["active"], f"{where}.active", FRACTION) if "active" in spec else None,
@@ -240,14 +229,11 @@ class _Reader:
         return out
 
     def first_spike(self, value, path: str) -> list[Check]:
-        if not isinstance(value, dict) or not value:
-            self.fail(path, f"expected a mapping population -> {{order, class, accuracy, ...}}, got {value!r}")
         out = []
-        for pop, spec in value.items():
+        for pop, spec in self.per_population(value, path, "order, class, accuracy, ...").items():
             where = f"{path}.{pop}"
             self.population(pop, where, recorded="spikes")
-            self.mapping(spec, where, ("order", "class", "labels", "accuracy", "golden_agreement"),
-                         "order, class, labels, accuracy, golden_agreement")
+            self.keys(spec, where, "expect_first_spike", "a mapping of order, class, labels, accuracy, golden_agreement")
             size = self.nl.populations[pop].size
             order = per_order = None
             if "order" in spec:
@@ -263,7 +249,7 @@ class _Reader:
                          if "golden_agreement" in spec else None)
             if order is None and classes is None and accuracy is None and agreement is None:
                 self.fail(where, "give at least one of order, class, accuracy, golden_agreement")
-            out.append(FirstSpikeCheck(where, self.nl.line_of(where), population=pop, order=order, classes=classes,
+            out.append(FirstSpikeCheck(where, self.line(where), population=pop, order=order, classes=classes,
                                        per_sample_order=bool(per_order), per_sample_class=bool(per_class),
                                        labels=labels, accuracy=accuracy, golden_agreement=agreement,
                                        key_lines=self.key_lines(where, spec)))
@@ -274,12 +260,12 @@ class _Reader:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
             self.fail(path, f"expected a neuron index in 0..{size - 1}" + (" or null" if allow_none else "")
-                      + f", got {value!r}")
+                      + f", got {show_value(value)}")
         return value
 
     def order(self, value, path: str, size: int):
         if not isinstance(value, list):
-            self.fail(path, f"expected a list of neuron indices (or one list per sample), got {value!r}")
+            self.fail(path, f"expected a list of neuron indices (or one list per sample), got {show_value(value)}")
         if value and all(isinstance(v, list) for v in value):
             return tuple(tuple(self._index(i, f"{path}.{b}", size) for i in row) for b, row in enumerate(value)), True
         return tuple(self._index(i, path, size) for i in value), False
@@ -300,18 +286,15 @@ class _Reader:
                 self.fail(path, f"cannot read labels from {value!r} (an .npy array or an .npz with 'labels'): {exc}")
             value = np.asarray(arr).ravel().tolist()
         if not isinstance(value, list) or not value:
-            self.fail(path, f"expected a list of labels (one per sample) or a file, got {value!r}")
+            self.fail(path, f"expected a list of labels (one per sample) or a file, got {show_value(value)}")
         return tuple(self._index(v, path, size) for v in value)
 
     def events(self, value, path: str) -> list[Check]:
-        spec = self.mapping(value, path, ("offered", "dropped", "dropped_fraction", "conservation"),
-                            "offered, dropped, dropped_fraction, conservation")
+        spec = self.keys(value, path, "expect_events", "a mapping of offered, dropped, dropped_fraction, conservation")
         if not spec:
             self.fail(path, "give at least one of offered, dropped, dropped_fraction, conservation")
-        conservation = spec.get("conservation", False)
-        if not isinstance(conservation, bool):
-            self.fail(f"{path}.conservation", f"expected true or false, got {conservation!r}")
-        return [EventCheck(path, self.nl.line_of(path),
+        conservation = self.boolean(spec["conservation"], f"{path}.conservation") if "conservation" in spec else False
+        return [EventCheck(path, self.line(path),
                            offered=self.bound(spec["offered"], f"{path}.offered", COUNT) if "offered" in spec else None,
                            dropped=self.bound(spec["dropped"], f"{path}.dropped", COUNT) if "dropped" in spec else None,
                            dropped_fraction=(self.bound(spec["dropped_fraction"], f"{path}.dropped_fraction", FRACTION)
@@ -319,13 +302,11 @@ class _Reader:
                            conservation=conservation, key_lines=self.key_lines(path, spec))]
 
     def membrane(self, value, path: str) -> list[Check]:
-        if not isinstance(value, dict) or not value:
-            self.fail(path, f"expected a mapping population -> {{mean, std, min, max}}, got {value!r}")
         out = []
-        for pop, spec in value.items():
+        for pop, spec in self.per_population(value, path, "mean, std, min, max").items():
             where = f"{path}.{pop}"
             self.population(pop, where)
-            self.mapping(spec, where, ("adc", "neuron") + _STATS, "adc, neuron, mean, std, min, max")
+            self.keys(spec, where, "expect_membrane", "a mapping of adc, neuron, mean, std, min, max")
             adc = spec.get("adc")
             recs = [r for r in self.nl.record.membrane if r.population == pop and (adc is None or r.adc == adc)]
             if not recs:
@@ -337,28 +318,26 @@ class _Reader:
                 if neuron not in recs[0].neurons:
                     self.fail(f"{where}.neuron", f"neuron {neuron} of '{pop}' is not recorded; recorded: "
                                                  f"{list(recs[0].neurons)}")
-            stats = tuple((s, self.bound(spec[s], f"{where}.{s}", NUMBER)) for s in _STATS if s in spec)
+            stats = tuple((s, self.bound(spec[s], f"{where}.{s}", NUMBER)) for s in MEMBRANE_STATS if s in spec)
             if not stats:
-                self.fail(where, "give at least one of mean, std, min, max")
-            out.append(MembraneCheck(where, self.nl.line_of(where), population=pop, adc=adc, neuron=neuron,
+                self.fail(where, "give at least one of " + ", ".join(MEMBRANE_STATS))
+            out.append(MembraneCheck(where, self.line(where), population=pop, adc=adc, neuron=neuron,
                                      stats=stats, key_lines=self.key_lines(where, spec)))
         return out
 
     def golden(self, value, path: str) -> list[Check]:
         if value is True:
             value = {}
-        spec = self.mapping(value, path, ("populations", "max_distance", "tau", "count_tolerance"),
-                            "populations, max_distance, tau, count_tolerance (or true)")
+        spec = self.keys(value, path, "expect_golden", "a mapping of populations, max_distance, tau, count_tolerance "
+                                                       "(or true)")
         pops = None
         if "populations" in spec:
             raw = spec["populations"]
             if not isinstance(raw, list) or not raw:
-                self.fail(f"{path}.populations", f"expected a list of population names, got {raw!r}")
+                self.fail(f"{path}.populations", f"expected a list of population names, got {show_value(raw)}")
             pops = tuple(self.population(p, f"{path}.populations", recorded="spikes") for p in raw)
-        dist = spec.get("max_distance", 0.0)
-        if isinstance(dist, bool) or not isinstance(dist, (int, float)) or dist < 0:
-            self.fail(f"{path}.max_distance", f"expected a number >= 0 (spike units), got {dist!r}")
-        tau = self.time(spec["tau"], f"{path}.tau") if "tau" in spec else None
+        dist = self.number(spec.get("max_distance", 0.0), f"{path}.max_distance", minimum=0.0, allow_inf=True)
+        tau = self.time(spec["tau"], f"{path}.tau", positive=True) if "tau" in spec else None
         count_abs = count_rel = 0.0
         if "count_tolerance" in spec:
             raw = spec["count_tolerance"]
@@ -366,31 +345,18 @@ class _Reader:
                 if isinstance(raw, str) and raw.strip().endswith("%"):
                     count_rel = _read_fraction(raw)
                 else:
-                    count_abs = _read_plain(raw)
+                    count_abs = parse_number(raw)
             except UnitError as exc:
                 self.fail(f"{path}.count_tolerance", f"{exc}; write a spike count or a percentage like '5%'")
             if count_abs < 0 or count_rel < 0:
-                self.fail(f"{path}.count_tolerance", f"must be >= 0, got {raw!r}")
-        return [GoldenCheck(path, self.nl.line_of(path), populations=pops, max_distance=float(dist),
+                self.fail(f"{path}.count_tolerance", f"must be >= 0, got {show_value(raw)}")
+        return [GoldenCheck(path, self.line(path), populations=pops, max_distance=dist,
                             tau_netlist_us=tau, count_abs=count_abs, count_rel=count_rel)]
 
 
 def parse_expect(netlist: Netlist) -> list[RunSpec]:
     """The runs of a netlist's ``expect`` block, validated against the netlist (names, what is
     recorded). Raises NetlistError ``FILE:LINE: expect.path: what is wrong``; [] without a block."""
-    expect = netlist.expect
-    if expect is None:
+    if netlist.expect is None:
         return []
-    reader = _Reader(netlist)
-    reader.mapping(expect, "expect", TOP_KEYS, "runs, chip settings and checks")
-    runs = _run_dicts(expect)
-    if "runs" in expect:
-        if not isinstance(expect["runs"], list) or not expect["runs"]:
-            reader.fail("expect.runs", f"expected a non-empty list of runs, got {expect['runs']!r}")
-        for i, run in enumerate(expect["runs"]):
-            if not isinstance(run, dict):
-                reader.fail(f"expect.runs.{i}", f"expected a mapping (a run), got {run!r}")
-            if "runs" in run:
-                reader.fail(f"expect.runs.{i}.runs", "runs do not nest")
-    names = _names(runs, netlist.chip.name)
-    return [reader.run(path, name, spec, own) for name, (path, spec, own) in zip(names, runs)]
+    return _Reader(netlist).read()

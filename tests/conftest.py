@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from chip.events import SpikeEvents
-from chip.netlist import (Connectivity, InputSource, MembraneRecord, Netlist, NeuronParams, Population, Projection,
-                          Record, WeightInit)
+from chip.netlist import (PARAMS_BY_MODEL, AllToAll, ConstantWeights, LIFParams, MembraneRecord, Netlist,
+                          NormalWeights, PoissonInput, Population, Projection, Record, SpikeInput)
 from chip.profiles import get_profile
 
 
@@ -15,14 +15,15 @@ def single_neuron_netlist(times, weight, *, profile="ideal", model="LIF", params
                           record_period_us=0.1, sign="excitatory", **chip_overrides):
     """One neuron driven by one input channel with the given spike times (µs)."""
     chip = get_profile(profile).replace(**chip_overrides) if chip_overrides else get_profile(profile)
-    params = params or NeuronParams(tau_mem_us=10.0, tau_syn_exc_us=5.0, tau_syn_inh_us=5.0, tau_ref_us=2.0)
-    inp = InputSource("in", 1, "spikes", spikes=SpikeEvents.from_lists([list(times)]))
+    params = params or PARAMS_BY_MODEL[model](tau_mem_us=10.0, tau_syn_exc_us=5.0, tau_syn_inh_us=5.0, tau_ref_us=2.0)
+    if params.model != model:
+        raise ValueError(f"params of model {params.model} for a {model} neuron")
+    inp = SpikeInput("in", 1, spikes=SpikeEvents.from_lists([list(times)]))
     return Netlist(
         chip=chip, duration_us=duration_us,
-        populations={"n": Population("n", 1, model, params)},
+        populations={"n": Population("n", 1, params)},
         inputs={"in": inp},
-        projections={"p": Projection("p", "in", "n", Connectivity("all_to_all"), WeightInit("constant", value=weight),
-                                     sign)},
+        projections={"p": Projection("p", "in", "n", AllToAll(), ConstantWeights(weight), sign)},
         record=Record(spikes=("n",), membrane=(MembraneRecord("n", (0,), "cadc", record_period_us),)),
     )
 
@@ -35,12 +36,12 @@ def layer_netlist(n_in=4, n_out=8, *, profile="bss2", duration_us=30.0, rate_hz=
         chip = chip.replace(**chip_overrides)
     return Netlist(
         chip=chip, duration_us=duration_us,
-        populations={"out": Population("out", n_out, "LIF",
-                                       NeuronParams(tau_mem_us=10.0, tau_syn_exc_us=5.0, tau_syn_inh_us=5.0,
-                                                    tau_ref_us=1.0, weight_full_scale=1.0))},
-        inputs={"in": InputSource("in", n_in, "poisson", rate_hz=rate_hz, seed=seed)},
-        projections={"w": Projection("w", "in", "out", Connectivity("all_to_all"),
-                                     WeightInit("normal", mean=weight_mean, std=weight_std, seed=seed), sign)},
+        populations={"out": Population("out", n_out,
+                                       LIFParams(tau_mem_us=10.0, tau_syn_exc_us=5.0, tau_syn_inh_us=5.0,
+                                                 tau_ref_us=1.0, weight_full_scale=1.0))},
+        inputs={"in": PoissonInput("in", n_in, rate_hz=rate_hz, seed=seed)},
+        projections={"w": Projection("w", "in", "out", AllToAll(),
+                                     NormalWeights(mean=weight_mean, std=weight_std, seed=seed), sign)},
         record=Record(spikes=("out",), membrane=(MembraneRecord("out", tuple(range(n_out)), "cadc", 1.7),)),
     )
 

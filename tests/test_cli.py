@@ -42,6 +42,60 @@ def test_malformed_netlist_gives_one_line_and_exit_2(path):
     assert expect in message, message
 
 
+# A netlist whose train: and expect: blocks are valid; each case below puts one typo into a copy.
+WITH_BLOCKS = """\
+duration: 30 us
+chip: {profile: ideal}
+populations:
+  out: {size: 3}
+inputs:
+  in: {size: 5, type: spikes, times: [[1 us], [], [], [], []]}
+projections:
+  in_out: {pre: in, post: out, weights: 0.5}
+train:
+  input: in
+  output: out
+  epochs: 3
+  optimizer: {name: adam, lr: 0.01}
+  encoding: {t_early: 2 us, duplicate: 1}
+expect:
+  spikes:
+    out: {count: ">= 0"}
+  runs:
+    - profile: ideal
+      events: {dropped: 0}
+"""
+
+
+def test_validate_accepts_train_and_expect_blocks(tmp_path):
+    path = tmp_path / "blocks.yaml"
+    path.write_text(WITH_BLOCKS)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output
+
+
+@pytest.mark.parametrize("typo, fixed, line, message", [
+    ("  epochs: 3", "  epoch: 3", 12, "train.epoch: unknown field 'epoch' (did you mean 'epochs'?)"),
+    ("{name: adam, lr: 0.01}", "{name: adam, lr: 0.01, betas: [0.9]}", 13,
+     "train.optimizer.betas: expected [beta1, beta2]"),
+    ("{t_early: 2 us,", "{t_erly: 2 us,", 14, "train.encoding.t_erly: unknown field 't_erly' (did you mean 't_early'?)"),
+    ("  output: out", "  output: ot", 11, "train.output: unknown population 'ot' (did you mean 'out'?)"),
+    ('{count: ">= 0"}', '{cuont: ">= 0"}', 17, "expect.spikes.out.cuont: unknown field 'cuont' (did you mean 'count'?)"),
+    ("      events: {dropped: 0}", "      event: {dropped: 0}", 20,
+     "expect.runs.0.event: unknown field 'event' (did you mean 'events'?)"),
+])
+def test_validate_finds_a_typo_in_train_and_expect_blocks(tmp_path, typo, fixed, line, message):
+    assert typo in WITH_BLOCKS
+    path = tmp_path / "blocks.yaml"
+    path.write_text(WITH_BLOCKS.replace(typo, fixed))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    output = result.output.strip()
+    assert "\n" not in output and "Traceback" not in output
+    assert output.startswith(f"{path}:{line}: {message}"), output
+
+
 def test_run_on_malformed_netlist_also_exits_2_without_traceback():
     bad = HERE / "malformed" / "bad_unit.yaml"
     proc = subprocess.run([sys.executable, "-c", "import cli; cli.app()", "run", str(bad)],

@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import brentq
 
 from chip.host import HostInterface
-from chip.netlist import NeuronParams
+from chip.netlist import ALIFParams
 from chip.profiles import Mismatch
 
 from .conftest import layer_netlist, single_neuron_netlist
@@ -99,8 +99,8 @@ def test_spike_times_independent_of_step():
 
 
 def test_alif_threshold_adaptation_matches_closed_form():
-    params = NeuronParams(tau_mem_us=TAU_MEM, tau_syn_exc_us=TAU_SYN, tau_syn_inh_us=TAU_SYN, tau_ref_us=TAU_REF,
-                          tau_adapt_us=50.0, adapt_increment=0.4)
+    params = ALIFParams(tau_mem_us=TAU_MEM, tau_syn_exc_us=TAU_SYN, tau_syn_inh_us=TAU_SYN, tau_ref_us=TAU_REF,
+                        tau_adapt_us=50.0, adapt_increment=0.4)
     times = [1.0, 2.0, 3.0, 4.0, 10.0, 11.0, 12.0, 25.0, 26.0]
     host = HostInterface(single_neuron_netlist(times, 3.0, model="ALIF", params=params, duration_us=60.0))
     got = host.run().spikes["n"].time_us

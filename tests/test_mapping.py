@@ -17,14 +17,20 @@ from chip.netlist.connectivity import realize_connectivity, realize_weights
 from chip.errors import MappingError
 from chip.mapping import MappedChip, graph_summary, map_netlist, write_graphml
 from chip.netlist import (
-    Connectivity,
-    InputSource,
+    AllToAll,
+    ArrayWeights,
+    ConstantWeights,
+    ExplicitPairs,
     MembraneRecord,
     Netlist,
+    NormalWeights,
+    OneToOne,
     Population,
     Projection,
+    RandomConnectivity,
     Record,
-    WeightInit,
+    SpikeInput,
+    UniformWeights,
 )
 from chip.profiles import get_profile
 
@@ -37,9 +43,12 @@ _DEFAULT_WEIGHT = {"excitatory": 0.5, "inhibitory": -0.5, "signed": 0.25}
 
 def proj(name, pre, post, *, sign="excitatory", kind="all_to_all", p=1.0, seed=0, pairs=None,
          allow_self=True, weights=None, delay_us=0.0) -> Projection:
-    conn = Connectivity(kind=kind, probability=p, seed=seed, pairs=pairs, allow_self=allow_self)
+    conn = {"all_to_all": lambda: AllToAll(allow_self=allow_self),
+            "one_to_one": OneToOne,
+            "probability": lambda: RandomConnectivity(probability=p, seed=seed, allow_self=allow_self),
+            "explicit": lambda: ExplicitPairs(pairs)}[kind]()
     if weights is None:
-        weights = WeightInit(kind="constant", value=_DEFAULT_WEIGHT[sign])
+        weights = ConstantWeights(_DEFAULT_WEIGHT[sign])
     return Projection(name=name, pre=pre, post=post, connectivity=conn, weights=weights, sign=sign,
                       delay_us=delay_us)
 
@@ -54,7 +63,7 @@ def make_netlist(profile="bss2", *, populations: dict[str, int], inputs: dict[st
         chip=chip,
         duration_us=100.0,
         populations={n: Population(name=n, size=s) for n, s in populations.items()},
-        inputs={n: InputSource(name=n, size=s) for n, s in (inputs or {}).items()},
+        inputs={n: SpikeInput(name=n, size=s) for n, s in (inputs or {}).items()},
         projections={p.name: p for p in projections},
         record=Record(membrane=tuple(membrane)),
         source_path=source_path,
@@ -122,47 +131,47 @@ def check_row_invariants(m: MappedChip) -> None:
 # --------------------------------------------------------------------------------------------
 
 def test_all_to_all_and_one_to_one():
-    assert realize_connectivity(Connectivity("all_to_all"), 3, 4, same_population=False).all()
-    m = realize_connectivity(Connectivity("all_to_all", allow_self=False), 4, 4, same_population=True)
+    assert realize_connectivity(AllToAll(), 3, 4, same_population=False).all()
+    m = realize_connectivity(AllToAll(allow_self=False), 4, 4, same_population=True)
     assert not m.diagonal().any() and m.sum() == 12
     # allow_self only matters within one population
-    assert realize_connectivity(Connectivity("all_to_all", allow_self=False), 4, 4, same_population=False).all()
-    assert np.array_equal(realize_connectivity(Connectivity("one_to_one"), 5, 5, same_population=False), np.eye(5))
+    assert realize_connectivity(AllToAll(allow_self=False), 4, 4, same_population=False).all()
+    assert np.array_equal(realize_connectivity(OneToOne(), 5, 5, same_population=False), np.eye(5))
     with pytest.raises(ValueError, match="equal sizes"):
-        realize_connectivity(Connectivity("one_to_one"), 5, 6, same_population=False)
+        realize_connectivity(OneToOne(), 5, 6, same_population=False)
 
 
 def test_probability_is_the_single_draw_and_deterministic():
-    conn = Connectivity("probability", probability=0.3, seed=7)
+    conn = RandomConnectivity(probability=0.3, seed=7)
     m = realize_connectivity(conn, 700, 1500, same_population=False)  # several draw blocks
     expected = np.random.default_rng(7).random((700, 1500)) < 0.3
     assert np.array_equal(m, expected)
     assert np.array_equal(m, realize_connectivity(conn, 700, 1500, same_population=False))
-    no_self = realize_connectivity(Connectivity("probability", probability=0.9, seed=7, allow_self=False),
+    no_self = realize_connectivity(RandomConnectivity(probability=0.9, seed=7, allow_self=False),
                                    50, 50, same_population=True)
     assert not no_self.diagonal().any()
     with pytest.raises(ValueError, match="probability"):
-        realize_connectivity(Connectivity("probability", probability=1.5), 2, 2, same_population=False)
+        RandomConnectivity(probability=1.5)
 
 
 def test_explicit_pairs():
     pairs = np.array([[0, 1], [2, 0], [2, 0]])
-    m = realize_connectivity(Connectivity("explicit", pairs=pairs), 3, 2, same_population=False)
+    m = realize_connectivity(ExplicitPairs(pairs), 3, 2, same_population=False)
     assert m.sum() == 2 and m[0, 1] and m[2, 0]
     with pytest.raises(ValueError, match="out of range"):
-        realize_connectivity(Connectivity("explicit", pairs=np.array([[3, 0]])), 3, 2, same_population=False)
+        realize_connectivity(ExplicitPairs(np.array([[3, 0]])), 3, 2, same_population=False)
     with pytest.raises(ValueError, match="shape"):
-        realize_connectivity(Connectivity("explicit", pairs=np.array([1, 2, 3])), 3, 2, same_population=False)
+        ExplicitPairs(np.array([1, 2, 3]))
     with pytest.raises(ValueError, match="unknown connectivity"):
-        realize_connectivity(Connectivity("gaussian"), 3, 2, same_population=False)
+        realize_connectivity("gaussian", 3, 2, same_population=False)
 
 
 def test_weights_kinds_signs_and_mask():
     mask = np.random.default_rng(0).random((20, 30)) < 0.5
-    w = realize_weights(WeightInit("constant", value=0.3), mask, "excitatory")
+    w = realize_weights(ConstantWeights(0.3), mask, "excitatory")
     assert w.dtype == np.float64 and np.all(w[mask] == 0.3) and np.all(w[~mask] == 0)
 
-    normal = WeightInit("normal", mean=0.1, std=0.5, seed=3)
+    normal = NormalWeights(mean=0.1, std=0.5, seed=3)
     drawn = np.random.default_rng(3).normal(0.1, 0.5, size=mask.shape)
     w = realize_weights(normal, mask, "signed")
     assert np.array_equal(w[mask], drawn[mask]) and np.all(w[~mask] == 0)
@@ -173,18 +182,18 @@ def test_weights_kinds_signs_and_mask():
     w_inh = realize_weights(normal, mask, "inhibitory")
     assert np.all(w_inh <= 0) and np.array_equal(w_inh[mask], np.minimum(drawn[mask], 0))
 
-    w = realize_weights(WeightInit("uniform", low=-0.4, high=-0.1, seed=1), mask, "inhibitory")
+    w = realize_weights(UniformWeights(low=-0.4, high=-0.1, seed=1), mask, "inhibitory")
     assert np.all(w[mask] <= -0.1) and np.all(w[mask] >= -0.4) and np.all(w[~mask] == 0)
 
     arr = np.arange(600, dtype=float).reshape(20, 30)
-    w = realize_weights(WeightInit("file", array=arr), mask, "excitatory")
+    w = realize_weights(ArrayWeights(arr), mask, "excitatory")
     assert np.array_equal(w[mask], arr[mask]) and np.all(w[~mask] == 0)
     with pytest.raises(ValueError, match="shape"):
-        realize_weights(WeightInit("file", array=arr.T), mask, "excitatory")
+        realize_weights(ArrayWeights(arr.T), mask, "excitatory")
     with pytest.raises(ValueError, match="inhibitory"):
-        realize_weights(WeightInit("constant", value=0.3), mask, "inhibitory")
+        realize_weights(ConstantWeights(0.3), mask, "inhibitory")
     with pytest.raises(ValueError, match="excitatory"):
-        realize_weights(WeightInit("file", array=-arr), mask, "excitatory")
+        realize_weights(ArrayWeights(-arr), mask, "excitatory")
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,7 +452,8 @@ def test_graph_summary_and_graphml(tmp_path):
     assert s["nodes"] == m.graph.number_of_nodes() == 12  # input, fpga, 2 x (xbar + 2 neurons + 2 drivers)
     assert s["edges"] == len(s["links"]) == len(m.links) == 1 + 2 + 4 + 4 + 2
     assert s["circuits_used"] == 620 and s["circuits_available"] == 1024
-    assert s["routes"] == len(m.routes) and s["source_groups"] == 5  # input, a on halves 0-2, b
+    # routes: the input to a's halves 0-2, and a's three groups to b's half 2
+    assert s["routes"] == len(m.routes) == 6 and s["source_groups"] == 5  # input, a on halves 0-2, b
     assert s["rows_used"][0]["excitatory"] == 3 and s["rows_used"][0]["available"] == 256
     assert s["links"][0] == {"index": 0, "name": "input:in->fpga", "source": "input:in", "target": "fpga",
                              "capacity_per_cycle": math.inf, "latency_cycles": 0, "queue_depth": 256}
@@ -463,14 +473,16 @@ def test_graph_summary_and_graphml(tmp_path):
 
 
 def test_projection_fields():
-    w = WeightInit("normal", mean=0.2, std=0.1, seed=5)
+    w = NormalWeights(mean=0.2, std=0.1, seed=5)
     net = make_netlist(populations={"a": 20, "b": 30},
                        projections=[proj("ab", "a", "b", kind="probability", p=0.3, seed=9, weights=w,
                                          delay_us=1.5)])
     p = map_netlist(net).projections["ab"]
     mask = np.random.default_rng(9).random((20, 30)) < 0.3
     assert np.array_equal(p.mask, mask)
-    assert np.array_equal(p.initial_weights, realize_weights(w, mask, "excitatory")[mask])
+    # the seed's normal draws over the full (pre, post) matrix, clipped at 0 (excitatory), on the mask
+    drawn = np.random.default_rng(5).normal(0.2, 0.1, size=(20, 30))
+    assert np.array_equal(p.initial_weights, np.maximum(drawn, 0.0)[mask])
     assert (p.pre, p.post, p.sign, p.delay_us) == ("a", "b", "excitatory", 1.5)
     # same netlist, same mapping
     q = map_netlist(net).projections["ab"]

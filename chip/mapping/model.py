@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import MappingError
 from ..netlist import Netlist
+from ..netlist.validation import FieldReader
 from ..profiles import ChipProfile
 
 
@@ -167,4 +168,5 @@ def _plural(n: int, word: str) -> str:
 
 
 def _error(netlist: Netlist, field: str, message: str) -> MappingError:
-    return MappingError(message, file=netlist.source_path, line=netlist.line_of(field), field=field)
+    """The mapper's error for a field of the netlist, located like every netlist error."""
+    return FieldReader.for_netlist(netlist, error=MappingError).error(field, message)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ..netlist import Netlist
-from ..netlist.connectivity import SIGNS
+from ..netlist.model import SIGNS
 from .model import PlacedPopulation, _error, _plural
 
 

@@ -19,110 +19,23 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from chip.errors import NetlistError
 from chip.host import HostInterface, RunResult
 from chip.netlist import MembraneRecord, Netlist, Record
 
 from ..api import Batch, Gradients, LossTerm, RunRequest
-from .checkpoints import load_checkpoint, save_checkpoint
-from .optimizer import Adam
 from ..manager import RuleSet
 from ..tasks import make_task
+from .checkpoints import load_checkpoint, save_checkpoint
+from .config import TrainConfig, parse_train
+from .optimizer import Adam
 
-__all__ = ["TrainConfig", "parse_train", "Trainer", "decode"]
+__all__ = ["Trainer", "decode"]
 
-_TRAIN_FIELDS = {"task", "input", "output", "rules", "options", "optimizer", "epochs", "batch_size", "seed",
-                 "checkpoint", "encoding", "train_size", "test_size", "test_batch_size", "decode", "eval_every",
-                 "weight_clip"}
-DECODERS = ("first_spike", "spike_count", "max_membrane")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    task: str
-    input: str
-    output: str
-    rules: tuple[str, ...]
-    options: dict[str, dict]
-    lr: float = 5e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    gamma: float = 1.0  # learning rate factor per epoch
-    epochs: int = 10
-    batch_size: int = 64
-    test_batch_size: int = 250
-    seed: int = 0
-    checkpoint: str | None = None
-    decode: str = "first_spike"
-    eval_every: int = 1
-    weight_clip: bool = True
-    raw: dict = field(default_factory=dict)
-
-
-def parse_train(netlist: Netlist) -> TrainConfig:
-    """Validate the netlist's ``train:`` block; errors point at its file and line."""
-    train = netlist.train
-
-    def where(path: str) -> dict:
-        return {"file": netlist.source_path, "line": netlist.line_of(path), "field": path}
-
-    if not train:
-        raise NetlistError("this netlist has no train: block (see docs/writing-a-rule.md)", **where("train"))
-    unknown = set(train) - _TRAIN_FIELDS
-    if unknown:
-        raise NetlistError(f"unknown field {sorted(unknown)[0]!r}; expected one of {', '.join(sorted(_TRAIN_FIELDS))}",
-                           **where(f"train.{sorted(unknown)[0]}"))
-    for key in ("input", "output"):
-        if key not in train:
-            raise NetlistError(f"missing field {key!r}", **where("train"))
-    if train["input"] not in netlist.inputs:
-        raise NetlistError(f"{train['input']!r} is not an input of this netlist", **where("train.input"))
-    if train["output"] not in netlist.populations:
-        raise NetlistError(f"{train['output']!r} is not a population of this netlist", **where("train.output"))
-    rules = train.get("rules", ["eventprop"])
-    if isinstance(rules, str):
-        rules = [rules]
-    if not isinstance(rules, list) or not rules or not all(isinstance(r, str) for r in rules):
-        raise NetlistError("expected a list of rule names", **where("train.rules"))
-    options = train.get("options") or {}
-    if not isinstance(options, dict):
-        raise NetlistError("expected a mapping rule -> options", **where("train.options"))
-    opt = train.get("optimizer") or {}
-    if not isinstance(opt, dict) or opt.get("name", "adam") != "adam":
-        raise NetlistError("only optimizer {name: adam, lr: ..., betas: [..]} is supported", **where("train.optimizer"))
-
-    def number(path, value, kind, low):
-        try:
-            v = kind(value)
-        except (TypeError, ValueError):
-            raise NetlistError(f"expected a {kind.__name__}, got {value!r}", **where(path)) from None
-        if isinstance(value, bool) or v < low or (kind is int and v != value):
-            raise NetlistError(f"expected a {kind.__name__} >= {low}, got {value!r}", **where(path))
-        return v
-
-    decode_name = train.get("decode", "first_spike")
-    if decode_name not in DECODERS:
-        raise NetlistError(f"decode must be one of {', '.join(DECODERS)}", **where("train.decode"))
-    return TrainConfig(
-        task=train.get("task", "yinyang"), input=train["input"], output=train["output"], rules=tuple(rules),
-        options={k: dict(v or {}) for k, v in options.items()},
-        lr=number("train.optimizer.lr", opt.get("lr", 5e-3), float, 0.0),
-        betas=tuple(opt.get("betas", (0.9, 0.999))), eps=float(opt.get("eps", 1e-8)),
-        gamma=number("train.optimizer.gamma", opt.get("gamma", 1.0), float, 0.0),
-        epochs=number("train.epochs", train.get("epochs", 10), int, 1),
-        batch_size=number("train.batch_size", train.get("batch_size", 64), int, 1),
-        test_batch_size=number("train.test_batch_size", train.get("test_batch_size", 250), int, 1),
-        seed=number("train.seed", train.get("seed", 0), int, 0),
-        checkpoint=train.get("checkpoint"), decode=decode_name,
-        eval_every=number("train.eval_every", train.get("eval_every", 1), int, 1),
-        weight_clip=bool(train.get("weight_clip", True)), raw=dict(train),
-    )
 
 
 def decode(result: RunResult, output: str, how: str) -> np.ndarray:
