@@ -18,7 +18,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["Mismatch", "ChipProfile", "PROFILES", "get_profile", "ANALOG_PARAMETERS"]
+__all__ = ["Mismatch", "Nonidealities", "ChipProfile", "PROFILES", "get_profile", "ANALOG_PARAMETERS"]
 
 # Analog neuron parameters held as codes on the chip, in the order the die draws them.
 ANALOG_PARAMETERS = (
@@ -77,6 +77,42 @@ class Mismatch:
 
 
 @dataclass(frozen=True)
+class Nonidealities:
+    """Which of the chip's imperfections beyond mismatch, temporal noise and quantization act.
+
+    Each switch turns one modelled effect on or off, so a user can ask what it costs (the
+    profile's fields hold its size: e.g. ``membrane_rails_v`` for ``membrane_rails``). ``bss2``
+    switches all of them on, ``ideal`` none; ``docs/fidelity.md`` says what each is and where its
+    numbers come from. Mismatch (``mismatch: off``), membrane noise (``noise: 0``) and quantization
+    (``weight_bits: null``) keep their own knobs.
+    """
+
+    synaptic_saturation: bool = False  # the synaptic input's transconductance saturates
+    membrane_rails: bool = False       # the membrane cannot leave the supply's range
+    cadc_offsets: bool = False         # fixed per-channel offsets of the CADC
+    cadc_noise: bool = False           # read noise of every ADC sample
+    cadc_nonlinearity: bool = False    # the ramp ADC compresses above its linear range
+    cadc_timing: bool = False          # irregular sample times
+    correlation_spread: bool = False   # per-synapse amplitude and time-constant spread of the sensors
+    digital_refractory: bool = False   # refractory time from a digital counter: quantized, no spread
+    batch_drift: bool = False          # thresholds drift from batch to batch
+    setup_variation: bool = False      # global weight and trace scale and spike-time offset per die
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if not isinstance(getattr(self, f.name), bool):
+                raise ValueError(f"nonidealities.{f.name} must be on or off, got {getattr(self, f.name)!r}")
+
+    @classmethod
+    def all_on(cls) -> "Nonidealities":
+        return cls(**{f.name: True for f in dataclasses.fields(cls)})
+
+    @property
+    def off(self) -> bool:
+        return not any(getattr(self, f.name) for f in dataclasses.fields(self))
+
+
+@dataclass(frozen=True)
 class ChipProfile:
     """Everything that makes one kind of chip; units are in the field names."""
 
@@ -105,6 +141,7 @@ class ChipProfile:
     adapt_increment_range: tuple[float, float] = (0.0, 2.0)
     # --- analog imperfections ---
     mismatch: Mismatch = field(default_factory=Mismatch)
+    nonidealities: Nonidealities = field(default_factory=Nonidealities)
     noise_membrane: float = 0.0  # stationary std of membrane noise, model units
     die_seed: int = 0
     noise_seed: int = 0
@@ -208,6 +245,7 @@ PROFILES: dict[str, ChipProfile] = {
         name="bss2",
         cores=1,
         mismatch=_BSS2_MISMATCH,
+        nonidealities=Nonidealities.all_on(),
         noise_membrane=0.01,
         die_seed=1,
         noise_seed=1,

@@ -62,6 +62,8 @@ chip:
   noise: 0.02
   speedup: 1000
   mismatch: {tau_mem: 0.05, weight: 0.02}
+  nonidealities: {synaptic_saturation: on, membrane_rails: 'on', cadc_offsets: on, cadc_noise: off, cadc_nonlinearity: on,
+                  cadc_timing: on, correlation_spread: on, digital_refractory: on, batch_drift: on, setup_variation: on}
   tau_range: [0.5 us, 80 us]
   v_range: [0 V, 1200 mV]
   v_model_zero: 0.4 V
@@ -672,7 +674,7 @@ def test_round_trip_rich(rich_path):
         "profile": "bss2", "cores": 2, "param_bits": None,  # step and clock equal the profile's: omitted
         "v_model_zero": "0.4 V", "tau_range": ["0.5 us", "80.0 us"],
         "weight_full_scale_range": [0.01, 4.0], "mismatch": {"tau_mem": 0.05, "weight": 0.02},
-        "noise": 0.02, "die_seed": 7, "noise_seed": 8, "bus_capacity": float("inf"),
+        "nonidealities": {"cadc_noise": "off"}, "noise": 0.02, "die_seed": 7, "noise_seed": 8, "bus_capacity": float("inf"),
         "correlation_tau": "4.0 us"}
 
 
@@ -683,6 +685,22 @@ def test_round_trip_biological_and_ideal(tmp_path):
     assert first.timescale == "biological" and first.duration_us == 20.0
     second = load_netlist_text(dump_netlist(first))
     assert_same(first, second, approx=True)
+
+
+def test_nonidealities_switch_all_or_each_and_round_trip():
+    bss2 = PROFILES["bss2"].nonidealities
+    assert load_netlist_text(MINIMAL + "chip: {nonidealities: off}\n").chip.nonidealities.off
+    assert load_netlist_text(MINIMAL + "chip: {profile: ideal, nonidealities: on}\n").chip.nonidealities == bss2
+    some = load_netlist_text(MINIMAL + "chip: {nonidealities: {cadc_noise: off, membrane_rails: 'off'}}\n")
+    assert not some.chip.nonidealities.cadc_noise and not some.chip.nonidealities.membrane_rails
+    assert some.chip.nonidealities.cadc_offsets  # the others keep the profile's
+    assert netlist_to_dict(some)["chip"]["nonidealities"] == {"membrane_rails": "off", "cadc_noise": "off"}
+    assert load_netlist_text(dump_netlist(some)).chip.nonidealities == some.chip.nonidealities
+    with pytest.raises(NetlistError, match=r":5: chip.nonidealities.cadc_nois: unknown field 'cadc_nois' "
+                                           r"\(did you mean 'cadc_noise'\?\)"):
+        load_netlist_text(MINIMAL + "chip:\n  nonidealities: {cadc_nois: off}\n")
+    with pytest.raises(NetlistError, match=r"chip.nonidealities.cadc_noise: expected on or off, got 3"):
+        load_netlist_text(MINIMAL + "chip:\n  nonidealities: {cadc_noise: 3}\n")
 
 
 def test_round_trip_mismatch_off():

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import NetlistError
 from ..events import SpikeEvents
-from ..profiles import PROFILES, ChipProfile, Mismatch, get_profile
+from ..profiles import PROFILES, ChipProfile, Mismatch, Nonidealities, get_profile
 from ..units import TIME_UNITS_US, UnitError, time_in
 from .connectivity import realize_connectivity
 from .model import (
@@ -172,6 +172,8 @@ class NetlistReader(FieldReader):
     def chip_value(self, spec: ChipKey, value, path: str, base: ChipProfile):
         if spec.kind == "mismatch":
             return self.mismatch(value, path, base.mismatch)
+        if spec.kind == "switches":
+            return self.nonidealities(value, path, base.nonidealities)
         if spec.kind == "seed":
             return self.seed(value, path)
         if spec.kind == "int":
@@ -199,6 +201,21 @@ class NetlistReader(FieldReader):
                 self.fail(path, f"must be >= 0, got {show_value(value)}")
             return self.hardware_us(result)
         return self.number(value, path, minimum=0.0, allow_inf=spec.allow_inf)
+
+    def switch(self, value, path: str) -> bool:
+        """on/off (YAML 1.1 reads bare on/off as booleans; quoted ones arrive as strings)."""
+        if isinstance(value, bool):
+            return value
+        if value in ("on", "off"):
+            return value == "on"
+        self.fail(path, f"expected on or off, got {show_value(value)}")
+
+    def nonidealities(self, value, path: str, base: Nonidealities) -> Nonidealities:
+        """All on or off at once, or a mapping of the switches to change from the profile's."""
+        if not isinstance(value, dict):
+            return Nonidealities.all_on() if self.switch(value, path) else Nonidealities()
+        value = self.keys(value, path, "nonideality_switches", "on, off or a mapping of effects to on/off")
+        return dataclasses.replace(base, **{key: self.switch(v, f"{path}.{key}") for key, v in value.items()})
 
     def mismatch(self, value, path: str, base: Mismatch) -> Mismatch:
         if value is False or value == "off":  # YAML 1.1 reads a bare `off` as false

@@ -23,7 +23,7 @@ import dataclasses
 import math
 from typing import Any
 
-from ..profiles import PROFILES, ChipProfile, Mismatch
+from ..profiles import PROFILES, ChipProfile, Mismatch, Nonidealities
 from ..units import RATE_UNITS_HZ, TIME_UNITS_US, VOLTAGE_UNITS_V, quantity_pattern
 from .model import ADCS, INPUT_KINDS, NEURON_MODELS, PARAMS_BY_MODEL, SIGNS, TIMESCALES
 
@@ -85,7 +85,7 @@ MEMBRANE_STATS = ("mean", "std", "min", "max")
 class ChipKey:
     key: str            # YAML key
     field: str          # ChipProfile field
-    kind: str           # int | seed | bits | number | pair | mismatch
+    kind: str           # int | seed | bits | number | pair | mismatch | switches
     unit: str | None    # us | ns | V for quantities written with a unit, else None
     allow_inf: bool = False
 
@@ -102,6 +102,9 @@ def _chip_key_table() -> dict[str, ChipKey]:
             continue  # the profile is chosen by `profile:`
         if f.name == "mismatch":
             table["mismatch"] = ChipKey("mismatch", "mismatch", "mismatch", None)
+            continue
+        if f.name == "nonidealities":
+            table["nonidealities"] = ChipKey("nonidealities", "nonidealities", "switches", None)
             continue
         typ = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         kind = _TYPE_KINDS.get(typ)
@@ -171,6 +174,8 @@ def _chip_property_schema(spec: ChipKey) -> dict:
     what = f"ChipProfile.{spec.field}"
     if spec.kind == "mismatch":
         return _ref("mismatch")
+    if spec.kind == "switches":
+        return _ref("nonidealities")
     if spec.kind == "seed":
         return {**_ref("seed"), "description": what}
     if spec.kind == "int":
@@ -224,6 +229,10 @@ def _netlist_defs() -> dict:
         "name": {"type": "string", "pattern": NAME_PATTERN},
         "chip": _obj(chip, description="chip profile and overrides of its fields"),
         "mismatch": {"oneOf": [{"enum": ["off", False]}, _ref("mismatch_fields")]},
+        "nonidealities": {"oneOf": [{"enum": ["off", "on", False, True]}, _ref("nonideality_switches")]},
+        "nonideality_switches": _obj({f.name: {"oneOf": [{"type": "boolean"}, {"enum": ["on", "off"]}]}
+                                      for f in dataclasses.fields(Nonidealities)},
+                                     description="effects to switch on or off, overriding the profile's"),
         "mismatch_fields": _obj({f.name: {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
                                  for f in dataclasses.fields(Mismatch)},
                                 description="relative one-sigma spread overriding the profile's"),

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
-from ..profiles import PROFILES, ChipProfile, Mismatch
+from ..profiles import PROFILES, ChipProfile, Mismatch, Nonidealities
 from .model import (
     AllToAll,
     ArrayWeights,
@@ -63,6 +63,13 @@ def chip_to_dict(chip: ChipProfile, base: ChipProfile | None, time_factor: float
                 out[key] = "off"
             else:
                 out[key] = {f.name: float(getattr(value, f.name)) for f in dataclasses.fields(Mismatch)
+                            if ref is None or getattr(value, f.name) != getattr(ref, f.name)}
+        elif spec.kind == "switches":
+            ref = base.nonidealities if base is not None else None
+            if value.off or value == Nonidealities.all_on():
+                out[key] = "off" if value.off else "on"
+            else:
+                out[key] = {f.name: "on" if getattr(value, f.name) else "off" for f in dataclasses.fields(Nonidealities)
                             if ref is None or getattr(value, f.name) != getattr(ref, f.name)}
         elif spec.kind == "pair":
             out[key] = [quantity(v, spec.unit) if spec.unit else float(v) for v in value]
