@@ -42,6 +42,8 @@ from typing import Callable
 import numpy as np
 
 from . import kernel as kernels
+from .tables import (Calendar, LinkTable, NeuronState, NeuronTable, Scratch, SpikeBuffer, StepConfig,
+                     SynapseTable, TraceBuffer)
 from ..die import Die, Transfer
 from ..events import SpikeEvents
 from ..netlist import MembraneRecord, Record
@@ -324,8 +326,8 @@ class Emulator:
         if grp_parts:
             self.grp_base[1:] = np.cumsum([len(g) for g in grp_parts])[:-1]
         self.last_flat = cat([u.last_link for u in units], np.int64)
-        self.syn = (row_base, indptr, cols, w_e, w_i, ustart, uend, delay, uniform, lat_base, lat,
-                    np.array(src_ptr, dtype=np.int64), np.array(src_units, dtype=np.int64), nsrc, nlocal)
+        self.syn = SynapseTable(row_base, indptr, cols, w_e, w_i, ustart, uend, delay, uniform, lat_base, lat,
+                                np.array(src_ptr, dtype=np.int64), np.array(src_units, dtype=np.int64), nsrc, nlocal)
         # how far ahead of its emission step an event can act: the calendar's length
         reach = max((float(u.latency_us.max(initial=0.0)) + u.delay_us for u in units), default=0.0)
         if self.link_model:
@@ -375,9 +377,9 @@ class Emulator:
         self.link_stats = [LinkStats(link.name) for link in mapped.links]
         if not self.link_model:
             z = np.zeros(0, dtype=i64)
-            return (np.full((1, 1), -2, dtype=i64), z, np.zeros(1), np.zeros(1), np.zeros(1),
-                    np.full((1, batch), -np.inf), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64), np.zeros(1),
-                    self.grp_base, self.grp, self.last_flat)
+            return LinkTable(np.full((1, 1), -2, dtype=i64), z, np.zeros(1), np.zeros(1), np.zeros(1),
+                             np.full((1, batch), -np.inf), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64),
+                             np.zeros(1), self.grp_base, self.grp, self.last_flat)
         # per source group: each link of its routes (a tree) with its predecessor, -1 for the first
         n_groups = len(mapped.source_groups)
         pred = np.full((n_groups, n_links), -2, dtype=i64)
@@ -400,14 +402,14 @@ class Emulator:
                             for link in mapped.links])
         limit = np.array([link.queue_depth for link in mapped.links], dtype=np.float64) * service
         link_lat = np.array([link.latency_cycles * clock for link in mapped.links], dtype=np.float64)
-        return (pred, order, service, limit, link_lat, np.full((n_links, batch), -np.inf),
-                np.zeros(n_links, dtype=i64), np.zeros(n_links, dtype=i64), np.zeros(n_links),
-                self.grp_base, self.grp, self.last_flat)
+        return LinkTable(pred, order, service, limit, link_lat, np.full((n_links, batch), -np.inf),
+                         np.zeros(n_links, dtype=i64), np.zeros(n_links, dtype=i64), np.zeros(n_links),
+                         self.grp_base, self.grp, self.last_flat)
 
     def _link_finish(self, lnk) -> None:
         if not self.link_model:
             return
-        offered, dropped, max_wait = lnk[6], lnk[7], lnk[8]
+        offered, dropped, max_wait = lnk.offered, lnk.dropped, lnk.max_wait_us
         for i, stats in enumerate(self.link_stats):
             stats.offered = int(offered[i])
             stats.dropped = int(dropped[i])
@@ -435,8 +437,8 @@ class Emulator:
             V = np.ascontiguousarray(np.broadcast_to(self.VL, (B, N)), dtype=np.float64).copy()
         else:
             V = np.array(initial_v, dtype=np.float64, order="C")
-        state = (V, np.zeros((B, N)), np.zeros((B, N)), np.zeros((B, N)), np.full((B, N), -np.inf),
-                 np.empty((B, N)), np.empty((B, N)), np.empty((B, N)), np.empty((B, N)))
+        state = NeuronState(V, np.zeros((B, N)), np.zeros((B, N)), np.zeros((B, N)), np.full((B, N), -np.inf),
+                            np.empty((B, N)), np.empty((B, N)), np.empty((B, N)), np.empty((B, N)))
         self.sent_events = 0
         lnk = self._link_tables(B)
 
@@ -464,7 +466,7 @@ class Emulator:
         i64 = np.int64
         scratch = self._scratch(self.event_capacity, B, N)
         sp_cap = max(self.spike_capacity, B * N)
-        out = (np.empty(sp_cap, i64), np.empty(sp_cap, i64), np.empty(sp_cap, i64))
+        out = SpikeBuffer(np.empty(sp_cap, i64), np.empty(sp_cap, i64), np.empty(sp_cap, i64))
         counters = np.zeros(8, dtype=i64)
         counters[kernels.C_SENT_STEP] = -1
         spikes_b, spikes_n, spikes_c = [], [], []
@@ -492,12 +494,15 @@ class Emulator:
         grid = M <= _GRID_MAX_CYCLES
 
         params = self._params(nscale)
+        traces = TraceBuffer(tr_idx, tr_every, tr_out)
+        cfg = StepConfig(float(dt), float(clock), int(M), bool(grid), bool(self.any_adaptive), bool(self.link_model),
+                         int(self.n_pop_sources), bool(has_noise))
+
         # a call of zero steps loads the compiled kernel (compiles it on a checkout's first run),
         # so that the loop's timing is the loop's
         def advance(first, last, xi):
-            return kernels.advance(first, last, dt, clock, M, grid, self.any_adaptive, self.link_model,
-                                   self.n_pop_sources, has_noise, params, state, self.syn, self._cal(), lnk,
-                                   scratch, out, xi, tr_idx, tr_every, tr_out, counters)
+            return kernels.advance(first, last, cfg, params, state, self.syn, self._cal(), lnk, scratch, out, xi,
+                                   traces, counters)
 
         t_load = time.perf_counter()
         notice = threading.Timer(2.0, _log.info, args=(
@@ -548,7 +553,7 @@ class Emulator:
                     # the correlation sensors see this step's events and spikes (one step per call)
                     t1 = s * dt + dt
                     n_ev = int(counters[kernels.C_EVENTS])
-                    eu, eb, ep, et = (a[:n_ev] for a in scratch[:4])
+                    eu, eb, ep, et = (a[:n_ev] for a in scratch[:4])  # unit, sample, index, time
                     for ui in np.unique(eu):
                         sel = eu == ui
                         self._corr_pre(corr, self.units[int(ui)], eb[sel], ep[sel], et[sel], t1)
@@ -591,8 +596,8 @@ class Emulator:
 
     def _params(self, nscale):
         """Per-neuron parameters in the kernel's order (see ``chip.emulator.kernel``)."""
-        return (self.VL, self.Vr, self.Vth, self.tm, self.te, self.ti, self.tref, self.ta, self.da,
-                self.am, self.ae, self.ai, self.aa, self.ke, self.ki, self.c_e, self.c_i, nscale)
+        return NeuronTable(self.VL, self.Vr, self.Vth, self.tm, self.te, self.ti, self.tref, self.ta, self.da,
+                           self.am, self.ae, self.ai, self.aa, self.ke, self.ki, self.c_e, self.c_i, nscale)
 
     # ------------------------------------------------------------------ calendar and scratch
     def _ring_alloc(self, slots: int, cap: int) -> None:
@@ -609,7 +614,7 @@ class Emulator:
         self._ring[4][:] = old[4]
 
     def _cal(self):
-        return self._ring + self._static
+        return Calendar(*self._ring, *self._static)
 
     @staticmethod
     def _static_table(static, n_steps: int):
@@ -628,9 +633,9 @@ class Emulator:
     def _scratch(ev_cap: int, B: int, N: int):
         i64 = np.int64
         ev_cap = max(ev_cap, 1)
-        return (np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap),
-                np.empty(B * N, i64), np.empty(B * N, i64), np.empty(ev_cap), np.empty(ev_cap), np.empty(ev_cap),
-                np.empty(ev_cap, i64), np.empty(B + 1, i64), np.empty(B, i64))
+        return Scratch(np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap),
+                       np.empty(B * N, i64), np.empty(B * N, i64), np.empty(ev_cap), np.empty(ev_cap),
+                       np.empty(ev_cap), np.empty(ev_cap, i64), np.empty(B + 1, i64), np.empty(B, i64))
 
     def _split_spikes(self, sb, sn, sc):
         if sb:

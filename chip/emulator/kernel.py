@@ -1,29 +1,11 @@
 """Compiled inner loop of the emulator: the analog core stepped over a run of steps.
 
-``chip.emulator`` prepares flat arrays (parameters, state, synapse tables, the event calendar) and
-calls :func:`advance` for a run of steps; this module holds no state of its own. It is compiled with
-numba (cached on disk after the first call). Setting ``NUMBA_DISABLE_JIT=1`` runs the same code as
-plain Python, slowly, which is the way to step through it in a debugger.
-
-Layouts (B samples, N neurons, U delivery units):
-
-- parameters ``P``: 18 arrays of shape (N,) — VL, Vr, Vth, τm, τe, τi, τref, τa, ΔA, the step
-  propagators e^{−dt/τm}, e^{−dt/τe}, e^{−dt/τi}, e^{−dt/τa}, κe(dt), κi(dt), the kernel
-  coefficients τs/(τs − τm) (NaN where the two are too close) and the noise scale;
-- state ``S``: V, Ie, Ii, A, refractory end (absolute µs) and scratch copies of V, Ie, Ii, A, all (B, N);
-- synapses ``SYN``: one CSR table over the rows (unit, pre) — ``row_base[u] + pre`` indexes
-  ``indptr``; ``cols`` are global post neuron indices, sorted within a row; ``w_exc``/``w_inh`` the
-  effective amplitudes (≥ 0). Per unit: post range, delay, route latency per pre neuron, whether
-  its post neurons share time constants. Per source: its units; per neuron: its source and index;
-- calendar ``CAL``: a ring of R step slots (capacity C events each) for events emitted during the
-  run; a static list of input events sorted by arrival step (``st_ptr[s]:st_ptr[s+1]``), used when
-  links never congest; and a list of input events sorted by the step they are sent in
-  (``sd_ptr``, with their source), used with the link model;
-- links ``LNK`` (link model): per route group and link the predecessor link (−2: not on the group's
-  routes, −1: first), a topological order of the links, per link service time (µs per event, 0:
-  never congests), queue limit (µs), latency; per link and sample the time the server is free;
-  per-link counters (offered, dropped, longest wait); the route group of each source neuron and the
-  last link of each unit's route per source neuron.
+Boundary: ``chip.emulator.core`` builds the tables (``chip.emulator.tables``: parameters, state,
+synapse table, calendar, link tables, buffers) and calls :func:`advance` for a run of steps; this
+module holds no state of its own and imports nothing from the project but its sibling kernel
+modules. It is compiled with numba (cached on disk after the first call). Setting
+``NUMBA_DISABLE_JIT=1`` runs the same code as plain Python, slowly, which is the way to step
+through it in a debugger.
 
 Status codes returned by :func:`advance` tell the caller to grow a buffer and call again; the
 kernel never leaves a step half done.
@@ -170,9 +152,9 @@ def _room(ring_n, cap, need):
 
 
 @njit(cache=True)
-def _need(i0, i1, sp_n, SYN):
+def _need(i0, i1, sp_n, syn):
     """Calendar events the spikes i0..i1 make: one per unit their source feeds."""
-    src_ptr, nsrc = SYN[11], SYN[13]
+    src_ptr, nsrc = syn.source_ptr, syn.neuron_source
     need = 0
     for i in range(i0, i1):
         sid = nsrc[sp_n[i]]
@@ -182,10 +164,11 @@ def _need(i0, i1, sp_n, SYN):
 
 
 @njit(cache=True)
-def _calendar_put(u, b, p, arrive, s_emit, dt, CAL):
+def _calendar_put(u, b, p, arrive, s_emit, dt, cal):
     """One event for unit u into the slot of its arrival step (at the earliest the step after
     s_emit, the step it was emitted in); room is checked by the caller."""
-    ring_u, ring_b, ring_p, ring_t, ring_n = CAL[0], CAL[1], CAL[2], CAL[3], CAL[4]
+    ring_u, ring_b, ring_p, ring_t, ring_n = cal.ring_unit, cal.ring_sample, cal.ring_index, cal.ring_time_us, \
+        cal.ring_count
     R = ring_u.shape[0]
     st = max(np.int64(math.floor(arrive / dt + 1e-9)), s_emit + 1)
     if st - s_emit >= R:
@@ -200,15 +183,15 @@ def _calendar_put(u, b, p, arrive, s_emit, dt, CAL):
 
 
 @njit(cache=True)
-def emit_spikes(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, counters):
+def emit_spikes(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, syn, cal, counters):
     """Put the spikes i0..i1 of the output buffer (all of one step) into the calendar, one event
     per unit they feed, after their route latency and delay (links never congest). Returns False,
     emitting nothing, when the calendar might not hold them."""
-    delay, lat_base, lat = SYN[7], SYN[9], SYN[10]
-    src_ptr, src_units, nsrc, nlocal = SYN[11], SYN[12], SYN[13], SYN[14]
-    need = _need(i0, i1, sp_n, SYN)
+    delay, lat_base, lat = syn.delay_us, syn.latency_base, syn.latency_us
+    src_ptr, src_units, nsrc, nlocal = syn.source_ptr, syn.source_units, syn.neuron_source, syn.neuron_index
+    need = _need(i0, i1, sp_n, syn)
     if need > 0:
-        if not _room(CAL[4], CAL[0].shape[1], need):
+        if not _room(cal.ring_count, cal.ring_unit.shape[1], need):
             return False
         for i in range(i0, i1):
             n = sp_n[i]
@@ -220,7 +203,7 @@ def emit_spikes(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, counters):
             for k in range(src_ptr[src], src_ptr[src + 1]):
                 u = src_units[k]
                 arrive = t + lat[lat_base[u] + nlocal[n]] + delay[u]
-                _calendar_put(u, sp_b[i], nlocal[n], arrive, s_emit, dt, CAL)
+                _calendar_put(u, sp_b[i], nlocal[n], arrive, s_emit, dt, cal)
             counters[C_SENT] += 1
     counters[C_EMITTED] = i1
     return True
@@ -287,12 +270,13 @@ def _fifo(li, b, idx, ent, cnt, sig, limit, lat, free_at, exit_at, dropped, max_
 
 
 @njit(cache=True)
-def _through_links(src, b, p, t, n, s_emit, dt, SYN, CAL, LNK, counters):
+def _through_links(src, b, p, t, n, s_emit, dt, syn, cal, lnk, counters):
     """Send n events of one source (samples b, source indices p, times t, emitted in step s_emit)
     through the links of their routes, then put each arrival into the calendar, one per unit."""
-    delay, lat_base, src_ptr, src_units = SYN[7], SYN[9], SYN[11], SYN[12]
-    (pred, order, service, limit, link_lat, free_at, offered, dropped, max_wait,
-     grp_base, grp, last_link) = LNK
+    delay, lat_base, src_ptr, src_units = syn.delay_us, syn.latency_base, syn.source_ptr, syn.source_units
+    pred, order, service, limit, link_lat = lnk.predecessor, lnk.order, lnk.service_us, lnk.limit_us, lnk.latency_us
+    free_at, offered, dropped, max_wait = lnk.free_at_us, lnk.offered, lnk.dropped, lnk.max_wait_us
+    grp_base, grp, last_link = lnk.group_base, lnk.group, lnk.last_link
     exit_at = np.full((service.shape[0], n), np.nan)
     lost = np.zeros(n, dtype=np.bool_)
     ent = np.empty(n)
@@ -329,16 +313,16 @@ def _through_links(src, b, p, t, n, s_emit, dt, SYN, CAL, LNK, counters):
             ll = last_link[lat_base[u] + p[i]]
             a = t[i] if ll < 0 else exit_at[ll, i]
             if a == a:  # not lost on the way
-                _calendar_put(u, b[i], p[i], a + delay[u], s_emit, dt, CAL)
+                _calendar_put(u, b[i], p[i], a + delay[u], s_emit, dt, cal)
 
 
 @njit(cache=True)
-def _send_inputs(s, dt, SYN, CAL, LNK, counters):
+def _send_inputs(s, dt, syn, cal, lnk, counters):
     """Input events sent in step s go through the links, one source at a time (link model).
     Returns False, sending nothing, when the calendar might not hold them."""
-    src_ptr = SYN[11]
-    ring_u, ring_n = CAL[0], CAL[4]
-    sd_ptr, sd_src, sd_b, sd_p, sd_t = CAL[10], CAL[11], CAL[12], CAL[13], CAL[14]
+    src_ptr = syn.source_ptr
+    ring_u, ring_n = cal.ring_unit, cal.ring_count
+    sd_ptr, sd_src, sd_b, sd_p, sd_t = cal.send_ptr, cal.send_source, cal.send_sample, cal.send_index, cal.send_time_us
     if s >= sd_ptr.shape[0] - 1:
         return True
     j0 = sd_ptr[s]
@@ -355,18 +339,18 @@ def _send_inputs(s, dt, SYN, CAL, LNK, counters):
         z = a
         while z < j1 and sd_src[z] == sd_src[a]:
             z += 1
-        _through_links(sd_src[a], sd_b[a:z], sd_p[a:z], sd_t[a:z], z - a, s, dt, SYN, CAL, LNK, counters)
+        _through_links(sd_src[a], sd_b[a:z], sd_p[a:z], sd_t[a:z], z - a, s, dt, syn, cal, lnk, counters)
         a = z
     return True
 
 
 @njit(cache=True)
-def _emit_through_links(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, LNK, counters, n_pop_sources):
+def _emit_through_links(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, syn, cal, lnk, counters, n_pop_sources):
     """Spikes i0..i1 (all of one step) go through the links, one population at a time, in order.
     Returns False, sending nothing, when the calendar might not hold them."""
-    nsrc, nlocal = SYN[13], SYN[14]
-    ring_u, ring_n = CAL[0], CAL[4]
-    need = _need(i0, i1, sp_n, SYN)
+    nsrc, nlocal = syn.neuron_source, syn.neuron_index
+    ring_u, ring_n = cal.ring_unit, cal.ring_count
+    need = _need(i0, i1, sp_n, syn)
     if need > 0:
         if not _room(ring_n, ring_u.shape[1], need):
             return False
@@ -383,29 +367,42 @@ def _emit_through_links(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, LNK, c
                     tt[k] = sp_c[i] * clock
                     k += 1
             if k > 0:
-                _through_links(sid, bb[:k], pp[:k], tt[:k], k, (sp_c[i0] - 1) // M, dt, SYN, CAL, LNK,
+                _through_links(sid, bb[:k], pp[:k], tt[:k], k, (sp_c[i0] - 1) // M, dt, syn, cal, lnk,
                                counters)
     counters[C_EMITTED] = i1
     return True
 
 
 @njit(cache=True, nogil=True)
-def advance(s_begin, s_end, dt, clock, M, grid, adaptive, links, n_pop_sources, has_noise,
-            P, S, SYN, CAL, LNK, SCR, OUT, xi, tr_idx, tr_every, tr_out, counters):
+def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, traces, counters):
     """Run steps s_begin..s_end−1 (or until a buffer asks to grow: see the status codes).
 
     Per step: exact decay of every neuron; delivery of the step's events (end-of-step effect of each
     by superposition); noise; refractory clamp; threshold test; the slow path for neurons that
     cross or leave refractoriness; trace samples; emission of the step's spikes into the calendar.
-    The state is left in S[0:4] on return.
+    The state is left in ``state.v``, ``.i_exc``, ``.i_inh``, ``.adapt`` on return. ``xi`` holds the
+    noise of steps s_begin.. as (steps, B, N) (any shape when ``cfg.has_noise`` is False).
     """
-    VL, Vr, Vth, tm, te, ti, tref, ta, da, am, ae, ai, aa, ke, ki, ce, ci, nscale = P
-    V, Ie, Ii, A, ref, V2, Ie2, Ii2, A2 = S
-    (row_base, indptr, cols, w_exc, w_inh, ustart, uend, delay, uniform, lat_base, lat,
-     src_ptr, src_units, nsrc, nlocal) = SYN
-    ring_u, ring_b, ring_p, ring_t, ring_n, st_ptr, st_u, st_b, st_p, st_t = CAL[:10]
-    ev_u, ev_b, ev_p, ev_t, sl_b, sl_n, pa, pwe, pwi, ev_by_b, b_ptr, b_fill = SCR
-    sp_b, sp_n, sp_c = OUT
+    dt, clock, M, grid = cfg.dt_us, cfg.clock_us, cfg.cycles_per_step, cfg.grid
+    adaptive, links, n_pop_sources, has_noise = cfg.adaptive, cfg.link_model, cfg.n_pop_sources, cfg.has_noise
+    VL, Vr, Vth, tm, te, ti = nrn.v_leak, nrn.v_reset, nrn.v_threshold, nrn.tau_mem_us, nrn.tau_syn_exc_us, \
+        nrn.tau_syn_inh_us
+    tref, ta, da = nrn.tau_ref_us, nrn.tau_adapt_us, nrn.adapt_increment
+    am, ae, ai, aa = nrn.decay_mem, nrn.decay_exc, nrn.decay_inh, nrn.decay_adapt
+    ke, ki, ce, ci, nscale = nrn.kernel_exc, nrn.kernel_inh, nrn.coeff_exc, nrn.coeff_inh, nrn.noise_scale
+    V, Ie, Ii, A, ref = state.v, state.i_exc, state.i_inh, state.adapt, state.refractory_until_us
+    V2, Ie2, Ii2, A2 = state.v_next, state.i_exc_next, state.i_inh_next, state.adapt_next
+    row_base, indptr, cols, w_exc, w_inh = syn.row_base, syn.indptr, syn.cols, syn.w_exc, syn.w_inh
+    ustart, uend, uniform = syn.unit_start, syn.unit_end, syn.uniform
+    ring_u, ring_b, ring_p, ring_t, ring_n = cal.ring_unit, cal.ring_sample, cal.ring_index, cal.ring_time_us, \
+        cal.ring_count
+    st_ptr, st_u, st_b, st_p, st_t = cal.static_ptr, cal.static_unit, cal.static_sample, cal.static_index, \
+        cal.static_time_us
+    ev_u, ev_b, ev_p, ev_t = scr.event_unit, scr.event_sample, scr.event_index, scr.event_time_us
+    sl_b, sl_n, pa, pwe, pwi = scr.slow_sample, scr.slow_neuron, scr.pair_time_us, scr.pair_w_exc, scr.pair_w_inh
+    ev_by_b, b_ptr, b_fill = scr.event_by_sample, scr.sample_ptr, scr.sample_fill
+    sp_b, sp_n, sp_c = spikes.sample, spikes.neuron, spikes.cycle
+    tr_idx, tr_every, tr_out = traces.neuron, traces.every_steps, traces.values
     B, N = V.shape
     R = ring_u.shape[0]
     n_static_steps = st_ptr.shape[0] - 1
@@ -417,10 +414,10 @@ def advance(s_begin, s_end, dt, clock, M, grid, adaptive, links, n_pop_sources, 
     if counters[C_EMITTED] < counters[C_SPIKES]:
         if links:
             ok = _emit_through_links(counters[C_EMITTED], counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c,
-                                     SYN, CAL, LNK, counters, n_pop_sources)
+                                     syn, cal, lnk, counters, n_pop_sources)
         else:
             ok = emit_spikes(counters[C_EMITTED], counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c,
-                             SYN, CAL, counters)
+                             syn, cal, counters)
         if not ok:
             return RING_FULL
 
@@ -440,7 +437,7 @@ def advance(s_begin, s_end, dt, clock, M, grid, adaptive, links, n_pop_sources, 
             break
         if links and counters[C_SENT_STEP] < s:
             # input events sent in this step enter the links now (they act from the next step on)
-            if not _send_inputs(s, dt, SYN, CAL, LNK, counters):
+            if not _send_inputs(s, dt, syn, cal, lnk, counters):
                 status = RING_FULL
                 break
             counters[C_SENT_STEP] = s
@@ -695,9 +692,9 @@ def advance(s_begin, s_end, dt, clock, M, grid, adaptive, links, n_pop_sources, 
         # 7. emission of this step's spikes (events act from the next step on)
         if links:
             ok = _emit_through_links(sp_first, counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c,
-                                     SYN, CAL, LNK, counters, n_pop_sources)
+                                     syn, cal, lnk, counters, n_pop_sources)
         else:
-            ok = emit_spikes(sp_first, counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c, SYN, CAL, counters)
+            ok = emit_spikes(sp_first, counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c, syn, cal, counters)
         if not ok:
             status = RING_FULL
             break
