@@ -199,36 +199,31 @@ def test_batch_samples_are_independent_runs():
 
 
 @pytest.mark.parametrize("profile", ["ideal", "bss2"])
-def test_buffer_growth_leaves_spikes_unchanged(monkeypatch, profile):
+def test_buffer_growth_leaves_spikes_unchanged(profile):
     """The kernel stops at a step boundary when a buffer is full and the emulator grows it: with
     every buffer starting at one element (so each grows many times) the spikes are the same."""
     from pathlib import Path
 
-    from chip.emulator import Emulator
+    from chip.emulator import Capacity, Emulator
+    from chip.inputs import realize_input
 
     path = Path(__file__).resolve().parent.parent / "netlists" / "cuba.yaml"
+    host = HostInterface.from_file(path, profile=profile)
+    nl = host.netlist
+    inputs = {name: realize_input(source, nl.batch, 10.0) for name, source in nl.inputs.items()}
 
-    def run():
-        host = HostInterface.from_file(path, profile=profile)
-        r = host.run(duration_us=10.0)
-        return {name: (ev.batch, ev.neuron, ev.time_us) for name, ev in r.spikes.items()}, r.offered_events
+    def run(capacity):
+        emulator = Emulator(host.mapped, host.die, host.state, capacity=capacity)
+        raw = emulator.run(inputs, batch=nl.batch, duration_us=10.0, record=nl.record, noise_seed=(1, 0))
+        return raw
 
-    reference, offered = run()
-    grown = {"ring": 0}
-    original_grow = Emulator._ring_grow
-
-    def counting_grow(self):
-        grown["ring"] += 1
-        original_grow(self)
-
-    monkeypatch.setattr(Emulator, "_ring_grow", counting_grow)
-    monkeypatch.setattr(Emulator, "ring_capacity", 1)
-    monkeypatch.setattr(Emulator, "event_capacity", 1)
-    monkeypatch.setattr(Emulator, "spike_capacity", 1)
-    small, offered_small = run()
-    assert grown["ring"] >= 3
-    assert sum(len(v[0]) for v in reference.values()) > 100
-    assert offered_small == offered
-    for name, arrays in reference.items():
-        for a, b in zip(arrays, small[name]):
+    reference = run(Capacity())
+    small = run(Capacity(ring_events_per_slot=1, events_per_step=1, spikes=1))
+    assert small.buffer_growth["ring"] >= reference.buffer_growth["ring"] + 3
+    assert small.buffer_growth["events"] >= 1
+    assert small.buffer_growth["spikes"] > reference.buffer_growth["spikes"]
+    assert sum(len(v[0]) for v in reference.spikes.values()) > 100
+    assert small.offered_events == reference.offered_events
+    for name, arrays in reference.spikes.items():
+        for a, b in zip(arrays, small.spikes[name]):
             np.testing.assert_array_equal(a, b)

@@ -103,14 +103,14 @@ def route_latency_plus_one(projection: str):
     seen by the emulator only on profiles without a link model (ideal): with congestible links
     (bss2) events are timed through the link FIFOs, by each link's own latency. The projection's
     placed ``delay_us`` is added after the route on both paths, so the surgery adds one clock there
-    and makes the emulator rebuild its synapse units (``_prepared_version = None``)."""
+    and makes the emulator rebuild its tables (``invalidate()``)."""
     def perturb(host):
         placed = host.mapped.projections.get(projection)
         if placed is None:
             return
         host.mapped.projections[projection] = dataclasses.replace(
             placed, delay_us=placed.delay_us + host.profile.clock_us)
-        host.emulator._prepared_version = None
+        host.emulator.invalidate()
     return perturb
 
 
