@@ -337,10 +337,18 @@ class HostInterface:
             else:
                 events[name] = realize_input(source, batch, duration_us)
         seed = self.profile.noise_seed if noise_seed is None else noise_seed
-        raw = self.emulator.run(events, batch=batch, duration_us=duration_us, record=record,
-                                noise_seed=(seed, self.runs_done), timer=timer, progress=progress,
-                                initial_v=self._initial_v(batch))
-        self.runs_done += 1
+        # the run's index is taken when it starts, so a run started inside this one (from a timer
+        # callback) or beside it (another thread) draws its own noise; a failed run does not count
+        index = self.runs_done
+        initial_v = self._initial_v(batch)
+        self.runs_done = index + 1
+        try:
+            raw = self.emulator.run(events, batch=batch, duration_us=duration_us, record=record,
+                                    noise_seed=(seed, index), timer=timer, progress=progress, initial_v=initial_v)
+        except BaseException:
+            if self.runs_done == index + 1:
+                self.runs_done = index
+            raise
         return self._result(raw, events, duration_us)
 
     def _check_record(self, record: Record) -> Record:
