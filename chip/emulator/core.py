@@ -52,6 +52,7 @@ from .tables import (Calendar, ChipTables, NeuronState, Scratch, SpikeBuffer, St
 from ..die import Die
 from ..events import SpikeEvents
 from ..netlist import MembraneRecord, Record
+from ..readout import CorrelationSensors
 from ..state import ChipState
 
 __all__ = ["Emulator", "RawRun", "LinkStats", "Capacity"]
@@ -164,74 +165,9 @@ class Emulator:
         me = threading.get_ident()
         innermost_first = self._active[::-1]
         for run in [r for r in innermost_first if r.thread == me] + [r for r in innermost_first if r.thread != me]:
-            if projection in run.corr:
-                return self._corr_read(run.corr, projection, reset=reset)
+            if projection in run.sensors:
+                return run.sensors.read(projection, reset=reset)
         return None
-
-    # ------------------------------------------------------------------ readout: correlation sensors
-    def _corr_setup(self, record: Record, B: int):
-        corr = {}
-        pop_offset = {name: p.offset for name, p in self.mapped.populations.items()}
-        for name in record.correlations:
-            proj = self.mapped.projections[name]
-            n_pre = proj.mask.shape[0]
-            n_post = proj.mask.shape[1]
-            corr[name] = {
-                "pre_trace": np.zeros((B, n_pre)),
-                "post_trace": np.zeros((B, n_post)),
-                "causal": np.zeros((B, n_pre, n_post)),
-                "acausal": np.zeros((B, n_pre, n_post)),
-                "post_offset": pop_offset[proj.post],
-                "n_post": n_post,
-            }
-        return corr
-
-    def _corr_pre(self, corr, unit, b, pre, ta, t1):
-        c = corr.get(unit.projection)
-        # one unit per projection feeds the sensor (events reach every unit alike): the one
-        # holding the projection's first post neuron
-        if c is not None and unit.post_start <= c["post_offset"] < unit.post_start + unit.size:
-            tau = self.profile.correlation_tau_us
-            # acausal: presynaptic event meets the postsynaptic trace (post before pre), decayed to arrival
-            back = np.exp(-(t1 - ta) / tau)
-            post_at_arrival = c["post_trace"][b] / back[:, None]
-            np.add.at(c["acausal"], (b, pre), post_at_arrival)
-            np.add.at(c["pre_trace"], (b, pre), back)
-
-    def _corr_post(self, corr, sb, sn, t_sp, t1):
-        tau = self.profile.correlation_tau_us
-        for c in corr.values():
-            sel = (sn >= c["post_offset"]) & (sn < c["post_offset"] + c["n_post"])
-            if not sel.any():
-                continue
-            b, j = sb[sel], sn[sel] - c["post_offset"]
-            back = np.exp(-(t1 - t_sp[sel]) / tau)
-            # causal: postsynaptic spike meets the presynaptic trace (pre before post)
-            pre_at_spike = c["pre_trace"][b] / back[:, None]
-            c["causal"][b, :, j] += pre_at_spike
-            np.add.at(c["post_trace"], (b, j), back)
-
-    def _corr_decay(self, corr, dt):
-        factor = math.exp(-dt / self.profile.correlation_tau_us)
-        for c in corr.values():
-            c["pre_trace"] *= factor
-            c["post_trace"] *= factor
-
-    def _corr_read(self, corr, projection: str, *, reset: bool):
-        c = corr[projection]
-        mask = self.mapped.projections[projection].mask
-        out = (c["causal"] * mask, c["acausal"] * mask)
-        if reset:
-            c["causal"][...] = 0.0
-            c["acausal"][...] = 0.0
-        return out
-
-    def _corr_finish(self, corr):
-        out = {}
-        for name, c in corr.items():
-            mask = self.mapped.projections[name].mask
-            out[name] = (c["causal"] * mask, c["acausal"] * mask)
-        return out
 
 
 class _Run:
@@ -244,7 +180,7 @@ class _Run:
         self.thread = threading.get_ident()
         self.batch = batch
         self.record = record
-        self.corr = emulator._corr_setup(record, batch)
+        self.sensors = CorrelationSensors(emulator.mapped, record.correlations, batch)
 
     def execute(self, inputs: dict[str, SpikeEvents], *, duration_us: float, noise_seed, initial_v, timer,
                 progress) -> RawRun:
@@ -291,12 +227,12 @@ class _Run:
             counters[kernels.C_SPIKES] = counters[kernels.C_EMITTED] = 0
 
         traces, tr_records = _trace_setup(emu.mapped, self.record, B, dt, n_steps)
-        corr = self.corr
+        sensors = self.sensors
         timer_every = max(1, int(round(timer[0] / dt))) if timer is not None else None
         progress_every = max(1, n_steps // 100) if progress is not None else n_steps
         # steps run in one call of the kernel: up to the next callback; one at a time where the
         # host side acts every step (correlation sensors)
-        per_step = bool(corr)
+        per_step = bool(sensors)
         # with noise: chunks of at most 4 Mi draws, and at least 8 chunks so that drawing the next
         # chunk's noise overlaps with running the current one
         max_chunk = max(1, min((1 << 22) // (B * N), -(-n_steps // 8))) if has_noise else n_steps
@@ -364,7 +300,7 @@ class _Run:
                     elif status == kernels.EVENTS_FULL:
                         scratch = _scratch(2 * int(counters[kernels.C_NEED]), B, N)
                         growth["events"] += 1
-                if corr:
+                if sensors:
                     # the correlation sensors see this step's events and spikes (one step per call)
                     t1 = s * dt + dt
                     n_ev = int(counters[kernels.C_EVENTS])
@@ -372,12 +308,13 @@ class _Run:
                     ep, et = scratch.event_index[:n_ev], scratch.event_time_us[:n_ev]
                     for ui in np.unique(eu):
                         sel = eu == ui
-                        emu._corr_pre(corr, tables.units[int(ui)], eb[sel], ep[sel], et[sel], t1)
+                        unit = tables.units[int(ui)]
+                        sensors.presynaptic(unit.projection, unit.post_start, unit.size, eb[sel], ep[sel], et[sel], t1)
                     k = int(counters[kernels.C_SPIKES])
                     if k > sp0:
-                        emu._corr_post(corr, out.sample[sp0:k].copy(), out.neuron[sp0:k].copy(),
-                                       out.cycle[sp0:k] * clock, t1)
-                    emu._corr_decay(corr, dt)
+                        sensors.postsynaptic(out.sample[sp0:k].copy(), out.neuron[sp0:k].copy(),
+                                             out.cycle[sp0:k] * clock, t1)
+                    sensors.decay(dt)
                 if timer_every is not None and s_end % timer_every == 0:
                     timer[1]((s_end - 1) * dt + dt)
                     current = emu.tables(dt)  # the same object unless the callback wrote to the chip
@@ -399,7 +336,7 @@ class _Run:
         return RawRun(
             spikes=_split_spikes(emu.mapped, spikes_b, spikes_n, spikes_c),
             traces=_trace_finish(tr_records, traces.values, n_steps, dt),
-            correlations=emu._corr_finish(corr),
+            correlations=sensors.finish(),
             links=link_stats,
             batch=B,
             steps=n_steps,
