@@ -123,7 +123,6 @@ class HostInterface:
         for name, proj in self.mapped.projections.items():
             self._store_weights(name, proj.initial_weights, np.ones(proj.n_synapses, dtype=bool))
         state.version = 0
-        state.log.clear()
         return state
 
     @property
