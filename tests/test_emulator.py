@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
+from chip.emulator.tables import effective_params
 from chip.host import HostInterface
 from chip.netlist import NeuronParams
 from chip.profiles import Mismatch
@@ -127,7 +128,7 @@ def _spread(values):
 def test_bss2_mismatch_spread_matches_configuration():
     nl = layer_netlist(n_in=2, n_out=512, profile="bss2")
     host = HostInterface(nl)
-    eff = host.emulator.effective_params()
+    eff = effective_params(host.die, host.state)
     mm = nl.chip.mismatch
     n = 512
     tolerance = 4 / np.sqrt(2 * n)  # four standard errors of a sample standard deviation
@@ -141,16 +142,18 @@ def test_bss2_mismatch_spread_matches_configuration():
 
 def test_die_seed_fixes_the_pattern():
     nl = layer_netlist(n_in=2, n_out=64, profile="bss2")
-    a = HostInterface(nl).emulator.effective_params()["tau_mem_us"]
-    b = HostInterface(nl).emulator.effective_params()["tau_mem_us"]
-    c = HostInterface(nl.with_chip(nl.chip.replace(die_seed=99))).emulator.effective_params()["tau_mem_us"]
+    def tau_mem(netlist):
+        host = HostInterface(netlist)
+        return effective_params(host.die, host.state)["tau_mem_us"]
+
+    a, b, c = tau_mem(nl), tau_mem(nl), tau_mem(nl.with_chip(nl.chip.replace(die_seed=99)))
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
 
 def test_ideal_has_no_spread():
     host = HostInterface(layer_netlist(n_in=2, n_out=64, profile="ideal"))
-    eff = host.emulator.effective_params()
+    eff = effective_params(host.die, host.state)
     for name in ("tau_mem_us", "tau_syn_exc_us", "v_threshold", "v_leak"):
         assert np.ptp(eff[name]) == 0.0
 
@@ -161,7 +164,7 @@ def test_leak_mismatch_is_visible_through_the_adc():
     host = HostInterface(nl)
     tr = host.run().trace("out")
     rest = tr.values[0, -1, :]
-    eff = host.emulator.effective_params()["v_leak"][:64]
+    eff = effective_params(host.die, host.state)["v_leak"][:64]
     lsb = (host.profile.v_range_v[1] - host.profile.v_range_v[0]) / 255 / (
         host.profile.v_model_one_v - host.profile.v_model_zero_v)
     assert np.max(np.abs(rest - eff)) <= lsb / 2 + 1e-9
