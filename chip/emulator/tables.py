@@ -227,7 +227,6 @@ class DeliveryUnit:
 
     projection: str
     pre: str
-    pre_is_input: bool
     post_start: int           # global index of the first post neuron of this unit
     size: int
     latency_us: np.ndarray    # (n_pre,) route latency to this unit's half
@@ -442,9 +441,8 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
             we_per_unit.append(w_exc[sel] if w_exc is not None else np.zeros(len(r)))
             wi_per_unit.append(w_inh[sel] if w_inh is not None else np.zeros(len(r)))
             lat_cycles, last = _route_of(mapped, proj, int(halves[a]), link_model)
-            units.append(DeliveryUnit(projection=name, pre=proj.pre, pre_is_input=proj.pre_is_input,
-                                      post_start=post.offset + a, size=b - a, latency_us=lat_cycles * clock,
-                                      last_link=last, delay_us=proj.delay_us))
+            units.append(DeliveryUnit(projection=name, pre=proj.pre, post_start=post.offset + a, size=b - a,
+                                      latency_us=lat_cycles * clock, last_link=last, delay_us=proj.delay_us))
             counts_per_unit.append(n_pre)
     units_of_source: dict[str, list[int]] = {}
     for i, unit in enumerate(units):
