@@ -69,9 +69,6 @@ class Transfer:
         lo, _ = self._range(name)
         return name in TIME_PARAMETERS and lo > 0
 
-    def value_range(self, name: str) -> tuple[float, float]:
-        return self._range(name)
-
     def to_code(self, name: str, value) -> np.ndarray:
         value = np.asarray(value, dtype=np.float64)
         lo, hi = self._range(name)

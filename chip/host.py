@@ -33,40 +33,14 @@ from .errors import RunError, WriteError
 from .events import SpikeEvents
 from .inputs import broadcast_batch, realize_input
 from .mapping import MappedChip, map_netlist
-from .netlist import MembraneRecord, Netlist, Record
+from .netlist import Netlist, Record
 from .profiles import ANALOG_PARAMETERS
+from .readout import Correlation, Trace, adc_trace, sensor_reading
 from .state import ChipState
 
 __all__ = ["HostInterface", "RunResult", "Trace", "Correlation", "ProjectionInfo", "PARAMETERS"]
 
 PARAMETERS = ANALOG_PARAMETERS
-
-
-@dataclass(frozen=True, eq=False)
-class Trace:
-    """Membrane samples of some neurons through an ADC.
-
-    ``codes`` (batch, samples, neurons) are the ADC's integer readings (None on an unquantized
-    profile); ``values`` the same in model units through the nominal ADC transfer.
-    """
-
-    population: str
-    neurons: tuple[int, ...]
-    adc: str
-    time_us: np.ndarray
-    values: np.ndarray
-    codes: np.ndarray | None
-
-
-@dataclass(frozen=True, eq=False)
-class Correlation:
-    """Causal (pre before post) and acausal (post before pre) sums of exp(−Δt/τ) per synapse,
-    (batch, n_pre, n_post); ``*_codes`` are the sensor's integer readings (None when unquantized)."""
-
-    causal: np.ndarray
-    acausal: np.ndarray
-    causal_codes: np.ndarray | None
-    acausal_codes: np.ndarray | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,7 +128,6 @@ class HostInterface:
         for name, proj in self.mapped.projections.items():
             self._store_weights(name, proj.initial_weights, np.ones(proj.n_synapses, dtype=bool))
         state.version = 0
-        state.log.clear()
         return state
 
     @property
@@ -381,10 +354,18 @@ class HostInterface:
             else:
                 events[name] = realize_input(source, batch, duration_us)
         seed = self.profile.noise_seed if noise_seed is None else noise_seed
-        raw = self.emulator.run(events, batch=batch, duration_us=duration_us, record=record,
-                                noise_seed=(seed, self.runs_done), timer=timer, progress=progress,
-                                initial_v=self._initial_v(batch))
-        self.runs_done += 1
+        # the run's index is taken when it starts, so a run started inside this one (from a timer
+        # callback) or beside it (another thread) draws its own noise; a failed run does not count
+        index = self.runs_done
+        initial_v = self._initial_v(batch)
+        self.runs_done = index + 1
+        try:
+            raw = self.emulator.run(events, batch=batch, duration_us=duration_us, record=record,
+                                    noise_seed=(seed, index), timer=timer, progress=progress, initial_v=initial_v)
+        except BaseException:
+            if self.runs_done == index + 1:
+                self.runs_done = index
+            raise
         return self._result(raw, events, duration_us)
 
     def _check_record(self, record: Record) -> Record:
@@ -412,7 +393,7 @@ class HostInterface:
         if live is None:
             raise RunError(f"no sensors of {projection!r} are being recorded in a running batch "
                            "(ask for them in the run's record, e.g. a rule's RunRequest.correlations)")
-        return self._sensor(*live)
+        return sensor_reading(self.profile, *live)
 
     def _initial_v(self, batch: int) -> np.ndarray | None:
         inits = {name: pop for name, pop in self.netlist.populations.items() if getattr(pop, "v_init", None) is not None}
@@ -434,33 +415,13 @@ class HostInterface:
         clock = self.profile.clock_us
         spikes = {pop: SpikeEvents(b, n, c.astype(np.float64) * clock, self.mapped.populations[pop].size, raw.batch)
                   for pop, (b, n, c) in raw.spikes.items()}
-        traces = [self._adc(rec, times, values) for rec, times, values in raw.traces]
-        correlations = {name: self._sensor(causal, acausal) for name, (causal, acausal) in raw.correlations.items()}
+        traces = [adc_trace(self.profile, rec, times, values) for rec, times, values in raw.traces]
+        correlations = {name: sensor_reading(self.profile, causal, acausal)
+                        for name, (causal, acausal) in raw.correlations.items()}
         return RunResult(spikes=spikes, traces=traces, correlations=correlations, links=raw.links,
                          offered_events=raw.offered_events, dropped_events=raw.dropped_events, batch=raw.batch,
                          duration_us=duration_us, emulated_us=raw.emulated_us, steps=raw.steps, wall_s=raw.wall_s,
                          inputs=events, kernel_load_s=raw.kernel_load_s, loop_s=raw.loop_s)
-
-    def _adc(self, rec: MembraneRecord, times, values) -> Trace:
-        bits = self.profile.cadc_bits if rec.adc == "cadc" else self.profile.madc_bits
-        if bits is None:
-            return Trace(rec.population, rec.neurons, rec.adc, times, values, None)
-        lo, hi = self.profile.v_range_v
-        top = 2 ** bits - 1
-        volts = self.transfer.physical("v_leak", values)
-        codes = np.clip(np.rint((volts - lo) / (hi - lo) * top), 0, top).astype(np.int64)
-        model = self.transfer.from_physical("v_leak", lo + codes / top * (hi - lo))
-        return Trace(rec.population, rec.neurons, rec.adc, times, model, codes)
-
-    def _sensor(self, causal, acausal) -> Correlation:
-        bits = self.profile.correlation_bits
-        if bits is None:
-            return Correlation(causal, acausal, None, None)
-        top = 2 ** bits - 1
-        fs = self.profile.correlation_full_scale
-        cc = np.clip(np.rint(causal / fs * top), 0, top).astype(np.int64)
-        ac = np.clip(np.rint(acausal / fs * top), 0, top).astype(np.int64)
-        return Correlation(cc / top * fs, ac / top * fs, cc, ac)
 
     # ------------------------------------------------------------------ description
     def describe(self) -> dict:

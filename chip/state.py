@@ -7,7 +7,7 @@ Snapshots (``copy``) make transactions and checkpoints cheap and exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,7 +26,6 @@ class ChipState:
     exc_code: dict[str, np.ndarray]
     inh_code: dict[str, np.ndarray]
     version: int = 0
-    log: list = field(default_factory=list)
 
     def copy(self) -> "ChipState":
         return ChipState(
@@ -35,7 +34,6 @@ class ChipState:
             exc_code={k: v.copy() for k, v in self.exc_code.items()},
             inh_code={k: v.copy() for k, v in self.inh_code.items()},
             version=self.version,
-            log=list(self.log),
         )
 
     def restore(self, snapshot: "ChipState") -> None:
@@ -47,11 +45,8 @@ class ChipState:
             self.exc_code[k][...] = v
         for k, v in snapshot.inh_code.items():
             self.inh_code[k][...] = v
-        self.log[:] = snapshot.log
         self.version += 1
 
-    def touch(self, what: str) -> None:
+    def touch(self, what: str = "") -> None:
+        """Mark the configuration as written (``what`` names the write for the reader; it is not kept)."""
         self.version += 1
-        self.log.append(what)
-        if len(self.log) > 1000:
-            del self.log[:500]

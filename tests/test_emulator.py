@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
+from chip.emulator.tables import effective_params
 from chip.host import HostInterface
 from chip.netlist import ALIFParams
 from chip.profiles import Mismatch
@@ -127,7 +128,7 @@ def _spread(values):
 def test_bss2_mismatch_spread_matches_configuration():
     nl = layer_netlist(n_in=2, n_out=512, profile="bss2")
     host = HostInterface(nl)
-    eff = host.emulator.effective_params()
+    eff = effective_params(host.die, host.state)
     mm = nl.chip.mismatch
     n = 512
     tolerance = 4 / np.sqrt(2 * n)  # four standard errors of a sample standard deviation
@@ -141,16 +142,18 @@ def test_bss2_mismatch_spread_matches_configuration():
 
 def test_die_seed_fixes_the_pattern():
     nl = layer_netlist(n_in=2, n_out=64, profile="bss2")
-    a = HostInterface(nl).emulator.effective_params()["tau_mem_us"]
-    b = HostInterface(nl).emulator.effective_params()["tau_mem_us"]
-    c = HostInterface(nl.with_chip(nl.chip.replace(die_seed=99))).emulator.effective_params()["tau_mem_us"]
+    def tau_mem(netlist):
+        host = HostInterface(netlist)
+        return effective_params(host.die, host.state)["tau_mem_us"]
+
+    a, b, c = tau_mem(nl), tau_mem(nl), tau_mem(nl.with_chip(nl.chip.replace(die_seed=99)))
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
 
 def test_ideal_has_no_spread():
     host = HostInterface(layer_netlist(n_in=2, n_out=64, profile="ideal"))
-    eff = host.emulator.effective_params()
+    eff = effective_params(host.die, host.state)
     for name in ("tau_mem_us", "tau_syn_exc_us", "v_threshold", "v_leak"):
         assert np.ptp(eff[name]) == 0.0
 
@@ -161,7 +164,7 @@ def test_leak_mismatch_is_visible_through_the_adc():
     host = HostInterface(nl)
     tr = host.run().trace("out")
     rest = tr.values[0, -1, :]
-    eff = host.emulator.effective_params()["v_leak"][:64]
+    eff = effective_params(host.die, host.state)["v_leak"][:64]
     lsb = (host.profile.v_range_v[1] - host.profile.v_range_v[0]) / 255 / (
         host.profile.v_model_one_v - host.profile.v_model_zero_v)
     assert np.max(np.abs(rest - eff)) <= lsb / 2 + 1e-9
@@ -199,36 +202,31 @@ def test_batch_samples_are_independent_runs():
 
 
 @pytest.mark.parametrize("profile", ["ideal", "bss2"])
-def test_buffer_growth_leaves_spikes_unchanged(monkeypatch, profile):
+def test_buffer_growth_leaves_spikes_unchanged(profile):
     """The kernel stops at a step boundary when a buffer is full and the emulator grows it: with
     every buffer starting at one element (so each grows many times) the spikes are the same."""
     from pathlib import Path
 
-    from chip.emulator import Emulator
+    from chip.emulator import Capacity, Emulator
+    from chip.inputs import realize_input
 
     path = Path(__file__).resolve().parent.parent / "netlists" / "cuba.yaml"
+    host = HostInterface.from_file(path, profile=profile)
+    nl = host.netlist
+    inputs = {name: realize_input(source, nl.batch, 10.0) for name, source in nl.inputs.items()}
 
-    def run():
-        host = HostInterface.from_file(path, profile=profile)
-        r = host.run(duration_us=10.0)
-        return {name: (ev.batch, ev.neuron, ev.time_us) for name, ev in r.spikes.items()}, r.offered_events
+    def run(capacity):
+        emulator = Emulator(host.mapped, host.die, host.state, capacity=capacity)
+        raw = emulator.run(inputs, batch=nl.batch, duration_us=10.0, record=nl.record, noise_seed=(1, 0))
+        return raw
 
-    reference, offered = run()
-    grown = {"ring": 0}
-    original_grow = Emulator._ring_grow
-
-    def counting_grow(self):
-        grown["ring"] += 1
-        original_grow(self)
-
-    monkeypatch.setattr(Emulator, "_ring_grow", counting_grow)
-    monkeypatch.setattr(Emulator, "ring_capacity", 1)
-    monkeypatch.setattr(Emulator, "event_capacity", 1)
-    monkeypatch.setattr(Emulator, "spike_capacity", 1)
-    small, offered_small = run()
-    assert grown["ring"] >= 3
-    assert sum(len(v[0]) for v in reference.values()) > 100
-    assert offered_small == offered
-    for name, arrays in reference.items():
-        for a, b in zip(arrays, small[name]):
+    reference = run(Capacity())
+    small = run(Capacity(ring_events_per_slot=1, events_per_step=1, spikes=1))
+    assert small.buffer_growth["ring"] >= reference.buffer_growth["ring"] + 3
+    assert small.buffer_growth["events"] >= 1
+    assert small.buffer_growth["spikes"] > reference.buffer_growth["spikes"]
+    assert sum(len(v[0]) for v in reference.spikes.values()) > 100
+    assert small.offered_events == reference.offered_events
+    for name, arrays in reference.spikes.items():
+        for a, b in zip(arrays, small.spikes[name]):
             np.testing.assert_array_equal(a, b)

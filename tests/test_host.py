@@ -108,3 +108,80 @@ def test_projection_info_reports_delay(host):
     info = host.projection("w")
     assert info.shape == (4, 8) and info.sign == "signed"
     assert np.all(info.delay_us > 0)  # bss2 routes have latency
+
+
+# ---------------------------------------------------------------- copies, nested and parallel runs
+
+
+def _spikes(result):
+    return {name: (ev.batch, ev.neuron, ev.time_us) for name, ev in result.spikes.items()}
+
+
+def _assert_same_spikes(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        for x, y in zip(a[name], b[name]):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_a_pickled_host_runs_like_the_original_before_and_after_a_run():
+    import pickle
+
+    host = HostInterface(layer_netlist(n_in=8, n_out=32, profile="bss2", rate_hz=4e5, duration_us=40.0))
+    fresh = pickle.loads(pickle.dumps(host))
+    first = host.run()
+    assert len(first.spikes["out"]) > 20
+    _assert_same_spikes(_spikes(fresh.run()), _spikes(first))
+    host.write_weights("w", host.read_weights("w") * 1.5)
+    after = pickle.loads(pickle.dumps(host))  # after a run and a write: same configuration and run count
+    assert after.runs_done == host.runs_done == 1
+    _assert_same_spikes(_spikes(after.run()), _spikes(host.run()))
+
+
+def test_a_run_started_from_a_timer_callback_leaves_the_outer_run_intact():
+    """A run started inside another run's timer callback on the same host has its own calendar,
+    buffers and correlation sensors: the outer run's spikes and sensor readings are those of the
+    same run without the nested one, and the nested run is the host's next run."""
+    from chip.netlist import Record
+
+    nl = layer_netlist(n_in=8, n_out=16, profile="bss2", rate_hz=4e5, duration_us=30.0)
+    record = Record(spikes=("out",), correlations=("w",))
+
+    reference = HostInterface(nl)
+    ref_reads = []
+    ref_outer = reference.run(record=record, timer=(10.0, lambda t: ref_reads.append(
+        reference.read_correlations("w").causal.copy())))
+    ref_next = reference.run(record=record)
+
+    host = HostInterface(nl)
+    reads, nested = [], []
+
+    def timer(t):
+        if not nested:
+            nested.append(host.run(record=record))
+        reads.append(host.read_correlations("w").causal.copy())
+
+    outer = host.run(record=record, timer=(10.0, timer))
+    assert len(ref_outer.spikes["out"]) > 10 and len(reads) == len(ref_reads) == 3
+    _assert_same_spikes(_spikes(outer), _spikes(ref_outer))
+    for a, b in zip(reads, ref_reads):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(outer.correlations["w"].causal, ref_outer.correlations["w"].causal)
+    _assert_same_spikes(_spikes(nested[0]), _spikes(ref_next))
+    np.testing.assert_array_equal(nested[0].correlations["w"].acausal, ref_next.correlations["w"].acausal)
+    assert host.runs_done == 2
+    with pytest.raises(RunError, match="no sensors"):
+        host.read_correlations("w")  # no run in progress any more
+
+
+def test_two_threads_running_one_host_do_not_disturb_each_other():
+    from concurrent.futures import ThreadPoolExecutor
+
+    host = HostInterface(layer_netlist(n_in=8, n_out=64, profile="ideal", rate_hz=4e5, duration_us=60.0))
+    # a progress callback makes each run many calls of the kernel, so the two runs interleave
+    jobs = [dict(batch=2, duration_us=60.0), dict(batch=3, duration_us=45.0)] * 3
+    expected = [_spikes(host.run(noise_seed=5, progress=lambda f: None, **job)) for job in jobs]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        got = list(pool.map(lambda job: _spikes(host.run(noise_seed=5, progress=lambda f: None, **job)), jobs))
+    for a, b in zip(got, expected):
+        _assert_same_spikes(a, b)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from chip.emulator import kernel as kernels
+from chip.emulator import links
 
 
 def _coeff(ts, tm):
@@ -99,7 +100,7 @@ def test_link_fifo_matches_an_event_by_event_server():
         max_wait = np.zeros(1)
         lost = np.zeros(n, dtype=bool)
         idx = np.arange(n, dtype=np.int64)
-        kernels._fifo(0, b.astype(np.int64), idx, ent.astype(np.float64), n, sig, limit, lat,
+        links._fifo(0, b.astype(np.int64), idx, ent.astype(np.float64), n, sig, limit, lat,
                       free_at, exit_at, dropped, max_wait, lost)
         start, keep = _fifo_reference(b, ent, sig, limit, free)
         np.testing.assert_array_equal(lost, ~keep)

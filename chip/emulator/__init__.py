@@ -1,9 +1,11 @@
 """The emulator: the analog core and its event fabric, advanced step by step.
 
-``core`` turns the mapped chip, the die and the configuration memory into the kernel's tables and
-runs batches; ``kernel`` is the compiled step loop. Only ``chip.host`` uses this package.
+``tables`` declares the kernel's tables and builds them from the mapped chip, the die and the
+configuration memory; ``core`` runs batches (a run's buffers live only while it runs); ``kernel``
+and ``links`` are the compiled step loop and event fabric; ``noise`` draws the membrane noise.
+Only ``chip.host`` uses this package.
 """
 
-from .core import Emulator, LinkStats, RawRun
+from .core import Capacity, Emulator, LinkStats, RawRun
 
-__all__ = ["Emulator", "RawRun", "LinkStats"]
+__all__ = ["Emulator", "RawRun", "LinkStats", "Capacity"]

@@ -1,0 +1,47 @@
+"""Temporal membrane noise of one run, drawn chunk by chunk ahead of the step loop.
+
+Boundary: draws standard normal numbers from the run's generator in a fixed order and hands them
+to the caller; it knows nothing about neurons or the kernel (the kernel scales them per neuron).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["MembraneNoise"]
+
+
+class MembraneNoise:
+    """The membrane noise of each chunk of steps, drawn in chunk order from one generator (so the
+    stream does not depend on the chunking's timing): ``next()`` gives the next chunk's
+    (steps, B, N) draws. With ``prefetch`` the next chunk is drawn on a helper thread while the
+    kernel (which releases the GIL) runs the current one; ``close()`` stops that thread."""
+
+    def __init__(self, rng: np.random.Generator, chunks: list[tuple[int, int]], B: int, N: int, prefetch: bool):
+        self.rng, self.chunks, self.shape = rng, chunks, (B, N)
+        self.k = 0
+        self.pool = None
+        self.future = None
+        if prefetch:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chipctl-noise")
+            self.future = self.pool.submit(self._draw, 0)
+
+    def _draw(self, k: int) -> np.ndarray:
+        a, b = self.chunks[k]
+        return self.rng.standard_normal((b - a,) + self.shape)
+
+    def next(self) -> np.ndarray:
+        k = self.k
+        self.k += 1
+        if self.pool is None:
+            return self._draw(k)
+        xi = self.future.result()
+        if k + 1 < len(self.chunks):
+            self.future = self.pool.submit(self._draw, k + 1)
+        return xi
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
