@@ -670,6 +670,12 @@ def test_graph_summary_and_graphml(tmp_path):
     assert s["source_groups"] == len(in_groups) + 19 + 2  # inputs, a, b (columns 88..107: blocks 2, 3)
     half0 = s["rows_used"][0]
     assert half0["excitatory"] == 3 and half0["available"] == 256
+    # three all-to-all inputs: one row each, on buses 0, 1, 2; the load is the sources per bus
+    assert half0["buses"] == [{"bus": b, "excitatory": e, "inhibitory": 0, "total": e, "available": 64,
+                               "sources": n} for b, e, n in ((0, 1, 1), (1, 1, 1), (2, 1, 1), (3, 0, 0))]
+    # on b's half each neuron of a sends on the bus of its column block (halves 0 and 1: 64 per bus;
+    # half 2, columns 0..87: 32, 32, 24, 0), and the 3 inputs take bus 3, which has the most rows free
+    assert [bus["sources"] for bus in s["rows_used"][2]["buses"]] == [160, 160, 152, 128 + 3]
     assert s["links"][0] == {"index": 0, "name": "input:in->fpga", "source": "input:in", "target": "fpga",
                              "capacity_per_cycle": math.inf, "latency_cycles": 0, "queue_depth": 256}
     assert s["max_route_latency_cycles"] == 20
@@ -680,12 +686,47 @@ def test_graph_summary_and_graphml(tmp_path):
     assert set(g.nodes) == set(m.graph.nodes) and g.number_of_edges() == m.graph.number_of_edges()
     assert g.edges["input:in", "fpga"]["capacity_per_cycle"] > 1e300
     assert g.nodes["neurons:core0.half1"]["groups"] == ",".join(f"a@half1.out{o}" for o in range(8))
+    assert g.nodes["core1.half0.bus1"]["groups"].split(",") == [f"a@half{h}.out{o}" for h in (0, 1) for o in (1, 5)] \
+        + ["a@half2.out1"]
     assert g.nodes["core1.half0.bus1"]["kind"] == "bus" and g.nodes["core1.half0.bus1"]["bus"] == 1
     assert m.graph.edges["input:in", "fpga"]["capacity_per_cycle"] == math.inf  # the mapping is untouched
 
     ideal = map_netlist(cuba_netlist("ideal", n_exc=80, n_inh=20, p=0.1))
     write_graphml(ideal, tmp_path / "ideal.graphml")
     assert nx.read_graphml(tmp_path / "ideal.graphml").number_of_nodes() == ideal.graph.number_of_nodes()
+
+
+_BUSES_YAML = """\
+name: buses
+duration: 10 us
+chip: {profile: bss2}
+populations:
+  h: {size: 96}
+  o: {size: 3}
+inputs:
+  x: {size: 10, type: poisson, rate: 1 kHz}
+projections:
+  xh: {pre: x, post: h, sign: signed, weights: 0.1}
+  ho: {pre: h, post: o, sign: signed, weights: 0.1}
+"""
+
+
+def test_chipctl_graph_prints_rows_and_load_per_bus(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    (tmp_path / "buses.yaml").write_text(_BUSES_YAML)
+    result = CliRunner().invoke(app, ["graph", str(tmp_path / "buses.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    half = lines.index("rows_used:") + 1
+    assert lines[half] == ("  0: {'name': 'core0.half0', 'excitatory': 106, 'inhibitory': 106, 'total': 212, "
+                           "'available': 256}")
+    # h (columns 0..95) fills buses 0..2, its 32 neurons per bus sending there; the 10 inputs take bus 3
+    assert lines[half + 1:half + 5] == [
+        f"    {{'bus': {b}, 'excitatory': {e}, 'inhibitory': {e}, 'total': {2 * e}, 'available': 64, "
+        f"'sources': {e}}}" for b, e in ((0, 32), (1, 32), (2, 32), (3, 10))]
 
 
 def test_projection_fields():
