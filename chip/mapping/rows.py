@@ -77,7 +77,8 @@ def _check_rows(netlist: Netlist, half: int, per_bus, exc: "_SignPacking", inh: 
         return
     b = over[0]
     n_exc, n_inh = per_bus[b]
-    involved = [name for name in netlist.projections if name in exc.projections_on(b) | inh.projections_on(b)]
+    on_bus = exc.projections_on(b) | inh.projections_on(b)
+    involved = [name for name in netlist.projections if name in on_bus]
     field = f"projections.{involved[0]}" if len(involved) == 1 else "projections"
     where, capacity = f"{_half_name(profile, half)} (global half {half})", "a half"
     if profile.buses_per_half > 1:
