@@ -253,7 +253,15 @@ def graph(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
                     typer.echo(f"{key}:")
                     items = value.items() if isinstance(value, dict) else enumerate(value)
                     for k, v in items:
-                        typer.echo(f"  {k}: {v}")
+                        nested = {a: b for a, b in v.items() if isinstance(b, list)} if isinstance(v, dict) else {}
+                        if not nested:
+                            typer.echo(f"  {k}: {v}")
+                            continue
+                        # a half's rows, then one line per bus
+                        typer.echo(f"  {k}: { {a: b for a, b in v.items() if a not in nested} }")
+                        for entries in nested.values():
+                            for entry in entries:
+                                typer.echo(f"    {entry}")
                 else:
                     typer.echo(f"{key}: {value}")
 

@@ -149,13 +149,20 @@ class ChipProfile:
     input_links: int = 1                # FPGA → chip links
     input_link_capacity: float = 1.0    # events per clock cycle per link
     neuron_output_capacity: float = 1.0  # events per clock cycle per half leaving the neurons
-    bus_capacity: float = 4.0           # events per clock cycle into one half's synapse drivers
     core_link_capacity: float = 1.0     # events per clock cycle between two cores
     queue_depth: int = 256              # events a link buffers before it drops
     latency_input_cycles: int = 8
     latency_neuron_out_cycles: int = 2
     latency_crossbar_cycles: int = 2
     latency_core_link_cycles: int = 16
+    # --- routing: buses ---
+    # A half's synapse drivers hang on buses_per_half buses (driver d on bus d mod buses_per_half);
+    # each bus owns rows_per_half / buses_per_half rows (bss2: 32 drivers x 2 rows = 64). Neurons
+    # leave through one event output per block of neurons_per_event_output columns of their half,
+    # and output o reaches only bus o mod buses_per_half of every half; FPGA inputs reach any bus.
+    buses_per_half: int = 4
+    neurons_per_event_output: int = 32
+    bus_capacity: float = 1.0           # events per clock cycle on one bus of a half
     # --- readout ---
     cadc_bits: int | None = 8
     cadc_min_period_us: float = 1.7
@@ -168,13 +175,16 @@ class ChipProfile:
 
     def __post_init__(self):
         positive_ints = ("cores", "neurons_per_core", "halves_per_core", "rows_per_half", "labels_per_row",
-                         "input_links", "queue_depth")
+                         "input_links", "queue_depth", "buses_per_half", "neurons_per_event_output")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.neurons_per_core % self.halves_per_core:
             raise ValueError("neurons_per_core must divide evenly into halves_per_core")
+        if self.rows_per_half % self.buses_per_half:
+            raise ValueError(f"rows_per_half ({self.rows_per_half}) must divide evenly into buses_per_half "
+                             f"({self.buses_per_half})")
         for name in ("weight_bits", "param_bits", "cadc_bits", "madc_bits", "correlation_bits"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or not 1 <= value <= 24):
@@ -195,6 +205,10 @@ class ChipProfile:
     @property
     def neurons_per_half(self) -> int:
         return self.neurons_per_core // self.halves_per_core
+
+    @property
+    def rows_per_bus(self) -> int:
+        return self.rows_per_half // self.buses_per_half
 
     @property
     def total_neurons(self) -> int:
@@ -270,6 +284,8 @@ PROFILES: dict[str, ChipProfile] = {
         input_links=1,
         input_link_capacity=_INF,
         neuron_output_capacity=_INF,
+        buses_per_half=1,               # one pooled path into a half's drivers
+        neurons_per_event_output=256,   # one event output per half
         bus_capacity=_INF,
         core_link_capacity=_INF,
         latency_input_cycles=0,

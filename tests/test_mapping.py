@@ -15,6 +15,8 @@ import pytest
 
 from chip.netlist.connectivity import realize_connectivity, realize_weights
 from chip.errors import MappingError
+from chip.events import SpikeEvents
+from chip.host import HostInterface
 from chip.mapping import MappedChip, graph_summary, map_netlist, write_graphml
 from chip.netlist import (
     AllToAll,
@@ -91,8 +93,12 @@ def check_row_invariants(m: MappedChip) -> None:
     nph = prof.neurons_per_half
     taken: dict[tuple[int, int, int], tuple] = {}        # (half, row, column) -> (projection, pre, i, post j)
     row_sources: dict[tuple[int, int], set] = defaultdict(set)
+    assert set(m.bus_rows) == set(m.rows_used)
     for half, (n_exc, n_inh) in m.rows_used.items():
         assert n_exc + n_inh <= prof.rows_per_half
+        assert len(m.bus_rows[half]) == prof.buses_per_half
+        assert all(e + i <= prof.rows_per_bus for e, i in m.bus_rows[half])
+        assert (sum(e for e, _ in m.bus_rows[half]), sum(i for _, i in m.bus_rows[half])) == (n_exc, n_inh)
     for p in m.projections.values():
         post = m.populations[p.post]
         assert p.exc_synapse.dtype == np.int64 and p.inh_synapse.dtype == np.int64
@@ -110,12 +116,21 @@ def check_row_invariants(m: MappedChip) -> None:
             circuits = post.offset + jj
             assert np.array_equal(half, circuits // nph)
             assert np.array_equal(col, circuits % nph)
-            n_exc = np.array([m.rows_used[int(h)][0] for h in half], dtype=np.int64)
-            n_inh = np.array([m.rows_used[int(h)][1] for h in half], dtype=np.int64)
+            # rows bus by bus; on a bus its excitatory rows first, then its inhibitory rows
+            bus, local = m.row_bus(row), row % prof.rows_per_bus
+            n_exc = np.array([m.bus_rows[int(h)][b][0] for h, b in zip(half, bus)], dtype=np.int64)
+            n_inh = np.array([m.bus_rows[int(h)][b][1] for h, b in zip(half, bus)], dtype=np.int64)
             if sign == "excitatory":
-                assert np.all(row < n_exc)
+                assert np.all(local < n_exc)
             else:
-                assert np.all((row >= n_exc) & (row < n_exc + n_inh))
+                assert np.all((local >= n_exc) & (local < n_exc + n_inh))
+            # a connection sits on a row of the bus its source's route enters that half on
+            route_bus = [m.routes[(int(g), int(h))].bus for g, h in zip(p.pre_group[ii], half)]
+            assert np.array_equal(bus, route_bus), (p.name, sign)
+            if not p.pre_is_input:
+                pre = m.populations[p.pre]
+                assert np.array_equal(bus, (pre.offset + ii) % nph // prof.neurons_per_event_output
+                                      % prof.buses_per_half)
             for h, r, c, i, j in zip(half.tolist(), row.tolist(), col.tolist(), ii.tolist(), jj.tolist()):
                 key = (h, r, c)
                 # one synapse per (row, column): no column hears two sources (or one source twice) on a row
@@ -211,13 +226,24 @@ def test_placement_offsets_halves_and_groups():
     # 256 columns per half: circuits 300..511 on global half 1, 512..599 on half 2 (core 1, half 0)
     assert np.array_equal(b.halves(), np.r_[np.full(212, 1), np.full(88, 2)])
     assert np.all(a.halves()[:256] == 0) and np.all(a.halves()[256:] == 1)
-    assert m.source_groups == ["input:in", "a@half0", "a@half1", "b@half1", "b@half2", "c@half2"]
+    # a population has one group per (half, 32-column event output block) it occupies
+    neuron_groups = [g for g in m.source_groups if not g.startswith("input:")]
+    assert neuron_groups == ([f"a@half0.out{o}" for o in range(8)] + ["a@half1.out0", "a@half1.out1"]
+                             + [f"b@half1.out{o}" for o in range(1, 8)] + [f"b@half2.out{o}" for o in range(3)]
+                             + ["c@half2.out2", "c@half2.out3"])
+    groups = {name: i for i, name in enumerate(m.source_groups)}
     pb = m.projections["b_c"]
     assert not pb.pre_is_input and m.projections["in_b"].pre_is_input
-    assert np.array_equal(pb.pre_group, np.r_[np.full(212, 3), np.full(88, 4)])
+    # b: circuits 300..511 are columns 44..255 of half 1 (blocks 1..7), 512..599 columns 0..87 of half 2
+    expected = [groups[f"b@half{(300 + j) // 256}.out{(300 + j) % 256 // 32}"] for j in range(300)]
+    assert np.array_equal(pb.pre_group, expected)
     assert np.array_equal(pb.post_half, np.full(10, 2))
-    assert np.all(m.projections["in_b"].pre_group == 0)
-    assert m.group_node(3) == "neurons:core0.half1" and m.group_node(4) == "neurons:core1.half0"
+    # inputs come first, one group per combination of buses its neurons use on its target halves
+    in_groups = m.projections["in_b"].pre_group
+    assert all(m.source_groups[g].startswith("input:in@") for g in in_groups) and min(groups.values()) == 0
+    assert m.group_node(int(in_groups[0])) == "input:in"
+    assert m.group_node(groups["b@half1.out3"]) == "neurons:core0.half1"
+    assert m.group_node(groups["b@half2.out0"]) == "neurons:core1.half0"
     assert m.half_name(3) == "core1.half1"
     check_row_invariants(m)
 
@@ -227,7 +253,8 @@ def test_placement_offsets_halves_and_groups():
 # --------------------------------------------------------------------------------------------
 
 def _random_netlist(rng: np.random.Generator) -> Netlist:
-    """Small random nets on a tiny chip (8 columns per half, 3 labels per row)."""
+    """Small random nets on a tiny chip (8 columns per half in 4 event-output blocks of 2, so each
+    block sends on its own bus; 3 labels per row)."""
     n_pops = int(rng.integers(1, 4))
     sizes = rng.integers(1, 12, size=n_pops)
     while sizes.sum() > 32:
@@ -246,7 +273,7 @@ def _random_netlist(rng: np.random.Generator) -> Netlist:
         projections.append(proj(f"x{k}", pre, post, sign=sign, kind=kind, p=float(rng.uniform(0.1, 0.9)),
                                 seed=int(rng.integers(1 << 30)), allow_self=bool(rng.integers(2))))
     return make_netlist(populations=populations, inputs=inputs, projections=projections,
-                        cores=2, neurons_per_core=16, labels_per_row=3)
+                        cores=2, neurons_per_core=16, neurons_per_event_output=2, labels_per_row=3)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -268,13 +295,19 @@ def test_row_assignment_invariants_bss2_recurrent():
 
 
 def test_sources_share_rows_up_to_label_capacity():
-    # one_to_one: each source needs one column, so 64 sources (6-bit labels) fit on one row
-    m = map_netlist(make_netlist(populations={"a": 64}, inputs={"in": 64},
+    # one_to_one: each source needs one column, so labels_per_row sources fit on one row of a bus;
+    # inputs are spread over the 4 buses (ties go to the bus carrying fewer input neurons)
+    m = map_netlist(make_netlist(populations={"a": 64}, inputs={"in": 64}, labels_per_row=16,
                                  projections=[proj("x", "in", "a", kind="one_to_one")]))
-    assert m.rows_used == {0: (1, 0)}
-    m = map_netlist(make_netlist(populations={"a": 65}, inputs={"in": 65},
+    assert m.rows_used == {0: (4, 0)} and m.bus_rows == {0: ((1, 0),) * 4}
+    m = map_netlist(make_netlist(populations={"a": 65}, inputs={"in": 65}, labels_per_row=16,
                                  projections=[proj("x", "in", "a", kind="one_to_one")]))
-    assert m.rows_used == {0: (2, 0)}
+    assert m.rows_used == {0: (5, 0)} and m.bus_rows == {0: ((2, 0),) + ((1, 0),) * 3}
+    check_row_invariants(m)
+    # one pooled bus: 64 sources (6-bit labels) on one row
+    m = map_netlist(make_netlist(populations={"a": 65}, inputs={"in": 65}, buses_per_half=1,
+                                 projections=[proj("x", "in", "a", kind="one_to_one")]))
+    assert m.rows_used == {0: (2, 0)} and m.bus_rows == {0: ((2, 0),)}
     check_row_invariants(m)
 
 
@@ -286,12 +319,14 @@ def test_signed_projection_gets_both_rows_and_duplicates_get_their_own_synapse()
     # all-to-all: every source needs every column, so one row per source and sign; the duplicate
     # excitatory projection from the same sources needs a second excitatory row per source
     assert m.rows_used == {0: (6, 3)}
+    assert m.bus_rows == {0: ((2, 1), (2, 1), (2, 1), (0, 0))}  # one input per bus
     s = m.projections["s"]
     assert np.all(s.exc_synapse >= 0) and np.all(s.inh_synapse >= 0)
     check_row_invariants(m)
 
 
-def test_too_many_rows_names_half_projections_and_excess():
+def test_too_many_rows_names_half_bus_projections_and_excess():
+    # 300 inputs, signed all-to-all onto 4 columns: one row per input and sign, 75 inputs per bus
     net = make_netlist(populations={"a": 300, "b": 4}, inputs={"in": 300},
                        projections=[proj("in_b", "in", "b", sign="signed")],
                        source_path="net.yaml", lines={"projections.in_b": 12})
@@ -299,15 +334,42 @@ def test_too_many_rows_names_half_projections_and_excess():
         map_netlist(net)
     err = info.value
     assert (err.file, err.line, err.field) == ("net.yaml", 12, "projections.in_b")
-    msg = str(err)
-    assert "core0.half1" in msg and "600 synapse rows" in msg and "300 excitatory + 300 inhibitory" in msg
-    assert "256 rows" in msg and "344 too many" in msg and "in_b" in msg
+    assert str(err) == ("net.yaml:12: projections.in_b: core0.half1 (global half 1) bus 0 needs 150 synapse rows "
+                        "(75 excitatory + 75 inhibitory) for projection in_b; a bus has 64 rows; 86 too many "
+                        "(so do buses 1, 2, 3)")
 
-    # tiny override, two projections on one half
+    # tiny override (2 rows per bus), two projections on one half: inputs u0, u1, u2, v0, v1 go to
+    # buses 0, 1, 2, 3, 0
     net = make_netlist(populations={"a": 4}, inputs={"u": 3, "v": 2}, rows_per_half=8,
                        projections=[proj("pu", "u", "a", sign="signed"), proj("pv", "v", "a", sign="signed")])
-    with pytest.raises(MappingError, match=r"needs 10 synapse rows .* projections pu, pv; .* 8 rows; 2 too many"):
+    with pytest.raises(MappingError, match=r"bus 0 needs 4 synapse rows \(2 excitatory \+ 2 inhibitory\) for "
+                                           r"projections pu, pv; a bus has 2 rows; 2 too many$"):
         map_netlist(net)
+    # with one pooled bus the half is the limit
+    with pytest.raises(MappingError, match=r"core0.half0 \(global half 0\) needs 10 synapse rows .* projections "
+                                           r"pu, pv; a half has 8 rows; 2 too many$"):
+        map_netlist(make_netlist(populations={"a": 4}, inputs={"u": 3, "v": 2}, rows_per_half=8, buses_per_half=1,
+                                 projections=[proj("pu", "u", "a", sign="signed"),
+                                              proj("pv", "v", "a", sign="signed")]))
+
+
+def test_a_bus_runs_out_of_rows_while_its_half_has_room():
+    # a (columns 0..31) and c (columns 128..159) both send on bus 0: 64 + 32 rows on a bus of 64,
+    # while the half uses 96 of 256 rows; the error points at the projections' line
+    net = make_netlist(populations={"a": 32, "pad": 96, "c": 32, "b": 4},
+                       projections=[proj("a_b", "a", "b", sign="signed"), proj("c_b", "c", "b")],
+                       source_path="net.yaml", lines={"projections": 20, "projections.a_b": 21})
+    with pytest.raises(MappingError) as info:
+        map_netlist(net)
+    assert (info.value.line, info.value.field) == (20, "projections")
+    assert str(info.value) == ("net.yaml:20: projections: core0.half0 (global half 0) bus 0 needs 96 synapse rows "
+                               "(64 excitatory + 32 inhibitory) for projections a_b, c_b; a bus has 64 rows; "
+                               "32 too many")
+    # the same sources with c one block further (columns 160..191, bus 1) fit
+    m = map_netlist(make_netlist(populations={"a": 32, "pad": 128, "c": 32, "b": 4},
+                                 projections=[proj("a_b", "a", "b", sign="signed"), proj("c_b", "c", "b")]))
+    assert m.bus_rows == {0: ((32, 32), (32, 0), (0, 0), (0, 0))}
+    check_row_invariants(m)
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,50 +433,198 @@ def test_route_latencies_are_link_sums():
     net = make_netlist(populations={"a": 512, "b": 10}, inputs={"in": 5}, cores=2,
                        projections=[proj("in_a", "in", "a"), proj("in_b", "in", "b"),
                                     proj("a_b", "a", "b", kind="probability", p=0.1, seed=1),
-                                    proj("a_a", "a", "a", kind="probability", p=0.1, seed=2),
+                                    proj("a_a", "a", "a", kind="probability", p=0.05, seed=2),
                                     proj("b_a", "b", "a", sign="inhibitory")])
     m = map_netlist(net)
     groups = {name: i for i, name in enumerate(m.source_groups)}
     by_index = {link.index: link for link in m.links}
     for (g, h), route in m.routes.items():
         assert route.latency_cycles == sum(by_index[i].latency_cycles for i in route.links)
-        # the links chain from the group's node to the half's drivers
+        # the links chain from the group's node through the route's bus to the half's drivers
         nodes = [by_index[route.links[0]].source] + [by_index[i].target for i in route.links]
-        assert nodes[0] == m.group_node(g) and nodes[-1] == m.half_name(h) + ".drivers"
+        assert nodes[0] == m.group_node(g) and nodes[-2:] == [f"{m.half_name(h)}.bus{route.bus}",
+                                                               m.half_name(h) + ".drivers"]
         assert all(by_index[a].target == by_index[b].source for a, b in zip(route.links, route.links[1:]))
 
-    inp, b_grp = groups["input:in"], groups["b@half2"]
+    inp = int(m.projections["in_b"].pre_group[0])
+    bus = m.routes[(inp, 2)].bus
     names = [by_index[i].name for i in m.routes[(inp, 2)].links]
-    assert names == ["input:in->fpga", "fpga->core1.xbar", "core1.xbar->core1.half0.drivers"]
+    assert names == ["input:in->fpga", "fpga->core1.xbar", f"core1.xbar->core1.half0.bus{bus}",
+                     f"core1.half0.bus{bus}->core1.half0.drivers"]
     assert m.routes[(inp, 0)].latency_cycles == prof.latency_input_cycles + prof.latency_crossbar_cycles
-    cross = m.routes[(groups["a@half0"], 2)]
+    cross = m.routes[(groups["a@half0.out5"], 2)]
     assert cross.latency_cycles == (prof.latency_neuron_out_cycles + prof.latency_core_link_cycles
                                     + prof.latency_crossbar_cycles)
-    assert [by_index[i].name for i in cross.links][1] == "core0.xbar->core1.xbar"
-    assert m.routes[(groups["a@half1"], 0)].latency_cycles == (prof.latency_neuron_out_cycles
-                                                               + prof.latency_crossbar_cycles)
+    assert [by_index[i].name for i in cross.links] == [
+        "neurons:core0.half0->core0.xbar", "core0.xbar->core1.xbar", "core1.xbar->core1.half0.bus1",
+        "core1.half0.bus1->core1.half0.drivers"]
+    assert m.routes[(groups["a@half1.out0"], 0)].latency_cycles == (prof.latency_neuron_out_cycles
+                                                                    + prof.latency_crossbar_cycles)
+    b_grp = groups["b@half2.out0"]
     assert m.routes[(b_grp, 1)].latency_cycles == 20
     # a route for every (pre group, post half) of every projection, whether connected or not
     # (the emulator looks them up per group and half); none to the empty half 3, b only feeds a
+    in_groups = sorted(set(m.projections["in_a"].pre_group.tolist()))
+    a_groups = [groups[f"a@half{h}.out{o}"] for h in (0, 1) for o in range(8)]
     assert (inp, 3) not in m.routes and (b_grp, 2) not in m.routes
-    assert set(m.routes) == {(inp, 0), (inp, 1), (inp, 2), (groups["a@half0"], 0), (groups["a@half0"], 1),
-                             (groups["a@half0"], 2), (groups["a@half1"], 0), (groups["a@half1"], 1),
-                             (groups["a@half1"], 2), (b_grp, 0), (b_grp, 1)}
+    assert set(m.routes) == ({(g, h) for g in in_groups + a_groups for h in (0, 1, 2)}
+                             | {(b_grp, 0), (b_grp, 1)})
     sparse = map_netlist(make_netlist(populations={"a": 300}, inputs={"in": 2},
                                       projections=[proj("x", "in", "a", kind="explicit", pairs=np.array([[0, 0]]))]))
-    assert set(sparse.routes) == {(0, 0), (0, 1)}  # half 1 has no synapse of x, still routed
+    # half 1 has no synapse of x, still routed; input 1 has none at all and still gets a bus per half
+    assert set(sparse.routes) == {(g, h) for g in set(sparse.projections["x"].pre_group.tolist()) for h in (0, 1)}
     # neuron-output links are shared per half; capacities come from the profile
     link = by_index[m.graph.edges["neurons:core0.half0", "core0.xbar"]["index"]]
     assert link.capacity_per_cycle == prof.neuron_output_capacity and link.queue_depth == prof.queue_depth
     assert m.graph.edges["fpga", "core0.xbar"]["capacity_per_cycle"] == prof.input_links * prof.input_link_capacity
     assert m.graph.edges["input:in", "fpga"]["capacity_per_cycle"] == math.inf
+    # each bus is a FIFO of bus_capacity events per cycle; the crossbar only switches onto it
+    bus_link = m.graph.edges["core0.half1.bus3", "core0.half1.drivers"]
+    assert (bus_link["capacity_per_cycle"], bus_link["latency_cycles"]) == (1.0, prof.latency_crossbar_cycles)
+    assert bus_link["queue_depth"] == prof.queue_depth
+    switch = m.graph.edges["core0.xbar", "core0.half1.bus3"]
+    assert (switch["capacity_per_cycle"], switch["latency_cycles"]) == (math.inf, 0)
 
 
 def test_single_core_has_no_core_links():
     m = map_netlist(make_netlist(populations={"a": 10}, inputs={"in": 1}, projections=[proj("x", "in", "a")]))
     assert not any("xbar->core" in link.name and link.name.count("xbar") == 2 for link in m.links)
+    buses = [f"core0.half{h}.bus{b}" for h in (0, 1) for b in range(4)]
     assert sorted(m.graph.nodes) == sorted(["input:in", "fpga", "core0.xbar", "neurons:core0.half0",
-                                            "neurons:core0.half1", "core0.half0.drivers", "core0.half1.drivers"])
+                                            "neurons:core0.half1", "core0.half0.drivers", "core0.half1.drivers"]
+                                           + buses)
+
+
+# --------------------------------------------------------------------------------------------
+# buses
+# --------------------------------------------------------------------------------------------
+
+def test_population_events_take_the_bus_of_their_column_block():
+    # "pre" sits on columns 20..131 of half 0: blocks 0..4 of 32 columns, buses 0, 1, 2, 3, 0; it
+    # feeds a population on the same half and one on core 1
+    net = make_netlist(populations={"pad": 20, "pre": 112, "near": 10, "gap": 626, "far": 10}, cores=2,
+                       projections=[proj("pn", "pre", "near", kind="probability", p=0.3, seed=1),
+                                    proj("pf", "pre", "far", sign="inhibitory", kind="probability", p=0.3, seed=2)])
+    m = map_netlist(net)
+    assert m.populations["far"].halves()[0] == 3
+    groups = sorted(set(m.projections["pn"].pre_group.tolist()))
+    assert [m.source_groups[g] for g in groups] == [f"pre@half0.out{o}" for o in range(5)]
+    for o, g in enumerate(groups):
+        for half in (0, 3):
+            route = m.routes[(g, half)]
+            assert route.bus == o % 4
+            assert m.links[route.links[-1]].name == f"{m.half_name(half)}.bus{o % 4}->{m.half_name(half)}.drivers"
+    # every neuron's group is its block's
+    columns = (m.populations["pre"].offset + np.arange(112)) % 256
+    assert np.array_equal(np.asarray(groups)[columns // 32], m.projections["pn"].pre_group)
+    check_row_invariants(m)
+
+
+def test_inputs_are_spread_over_buses_by_free_rows_then_load():
+    # equal needs: each input takes the bus with the most rows left after it, ties to the bus
+    # carrying fewer input neurons, then the lowest index -> round robin
+    m = map_netlist(make_netlist(populations={"a": 8}, inputs={"x": 8},
+                                 projections=[proj("xa", "x", "a", kind="one_to_one")]))
+    assert [m.routes[(int(g), 0)].bus for g in m.projections["xa"].pre_group] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert m.source_groups[:4] == [f"input:x@bus{b}" for b in range(4)]
+
+    # neurons come first on their fixed buses: h (columns 0..95) fills buses 0..2 with a signed row
+    # pair each, so all inputs go to bus 3 even though they could share h's rows on bus 0
+    net = make_netlist(populations={"h": 96, "o": 3}, inputs={"x": 10},
+                       projections=[proj("xh", "x", "h", sign="signed"), proj("ho", "h", "o", sign="signed")])
+    m = map_netlist(net)
+    assert m.bus_rows == {0: ((32, 32), (32, 32), (32, 32), (10, 10))}
+    assert {m.routes[(int(g), 0)].bus for g in m.projections["xh"].pre_group} == {3}
+    check_row_invariants(m)
+
+    # wider sources choose first: x4 needs all 8 columns and takes bus 0 although it comes last;
+    # x0..x3 (one column each) then find a new row on bus 0 but share a row elsewhere: buses 1, 2, 3
+    # by load, and x3 shares bus 1's row (buses 1..3 tie on rows and load, the lowest wins)
+    pairs = np.array([[0, 0], [1, 1], [2, 2], [3, 3]] + [[4, j] for j in range(8)])
+    m = map_netlist(make_netlist(populations={"a": 8}, inputs={"x": 5},
+                                 projections=[proj("xa", "x", "a", kind="explicit", pairs=pairs)]))
+    assert [m.routes[(int(g), 0)].bus for g in m.projections["xa"].pre_group] == [1, 2, 3, 1, 0]
+    assert m.bus_rows == {0: ((1, 0), (1, 0), (1, 0), (1, 0))}
+
+    # an input reaching two halves gets a bus on each, chosen per half
+    m = map_netlist(make_netlist(populations={"h": 20, "pad": 236, "k": 8}, inputs={"x": 2},
+                                 projections=[proj("xh", "x", "h"), proj("hk", "h", "k"),
+                                              proj("xk", "x", "k", kind="explicit", pairs=np.array([[1, 0]]))]))
+    # half 0: x0 -> bus 0, x1 -> bus 1. Half 1: h's 20 rows (columns of k) fill bus 0; x1 needs
+    # one row (bus 1, ties by load and index), x0 has no synapse there and takes the emptiest bus
+    # left, bus 2 (its events still reach the half)
+    assert [m.source_groups[int(g)] for g in m.projections["xh"].pre_group] == [
+        "input:x@half0.bus0+half1.bus2", "input:x@bus1"]
+    assert m.bus_rows == {0: ((1, 0), (1, 0), (0, 0), (0, 0)), 1: ((20, 0), (1, 0), (0, 0), (0, 0))}
+    check_row_invariants(m)
+
+
+def _burst_run(host: HostInterface, senders: tuple[int, ...], n_events: int = 20):
+    """Each input neuron in ``senders`` sends one event per clock cycle for ``n_events`` cycles."""
+    clock = host.profile.clock_us
+    burst = [1.0 + clock * k for k in range(n_events)]
+    trains = [burst if i in senders else [] for i in range(8)]
+    result = host.run({"x": SpikeEvents.from_lists(trains)}, duration_us=4.0)
+    return result, {link.name: link for link in result.links}
+
+
+def test_each_bus_is_a_fifo_of_one_event_per_cycle():
+    # inputs 0..7 sit on buses 0, 1, 2, 3, 0, 1, 2, 3; the FPGA link passes 2 events per cycle
+    net = make_netlist(populations={"p": 8}, inputs={"x": 8}, input_links=2,
+                       projections=[proj("xp", "x", "p", kind="one_to_one", weights=ConstantWeights(0.01))])
+    host = HostInterface(net)
+    clock = host.profile.clock_us
+    assert [host.mapped.routes[(int(g), 0)].bus for g in host.mapped.projections["xp"].pre_group][:5] == [0, 1, 2, 3, 0]
+    bus = "core0.half0.bus{}->core0.half0.drivers"
+
+    # inputs 0 and 4 share bus 0: 2 events per cycle into a bus serving 1; the queue grows by
+    # half a cycle per event, the last of 40 waits 39 half cycles
+    result, links = _burst_run(host, (0, 4))
+    assert links[bus.format(0)].offered == 40 and links[bus.format(0)].dropped == 0
+    assert links[bus.format(0)].max_wait_us == pytest.approx(39 * clock / 2)
+    assert links["fpga->core0.xbar"].max_wait_us < clock  # the FPGA link keeps up
+    # inputs 0 and 1 use buses 0 and 1: nothing waits on the buses
+    result, links = _burst_run(host, (0, 1))
+    for b in (0, 1):
+        assert links[bus.format(b)].offered == 20 and links[bus.format(b)].max_wait_us < 1e-9
+    assert result.dropped_events == 0
+
+    # with a queue of 4 events the shared bus drops, the separate buses do not
+    host = HostInterface(make_netlist(populations={"p": 8}, inputs={"x": 8}, input_links=2, queue_depth=4,
+                                      projections=[proj("xp", "x", "p", kind="one_to_one",
+                                                        weights=ConstantWeights(0.01))]))
+    result, links = _burst_run(host, (0, 4))
+    assert links[bus.format(0)].dropped > 0 and links["fpga->core0.xbar"].dropped == 0
+    assert result.dropped_events == links[bus.format(0)].dropped
+    assert all(link.offered == link.delivered + link.dropped for link in result.links)
+    result, links = _burst_run(host, (0, 1))
+    assert result.dropped_events == 0 and all(link.dropped == 0 for link in result.links)
+
+
+def test_ideal_keeps_one_pooled_never_congesting_path():
+    m = map_netlist(make_netlist("ideal", populations={"a": 300}, inputs={"in": 3},
+                                 projections=[proj("x", "in", "a", sign="signed"), proj("aa", "a", "a", p=0.1,
+                                                                                        kind="probability")]))
+    assert [link.name for link in m.links] == [
+        "input:in->fpga", "fpga->core0.xbar", "neurons:core0.half0->core0.xbar", "neurons:core0.half1->core0.xbar",
+        "core0.xbar->core0.half0.drivers", "core0.xbar->core0.half1.drivers"]
+    assert all(link.capacity_per_cycle == math.inf for link in m.links)
+    # one group per input and per (population, half), every route on bus 0
+    assert m.source_groups == ["input:in@bus0", "a@half0.out0", "a@half1.out0"]
+    assert {route.bus for route in m.routes.values()} == {0}
+    assert m.bus_rows == {h: (m.rows_used[h],) for h in m.rows_used}
+    check_row_invariants(m)
+
+
+def test_bus_fields_of_the_profile():
+    bss2, ideal = get_profile("bss2"), get_profile("ideal")
+    assert (bss2.buses_per_half, bss2.neurons_per_event_output, bss2.rows_per_bus) == (4, 32, 64)
+    assert bss2.bus_capacity == 1.0  # events per cycle on each bus
+    assert (ideal.buses_per_half, ideal.rows_per_bus, ideal.bus_capacity) == (1, 65536, math.inf)
+    with pytest.raises(ValueError, match="rows_per_half .* buses_per_half"):
+        bss2.replace(rows_per_half=250)
+    with pytest.raises(ValueError, match="buses_per_half must be a positive integer"):
+        bss2.replace(buses_per_half=0)
 
 
 def test_ideal_fast_path():
@@ -449,12 +659,23 @@ def test_graph_summary_and_graphml(tmp_path):
                        projections=[proj("in_a", "in", "a"), proj("a_b", "a", "b", kind="probability", p=0.1)])
     m = map_netlist(net)
     s = graph_summary(m)
-    assert s["nodes"] == m.graph.number_of_nodes() == 12  # input, fpga, 2 x (xbar + 2 neurons + 2 drivers)
-    assert s["edges"] == len(s["links"]) == len(m.links) == 1 + 2 + 4 + 4 + 2
+    # input, fpga, 2 x (xbar + 2 x (neurons + 4 buses + drivers))
+    assert s["nodes"] == m.graph.number_of_nodes() == 28
+    # input->fpga, fpga->xbar x 2, neurons->xbar x 4, 4 halves x (4 switches + 4 buses), core links x 2
+    assert s["edges"] == len(s["links"]) == len(m.links) == 1 + 2 + 4 + 32 + 2
     assert s["circuits_used"] == 620 and s["circuits_available"] == 1024
-    # routes: the input to a's halves 0-2, and a's three groups to b's half 2
-    assert s["routes"] == len(m.routes) == 6 and s["source_groups"] == 5  # input, a on halves 0-2, b
-    assert s["rows_used"][0]["excitatory"] == 3 and s["rows_used"][0]["available"] == 256
+    # routes: the input's groups to a's halves 0-2, and a's 19 groups (8 + 8 + 3 blocks) to b's half 2
+    in_groups = set(m.projections["in_a"].pre_group.tolist())
+    assert s["routes"] == len(m.routes) == 3 * len(in_groups) + 19
+    assert s["source_groups"] == len(in_groups) + 19 + 2  # inputs, a, b (columns 88..107: blocks 2, 3)
+    half0 = s["rows_used"][0]
+    assert half0["excitatory"] == 3 and half0["available"] == 256
+    # three all-to-all inputs: one row each, on buses 0, 1, 2; the load is the sources per bus
+    assert half0["buses"] == [{"bus": b, "excitatory": e, "inhibitory": 0, "total": e, "available": 64,
+                               "sources": n} for b, e, n in ((0, 1, 1), (1, 1, 1), (2, 1, 1), (3, 0, 0))]
+    # on b's half each neuron of a sends on the bus of its column block (halves 0 and 1: 64 per bus;
+    # half 2, columns 0..87: 32, 32, 24, 0), and the 3 inputs take bus 3, which has the most rows free
+    assert [bus["sources"] for bus in s["rows_used"][2]["buses"]] == [160, 160, 152, 128 + 3]
     assert s["links"][0] == {"index": 0, "name": "input:in->fpga", "source": "input:in", "target": "fpga",
                              "capacity_per_cycle": math.inf, "latency_cycles": 0, "queue_depth": 256}
     assert s["max_route_latency_cycles"] == 20
@@ -464,12 +685,48 @@ def test_graph_summary_and_graphml(tmp_path):
     g = nx.read_graphml(path)
     assert set(g.nodes) == set(m.graph.nodes) and g.number_of_edges() == m.graph.number_of_edges()
     assert g.edges["input:in", "fpga"]["capacity_per_cycle"] > 1e300
-    assert g.nodes["neurons:core0.half1"]["groups"] == "a@half1"
+    assert g.nodes["neurons:core0.half1"]["groups"] == ",".join(f"a@half1.out{o}" for o in range(8))
+    assert g.nodes["core1.half0.bus1"]["groups"].split(",") == [f"a@half{h}.out{o}" for h in (0, 1) for o in (1, 5)] \
+        + ["a@half2.out1"]
+    assert g.nodes["core1.half0.bus1"]["kind"] == "bus" and g.nodes["core1.half0.bus1"]["bus"] == 1
     assert m.graph.edges["input:in", "fpga"]["capacity_per_cycle"] == math.inf  # the mapping is untouched
 
     ideal = map_netlist(cuba_netlist("ideal", n_exc=80, n_inh=20, p=0.1))
     write_graphml(ideal, tmp_path / "ideal.graphml")
     assert nx.read_graphml(tmp_path / "ideal.graphml").number_of_nodes() == ideal.graph.number_of_nodes()
+
+
+_BUSES_YAML = """\
+name: buses
+duration: 10 us
+chip: {profile: bss2}
+populations:
+  h: {size: 96}
+  o: {size: 3}
+inputs:
+  x: {size: 10, type: poisson, rate: 1 kHz}
+projections:
+  xh: {pre: x, post: h, sign: signed, weights: 0.1}
+  ho: {pre: h, post: o, sign: signed, weights: 0.1}
+"""
+
+
+def test_chipctl_graph_prints_rows_and_load_per_bus(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    (tmp_path / "buses.yaml").write_text(_BUSES_YAML)
+    result = CliRunner().invoke(app, ["graph", str(tmp_path / "buses.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    half = lines.index("rows_used:") + 1
+    assert lines[half] == ("  0: {'name': 'core0.half0', 'excitatory': 106, 'inhibitory': 106, 'total': 212, "
+                           "'available': 256}")
+    # h (columns 0..95) fills buses 0..2, its 32 neurons per bus sending there; the 10 inputs take bus 3
+    assert lines[half + 1:half + 5] == [
+        f"    {{'bus': {b}, 'excitatory': {e}, 'inhibitory': {e}, 'total': {2 * e}, 'available': 64, "
+        f"'sources': {e}}}" for b, e in ((0, 32), (1, 32), (2, 32), (3, 10))]
 
 
 def test_projection_fields():

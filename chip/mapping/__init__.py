@@ -1,7 +1,7 @@
 """Place and route a logical netlist onto a chip profile.
 
 The job: decide which neuron circuit runs each neuron, which synapse (half, row, column) carries
-each connection, and which chain of event links (FPGA, crossbars, core links, synapse drivers)
+each connection, and which chain of event links (FPGA, crossbars, core links, buses, drivers)
 each presynaptic source uses to reach each target half. The result, ``MappedChip``, is everything
 the emulator needs to know about *where* things are; it says nothing about parameter codes,
 mismatch, weight quantization or timing of events, which are the emulator's business. Reading the
@@ -14,20 +14,38 @@ index is ``c // neurons_per_half`` (= core * halves_per_core + half). Every half
 ``rows_per_half`` synapse rows across its columns. A synapse is named by a global id
 ``((global_half * rows_per_half) + row) * neurons_per_half + column``.
 
+Buses. Events reach a half's synapse drivers over ``buses_per_half`` buses, each owning
+``rows_per_bus = rows_per_half / buses_per_half`` rows (``bss2``: driver d on bus d mod 4, 2 rows
+per driver, 64 rows per bus). A neuron's spikes leave through the event output of its column
+block (``column // neurons_per_event_output``), and output o reaches only bus
+``o % buses_per_half`` of every half: a population's source group is (population, half, event
+output) and its routes end on that bus. An input's events can be sent to any bus; each input
+neuron is given one bus per half it reaches (see Rows). A half's rows are numbered bus by bus:
+bus b owns rows ``b * rows_per_bus`` .. ``(b + 1) * rows_per_bus - 1``.
+
 Rows. An event carries a 6-bit label, so one synapse row can serve up to ``labels_per_row``
 distinct presynaptic sources, but each synapse (one per row and column) listens to one label:
 a column can hear only one source per row. Each row is excitatory or inhibitory; a ``signed``
 projection uses one synapse on an excitatory row and one on an inhibitory row per connection.
-Per half and sign, the distinct sources (same input or neuron, same sign, across projections)
-are packed onto rows greedily, first fit in order of decreasing fan-in, with rows and columns
-kept as Python-int bitsets (a source's blocked rows are the OR of its columns' occupancy, the
-first free row is the lowest zero bit) — a few microseconds per source. When two projections
-connect the same source to the same column with the same sign, the second connection needs a
-second synapse; it is packed as an extra copy of the source (same label, another row).
-Excitatory rows are numbered first on a half, inhibitory rows after them.
+A source's synapses on a half sit on the rows of the bus its events arrive on. Per (half, sign,
+bus), the distinct sources (same input or neuron, same sign, across projections) are packed onto
+the bus's rows greedily, first fit in order of decreasing fan-in, with rows and columns kept as
+Python-int bitsets (a source's blocked rows are the OR of its columns' occupancy, the first free
+row is the lowest zero bit) — a few microseconds per source. Neurons, whose bus is fixed, are
+packed first; then each input neuron, in order of decreasing width on the half (the columns its
+synapses need, both signs; ties in netlist order, then by index), takes the bus with the most rows
+left once its synapses are placed there, ties to the bus carrying fewer input neurons so far, then
+to the lowest index; an input neuron without a synapse on a half still gets a bus there (its
+events reach the half).
+When two projections connect the same source to the same column with the same sign, the second
+connection needs a second synapse; it is packed as an extra copy of the source (same label,
+another row). On each bus, excitatory rows come first, inhibitory rows after them. A bus that
+needs more rows than it owns is a mapping error naming the half, the bus, the projections and the
+excess.
 
-The ``ideal`` profile (unquantized weights, 65536 rows per half) takes a fast path: each source
-gets its own row without any search, and only cores that hold neurons appear in the routing graph.
+The ``ideal`` profile (unquantized weights, one bus of 65536 rows per half, one event output per
+half) takes a fast path: each source gets its own row without any search, and only cores that hold
+neurons appear in the routing graph.
 """
 
 from __future__ import annotations
@@ -60,8 +78,8 @@ def map_netlist(netlist: Netlist) -> MappedChip:
     """Place populations, realize and place projections on synapse rows, build routes.
 
     Raises ``MappingError`` (with the netlist's file, line and field path) when the netlist does
-    not fit: too many neurons, too many synapse rows on a half, too many MADC channels on a core,
-    or a membrane record faster than its ADC.
+    not fit: too many neurons, too many synapse rows on a bus of a half, too many MADC channels on
+    a core, or a membrane record faster than its ADC.
     """
     profile = netlist.chip
     _check_references(netlist)
@@ -69,7 +87,6 @@ def map_netlist(netlist: Netlist) -> MappedChip:
     n_circuits = sum(p.size for p in populations.values())
     check_records(netlist, populations)
 
-    source_groups, pre_groups = _source_groups(netlist, populations)
     post_halves = {name: p.halves() for name, p in populations.items()}
 
     masks: dict[str, np.ndarray] = {}
@@ -89,13 +106,20 @@ def map_netlist(netlist: Netlist) -> MappedChip:
     # each projection's connections, (pre index, post index) in the row-major order of its mask
     connections = {name: tuple(ix.astype(np.int64) for ix in np.nonzero(m)) for name, m in masks.items()}
     occupied_halves = sorted({int(h) for p in populations.values() for h in np.unique(p.halves())})
-    rows_used, exc_ids, inh_ids = _assign_rows(netlist, populations, connections, occupied_halves)
+    # the halves each input reaches: every half of every population it projects to
+    input_halves = {name: sorted({int(h) for proj in netlist.projections.values() if proj.pre == name
+                                  for h in np.unique(post_halves[proj.post])})
+                    for name in netlist.inputs}
+    input_halves = {name: halves for name, halves in input_halves.items() if halves}
+    rows_used, bus_rows, exc_ids, inh_ids, input_buses = _assign_rows(
+        netlist, populations, connections, occupied_halves, input_halves)
+    source_groups, pre_groups, group_buses = _source_groups(netlist, populations, input_buses)
 
     graph, links = _build_graph(netlist, occupied_halves)
     pairs: set[tuple[int, int]] = set()
     for proj in netlist.projections.values():
         pairs |= _projection_pairs(pre_groups[proj.pre], post_halves[proj.post])
-    routes = _routes(profile, graph, source_groups, sorted(pairs))
+    routes = _routes(profile, graph, source_groups, group_buses, sorted(pairs))
 
     projections = {}
     for name, proj in netlist.projections.items():
@@ -126,5 +150,6 @@ def map_netlist(netlist: Netlist) -> MappedChip:
         routes=routes,
         graph=graph,
         rows_used=rows_used,
+        bus_rows=bus_rows,
         n_circuits=n_circuits,
     )

@@ -88,22 +88,34 @@ class Link:
 
 @dataclass(frozen=True, eq=False)
 class Route:
-    """Links (indices, in order) from a source group's node to a target half's synapse drivers."""
+    """Links (indices, in order) from a source group's node to a target half's synapse drivers,
+    entering them through ``bus`` of that half."""
 
     links: tuple[int, ...]
     latency_cycles: int
+    bus: int = 0
 
 
 @dataclass(frozen=True, eq=False)
 class MappedChip:
     """A netlist placed and routed on one chip profile.
 
-    ``source_groups``: "input:<name>" per input, then "<population>@half<g>" per (population,
-    global half it occupies). ``routes[(group, half)]``: for every presynaptic group and every
-    half its projections' postsynaptic populations occupy (connected or not). ``graph`` edges carry
-    ``index`` (into ``links``), ``name``, ``capacity_per_cycle``, ``latency_cycles``,
-    ``queue_depth``. ``rows_used[half]`` = (excitatory rows, inhibitory rows) on each half that
-    holds neurons; excitatory rows are 0 .. e-1 and inhibitory rows e .. e+i-1.
+    ``source_groups``: the sources whose events share one route to every target half. First the
+    inputs, per input one group for each combination of buses its neurons were given on its target
+    halves: "input:<name>@bus<b>" (bus b on every target half), "input:<name>@half<g>.bus<b>+..."
+    (buses that differ between halves) or "input:<name>" (an input that feeds nothing); then
+    "<population>@half<g>.out<o>" per (population, global half, event output o of that half) it
+    occupies, whose route to any half enters bus ``o % buses_per_half``. ``routes[(group, half)]``:
+    for every presynaptic group and every half its projections' postsynaptic populations occupy
+    (connected or not). ``graph`` edges carry ``index`` (into ``links``), ``name``,
+    ``capacity_per_cycle``, ``latency_cycles``, ``queue_depth``.
+
+    Rows are numbered per half bus by bus: bus b owns rows ``b * rows_per_bus`` ..
+    ``(b + 1) * rows_per_bus - 1``; ``bus_rows[half][b]`` = (excitatory, inhibitory) rows used on
+    bus b, its excitatory rows first (``b * rows_per_bus`` .. ``+ e - 1``), its inhibitory rows
+    after them (.. ``+ e + i - 1``). ``rows_used[half]`` = (excitatory, inhibitory) rows summed over
+    the half's buses, on each half that holds neurons. With one bus per half (``ideal``) that is the
+    plain layout: excitatory rows 0 .. e-1, inhibitory rows e .. e+i-1.
     """
 
     profile: ChipProfile
@@ -115,6 +127,7 @@ class MappedChip:
     routes: dict[tuple[int, int], Route]
     graph: nx.DiGraph
     rows_used: dict[int, tuple[int, int]]
+    bus_rows: dict[int, tuple[tuple[int, int], ...]]
     n_circuits: int
 
     def __repr__(self) -> str:  # the default would print the netlist, every array and the graph
@@ -138,6 +151,10 @@ class MappedChip:
         half_row = ids // nph
         return half_row // rows, half_row % rows, column
 
+    def row_bus(self, rows) -> np.ndarray:
+        """Bus (of its half) of each synapse row, as ``decode_synapses`` numbers rows."""
+        return np.asarray(rows, dtype=np.int64) // self.profile.rows_per_bus
+
 
 # --------------------------------------------------------------------------------------------
 # Naming helpers
@@ -153,14 +170,30 @@ def _neuron_node(profile: ChipProfile, half: int) -> str:
 
 
 def _group_node(profile: ChipProfile, group_name: str) -> str:
-    # "input:<name>" is its own node; "<pop>@half<g>" leaves through its half's shared output link
-    if group_name.startswith("input:"):
-        return group_name
-    return _neuron_node(profile, int(group_name.rsplit("@half", 1)[1]))
+    # "input:<name>[@...]" starts at the input's node; "<pop>@half<g>.out<o>" leaves through its
+    # half's shared output link (names have no "@", so the first one ends the source's name)
+    name, _, where = group_name.partition("@")
+    if name.startswith("input:"):
+        return name
+    return _neuron_node(profile, int(where.split(".")[0][len("half"):]))
 
 
 def _drivers_node(profile: ChipProfile, half: int) -> str:
     return _half_name(profile, half) + ".drivers"
+
+
+def _bus_node(profile: ChipProfile, half: int, bus: int) -> str:
+    return f"{_half_name(profile, half)}.bus{int(bus)}"
+
+
+def _event_output(profile: ChipProfile, circuits) -> np.ndarray:
+    """Event output (of its half) each neuron circuit's spikes leave through: its column block."""
+    return (np.asarray(circuits, dtype=np.int64) % profile.neurons_per_half) // profile.neurons_per_event_output
+
+
+def _neuron_bus(profile: ChipProfile, circuits) -> np.ndarray:
+    """The bus, on every half, that each neuron circuit's events reach: its event output's."""
+    return _event_output(profile, circuits) % profile.buses_per_half
 
 
 def _plural(n: int, word: str) -> str:

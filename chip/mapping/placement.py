@@ -10,7 +10,7 @@ import numpy as np
 
 from ..netlist import Netlist
 from ..netlist.model import SIGNS
-from .model import PlacedPopulation, _error, _plural
+from .model import PlacedPopulation, _error, _event_output, _plural
 
 
 def _check_references(netlist: Netlist) -> None:
@@ -87,23 +87,55 @@ def check_records(netlist: Netlist, populations: dict[str, PlacedPopulation]) ->
                         "(record fewer neurons per core through the MADC, or use the CADC)")
 
 
-def _source_groups(netlist: Netlist, populations: dict[str, PlacedPopulation]
-                   ) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Source groups and, per presynaptic name, the group index of each of its neurons.
+def _source_groups(netlist: Netlist, populations: dict[str, PlacedPopulation],
+                   input_buses: dict[str, dict[int, np.ndarray]]
+                   ) -> tuple[list[str], dict[str, np.ndarray], list[int | dict[int, int]]]:
+    """Source groups, per presynaptic name the group index of each of its neurons, and per group
+    the bus its events enter on a target half (one for every half, or per half).
 
-    An input is one group (all its events enter through the FPGA); a neuron population has one
-    group per half it occupies, because a half's spikes leave through that half's output link.
+    A group is a set of sources whose events take the same links to every half they reach. A
+    neuron population has one group per (half, event output) it occupies: a half's spikes leave
+    through that half's output link, and an event output reaches one bus of every half. An input
+    has one group per combination of buses its neurons were given on its target halves
+    (``input_buses[name][half]``, one bus per neuron, from the row assignment).
     """
+    profile = netlist.chip
     groups: list[str] = []
+    buses_of: list[int | dict[int, int]] = []
     per_name: dict[str, np.ndarray] = {}
     for name, inp in netlist.inputs.items():
-        per_name[name] = np.full(inp.size, len(groups), dtype=np.int64)
-        groups.append(f"input:{name}")
+        buses = input_buses.get(name, {})
+        halves = sorted(buses)
+        if not halves:
+            per_name[name] = np.full(inp.size, len(groups), dtype=np.int64)
+            groups.append(f"input:{name}")
+            buses_of.append(0)
+            continue
+        table = np.stack([buses[h] for h in halves], axis=1)  # (size, target halves)
+        combos, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        # groups in order of the first neuron that uses them
+        rank = np.empty(len(combos), dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(combos))
+        per_name[name] = len(groups) + rank[np.asarray(inverse).ravel()]
+        for c in np.argsort(first, kind="stable"):
+            combo = combos[c]
+            if np.all(combo == combo[0]):
+                groups.append(f"input:{name}@bus{int(combo[0])}")
+                buses_of.append(int(combo[0]))
+            else:
+                groups.append(f"input:{name}@" + "+".join(f"half{h}.bus{int(b)}" for h, b in zip(halves, combo)))
+                buses_of.append({h: int(b) for h, b in zip(halves, combo)})
     for name, placed in populations.items():
+        circuits = placed.circuits()
         halves = placed.halves()
+        outputs = _event_output(profile, circuits)
         index = np.empty(placed.size, dtype=np.int64)
-        for half in np.unique(halves):
-            index[halves == half] = len(groups)
-            groups.append(f"{name}@half{int(half)}")
+        # circuits are contiguous, so (half, output) runs are contiguous and in order
+        keys = halves * (profile.neurons_per_half + 1) + outputs
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        for a, b in zip(starts, np.r_[starts[1:], placed.size]):
+            index[a:b] = len(groups)
+            groups.append(f"{name}@half{int(halves[a])}.out{int(outputs[a])}")
+            buses_of.append(int(outputs[a]) % profile.buses_per_half)
         per_name[name] = index
-    return groups, per_name
+    return groups, per_name, buses_of

@@ -1,5 +1,5 @@
 """Routing: the chip's event network as a networkx graph, and the lowest-latency route of every
-source group to every target half.
+source group to every target half, entering it on the group's bus of that half.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 
 from ..netlist import Netlist
 from ..profiles import ChipProfile
-from .model import Link, Route, _drivers_node, _group_node, _neuron_node
+from .model import Link, Route, _bus_node, _drivers_node, _group_node, _neuron_node
 
 
 def _build_graph(netlist: Netlist, occupied_halves: list[int]) -> tuple[nx.DiGraph, list[Link]]:
@@ -39,10 +39,14 @@ def _build_graph(netlist: Netlist, occupied_halves: list[int]) -> tuple[nx.DiGra
     for name in netlist.inputs:
         graph.add_node(f"input:{name}", kind="input")
     graph.add_node("fpga", kind="fpga")
+    buses = profile.buses_per_half
     for k in cores:
         graph.add_node(f"core{k}.xbar", kind="crossbar", core=k)
         for h in range(hpc):
             graph.add_node(_neuron_node(profile, k * hpc + h), kind="neurons", core=k, half=h)
+            if buses > 1:
+                for b in range(buses):
+                    graph.add_node(_bus_node(profile, k * hpc + h, b), kind="bus", core=k, half=h, bus=b)
             graph.add_node(_drivers_node(profile, k * hpc + h), kind="drivers", core=k, half=h)
 
     for name in netlist.inputs:
@@ -56,8 +60,17 @@ def _build_graph(netlist: Netlist, occupied_halves: list[int]) -> tuple[nx.DiGra
                      profile.latency_neuron_out_cycles)
     for k in cores:
         for h in range(hpc):
-            add_link(f"core{k}.xbar", _drivers_node(profile, k * hpc + h), profile.bus_capacity,
-                     profile.latency_crossbar_cycles)
+            half = k * hpc + h
+            if buses == 1:  # one pooled path into the half's drivers
+                add_link(f"core{k}.xbar", _drivers_node(profile, half), profile.bus_capacity,
+                         profile.latency_crossbar_cycles)
+                continue
+            # the crossbar switches an event onto a bus (no queue of its own); the bus is the FIFO
+            for b in range(buses):
+                add_link(f"core{k}.xbar", _bus_node(profile, half, b), math.inf, 0)
+            for b in range(buses):
+                add_link(_bus_node(profile, half, b), _drivers_node(profile, half), profile.bus_capacity,
+                         profile.latency_crossbar_cycles)
     if len(cores) > 1:
         for k in cores:
             for m in cores:
@@ -78,8 +91,9 @@ def _projection_pairs(pre_group: np.ndarray, post_half: np.ndarray) -> set[tuple
 
 
 def _routes(profile: ChipProfile, graph: nx.DiGraph, source_groups: list[str],
-            pairs: list[tuple[int, int]]) -> dict[tuple[int, int], Route]:
-    """Lowest-latency path per (group, half); ties go to fewer hops (ideal latencies are all 0)."""
+            group_buses: list[int | dict[int, int]], pairs: list[tuple[int, int]]) -> dict[tuple[int, int], Route]:
+    """Lowest-latency path per (group, half) through the group's bus of that half; ties go to
+    fewer hops (ideal latencies are all 0)."""
     hop_scale = graph.number_of_edges() + 1  # latency dominates, hop count breaks ties
 
     def weight(u, v, data):
@@ -91,8 +105,13 @@ def _routes(profile: ChipProfile, graph: nx.DiGraph, source_groups: list[str],
         source = _group_node(profile, source_groups[group])
         if source not in paths_from:
             paths_from[source] = nx.single_source_dijkstra_path(graph, source, weight=weight)
-        path = paths_from[source][_drivers_node(profile, half)]
+        bus = group_buses[group]
+        bus = bus if isinstance(bus, int) else bus[half]
+        if profile.buses_per_half == 1:
+            path = paths_from[source][_drivers_node(profile, half)]
+        else:  # a bus node is entered from its core's crossbar only and leads to the drivers only
+            path = paths_from[source][_bus_node(profile, half, bus)] + [_drivers_node(profile, half)]
         edges = [graph.edges[u, v] for u, v in zip(path[:-1], path[1:])]
         routes[(group, half)] = Route(links=tuple(e["index"] for e in edges),
-                                      latency_cycles=sum(e["latency_cycles"] for e in edges))
+                                      latency_cycles=sum(e["latency_cycles"] for e in edges), bus=bus)
     return routes

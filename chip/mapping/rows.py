@@ -1,4 +1,5 @@
-"""Synapse rows: every connection onto a synapse (half, row, column), packed by 6-bit labels.
+"""Synapse rows: every connection onto a synapse (half, row, column), packed by 6-bit labels on
+the rows of the bus its source's events arrive on.
 """
 
 from __future__ import annotations
@@ -7,17 +8,26 @@ from __future__ import annotations
 import numpy as np
 
 from ..netlist import Netlist
-from .model import PlacedPopulation, _error, _half_name
+from .model import PlacedPopulation, _error, _half_name, _neuron_bus
 
 
 def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation],
-                 connections: dict[str, tuple[np.ndarray, np.ndarray]], occupied_halves: list[int]):
-    """Put every connection on a synapse; returns rows_used, exc ids and inh ids per projection."""
+                 connections: dict[str, tuple[np.ndarray, np.ndarray]], occupied_halves: list[int],
+                 input_halves: dict[str, list[int]]):
+    """Put every connection on a synapse.
+
+    Returns rows_used and bus_rows per half, exc ids and inh ids per projection, and
+    ``input_buses[input][half]``: the bus each neuron of an input uses on each half in
+    ``input_halves[input]`` (the halves its projections' postsynaptic populations occupy).
+    """
     profile = netlist.chip
-    nph, rows_per_half = profile.neurons_per_half, profile.rows_per_half
+    nph, rows_per_half, rows_per_bus = profile.neurons_per_half, profile.rows_per_half, profile.rows_per_bus
+    n_buses = profile.buses_per_half
     n_conn = {name: len(ii) for name, (ii, _) in connections.items()}
     exc_ids = {name: _no_synapses(n, netlist.projections[name].sign == "inhibitory") for name, n in n_conn.items()}
     inh_ids = {name: _no_synapses(n, netlist.projections[name].sign == "excitatory") for name, n in n_conn.items()}
+    input_buses = {name: {h: np.zeros(netlist.size_of(name), dtype=np.int64) for h in halves}
+                   for name, halves in input_halves.items()}
 
     # per half: the connections of each projection that land on it, as (pre index, post index,
     # position in the projection's connection vector), split by target half (contiguous runs of
@@ -36,28 +46,49 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation],
                 per_half[half].append((name, ii[a:b], jj[a:b], order[a:b]))
 
     rows_used: dict[int, tuple[int, int]] = {}
+    bus_rows: dict[int, tuple[tuple[int, int], ...]] = {}
     for half in occupied_halves:
         entries = per_half[half]
         sign_of = {name: netlist.projections[name].sign for name, *_ in entries}
         exc = _SignPacking(netlist, populations, [e for e in entries if sign_of[e[0]] != "inhibitory"], nph)
         inh = _SignPacking(netlist, populations, [e for e in entries if sign_of[e[0]] != "excitatory"], nph)
-        # Fast path: with unquantized weights (ideal) and room for everyone, one row per source.
-        fast = profile.is_ideal and exc.n_units + inh.n_units <= rows_per_half
-        n_exc = exc.pack(profile.labels_per_row, fast)
-        n_inh = inh.pack(profile.labels_per_row, fast)
-        if n_exc + n_inh > rows_per_half:
-            involved = [name for name, *_ in entries]
-            field = f"projections.{involved[0]}" if len(involved) == 1 else "projections"
-            raise _error(
-                netlist, field,
-                f"{_half_name(profile, half)} (global half {half}) needs {n_exc + n_inh} synapse rows "
-                f"({n_exc} excitatory + {n_inh} inhibitory) for projection{'s' if len(involved) != 1 else ''} "
-                f"{', '.join(involved)}; a half has {rows_per_half} rows; {n_exc + n_inh - rows_per_half} too many")
-        base = half * rows_per_half
-        exc.write_ids(exc_ids, base, 0, nph)
-        inh.write_ids(inh_ids, base, n_exc, nph)
-        rows_used[half] = (n_exc, n_inh)
-    return rows_used, exc_ids, inh_ids
+        if n_buses == 1:
+            # Fast path: with unquantized weights (ideal) and room for everyone, one row per source.
+            fast = profile.is_ideal and exc.n_units + inh.n_units <= rows_per_bus
+            exc.pack_one_bus(profile.labels_per_row, fast)
+            inh.pack_one_bus(profile.labels_per_row, fast)
+        else:
+            reaching = [name for name, halves in input_halves.items() if half in halves]
+            _pack_buses(profile, populations, exc, inh, reaching, half, input_buses)
+        per_bus = tuple((exc.rows_on(b), inh.rows_on(b)) for b in range(n_buses))
+        _check_rows(netlist, half, per_bus, exc, inh)
+        exc.write_ids(exc_ids, half * rows_per_half, [b * rows_per_bus for b in range(n_buses)], nph)
+        inh.write_ids(inh_ids, half * rows_per_half, [b * rows_per_bus + e for b, (e, _) in enumerate(per_bus)], nph)
+        rows_used[half] = (sum(e for e, _ in per_bus), sum(i for _, i in per_bus))
+        bus_rows[half] = per_bus
+    return rows_used, bus_rows, exc_ids, inh_ids, input_buses
+
+
+def _check_rows(netlist: Netlist, half: int, per_bus, exc: "_SignPacking", inh: "_SignPacking") -> None:
+    """The mapping error for the first bus (or, with one bus, the half) that needs too many rows."""
+    profile = netlist.chip
+    over = [b for b, (e, i) in enumerate(per_bus) if e + i > profile.rows_per_bus]
+    if not over:
+        return
+    b = over[0]
+    n_exc, n_inh = per_bus[b]
+    on_bus = exc.projections_on(b) | inh.projections_on(b)
+    involved = [name for name in netlist.projections if name in on_bus]
+    field = f"projections.{involved[0]}" if len(involved) == 1 else "projections"
+    where, capacity = f"{_half_name(profile, half)} (global half {half})", "a half"
+    if profile.buses_per_half > 1:
+        where, capacity = f"{where} bus {b}", "a bus"
+    others = f" (so do buses {', '.join(str(o) for o in over[1:])})" if len(over) > 1 else ""
+    raise _error(
+        netlist, field,
+        f"{where} needs {n_exc + n_inh} synapse rows ({n_exc} excitatory + {n_inh} inhibitory) for "
+        f"projection{'s' if len(involved) != 1 else ''} {', '.join(involved)}; {capacity} has "
+        f"{profile.rows_per_bus} rows; {n_exc + n_inh - profile.rows_per_bus} too many{others}")
 
 
 def _no_synapses(shape: int, never_filled: bool) -> np.ndarray:
@@ -68,15 +99,63 @@ def _no_synapses(shape: int, never_filled: bool) -> np.ndarray:
     return np.full(shape, -1, dtype=np.int64)
 
 
+class _Rows:
+    """The rows of one sign on one bus, filled first fit, with rows and columns kept as Python-int
+    bitsets: a unit's blocked rows are the OR of its columns' occupancy, its row the lowest zero bit."""
+
+    __slots__ = ("labels", "busy", "full", "load")
+
+    def __init__(self, labels_per_row: int, columns: int):
+        self.labels = labels_per_row
+        self.busy = [0] * columns  # per column: bitset of rows whose synapse in that column is taken
+        self.full = 0              # bitset of rows whose labels are all used
+        self.load: list[int] = []  # sources per row
+
+    def place(self, columns: list[int]) -> int:
+        """Put a unit needing ``columns`` on the first row free in all of them; returns the row."""
+        busy = self.busy
+        blocked = self.full
+        for c in columns:
+            blocked |= busy[c]
+        row = (~blocked & (blocked + 1)).bit_length() - 1
+        bit = 1 << row
+        for c in columns:
+            busy[c] |= bit
+        if row == len(self.load):
+            self.load.append(1)
+        else:
+            self.load[row] += 1
+        if self.load[row] >= self.labels:
+            self.full |= bit
+        return row
+
+    def rows_after(self, units: list[list[int]]) -> int:
+        """Rows in use if these units were placed (in order); nothing changes."""
+        if not units:
+            return len(self.load)
+        busy = self.busy
+        saved = [(c, busy[c]) for columns in units for c in columns]
+        full, load = self.full, list(self.load)
+        for columns in units:
+            self.place(columns)
+        n = len(self.load)
+        for c, bits in reversed(saved):  # a column listed twice gets its oldest value back last
+            busy[c] = bits
+        self.full, self.load = full, load
+        return n
+
+
 class _SignPacking:
     """The sources one half receives on rows of one sign, and their packing onto rows.
 
     A *unit* is what occupies one label slot on one row: (presynaptic name, neuron index, copy).
     Copy k of a source holds the columns that k+1 or more projections connect it to, so duplicate
-    connections from different projections get their own synapses.
+    connections from different projections get their own synapses. After packing, unit u sits on
+    bus ``unit_bus[u]`` at row ``unit_row[u]`` counted from this sign's first row on that bus.
     """
 
     def __init__(self, netlist: Netlist, populations: dict[str, PlacedPopulation], entries, nph: int):
+        self.n_columns = nph
         self.pre_names: list[str] = []
         counts: dict[str, np.ndarray] = {}
         # per projection: (name, pre, pre index, position, column, copy) of its connections here
@@ -118,52 +197,108 @@ class _SignPacking:
             self._unit_cols = []
         self.n_units = int(self.unit_pre.size)
         self.unit_row = np.zeros(0, dtype=np.int64)
+        self.unit_bus = np.zeros(self.n_units, dtype=np.int64)
+        self._rows_per_bus: list[int] = []
 
-    def pack(self, labels_per_row: int, fast: bool) -> int:
-        """Assign each unit a row (relative to this sign's first row); returns the rows used."""
-        if fast:
-            self.unit_row = np.arange(self.n_units, dtype=np.int64)
-            return self.n_units
+    def columns(self) -> list[list[int]]:
+        """Each unit's columns, as Python lists (what the row bitsets index)."""
         if not self.n_units:
-            return 0
-        # column lists of all units, flattened, with per-unit start offsets
+            return []
         cols = np.concatenate([np.nonzero(sub)[1] for sub in self._unit_cols]).tolist()
         starts = np.concatenate(([0], np.cumsum(self.unit_ncols))).tolist()
+        return [cols[starts[u]:starts[u + 1]] for u in range(self.n_units)]
+
+    def rows_on(self, bus: int) -> int:
+        """Rows of this sign used on ``bus``."""
+        return self._rows_per_bus[bus] if bus < len(self._rows_per_bus) else 0
+
+    def pack_one_bus(self, labels_per_row: int, fast: bool) -> None:
+        """Every unit on bus 0: one row each (fast), or first fit in order of decreasing width."""
+        if fast:
+            self.unit_row = np.arange(self.n_units, dtype=np.int64)
+            self._rows_per_bus = [self.n_units]
+            return
+        rows = _Rows(labels_per_row, self.n_columns)
+        columns = self.columns()
+        unit_row = [0] * self.n_units
         # first fit decreasing: wide sources first pack tighter; stable sort keeps it deterministic
-        order = np.argsort(-self.unit_ncols, kind="stable").tolist()
+        for u in np.argsort(-self.unit_ncols, kind="stable").tolist():
+            unit_row[u] = rows.place(columns[u])
+        self.unit_row = np.asarray(unit_row, dtype=np.int64)
+        self._rows_per_bus = [len(rows.load)]
 
-        busy: dict[int, int] = {}  # column -> bitset of rows whose synapse in that column is taken
-        full = 0                   # bitset of rows whose labels are all used
-        load: list[int] = []       # sources per row
-        rows = [0] * self.n_units
-        for u in order:
-            unit_columns = cols[starts[u]:starts[u + 1]]
-            blocked = full
-            for c in unit_columns:
-                blocked |= busy.get(c, 0)
-            # lowest zero bit of `blocked` = first row free in all of this source's columns
-            row = (~blocked & (blocked + 1)).bit_length() - 1
-            bit = 1 << row
-            for c in unit_columns:
-                busy[c] = busy.get(c, 0) | bit
-            if row == len(load):
-                load.append(1)
-            else:
-                load[row] += 1
-            if load[row] >= labels_per_row:
-                full |= bit
-            rows[u] = row
-        self.unit_row = np.asarray(rows, dtype=np.int64)
-        return len(load)
+    def projections_on(self, bus: int) -> set[str]:
+        """Projections with a connection on rows of this sign on ``bus``."""
+        table = self._lookup(self.unit_bus)
+        return {name for name, pre, ii, _pos, _cols, copy in self.connections
+                if np.any(table[pre][copy, ii] == bus)}
 
-    def write_ids(self, ids: dict[str, np.ndarray], half_row_base: int, row_offset: int, nph: int) -> None:
-        """Fill the global synapse id of every connection into ``ids[projection]``."""
+    def _lookup(self, per_unit: np.ndarray) -> dict[str, np.ndarray]:
+        """Per presynaptic name, a (copies, size) table of a per-unit value (-1: no such unit)."""
         lookup = {}
         for p, pre in enumerate(self.pre_names):
             table = np.full((self.copies[pre], self.sizes[pre]), -1, dtype=np.int64)
             sel = self.unit_pre == p
-            table[self.unit_copy[sel], self.unit_index[sel]] = self.unit_row[sel]
+            table[self.unit_copy[sel], self.unit_index[sel]] = per_unit[sel]
             lookup[pre] = table
+        return lookup
+
+    def write_ids(self, ids: dict[str, np.ndarray], half_row_base: int, bus_row_offset: list[int], nph: int) -> None:
+        """Fill the global synapse id of every connection into ``ids[projection]``; this sign's
+        rows on bus b start at row ``bus_row_offset[b]`` of the half."""
+        offsets = np.asarray(bus_row_offset, dtype=np.int64)
+        lookup = self._lookup(self.unit_row + offsets[self.unit_bus])
         for name, pre, ii, pos, cols, copy in self.connections:
-            rows = lookup[pre][copy, ii] + row_offset
-            ids[name][pos] = (half_row_base + rows) * nph + cols
+            ids[name][pos] = (half_row_base + lookup[pre][copy, ii]) * nph + cols
+
+
+def _pack_buses(profile, populations: dict[str, PlacedPopulation], exc: _SignPacking, inh: _SignPacking,
+                inputs: list[str], half: int, input_buses: dict[str, dict[int, np.ndarray]]) -> None:
+    """Pack one half's units onto the rows of its buses.
+
+    A neuron's events reach every half on the bus of its event output, so its units go to that
+    bus's rows, first fit in order of decreasing width per bus and sign. Then every neuron of each
+    input in ``inputs`` (those reaching this half) gets a bus: in order of decreasing width on this
+    half (its units of both signs together; ties in netlist order, then by index), each takes the
+    bus that has the most rows left once its units are placed there, ties going to the bus that
+    carries fewer input neurons so far, then to the lowest index. A neuron without a synapse here
+    gets a bus too (its events still reach the half).
+    """
+    n_buses = profile.buses_per_half
+    packings = (exc, inh)
+    bins = [[_Rows(profile.labels_per_row, profile.neurons_per_half) for _ in range(n_buses)] for _ in packings]
+    columns = [pk.columns() for pk in packings]
+    rows = [[0] * pk.n_units for pk in packings]
+    flexible: dict[tuple[str, int], list[list[int]]] = {}  # (input, neuron) -> its units per sign
+    for s, pk in enumerate(packings):
+        is_input = np.array([pk.pre_names[p] in input_buses for p in pk.unit_pre.tolist()], dtype=bool)
+        offsets = np.array([0 if pre in input_buses else populations[pre].offset for pre in pk.pre_names],
+                           dtype=np.int64)
+        bus = np.where(is_input, 0, _neuron_bus(profile, offsets[pk.unit_pre] + pk.unit_index))
+        for u in np.argsort(-pk.unit_ncols, kind="stable").tolist():
+            if is_input[u]:
+                flexible.setdefault((pk.pre_names[pk.unit_pre[u]], int(pk.unit_index[u])), [[], []])[s].append(u)
+            else:
+                rows[s][u] = bins[s][bus[u]].place(columns[s][u])
+        pk.unit_bus = bus
+
+    sources = [(name, i) for name in inputs for i in range(len(input_buses[name][half]))]
+    width = [sum(int(packings[s].unit_ncols[u]) for s in (0, 1) for u in flexible.get(src, ((), ()))[s])
+             for src in sources]
+    carried = [0] * n_buses  # input neurons given each bus
+    for k in sorted(range(len(sources)), key=lambda k: -width[k]):
+        name, i = sources[k]
+        units = flexible.get((name, i), ((), ()))
+        need = [[columns[s][u] for u in units[s]] for s in (0, 1)]
+        best = min(range(n_buses), key=lambda b: (sum(bins[s][b].rows_after(need[s]) for s in (0, 1)),
+                                                  carried[b], b))
+        for s in (0, 1):
+            for u in units[s]:
+                rows[s][u] = bins[s][best].place(columns[s][u])
+                packings[s].unit_bus[u] = best
+        carried[best] += 1
+        input_buses[name][half][i] = best
+
+    for s, pk in enumerate(packings):
+        pk.unit_row = np.asarray(rows[s], dtype=np.int64)
+        pk._rows_per_bus = [len(b.load) for b in bins[s]]
