@@ -146,3 +146,16 @@ class Die:
         if g is None:
             return nominal
         return transfer.from_physical(name, transfer.physical(name, nominal) * g)
+
+    # --- readout: CADC channel offsets, from a stream of their own ---
+    # (drawn on first use from a stream no other draw uses, so adding them changed no other pattern)
+
+    def cadc_offsets_lsb(self) -> np.ndarray:
+        """Offset in CADC codes of every channel (one per neuron column: index = global circuit),
+        N(0, ``cadc_offset_lsb``): what the CADC's own offset calibration leaves. Fixed per die."""
+        cache = self.__dict__.setdefault("_readout", {})
+        if "cadc_offsets" not in cache:
+            p = self.profile
+            rng = np.random.default_rng([p.die_seed, 4])
+            cache["cadc_offsets"] = p.cadc_offset_lsb * rng.standard_normal(p.total_neurons)
+        return cache["cadc_offsets"]

@@ -35,7 +35,7 @@ from .inputs import broadcast_batch, realize_input
 from .mapping import MappedChip, map_netlist
 from .netlist import Netlist, Record
 from .profiles import ANALOG_PARAMETERS
-from .readout import Correlation, Trace, adc_trace, sensor_reading
+from .readout import Correlation, Trace, sensor_reading
 from .state import ChipState
 
 __all__ = ["HostInterface", "RunResult", "Trace", "Correlation", "ProjectionInfo", "PARAMETERS"]
@@ -415,10 +415,9 @@ class HostInterface:
         clock = self.profile.clock_us
         spikes = {pop: SpikeEvents(b, n, c.astype(np.float64) * clock, self.mapped.populations[pop].size, raw.batch)
                   for pop, (b, n, c) in raw.spikes.items()}
-        traces = [adc_trace(self.profile, rec, times, values) for rec, times, values in raw.traces]
         correlations = {name: sensor_reading(self.profile, causal, acausal)
                         for name, (causal, acausal) in raw.correlations.items()}
-        return RunResult(spikes=spikes, traces=traces, correlations=correlations, links=raw.links,
+        return RunResult(spikes=spikes, traces=raw.traces, correlations=correlations, links=raw.links,
                          offered_events=raw.offered_events, dropped_events=raw.dropped_events, batch=raw.batch,
                          duration_us=duration_us, emulated_us=raw.emulated_us, steps=raw.steps, wall_s=raw.wall_s,
                          inputs=events, kernel_load_s=raw.kernel_load_s, loop_s=raw.loop_s)

@@ -156,10 +156,16 @@ class ChipProfile:
     latency_neuron_out_cycles: int = 2
     latency_crossbar_cycles: int = 2
     latency_core_link_cycles: int = 16
-    # --- readout ---
-    cadc_bits: int | None = 8
+    # --- readout: CADC transfer and imperfections, correlation sensors ---
+    # (chip.readout says what each does and where its numbers come from)
+    cadc_bits: int | None = 8         # null: no ADC model, traces read as floats
+    cadc_lsb_v: float = 0.0045        # volts per code: reads 20..220 span ~0.15..1.05 V after calibration
+    cadc_zero_v: float = 0.06         # volts that read code 0 (code = (V - zero) / lsb)
+    cadc_linear_codes: tuple[float, float] = (30.0, 210.0)  # the reliable range; compressed above its top
+    cadc_offset_lsb: float = 3.0      # sigma of the per-channel offset left after offset calibration
+    cadc_noise_lsb: float = 1.0       # sigma of the read noise of every sample
     cadc_min_period_us: float = 1.7
-    madc_bits: int | None = 10
+    madc_bits: int | None = 10        # linear over v_range
     madc_channels_per_core: int = 1
     madc_min_period_us: float = 0.033
     correlation_tau_us: float = 5.0
@@ -167,6 +173,7 @@ class ChipProfile:
     correlation_full_scale: float = 8.0  # accumulated trace value read as the top code
 
     def __post_init__(self):
+        self._check_readout()
         positive_ints = ("cores", "neurons_per_core", "halves_per_core", "rows_per_half", "labels_per_row",
                          "input_links", "queue_depth")
         for name in positive_ints:
@@ -220,6 +227,19 @@ class ChipProfile:
     @property
     def is_ideal(self) -> bool:
         return self.weight_bits is None
+
+    def _check_readout(self):
+        """The readout block's fields (see chip.readout)."""
+        for name in ("cadc_lsb_v",):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("cadc_offset_lsb", "cadc_noise_lsb"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be >= 0 and finite, got {getattr(self, name)!r}")
+        low, high = self.cadc_linear_codes
+        bits = self.cadc_bits  # checked with the other bit widths below
+        if not 0 <= low < high <= (2 ** bits - 1 if isinstance(bits, int) and 1 <= bits <= 24 else math.inf):
+            raise ValueError(f"cadc_linear_codes must be 0 <= low < high <= the top code, got {self.cadc_linear_codes!r}")
 
     def replace(self, **changes) -> "ChipProfile":
         return dataclasses.replace(self, **changes)
