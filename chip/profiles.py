@@ -158,7 +158,7 @@ class ChipProfile:
     latency_core_link_cycles: int = 16
     # --- readout: CADC transfer and imperfections, correlation sensors ---
     # (chip.readout says what each does and where its numbers come from)
-    cadc_bits: int | None = 8         # null: no ADC model, traces read as floats
+    cadc_bits: int | None = 8         # null: no ADC model, traces and sensors read as floats
     cadc_lsb_v: float = 0.0045        # volts per code: reads 20..220 span ~0.15..1.05 V after calibration
     cadc_zero_v: float = 0.06         # volts that read code 0 (code = (V - zero) / lsb)
     cadc_linear_codes: tuple[float, float] = (30.0, 210.0)  # the reliable range; compressed above its top
@@ -169,8 +169,10 @@ class ChipProfile:
     madc_channels_per_core: int = 1
     madc_min_period_us: float = 0.033
     correlation_tau_us: float = 5.0
-    correlation_bits: int | None = 8
-    correlation_full_scale: float = 8.0  # accumulated trace value read as the top code
+    correlation_amplitude_lsb: float = 0.5    # CADC codes per pair at dt = 0
+    correlation_spread_sigma: float = 0.35    # lognormal sigma of per-synapse amplitude and tau
+    correlation_baseline_lsb: float = 200.0   # read of a sensor right after its reset
+    correlation_saturation_lsb: float = 160.0  # accumulated signal where the sensor starts to saturate
 
     def __post_init__(self):
         self._check_readout()
@@ -182,7 +184,7 @@ class ChipProfile:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.neurons_per_core % self.halves_per_core:
             raise ValueError("neurons_per_core must divide evenly into halves_per_core")
-        for name in ("weight_bits", "param_bits", "cadc_bits", "madc_bits", "correlation_bits"):
+        for name in ("weight_bits", "param_bits", "cadc_bits", "madc_bits"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or not 1 <= value <= 24):
                 raise ValueError(f"{name} must be an integer from 1 to 24 or null (float), got {value!r}")
@@ -230,16 +232,21 @@ class ChipProfile:
 
     def _check_readout(self):
         """The readout block's fields (see chip.readout)."""
-        for name in ("cadc_lsb_v",):
+        for name in ("cadc_lsb_v", "correlation_tau_us", "correlation_amplitude_lsb", "correlation_baseline_lsb",
+                     "correlation_saturation_lsb"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("cadc_offset_lsb", "cadc_noise_lsb"):
+        for name in ("cadc_offset_lsb", "cadc_noise_lsb", "correlation_spread_sigma"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise ValueError(f"{name} must be >= 0 and finite, got {getattr(self, name)!r}")
         low, high = self.cadc_linear_codes
         bits = self.cadc_bits  # checked with the other bit widths below
         if not 0 <= low < high <= (2 ** bits - 1 if isinstance(bits, int) and 1 <= bits <= 24 else math.inf):
             raise ValueError(f"cadc_linear_codes must be 0 <= low < high <= the top code, got {self.cadc_linear_codes!r}")
+        sat = self.correlation_saturation_lsb
+        if math.isfinite(sat) and not sat < self.correlation_baseline_lsb:
+            raise ValueError(f"correlation_saturation_lsb ({sat!r}) must be below correlation_baseline_lsb "
+                             f"({self.correlation_baseline_lsb!r}), or inf for none")
 
     def replace(self, **changes) -> "ChipProfile":
         return dataclasses.replace(self, **changes)
@@ -301,7 +308,7 @@ PROFILES: dict[str, ChipProfile] = {
         madc_bits=None,
         madc_channels_per_core=1 << 20,
         madc_min_period_us=0.0,
-        correlation_bits=None,
+        correlation_saturation_lsb=_INF,
     ),
 }
 

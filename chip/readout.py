@@ -2,12 +2,12 @@
 
 Boundary: the ADC model turns membrane samples (model units, as the emulator's step loop wrote
 them) into the integer codes a host reads, and codes back into nominal model units; the
-correlation sensors accumulate causal and acausal pre/post pair sums per synapse from the events
-and spikes of each step, and are quantized like the ADCs when read. This module neither runs nor
-schedules anything: ``chip.emulator.core`` feeds the sensors once per step and reads the ADCs of a
-run with the die's offsets and the run's noise; ``chip.host`` hands out what comes back and
-quantizes the sensors. The sensors are host-side Python for now (which is why a run that records
-them steps one step per kernel call); moving their accumulation into the compiled loop is a later step.
+correlation sensors pair presynaptic arrivals and postsynaptic spikes per synapse and are read
+through the CADC. This module neither runs nor schedules anything: ``chip.emulator.core`` feeds
+the sensors once per step and reads the ADCs of a run with the die's offsets and the run's noise;
+``chip.host`` hands out what comes back. The sensors are host-side Python for now (which is why a
+run that records them steps one step per kernel call); moving their accumulation into the compiled
+loop is a later step.
 
 Each imperfection below is one switch of ``ChipProfile.nonidealities`` (on on ``bss2``, off on
 ``ideal``); the sizes are profile fields. The sources are the public BrainScaleS-2 software stack
@@ -28,7 +28,8 @@ each code (linear, no offsets), as a real host converts them.
   noise of ``bss2`` (0.01 threshold units ≈ 0.67 codes) a resting membrane reads ≈ 1.2 codes of
   std, the target of calix's leak-bias calibration (``calix/hagen/neuron_leak_bias.py``,
   ``LeakBiasCalib(target=1.2)``); hxtorch's perceptron mock uses 2. Drawn from the run's noise
-  seed in streams of its own (one per record), so switching it off changes no other draw.
+  seed in streams of its own (per record, per sensor projection), so switching it off changes no
+  other draw.
 - ``cadc_nonlinearity``: linear up to the top of ``cadc_linear_codes`` (30..210, calix
   ``calix/constants.py cadc_reliable_range``), above it compressed towards the top code,
   210 + 45·tanh((x − 210)/45); clipped to 0..255. The tanh shape is a model: calix only says the
@@ -45,6 +46,35 @@ each code (linear, no offsets), as a real host converts them.
 **MADC**: 10 bits, linear over the profile's ``v_range_v`` (about 29 MSa/s on the chip, haldls
 ``src/haldls/vx/madc.cpp``). A figure of the BrainScaleS-2 demos suggests about 1.6 mV per MADC
 code, a lead read off a plot that is not used here. Its noise is not published: not modelled.
+
+**Correlation sensors.** Each synapse has a causal (pre before post) and an acausal (post before
+pre) accumulator. A postsynaptic spike adds A·e^{−Δt/τ} to the causal one for the most recent
+presynaptic arrival only; an arrival adds A·e^{−Δt/τ} to the acausal one for the most recent
+postsynaptic spike only (both strictly earlier; a pair at Δt = 0 counts on neither side). The
+public stack does not state the pairing rule; calix works around hardware that "remembers the
+last seen pulse, even if that is a long time ago" (``calix/spiking/correlation_measurement.py``),
+which fits nearest-neighbour pairing. Both profiles pair this way: it is the chip's mechanism.
+A = ``correlation_amplitude_lsb`` = 0.5 CADC codes per pair at Δt = 0 and τ =
+``correlation_tau_us`` = 5 µs (calix ``include/ccalix/correlation_calib_target.h`` defaults;
+feasible 0.2..2 codes and 2..30 µs).
+
+- ``correlation_spread``: amplitude and τ of each synapse × lognormal(σ =
+  ``correlation_spread_sigma`` = 0.35), fixed per die (``Die.correlation_spread``): 95 % of the
+  synapses within ×2 of the target, the 30th/70th percentiles at ×0.83/×1.20; calix's hardware
+  test allows those percentiles up to ×2 off (``tests/hw/py/test_correlation.py``).
+- Read through the CADC: the accumulation capacitor is reset to a baseline of
+  ``correlation_baseline_lsb`` ≈ 200 codes (calix resets it near the top of the reliable range
+  and fails a measurement whose baseline is below 120) and a correlated pair lowers it; the read
+  is baseline − signal plus the offset of the CADC channel of the synapse's column and read noise
+  (when on), through the CADC's compression and clip. (The chip reads the causal and the acausal
+  branch on channels of their own, calix indexes its reads by channel type; here both share the
+  column's channel and offset.) The signal saturates softly above ``correlation_saturation_lsb`` = 160
+  codes (calix discards results above 160 as "may be in saturation"): 160 + 40·tanh((s − 160)/40)
+  with the 40 codes left down to 0 — the shape is a model.
+- Reset is its own operation, as on the chip: reading does not clear. A reset sets the
+  accumulators to 0 and reads the baseline once, as calix does before it measures; the pair
+  units a host gets are (baseline read − read) / A, calix's amplitude definition
+  (``correlation_measurement.py``: baselines − results). A run starts with its sensors reset.
 """
 
 from __future__ import annotations
@@ -62,12 +92,12 @@ if TYPE_CHECKING:
     from .netlist import MembraneRecord
     from .profiles import ChipProfile
 
-__all__ = ["Trace", "Correlation", "CADC", "adc_trace", "sample_delays", "sensor_reading", "CorrelationSensors"]
+__all__ = ["Trace", "Correlation", "CADC", "adc_trace", "sample_delays", "CorrelationSensors"]
 
 # the run's noise seed feeds these streams (each its own, so switching one effect off changes no
-# other draw): CADC read noise of a membrane record, sample timing
+# other draw): CADC read noise of a membrane record / of a projection's sensors, sample timing
 _STREAM = 41
-_TRACE_NOISE, _TIMING = 0, 2
+_TRACE_NOISE, _SENSOR_NOISE, _TIMING = 0, 1, 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,13 +119,20 @@ class Trace:
 
 @dataclass(frozen=True, eq=False)
 class Correlation:
-    """Causal (pre before post) and acausal (post before pre) sums of exp(−Δt/τ) per synapse,
-    (batch, n_pre, n_post); ``*_codes`` are the sensor's integer readings (None when unquantized)."""
+    """Correlation-sensor readings of a projection, each (batch, n_pre, n_post), 0 where there
+    is no synapse.
+
+    ``causal`` (pre before post) and ``acausal`` (post before pre) in pairs: (baseline read −
+    read) / ``correlation_amplitude_lsb``, a correlated pair at Δt = 0 counting 1. ``*_codes`` are
+    the CADC reads and ``*_baseline_codes`` the reads right after the last reset (None without
+    ADC quantization, where the pairs are exact sums of gain·e^{−Δt/τ})."""
 
     causal: np.ndarray
     acausal: np.ndarray
-    causal_codes: np.ndarray | None
-    acausal_codes: np.ndarray | None
+    causal_codes: np.ndarray | None = None
+    acausal_codes: np.ndarray | None = None
+    causal_baseline_codes: np.ndarray | None = None
+    acausal_baseline_codes: np.ndarray | None = None
 
 
 def _stream(noise_seed, kind: int, index: int) -> np.random.Generator:
@@ -131,6 +168,10 @@ class CADC:
     def record_noise(self, index: int) -> np.random.Generator | None:
         """The run's stream of read noise for its membrane record ``index`` (None without noise)."""
         return None if self.noise_lsb == 0.0 else _stream(self.noise_seed, _TRACE_NOISE, index)
+
+    def sensor_noise(self, index: int) -> np.random.Generator | None:
+        """The run's stream of read noise for its sensor projection ``index`` (None without noise)."""
+        return None if self.noise_lsb == 0.0 else _stream(self.noise_seed, _SENSOR_NOISE, index)
 
     # --- the transfer ---
     def ideal_codes(self, model_values) -> np.ndarray:
@@ -203,96 +244,146 @@ def sample_delays(profile: ChipProfile, rec: MembraneRecord, index: int, rows: i
     return _stream(noise_seed, _TIMING, index).integers(0, 2, rows).astype(np.int64)
 
 
-def sensor_reading(profile: ChipProfile, causal: np.ndarray, acausal: np.ndarray) -> Correlation:
-    """Correlation sums as the sensors' ADC reads them: clipped to the full scale and quantized
-    to the profile's correlation bits (unchanged when it has none)."""
-    bits = profile.correlation_bits
-    if bits is None:
-        return Correlation(causal, acausal, None, None)
-    top = 2 ** bits - 1
-    fs = profile.correlation_full_scale
-    cc = np.clip(np.rint(causal / fs * top), 0, top).astype(np.int64)
-    ac = np.clip(np.rint(acausal / fs * top), 0, top).astype(np.int64)
-    return Correlation(cc / top * fs, ac / top * fs, cc, ac)
+def _saturate(signal, knee: float, full: float) -> np.ndarray:
+    """Soft saturation of the accumulated signal above ``knee`` towards ``full``."""
+    if math.isinf(knee):
+        return signal
+    head = full - knee
+    return np.where(signal > knee, knee + head * np.tanh((signal - knee) / head), signal)
 
 
 class CorrelationSensors:
-    """The correlation sensors of some projections during one run (model: one exponential trace
-    per presynaptic and per postsynaptic neuron, time constant ``correlation_tau_us``).
+    """The correlation sensors of some projections during one run (see the module docstring).
 
-    Per step the run calls :meth:`presynaptic` for the events that reached a delivery unit,
-    :meth:`postsynaptic` for the step's spikes, then :meth:`decay`. A presynaptic event adds the
-    postsynaptic trace (decayed back to its arrival) to the acausal sum and e^{−(t1 − t)/τ} to
-    its trace; a spike adds the presynaptic trace to the causal sum, likewise. Pairs are seen with
-    the step resolution of this bookkeeping.
+    Per step the run calls :meth:`observe` with the presynaptic events that reached each
+    delivery unit and the step's spikes. The accumulators hold Σ gain·e^{−Δt/τ} per synapse (in
+    pairs of the nominal amplitude; gain and τ per synapse when ``correlation_spread`` is on).
+    :meth:`read` reads them through the CADC; :meth:`reset` clears them and reads the baseline.
+    An event that reaches its synapse inside the step its spike was emitted in is seen from the
+    next step on, as by the neurons: a pair with a postsynaptic spike in between is missed.
     """
 
-    def __init__(self, mapped, projections, batch: int):
+    def __init__(self, mapped, projections, batch: int, die: Die, cadc: CADC):
+        prof = mapped.profile
         self.mapped = mapped
-        self.tau_us = mapped.profile.correlation_tau_us
-        self.sums: dict[str, dict] = {}
-        for name in projections:
+        self.cadc = cadc
+        self.amplitude = prof.correlation_amplitude_lsb
+        self.baseline = prof.correlation_baseline_lsb
+        self.knee = prof.correlation_saturation_lsb
+        spread = prof.nonidealities.correlation_spread and prof.correlation_spread_sigma > 0
+        self.sensors: dict[str, dict] = {}
+        for index, name in enumerate(projections):
             proj = mapped.projections[name]
             n_pre, n_post = proj.mask.shape
-            self.sums[name] = {
-                "pre_trace": np.zeros((batch, n_pre)),
-                "post_trace": np.zeros((batch, n_post)),
+            post = mapped.populations[proj.post]
+            gain = np.ones((n_pre, n_post))
+            tau = np.full((n_pre, n_post), float(prof.correlation_tau_us))
+            if spread:
+                # a connection's sensor is that of its excitatory synapse (its inhibitory one on
+                # an inhibitory projection)
+                ids = np.where(proj.exc_synapse >= 0, proj.exc_synapse, proj.inh_synapse)
+                g, h = die.correlation_spread(ids)
+                gain[proj.mask] = g
+                tau[proj.mask] *= h
+            self.sensors[name] = {
+                "mask": proj.mask,
+                "offset": post.offset,
+                "n_post": n_post,
+                "channels": post.offset + np.arange(n_post),
+                "gain": gain,
+                "tau": tau,
+                "last_pre": np.full((batch, n_pre, n_post), -np.inf),  # latest arrival at each synapse
+                "last_post": np.full((batch, n_post), -np.inf),
                 "causal": np.zeros((batch, n_pre, n_post)),
                 "acausal": np.zeros((batch, n_pre, n_post)),
-                "post_offset": mapped.populations[proj.post].offset,
-                "n_post": n_post,
+                "rng": cadc.sensor_noise(index),
+                "baseline": None,
             }
+            self.reset(name)
 
     def __bool__(self) -> bool:
-        return bool(self.sums)
+        return bool(self.sensors)
 
     def __contains__(self, projection: str) -> bool:
-        return projection in self.sums
+        return projection in self.sensors
 
-    def presynaptic(self, projection: str, post_start: int, size: int, b, pre, t_arrival_us, t_end_us: float):
-        """Events of ``projection`` that reached the delivery unit of post neurons
-        ``post_start .. post_start + size`` in the step ending at ``t_end_us``: samples ``b``,
-        presynaptic indices ``pre``, arrival times."""
-        c = self.sums.get(projection)
-        # one unit per projection feeds the sensor (events reach every unit alike): the one
-        # holding the projection's first post neuron
-        if c is not None and post_start <= c["post_offset"] < post_start + size:
-            # acausal: presynaptic event meets the postsynaptic trace (post before pre), decayed to arrival
-            back = np.exp(-(t_end_us - t_arrival_us) / self.tau_us)
-            post_at_arrival = c["post_trace"][b] / back[:, None]
-            np.add.at(c["acausal"], (b, pre), post_at_arrival)
-            np.add.at(c["pre_trace"], (b, pre), back)
-
-    def postsynaptic(self, b, neuron, t_spike_us, t_end_us: float):
-        """Spikes of the step ending at ``t_end_us``: samples, global neuron indices, times."""
-        for c in self.sums.values():
-            sel = (neuron >= c["post_offset"]) & (neuron < c["post_offset"] + c["n_post"])
-            if not sel.any():
+    # --- accumulation ---
+    def observe(self, events, b, neuron, t_spike_us) -> None:
+        """One step: ``events`` a list of (projection, first post neuron of the unit (global),
+        unit size, samples, presynaptic indices, arrival times) of the events that reached a
+        delivery unit; ``b``, ``neuron`` (global), ``t_spike_us`` the step's spikes."""
+        by_projection: dict[str, list] = {}
+        for projection, post_start, size, eb, ep, et in events:
+            c = self.sensors.get(projection)
+            if c is not None and len(eb):
+                lo = post_start - c["offset"]
+                by_projection.setdefault(projection, []).append((lo, lo + size, eb, ep, et))
+        for name, c in self.sensors.items():
+            units = by_projection.get(name, [])
+            sel = (neuron >= c["offset"]) & (neuron < c["offset"] + c["n_post"])
+            bs, js, ts = b[sel], neuron[sel] - c["offset"], t_spike_us[sel]
+            if not units and not len(bs):
                 continue
-            bs, j = b[sel], neuron[sel] - c["post_offset"]
-            back = np.exp(-(t_end_us - t_spike_us[sel]) / self.tau_us)
-            # causal: postsynaptic spike meets the presynaptic trace (pre before post)
-            pre_at_spike = c["pre_trace"][bs] / back[:, None]
-            c["causal"][bs, :, j] += pre_at_spike
-            np.add.at(c["post_trace"], (bs, j), back)
+            gain, tau, last_pre, last_post = c["gain"], c["tau"], c["last_pre"], c["last_post"]
+            if len(bs):
+                # causal: each spike with the latest arrival strictly before it (earlier steps, or
+                # this step's); at most one spike per neuron and step, so (bs, js) are distinct
+                cand = last_pre[bs, :, js]
+                for lo, hi, eb, ep, et in units:
+                    hit = (eb[None, :] == bs[:, None]) & (et[None, :] < ts[:, None]) & \
+                        ((js >= lo) & (js < hi))[:, None]
+                    si, ei = np.nonzero(hit)
+                    np.maximum.at(cand, (si, ep[ei]), et[ei])
+                seen = cand > -np.inf
+                age = np.where(seen, ts[:, None] - cand, 0.0)
+                c["causal"][bs, :, js] += np.where(seen, gain[:, js].T * np.exp(-age / tau[:, js].T), 0.0)
+            if units:
+                spiked = np.full(last_post.shape, np.inf)
+                spiked[bs, js] = ts
+                for lo, hi, eb, ep, et in units:
+                    # acausal: each arrival with the latest spike strictly before it
+                    now = spiked[eb, lo:hi]
+                    cand = np.where(now < et[:, None], now, last_post[eb, lo:hi])
+                    seen = (cand > -np.inf) & (cand < et[:, None])
+                    age = np.where(seen, et[:, None] - cand, 0.0)
+                    add = np.where(seen, gain[ep, lo:hi] * np.exp(-age / tau[ep, lo:hi]), 0.0)
+                    np.add.at(c["acausal"][:, :, lo:hi], (eb, ep), add)
+                for lo, hi, eb, ep, et in units:
+                    np.maximum.at(last_pre[:, :, lo:hi], (eb, ep), et[:, None])
+            last_post[bs, js] = ts
 
-    def decay(self, dt_us: float):
-        factor = math.exp(-dt_us / self.tau_us)
-        for c in self.sums.values():
-            c["pre_trace"] *= factor
-            c["post_trace"] *= factor
+    # --- reading ---
+    def _signal(self, pairs: np.ndarray) -> np.ndarray:
+        return _saturate(self.amplitude * pairs, self.knee, self.baseline)
 
-    def read(self, projection: str, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(causal, acausal) of a projection's synapses so far (0 where it has none); ``reset``
-        clears them, as reading does on the chip."""
-        c = self.sums[projection]
-        mask = self.mapped.projections[projection].mask
-        out = (c["causal"] * mask, c["acausal"] * mask)
-        if reset:
-            c["causal"][...] = 0.0
-            c["acausal"][...] = 0.0
-        return out
+    def reset(self, projection: str) -> None:
+        """Clear the accumulators (the memory of the last pulses stays, as on the chip) and read
+        the baseline."""
+        c = self.sensors[projection]
+        c["causal"][...] = 0.0
+        c["acausal"][...] = 0.0
+        if self.cadc.quantized:
+            shape = c["causal"].shape
+            c["baseline"] = tuple(self.cadc.read(np.full(shape, self.baseline), c["channels"], c["rng"])
+                                  for _ in range(2))
 
-    def finish(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """(causal, acausal) of every projection at the end of the run."""
-        return {name: self.read(name, reset=False) for name in self.sums}
+    def read(self, projection: str) -> Correlation:
+        """The sensors of a projection since the run started or since the last reset, read
+        through the CADC (exact sums without ADC quantization); reading does not clear them."""
+        c = self.sensors[projection]
+        mask = c["mask"]
+        if not self.cadc.quantized:
+            if math.isinf(self.knee):
+                pairs = (c["causal"] * mask, c["acausal"] * mask)
+            else:
+                pairs = tuple(self._signal(c[k]) / self.amplitude * mask for k in ("causal", "acausal"))
+            return Correlation(*pairs)
+        codes = [self.cadc.read(self.baseline - self._signal(c[k]), c["channels"], c["rng"]) * mask
+                 for k in ("causal", "acausal")]
+        base = [b * mask for b in c["baseline"]]
+        pairs = [(base[k] - codes[k]) / self.amplitude for k in range(2)]
+        return Correlation(pairs[0], pairs[1], codes[0], codes[1], base[0], base[1])
+
+    def finish(self) -> dict[str, Correlation]:
+        """Every projection's reading at the end of the run."""
+        return {name: self.read(name) for name in self.sensors}

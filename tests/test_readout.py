@@ -1,6 +1,6 @@
 """The readout models: the CADC (transfer, channel offsets, read noise, compression, sample
-times) and the MADC, each against a closed form or a plain reference and each gone when its
-switch is off; the correlation sensors' quantization."""
+times), the MADC, and the correlation sensors, each against a closed form or a plain reference,
+and each gone when its switch is off."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from chip.die import Die
 from chip.host import HostInterface
 from chip.netlist import MembraneRecord, Record, load_netlist_text
 from chip.profiles import Mismatch, get_profile
-from chip.readout import CADC, adc_trace, sensor_reading
+from chip.readout import CADC, CorrelationSensors, adc_trace
 
 from .conftest import layer_netlist
 
@@ -228,19 +228,172 @@ def test_the_readout_never_changes_the_spikes():
 
 # ---------------------------------------------------------------------------------- correlation sensors
 
+# Two presynaptic channels onto three neurons (all to all, weak); a strong teacher input makes the
+# neurons fire at chosen times. Several presynaptic spikes fall between two postsynaptic spikes and
+# vice versa, so nearest-neighbour and all-to-all pairing give different sums.
+SENSOR_NETLIST = """
+name: pairs
+duration: 60 us
+batch: 2
+chip: {{profile: {profile}, nonidealities: {switches}}}
+populations:
+  post: {{size: 3, params: {{tau_mem: 5 us, tau_syn: 2 us, tau_ref: 3 us, weight_full_scale: 8}}}}
+inputs:
+  pre:   {{size: 2, type: spikes, times: [[2 us, 5 us, 9 us, 21 us, 24 us, 40 us], [7 us, 13 us, 14 us, 30 us, 33 us]]}}
+  drive: {{size: 3, type: spikes, times: [[6 us, 12 us, 25 us, 35 us], [10 us, 11 us, 28 us], [3 us, 20 us, 31 us, 45 us]]}}
+projections:
+  plastic: {{pre: pre, post: post, weights: 0.1}}
+  teacher: {{pre: drive, post: post, connectivity: one_to_one, weights: 8}}
+record:
+  spikes: all
+  correlations: [plastic]
+"""
 
-def test_unquantized_sensors_pass_values_through():
-    profile = get_profile("ideal").replace(correlation_bits=None)
-    values = np.random.default_rng(1).normal(size=(2, 5, 3))
-    c = sensor_reading(profile, values, 2 * values)
-    assert c.causal_codes is None and c.causal is values
+
+def reference_pairs(result, host, projection, *, gain=None, tau=None, nearest=True):
+    """Causal and acausal sums over the run's own spike trains, event by event in plain Python:
+    nearest neighbour (each postsynaptic spike with the latest presynaptic arrival strictly before
+    it, each arrival with the latest spike strictly before it) or all to all."""
+    info = host.projection(projection)
+    n_pre, n_post = info.shape
+    gain = np.ones(info.shape) if gain is None else gain
+    tau = np.full(info.shape, host.profile.correlation_tau_us) if tau is None else tau
+    causal = np.zeros((result.batch, n_pre, n_post))
+    acausal = np.zeros_like(causal)
+    for b in range(result.batch):
+        pre, post = result.inputs[info.pre].trains(b), result.spikes[info.post].trains(b)
+        for i in range(n_pre):
+            for j in range(n_post):
+                if not info.mask[i, j]:
+                    continue
+                arrivals = [t + info.delay_us[i] for t in pre[i]]  # the sensor sees an event at its synapse
+                for first, second, out in ((arrivals, post[j], causal), (post[j], arrivals, acausal)):
+                    for t in second:
+                        earlier = [s for s in first if s < t]
+                        for s in (earlier[-1:] if nearest else earlier):
+                            out[b, i, j] += gain[i, j] * np.exp(-(t - s) / tau[i, j])
+    return causal, acausal
 
 
-def test_sensor_reading_clips_to_full_scale():
-    profile = get_profile("bss2")
-    fs, top = profile.correlation_full_scale, 2 ** profile.correlation_bits - 1
-    causal = np.array([0.0, fs / 2, 10 * fs])
-    c = sensor_reading(profile, causal, -causal)
-    np.testing.assert_array_equal(c.causal_codes, [0, round(top / 2), top])
-    np.testing.assert_array_equal(c.acausal_codes, [0, 0, 0])
-    np.testing.assert_allclose(c.causal[-1], fs)
+def sensor_host(profile, switches="off", **chip):
+    """The sensor netlist; on bss2 with links that never queue, so that an event reaches its
+    synapse exactly ``ProjectionInfo.delay_us`` after it was sent (a link serving events one
+    clock cycle at a time adds that cycle)."""
+    text = SENSOR_NETLIST.format(profile=profile, switches=switches)
+    extra = dict(input_link_capacity=".inf", bus_capacity=".inf") if profile == "bss2" else {}
+    extra.update(chip)
+    if extra:
+        text = text.replace(f"profile: {profile},", f"profile: {profile}, " + ", ".join(f"{k}: {v}" for k, v in extra.items()) + ",")
+    return HostInterface(load_netlist_text(text))
+
+
+def test_ideal_sensors_pair_nearest_neighbours_exactly():
+    host = sensor_host("ideal")
+    result = host.run()
+    corr = result.correlations["plastic"]
+    assert all(len(t) >= 2 for t in result.spikes["post"].trains(0))
+    causal, acausal = reference_pairs(result, host, "plastic")
+    np.testing.assert_allclose(corr.causal, causal, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(corr.acausal, acausal, rtol=1e-12, atol=1e-14)
+    assert corr.causal_codes is None and corr.causal_baseline_codes is None  # no quantization on ideal
+    # the all-to-all rule gives other numbers on the same trains
+    all_causal, all_acausal = reference_pairs(result, host, "plastic", nearest=False)
+    assert np.abs(all_causal - causal).max() > 0.5 and np.abs(all_acausal - acausal).max() > 0.3
+
+
+def test_bss2_sensors_read_the_reference_through_the_cadc():
+    """Spread and noise off: every code is the nearest-neighbour reference through the CADC model
+    (baseline 200 − 0.5 codes per pair, plus the channel's offset, compressed and rounded)."""
+    host = sensor_host("bss2", "{cadc_noise: off, correlation_spread: off}")
+    result = host.run()
+    corr = result.correlations["plastic"]
+    causal, acausal = reference_pairs(result, host, "plastic")
+    assert causal.max() > 1.5 and acausal.max() > 1.0
+    offsets = host.die.cadc_offsets_lsb()[host.mapped.populations["post"].offset + np.arange(3)]
+    cadc = CADC(host.profile)
+    for pairs, codes, base in ((causal, corr.causal_codes, corr.causal_baseline_codes),
+                               (acausal, corr.acausal_codes, corr.acausal_baseline_codes)):
+        np.testing.assert_array_equal(codes, np.rint(cadc.compress(200.0 - 0.5 * pairs + offsets)))
+        np.testing.assert_array_equal(base, np.broadcast_to(np.rint(cadc.compress(200.0 + offsets)), base.shape))
+    np.testing.assert_array_equal(corr.causal, (corr.causal_baseline_codes - corr.causal_codes) / 0.5)
+    # what the host gets in pairs is the reference within the quantization of two reads (2 pairs a code)
+    assert np.abs(corr.causal - causal).max() <= 2.0 and np.abs(corr.acausal - acausal).max() <= 2.0
+
+
+def test_sensor_spread_is_fixed_per_die_and_acts_per_synapse():
+    die = Die(BSS2)
+    ids = np.arange(1 << 16)
+    amp, tau = die.correlation_spread(ids)
+    for g in (amp, tau):
+        assert np.std(np.log(g)) == pytest.approx(0.35, abs=4 * 0.35 / np.sqrt(2 * len(ids)))
+        assert np.median(g) == pytest.approx(1.0, abs=0.01)
+        assert 0.94 < np.mean((g > 0.5) & (g < 2.0)) < 0.96  # ~95 % within ×2
+    np.testing.assert_array_equal(Die(BSS2).correlation_spread(ids[::7])[0], amp[::7])
+    assert np.corrcoef(Die(BSS2.replace(die_seed=2)).correlation_spread(ids)[0], amp)[0, 1] < 0.05
+    assert np.corrcoef(amp, tau)[0, 1] < 0.05
+    # in a run on an unquantized CADC: the reference with each synapse's gain and τ
+    host = sensor_host("bss2", "on", cadc_bits="null")
+    proj = host.mapped.projections["plastic"]
+    g, h = host.die.correlation_spread(proj.exc_synapse)
+    gain, tau_syn = np.ones(proj.mask.shape), np.full(proj.mask.shape, 5.0)
+    gain[proj.mask], tau_syn[proj.mask] = g, 5.0 * h
+    result = host.run()
+    corr = result.correlations["plastic"]
+    # below the saturation, unquantized: the exact sums, in pairs
+    for got, want in zip((corr.causal, corr.acausal), reference_pairs(result, host, "plastic", gain=gain, tau=tau_syn)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    nominal = reference_pairs(result, host, "plastic")
+    assert np.abs(corr.causal - nominal[0]).max() > 0.1  # the spread shows
+    off = HostInterface(host.netlist.with_chip(host.profile.replace(nonidealities=switches(correlation_spread=False))))
+    result = off.run()
+    np.testing.assert_allclose(result.correlations["plastic"].causal, reference_pairs(result, off, "plastic")[0],
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_sensor_saturation_is_soft_above_160_codes():
+    sensors = CorrelationSensors.__new__(CorrelationSensors)
+    sensors.amplitude, sensors.knee, sensors.baseline = 0.5, 160.0, 200.0
+    pairs = np.linspace(0.0, 1000.0, 10001)
+    signal = sensors._signal(pairs)
+    below = 0.5 * pairs <= 160
+    np.testing.assert_array_equal(signal[below], 0.5 * pairs[below])
+    assert np.all(np.diff(signal) > 0) and signal.max() < 200.0 and signal[-1] > 199.0
+    assert np.all(signal[~below] < 0.5 * pairs[~below])
+
+
+def test_reading_does_not_clear_and_reset_is_its_own_operation():
+    host = sensor_host("ideal")
+    reads = []
+
+    def timer(t):
+        reads.append(host.read_correlations("plastic").causal.copy())
+        if round(t, 6) == 30.0:
+            host.reset_correlations("plastic")
+            reads.append(host.read_correlations("plastic").causal.copy())
+
+    result = host.run(timer=(15.0, timer))
+    at15, at30, after_reset, at45, at60 = reads
+    assert at15.max() > 0 and np.all(at30 >= at15) and at30.max() > at15.max()  # reads accumulate
+    assert np.all(after_reset == 0.0)
+    # after the reset: only the pairs of postsynaptic spikes after 30 µs
+    np.testing.assert_allclose(at60, result.correlations["plastic"].causal)
+    full, _ = reference_pairs(result, host, "plastic")
+    np.testing.assert_allclose(at30 + at60, full, rtol=1e-12, atol=1e-14)
+
+    # on bss2 the reset reads a new baseline, so a read right after it is ~0 pairs (noise only)
+    bss2 = sensor_host("bss2", "on")
+    after = []
+
+    def bss2_timer(t):
+        bss2.reset_correlations("plastic")
+        after.append(bss2.read_correlations("plastic"))
+
+    bss2.run(timer=(20.0, bss2_timer))
+    for corr in after:
+        assert np.abs(corr.causal).max() <= 8.0  # a few codes of read noise, in pairs of 0.5 codes
+
+
+def test_same_seeds_same_sensor_reads():
+    a, b = (sensor_host("bss2", "on").run().correlations["plastic"] for _ in range(2))
+    for x, y in ((a.causal_codes, b.causal_codes), (a.acausal_baseline_codes, b.acausal_baseline_codes)):
+        np.testing.assert_array_equal(x, y)

@@ -52,7 +52,7 @@ from .tables import (Calendar, ChipTables, NeuronState, Scratch, SpikeBuffer, St
 from ..die import Die
 from ..events import SpikeEvents
 from ..netlist import Record
-from ..readout import CADC, CorrelationSensors, Trace, adc_trace, sample_delays
+from ..readout import CADC, Correlation, CorrelationSensors, Trace, adc_trace, sample_delays
 from ..state import ChipState
 
 __all__ = ["Emulator", "RawRun", "LinkStats", "Capacity"]
@@ -80,7 +80,7 @@ class RawRun:
 
     spikes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # pop -> (batch, neuron, cycle)
     traces: list[Trace]                   # one per membrane record, read through its ADC
-    correlations: dict[str, tuple[np.ndarray, np.ndarray]]  # proj -> (causal, acausal) (B, n_pre, n_post)
+    correlations: dict[str, Correlation]  # proj -> the sensors read at the end of the run
     links: list[LinkStats]
     batch: int
     steps: int
@@ -159,14 +159,14 @@ class Emulator:
         finally:
             self._active.remove(run)
 
-    def live_correlations(self, projection: str, *, reset: bool):
-        """The correlation sums of a run in progress (this thread's innermost run that records
-        them, else another thread's), or None."""
+    def live_sensors(self, projection: str) -> CorrelationSensors | None:
+        """The correlation sensors of a projection in a run in progress (this thread's innermost
+        run that records them, else another thread's), or None."""
         me = threading.get_ident()
         innermost_first = self._active[::-1]
         for run in [r for r in innermost_first if r.thread == me] + [r for r in innermost_first if r.thread != me]:
             if projection in run.sensors:
-                return run.sensors.read(projection, reset=reset)
+                return run.sensors
         return None
 
 
@@ -182,7 +182,7 @@ class _Run:
         self.record = record
         # the ADCs as this run reads them: the die's channel offsets, the run's read noise
         self.cadc = CADC.of_run(emulator.profile, emulator.die, noise_seed)
-        self.sensors = CorrelationSensors(emulator.mapped, record.correlations, batch)
+        self.sensors = CorrelationSensors(emulator.mapped, record.correlations, batch, emulator.die, self.cadc)
 
     def execute(self, inputs: dict[str, SpikeEvents], *, duration_us: float, noise_seed, initial_v, timer,
                 progress) -> RawRun:
@@ -304,19 +304,17 @@ class _Run:
                         growth["events"] += 1
                 if sensors:
                     # the correlation sensors see this step's events and spikes (one step per call)
-                    t1 = s * dt + dt
                     n_ev = int(counters[kernels.C_EVENTS])
                     eu, eb = scratch.event_unit[:n_ev], scratch.event_sample[:n_ev]
                     ep, et = scratch.event_index[:n_ev], scratch.event_time_us[:n_ev]
+                    events = []
                     for ui in np.unique(eu):
                         sel = eu == ui
                         unit = tables.units[int(ui)]
-                        sensors.presynaptic(unit.projection, unit.post_start, unit.size, eb[sel], ep[sel], et[sel], t1)
+                        events.append((unit.projection, unit.post_start, unit.size, eb[sel], ep[sel], et[sel]))
                     k = int(counters[kernels.C_SPIKES])
-                    if k > sp0:
-                        sensors.postsynaptic(out.sample[sp0:k].copy(), out.neuron[sp0:k].copy(),
-                                             out.cycle[sp0:k] * clock, t1)
-                    sensors.decay(dt)
+                    sensors.observe(events, out.sample[sp0:k].copy(), out.neuron[sp0:k].copy(),
+                                    out.cycle[sp0:k] * clock)
                 if timer_every is not None and s_end % timer_every == 0:
                     timer[1]((s_end - 1) * dt + dt)
                     current = emu.tables(dt)  # the same object unless the callback wrote to the chip
