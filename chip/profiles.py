@@ -156,26 +156,27 @@ class ChipProfile:
     latency_neuron_out_cycles: int = 2
     latency_crossbar_cycles: int = 2
     latency_core_link_cycles: int = 16
+    # --- readout ---
+    cadc_bits: int | None = 8
+    cadc_min_period_us: float = 1.7
+    madc_bits: int | None = 10
+    madc_channels_per_core: int = 1
+    madc_min_period_us: float = 0.033
+    correlation_tau_us: float = 5.0
     # --- readout: CADC transfer and imperfections, correlation sensors ---
-    # (chip.readout says what each does and where its numbers come from)
-    cadc_bits: int | None = 8         # null: no ADC model, traces and sensors read as floats
+    # (chip.readout says what each does and where its numbers come from; cadc_bits: null means no
+    # ADC model at all, traces and sensors read as floats; the MADC stays linear over v_range)
     cadc_lsb_v: float = 0.0045        # volts per code: reads 20..220 span ~0.15..1.05 V after calibration
     cadc_zero_v: float = 0.06         # volts that read code 0 (code = (V - zero) / lsb)
     cadc_linear_codes: tuple[float, float] = (30.0, 210.0)  # the reliable range; compressed above its top
     cadc_offset_lsb: float = 3.0      # sigma of the per-channel offset left after offset calibration
     cadc_noise_lsb: float = 1.0       # sigma of the read noise of every sample
-    cadc_min_period_us: float = 1.7
-    madc_bits: int | None = 10        # linear over v_range
-    madc_channels_per_core: int = 1
-    madc_min_period_us: float = 0.033
-    correlation_tau_us: float = 5.0
     correlation_amplitude_lsb: float = 0.5    # CADC codes per pair at dt = 0
     correlation_spread_sigma: float = 0.35    # lognormal sigma of per-synapse amplitude and tau
     correlation_baseline_lsb: float = 200.0   # read of a sensor right after its reset
     correlation_saturation_lsb: float = 160.0  # accumulated signal where the sensor starts to saturate
 
     def __post_init__(self):
-        self._check_readout()
         positive_ints = ("cores", "neurons_per_core", "halves_per_core", "rows_per_half", "labels_per_row",
                          "input_links", "queue_depth")
         for name in positive_ints:
@@ -199,6 +200,7 @@ class ChipProfile:
             raise ValueError("noise must be >= 0")
         if not self.speedup > 0:
             raise ValueError("speedup must be positive")
+        self._check_readout()
 
     # --- derived sizes ---
     @property
@@ -240,8 +242,7 @@ class ChipProfile:
             if not 0 <= getattr(self, name) < math.inf:
                 raise ValueError(f"{name} must be >= 0 and finite, got {getattr(self, name)!r}")
         low, high = self.cadc_linear_codes
-        bits = self.cadc_bits  # checked with the other bit widths below
-        if not 0 <= low < high <= (2 ** bits - 1 if isinstance(bits, int) and 1 <= bits <= 24 else math.inf):
+        if not 0 <= low < high <= (math.inf if self.cadc_bits is None else 2 ** self.cadc_bits - 1):
             raise ValueError(f"cadc_linear_codes must be 0 <= low < high <= the top code, got {self.cadc_linear_codes!r}")
         sat = self.correlation_saturation_lsb
         if math.isfinite(sat) and not sat < self.correlation_baseline_lsb:
