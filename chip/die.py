@@ -146,3 +146,38 @@ class Die:
         if g is None:
             return nominal
         return transfer.from_physical(name, transfer.physical(name, nominal) * g)
+
+    # --- readout: CADC channel offsets and correlation-sensor spread, each from its own stream ---
+    # (drawn on first use from streams no other draw uses, so adding them changed no other pattern)
+
+    _SPREAD_BLOCK = 1 << 16  # synapse ids per block of the sensor-spread draw
+
+    def cadc_offsets_lsb(self) -> np.ndarray:
+        """Offset in CADC codes of every channel (one per neuron column: index = global circuit),
+        N(0, ``cadc_offset_lsb``): what the CADC's own offset calibration leaves. Fixed per die."""
+        cache = self.__dict__.setdefault("_readout", {})
+        if "cadc_offsets" not in cache:
+            p = self.profile
+            rng = np.random.default_rng([p.die_seed, 4])
+            cache["cadc_offsets"] = p.cadc_offset_lsb * rng.standard_normal(p.total_neurons)
+        return cache["cadc_offsets"]
+
+    def correlation_spread(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(amplitude gain, time-constant gain) of the correlation sensor of each global synapse
+        id, each lognormal with median 1 and sigma ``correlation_spread_sigma``; fixed per die.
+        Drawn in blocks of synapse ids, so a large chip draws only the blocks it uses."""
+        cache = self.__dict__.setdefault("_readout", {})
+        blocks = cache.setdefault("correlation_spread", {})
+        p = self.profile
+        ids = np.asarray(ids, dtype=np.int64)
+        amp, tau = np.ones(ids.shape), np.ones(ids.shape)
+        block_of = ids // self._SPREAD_BLOCK
+        for k in np.unique(block_of[ids >= 0]):
+            if k not in blocks:
+                z = np.random.default_rng([p.die_seed, 5, int(k)]).standard_normal((2, self._SPREAD_BLOCK))
+                blocks[k] = np.exp(p.correlation_spread_sigma * z)
+            sel = block_of == k
+            within = ids[sel] % self._SPREAD_BLOCK
+            amp[sel] = blocks[k][0, within]
+            tau[sel] = blocks[k][1, within]
+        return amp, tau

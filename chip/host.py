@@ -35,7 +35,7 @@ from .inputs import broadcast_batch, realize_input
 from .mapping import MappedChip, map_netlist
 from .netlist import Netlist, Record
 from .profiles import ANALOG_PARAMETERS
-from .readout import Correlation, Trace, adc_trace, sensor_reading
+from .readout import Correlation, Trace
 from .state import ChipState
 
 __all__ = ["HostInterface", "RunResult", "Trace", "Correlation", "ProjectionInfo", "PARAMETERS"]
@@ -385,15 +385,24 @@ class HostInterface:
             raise RunError(f"{exc.field}: {exc.message}") from None
         return record
 
-    def read_correlations(self, projection: str, *, reset: bool = True) -> Correlation:
-        """During a run (from a timer callback): the correlation sensors of a recorded projection
-        accumulated since the run started or since the last reset, as the plasticity processor
-        reads them; ``reset`` clears them afterwards, as reading does on the chip."""
-        live = self.emulator.live_correlations(projection, reset=reset)
-        if live is None:
+    def read_correlations(self, projection: str) -> Correlation:
+        """During a run (from a timer callback): the correlation sensors of a recorded projection,
+        accumulated since the run started or since the last ``reset_correlations``, read through
+        the CADC as the plasticity processor reads them. Reading does not clear them."""
+        return self._live_sensors(projection).read(projection)
+
+    def reset_correlations(self, projection: str) -> None:
+        """During a run (from a timer callback): reset the correlation sensors of a recorded
+        projection — a separate operation from reading, as on the chip — and read their baseline,
+        against which later reads are counted in pairs."""
+        self._live_sensors(projection).reset(projection)
+
+    def _live_sensors(self, projection: str):
+        sensors = self.emulator.live_sensors(projection)
+        if sensors is None:
             raise RunError(f"no sensors of {projection!r} are being recorded in a running batch "
                            "(ask for them in the run's record, e.g. a rule's RunRequest.correlations)")
-        return sensor_reading(self.profile, *live)
+        return sensors
 
     def _initial_v(self, batch: int) -> np.ndarray | None:
         inits = {name: pop for name, pop in self.netlist.populations.items() if getattr(pop, "v_init", None) is not None}
@@ -415,10 +424,7 @@ class HostInterface:
         clock = self.profile.clock_us
         spikes = {pop: SpikeEvents(b, n, c.astype(np.float64) * clock, self.mapped.populations[pop].size, raw.batch)
                   for pop, (b, n, c) in raw.spikes.items()}
-        traces = [adc_trace(self.profile, rec, times, values) for rec, times, values in raw.traces]
-        correlations = {name: sensor_reading(self.profile, causal, acausal)
-                        for name, (causal, acausal) in raw.correlations.items()}
-        return RunResult(spikes=spikes, traces=traces, correlations=correlations, links=raw.links,
+        return RunResult(spikes=spikes, traces=raw.traces, correlations=raw.correlations, links=raw.links,
                          offered_events=raw.offered_events, dropped_events=raw.dropped_events, batch=raw.batch,
                          duration_us=duration_us, emulated_us=raw.emulated_us, steps=raw.steps, wall_s=raw.wall_s,
                          inputs=events, kernel_load_s=raw.kernel_load_s, loop_s=raw.loop_s)

@@ -170,8 +170,18 @@ class ChipProfile:
     madc_channels_per_core: int = 1
     madc_min_period_us: float = 0.033
     correlation_tau_us: float = 5.0
-    correlation_bits: int | None = 8
-    correlation_full_scale: float = 8.0  # accumulated trace value read as the top code
+    # --- readout: CADC transfer and imperfections, correlation sensors ---
+    # (chip.readout says what each does and where its numbers come from; cadc_bits: null means no
+    # ADC model at all, traces and sensors read as floats; the MADC stays linear over v_range)
+    cadc_lsb_v: float = 0.0045        # volts per code: reads 20..220 span ~0.15..1.05 V after calibration
+    cadc_zero_v: float = 0.06         # volts that read code 0 (code = (V - zero) / lsb)
+    cadc_linear_codes: tuple[float, float] = (30.0, 210.0)  # the reliable range; compressed above its top
+    cadc_offset_lsb: float = 3.0      # sigma of the per-channel offset left after offset calibration
+    cadc_noise_lsb: float = 1.0       # sigma of the read noise of every sample
+    correlation_amplitude_lsb: float = 0.5    # CADC codes per pair at dt = 0
+    correlation_spread_sigma: float = 0.35    # lognormal sigma of per-synapse amplitude and tau
+    correlation_baseline_lsb: float = 200.0   # read of a sensor right after its reset
+    correlation_saturation_lsb: float = 160.0  # accumulated signal where the sensor starts to saturate
 
     def __post_init__(self):
         positive_ints = ("cores", "neurons_per_core", "halves_per_core", "rows_per_half", "labels_per_row",
@@ -185,7 +195,7 @@ class ChipProfile:
         if self.rows_per_half % self.buses_per_half:
             raise ValueError(f"rows_per_half ({self.rows_per_half}) must divide evenly into buses_per_half "
                              f"({self.buses_per_half})")
-        for name in ("weight_bits", "param_bits", "cadc_bits", "madc_bits", "correlation_bits"):
+        for name in ("weight_bits", "param_bits", "cadc_bits", "madc_bits"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or not 1 <= value <= 24):
                 raise ValueError(f"{name} must be an integer from 1 to 24 or null (float), got {value!r}")
@@ -200,6 +210,7 @@ class ChipProfile:
             raise ValueError("noise must be >= 0")
         if not self.speedup > 0:
             raise ValueError("speedup must be positive")
+        self._check_readout()
 
     # --- derived sizes ---
     @property
@@ -234,6 +245,23 @@ class ChipProfile:
     @property
     def is_ideal(self) -> bool:
         return self.weight_bits is None
+
+    def _check_readout(self):
+        """The readout block's fields (see chip.readout)."""
+        for name in ("cadc_lsb_v", "correlation_tau_us", "correlation_amplitude_lsb", "correlation_baseline_lsb",
+                     "correlation_saturation_lsb"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("cadc_offset_lsb", "cadc_noise_lsb", "correlation_spread_sigma"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be >= 0 and finite, got {getattr(self, name)!r}")
+        low, high = self.cadc_linear_codes
+        if not 0 <= low < high <= (math.inf if self.cadc_bits is None else 2 ** self.cadc_bits - 1):
+            raise ValueError(f"cadc_linear_codes must be 0 <= low < high <= the top code, got {self.cadc_linear_codes!r}")
+        sat = self.correlation_saturation_lsb
+        if math.isfinite(sat) and not sat < self.correlation_baseline_lsb:
+            raise ValueError(f"correlation_saturation_lsb ({sat!r}) must be below correlation_baseline_lsb "
+                             f"({self.correlation_baseline_lsb!r}), or inf for none")
 
     def replace(self, **changes) -> "ChipProfile":
         return dataclasses.replace(self, **changes)
@@ -297,7 +325,7 @@ PROFILES: dict[str, ChipProfile] = {
         madc_bits=None,
         madc_channels_per_core=1 << 20,
         madc_min_period_us=0.0,
-        correlation_bits=None,
+        correlation_saturation_lsb=_INF,
     ),
 }
 

@@ -78,8 +78,9 @@ def chipctl_run_request(context, batch):
 def chipctl_during_run(context, t_us):
     """Called between emulator steps every ``timer_us`` of a run that a rule asked a timer for,
     like the chip's plasticity processor. ``t_us`` is the hardware time. The rule may read
-    ``context.host.read_correlations(...)`` and write weights through ``context.host``; writes take
-    effect from the next step. Return value ignored.
+    ``context.host.read_correlations(...)`` (reading does not clear; ``reset_correlations`` does)
+    and write weights through ``context.host``; writes take effect from the next step. Return
+    value ignored.
     """
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.optimize import brentq
@@ -9,7 +11,7 @@ from scipy.optimize import brentq
 from chip.emulator.tables import effective_params
 from chip.host import HostInterface
 from chip.netlist import ALIFParams
-from chip.profiles import Mismatch
+from chip.profiles import Mismatch, get_profile
 
 from .conftest import layer_netlist, single_neuron_netlist
 
@@ -159,14 +161,16 @@ def test_ideal_has_no_spread():
 
 
 def test_leak_mismatch_is_visible_through_the_adc():
-    """Without input, each membrane rests at its own effective leak: the CADC sees the spread."""
-    nl = layer_netlist(n_in=2, n_out=64, profile="bss2", rate_hz=0.0, noise_membrane=0.0)
+    """Without input, each membrane rests at its own effective leak: the CADC sees the spread
+    (its channel offsets and read noise off, so that only its quantization is left)."""
+    bss2 = get_profile("bss2")
+    nl = layer_netlist(n_in=2, n_out=64, profile="bss2", rate_hz=0.0, noise_membrane=0.0,
+                       nonidealities=dataclasses.replace(bss2.nonidealities, cadc_offsets=False, cadc_noise=False))
     host = HostInterface(nl)
     tr = host.run().trace("out")
     rest = tr.values[0, -1, :]
     eff = effective_params(host.die, host.state)["v_leak"][:64]
-    lsb = (host.profile.v_range_v[1] - host.profile.v_range_v[0]) / 255 / (
-        host.profile.v_model_one_v - host.profile.v_model_zero_v)
+    lsb = bss2.cadc_lsb_v / (bss2.v_model_one_v - bss2.v_model_zero_v)
     assert np.max(np.abs(rest - eff)) <= lsb / 2 + 1e-9
     assert np.std(rest) > 0
 

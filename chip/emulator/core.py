@@ -51,8 +51,8 @@ from .tables import (Calendar, ChipTables, NeuronState, Scratch, SpikeBuffer, St
                      build_tables, effective_params, link_table)
 from ..die import Die
 from ..events import SpikeEvents
-from ..netlist import MembraneRecord, Record
-from ..readout import CorrelationSensors
+from ..netlist import Record
+from ..readout import CADC, Correlation, CorrelationSensors, Trace, adc_trace, sample_delays
 from ..state import ChipState
 
 __all__ = ["Emulator", "RawRun", "LinkStats", "Capacity"]
@@ -79,8 +79,8 @@ class RawRun:
     """Raw observations of one batch. Spike times are clock cycles (int64)."""
 
     spikes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # pop -> (batch, neuron, cycle)
-    traces: list[tuple[MembraneRecord, np.ndarray, np.ndarray]]   # (record, times_us (T,), values (B, T, k) model units)
-    correlations: dict[str, tuple[np.ndarray, np.ndarray]]        # proj -> (causal, acausal) (B, n_pre, n_post)
+    traces: list[Trace]                   # one per membrane record, read through its ADC
+    correlations: dict[str, Correlation]  # proj -> the sensors read at the end of the run
     links: list[LinkStats]
     batch: int
     steps: int
@@ -151,7 +151,7 @@ class Emulator:
             noise_seed, initial_v: np.ndarray | None = None,
             timer: tuple[float, Callable[[float], None]] | None = None,
             progress: Callable[[float], None] | None = None) -> RawRun:
-        run = _Run(self, batch, record)
+        run = _Run(self, batch, record, noise_seed)
         self._active.append(run)
         try:
             return run.execute(inputs, duration_us=duration_us, noise_seed=noise_seed, initial_v=initial_v,
@@ -159,14 +159,14 @@ class Emulator:
         finally:
             self._active.remove(run)
 
-    def live_correlations(self, projection: str, *, reset: bool):
-        """The correlation sums of a run in progress (this thread's innermost run that records
-        them, else another thread's), or None."""
+    def live_sensors(self, projection: str) -> CorrelationSensors | None:
+        """The correlation sensors of a projection in a run in progress (this thread's innermost
+        run that records them, else another thread's), or None."""
         me = threading.get_ident()
         innermost_first = self._active[::-1]
         for run in [r for r in innermost_first if r.thread == me] + [r for r in innermost_first if r.thread != me]:
             if projection in run.sensors:
-                return run.sensors.read(projection, reset=reset)
+                return run.sensors
         return None
 
 
@@ -175,12 +175,14 @@ class _Run:
     trace buffers, link servers and counters, correlation sensors). Made and dropped by
     ``Emulator.run``."""
 
-    def __init__(self, emulator: Emulator, batch: int, record: Record):
+    def __init__(self, emulator: Emulator, batch: int, record: Record, noise_seed):
         self.emulator = emulator
         self.thread = threading.get_ident()
         self.batch = batch
         self.record = record
-        self.sensors = CorrelationSensors(emulator.mapped, record.correlations, batch)
+        # the ADCs as this run reads them: the die's channel offsets, the run's read noise
+        self.cadc = CADC.of_run(emulator.profile, emulator.die, noise_seed)
+        self.sensors = CorrelationSensors(emulator.mapped, record.correlations, batch, emulator.die, self.cadc)
 
     def execute(self, inputs: dict[str, SpikeEvents], *, duration_us: float, noise_seed, initial_v, timer,
                 progress) -> RawRun:
@@ -226,7 +228,7 @@ class _Run:
                 spikes_c.append(out.cycle[:k].copy())
             counters[kernels.C_SPIKES] = counters[kernels.C_EMITTED] = 0
 
-        traces, tr_records = _trace_setup(emu.mapped, self.record, B, dt, n_steps)
+        traces, tr_records = _trace_setup(emu.mapped, self.record, B, dt, n_steps, noise_seed)
         sensors = self.sensors
         timer_every = max(1, int(round(timer[0] / dt))) if timer is not None else None
         progress_every = max(1, n_steps // 100) if progress is not None else n_steps
@@ -302,19 +304,17 @@ class _Run:
                         growth["events"] += 1
                 if sensors:
                     # the correlation sensors see this step's events and spikes (one step per call)
-                    t1 = s * dt + dt
                     n_ev = int(counters[kernels.C_EVENTS])
                     eu, eb = scratch.event_unit[:n_ev], scratch.event_sample[:n_ev]
                     ep, et = scratch.event_index[:n_ev], scratch.event_time_us[:n_ev]
+                    events = []
                     for ui in np.unique(eu):
                         sel = eu == ui
                         unit = tables.units[int(ui)]
-                        sensors.presynaptic(unit.projection, unit.post_start, unit.size, eb[sel], ep[sel], et[sel], t1)
+                        events.append((unit.projection, unit.post_start, unit.size, eb[sel], ep[sel], et[sel]))
                     k = int(counters[kernels.C_SPIKES])
-                    if k > sp0:
-                        sensors.postsynaptic(out.sample[sp0:k].copy(), out.neuron[sp0:k].copy(),
-                                             out.cycle[sp0:k] * clock, t1)
-                    sensors.decay(dt)
+                    sensors.observe(events, out.sample[sp0:k].copy(), out.neuron[sp0:k].copy(),
+                                    out.cycle[sp0:k] * clock)
                 if timer_every is not None and s_end % timer_every == 0:
                     timer[1]((s_end - 1) * dt + dt)
                     current = emu.tables(dt)  # the same object unless the callback wrote to the chip
@@ -335,7 +335,7 @@ class _Run:
 
         return RawRun(
             spikes=_split_spikes(emu.mapped, spikes_b, spikes_n, spikes_c),
-            traces=_trace_finish(tr_records, traces.values, n_steps, dt),
+            traces=_trace_finish(tr_records, traces, n_steps, dt, self.cadc),
             correlations=sensors.finish(),
             links=link_stats,
             batch=B,
@@ -433,24 +433,35 @@ def _split_spikes(mapped, sb, sn, sc) -> dict[str, tuple[np.ndarray, np.ndarray,
     return out
 
 
-def _trace_setup(mapped, record: Record, B: int, dt: float, n_steps: int):
-    """The kernel's sample buffer: neuron and sampling interval (steps) of each column."""
-    records, idx, every = [], [], []
-    for rec in record.membrane:
+def _trace_setup(mapped, record: Record, B: int, dt: float, n_steps: int, noise_seed):
+    """The kernel's sample buffer: neuron and sampling interval (steps) of each column, and the
+    steps each sample comes late (``cadc_timing``; never past the run's last step)."""
+    records, idx, every, delays = [], [], [], []
+    for r, rec in enumerate(record.membrane):
         e = max(1, int(math.ceil(rec.period_us / dt - 1e-9)))  # never faster than asked
         cols = mapped.populations[rec.population].offset + np.asarray(rec.neurons, dtype=np.int64)
-        records.append((rec, e, len(idx), len(cols)))
+        n = n_steps // e
+        late = sample_delays(mapped.profile, rec, r, n, noise_seed)
+        late[(np.arange(1, n + 1) * e - 1 + late) >= n_steps] = 0
+        records.append((rec, e, len(idx), cols, late))
         idx.extend(cols.tolist())
         every.extend([e] * len(cols))
-    rows = max((n_steps // e for _, e, _, _ in records), default=0)
+        delays.extend([late] * len(cols))
+    rows = max((n_steps // e for _, e, _, _, _ in records), default=0)
+    late = np.zeros((max(rows, 1), len(idx)), dtype=np.int64)
+    for k, d in enumerate(delays):
+        late[:len(d), k] = d
     values = np.zeros((B, max(rows, 1), len(idx)))
-    return TraceBuffer(np.array(idx, dtype=np.int64), np.array(every, dtype=np.int64), values), records
+    return TraceBuffer(np.array(idx, dtype=np.int64), np.array(every, dtype=np.int64), values, late), records
 
 
-def _trace_finish(records, values, n_steps, dt):
+def _trace_finish(records, traces: TraceBuffer, n_steps, dt, cadc: CADC) -> list[Trace]:
+    """Each record's samples read through its ADC (CADC: with the run's offsets and noise)."""
     result = []
-    for rec, every, first, k in records:
+    for r, (rec, every, first, cols, late) in enumerate(records):
         n = n_steps // every
-        times = np.array([(j + 1) * every * dt for j in range(n)])
-        result.append((rec, times, values[:, :n, first:first + k].copy()))
+        times = (np.arange(1, n + 1) * every + late) * dt
+        values = traces.values[:, :n, first:first + len(cols)].copy()
+        rng = cadc.record_noise(r) if rec.adc == "cadc" else None
+        result.append(adc_trace(cadc.profile, rec, times, values, cadc=cadc, channels=cols, rng=rng))
     return result

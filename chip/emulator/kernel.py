@@ -405,13 +405,19 @@ def _neuron_in_step(dt, clock, M, grid, adaptive, v0, ie0, ii0, a0, r0, noise, v
 
 @njit(cache=True, error_model="numpy")
 def _sample(s, V2, traces):
-    """6. ADC samples of the end-of-step membrane."""
-    tr_idx, tr_every, tr_out = traces.neuron, traces.every_steps, traces.values
+    """6. ADC samples of the end-of-step membrane: sample j of a column after its nominal step
+    (j + 1)·every − 1, or one step later where ``late`` says so."""
+    tr_idx, tr_every, tr_out, tr_late = traces.neuron, traces.every_steps, traces.values, traces.late
     B = V2.shape[0]
+    rows = tr_late.shape[0]
     for kk in range(tr_idx.shape[0]):
         every = tr_every[kk]
-        if (s + 1) % every == 0:
-            js = (s + 1) // every - 1
+        js = (s + 1) // every - 1
+        if (s + 1) % every == 0 and tr_late[js, kk] == 0:
+            for b in range(B):
+                tr_out[b, js, kk] = V2[b, tr_idx[kk]]
+        js = s // every - 1
+        if s % every == 0 and 0 <= js < rows and tr_late[js, kk] != 0:
             for b in range(B):
                 tr_out[b, js, kk] = V2[b, tr_idx[kk]]
 

@@ -194,11 +194,13 @@ class SpikeBuffer(NamedTuple):
 
 class TraceBuffer(NamedTuple):
     """ADC samples of the end-of-step membrane: column k samples ``neuron[k]`` every
-    ``every_steps[k]`` steps into ``values[:, j, k]`` (B, rows, K), row j after step (j + 1)·every."""
+    ``every_steps[k]`` steps into ``values[:, j, k]`` (B, rows, K), row j after step
+    (j + 1)·every + ``late[j, k]`` (late: 0, or 1 for a sample taken one step after its time)."""
 
     neuron: np.ndarray
     every_steps: np.ndarray
     values: np.ndarray
+    late: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------

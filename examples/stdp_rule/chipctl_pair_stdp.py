@@ -1,10 +1,13 @@
 """Pair-based STDP on the chip's correlation sensors: a complete chipctl rule plugin.
 
 Each synapse of a BrainScaleS-2-style chip has a correlation sensor that sums exp(-Δt/τ) over
-pairs of a presynaptic and a postsynaptic spike: ``causal`` for pre before post, ``acausal`` for
-post before pre. This rule asks for the sensors of one projection on every run and, after the
-run, moves each weight by  Δw = eta · (a_plus · causal − a_minus · acausal),  averaged over the
-batch. It never touches the emulator: everything goes through ``context.host``.
+nearest-neighbour pairs of a presynaptic and a postsynaptic spike: ``causal`` for pre before post,
+``acausal`` for post before pre, counted in pairs. This rule asks for the sensors of one
+projection on every run and, after the run, moves each weight by
+Δw = eta · (a_plus · causal − a_minus · acausal),  averaged over the batch. On bss2 the sensors
+are read through the chip's CADC, where a pair is worth half a code and a read has about a code
+of noise: the rule learns from runs with many pairs per synapse. It never touches the emulator:
+everything goes through ``context.host``.
 """
 
 from __future__ import annotations
