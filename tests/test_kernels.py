@@ -61,25 +61,41 @@ def test_threshold_bound_never_hides_a_crossing():
 
 
 def _fifo_reference(b, ent, sig, limit, free):
-    """A FIFO server per sample, written out event by event: sorted by (sample, entry), each event
-    starts when it arrives or when the server is free, whichever is later; events that would wait
-    longer than ``limit`` are dropped and the rest are served again without them."""
+    """A FIFO server per sample with a bounded queue, written out event by event: in order of
+    (sample, entry), each event starts when it arrives or when the server is free, whichever is
+    later; one that would wait longer than ``limit`` is dropped on arrival and takes no service."""
     n = len(ent)
     keep = np.ones(n, dtype=bool)
-    for attempt in range(2):
-        start = np.full(n, np.nan)
-        for sample in np.unique(b):
-            t_free = free[sample]
-            for k in sorted((k for k in range(n) if b[k] == sample and keep[k]), key=lambda k: (ent[k], k)):
-                start[k] = max(ent[k], t_free)
-                t_free = start[k] + sig
-        wait = start - ent
-        if attempt == 0:
-            drop = wait > limit
-            if not drop.any():
-                break
-            keep = ~drop
+    start = np.full(n, np.nan)
+    for sample in np.unique(b):
+        t_free = free[sample]
+        for k in sorted((k for k in range(n) if b[k] == sample), key=lambda k: (ent[k], k)):
+            s = max(ent[k], t_free)
+            if s - ent[k] > limit:
+                keep[k] = False
+                continue
+            start[k] = s
+            t_free = s + sig
     return start, keep
+
+
+def test_a_saturated_link_drops_what_its_queue_cannot_hold():
+    """40 events, two per cycle, into a server of one per cycle with a queue of 4 events: the
+    queue fills after 8 events; from then on every other event finds it full and is dropped, so
+    exactly (40 - 8) / 2 = 16 are lost (serving the survivors twice, the old rule, lost 32)."""
+    sig = 0.008
+    n = 40
+    ent = np.arange(n) * sig / 2
+    b = np.zeros(n, dtype=np.int64)
+    free_at = np.full((1, 1), -np.inf)
+    exit_at = np.full((1, n), np.nan)
+    dropped = np.zeros(1, dtype=np.int64)
+    lost = np.zeros(n, dtype=bool)
+    links._fifo(0, b, np.arange(n, dtype=np.int64), ent, n, sig, 4 * sig, 0.0, free_at, exit_at, dropped,
+                np.zeros(1), lost)
+    assert dropped[0] == 16 and lost.sum() == 16
+    kept = np.flatnonzero(~lost)
+    np.testing.assert_allclose(np.diff(exit_at[0, kept]), sig)  # the server never idles once busy
 
 
 def test_link_fifo_matches_an_event_by_event_server():

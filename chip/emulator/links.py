@@ -98,61 +98,33 @@ def emit_spikes(i0, i1, M, clock, dt, sp_b, sp_n, sp_c, syn, cal, counters):
 
 @njit(cache=True)
 def _fifo(li, b, idx, ent, cnt, sig, limit, lat, free_at, exit_at, dropped, max_wait, lost):
-    """One link as a FIFO server per sample (``sig`` µs per event, queue of ``limit`` µs): events
-    idx[:cnt] entering at ent[:cnt]. Sorted by (sample, entry), event j of a sample starts at
-    j·σ + max(free, max_{i≤j}(e_i − i·σ)); an event that would wait longer than the queue holds is
-    dropped, and the others are served again without it."""
+    """One link as a FIFO server per sample (``sig`` µs per event, a queue of ``limit`` µs of
+    work): events idx[:cnt] entering at ent[:cnt]. In order of (sample, entry), each event starts
+    when it enters or when the server is free, whichever is later; an event that would wait longer
+    than the queue holds is dropped on arrival (tail drop) and takes no service time, so the events
+    behind it queue as if it had never come."""
     order_e = np.argsort(ent[:cnt], kind="mergesort")
     bs = np.empty(cnt, dtype=np.int64)
     for r in range(cnt):
         bs[r] = b[idx[order_e[r]]]
     order = order_e[np.argsort(bs, kind="mergesort")]
-    start = np.empty(cnt)
-    keep = np.ones(cnt, dtype=np.bool_)
-    for attempt in range(2):
-        prev = -1
-        j = 0
-        run = -np.inf
-        any_drop = False
-        for r in range(cnt):
-            k = order[r]
-            if not keep[k]:
-                continue
-            bk = b[idx[k]]
-            if bk != prev:
-                prev = bk
-                j = 0
-                run = -np.inf
-            x = ent[k] - j * sig
-            if free_at[li, bk] > x:
-                x = free_at[li, bk]
-            if x > run:
-                run = x
-            start[k] = run + j * sig
-            j += 1
-            if attempt == 0 and start[k] - ent[k] > limit:
-                any_drop = True
-        if attempt == 0:
-            if not any_drop:
-                break
-            for k in range(cnt):
-                if start[k] - ent[k] > limit:
-                    keep[k] = False
     n_drop = 0
-    for k in range(cnt):
+    for r in range(cnt):
+        k = order[r]
         i = idx[k]
-        if not keep[k]:
+        bk = b[i]
+        start = ent[k]
+        if free_at[li, bk] > start:
+            start = free_at[li, bk]
+        wait = start - ent[k]
+        if wait > limit:
             n_drop += 1
             lost[i] = True
             continue
-        depart = start[k] + sig
-        bk = b[i]
-        if depart > free_at[li, bk]:
-            free_at[li, bk] = depart
-        wait = start[k] - ent[k]
+        free_at[li, bk] = start + sig
         if wait > max_wait[li]:
             max_wait[li] = wait
-        exit_at[li, i] = depart + lat
+        exit_at[li, i] = start + sig + lat
     dropped[li] += n_drop
 
 
