@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from chip.die import Transfer
 from chip.errors import NetlistError
 from chip.netlist import dump_netlist, load_netlist_text, netlist_schema
 from chip.profiles import ADAPTATION_MECHANISMS, PROFILES, Nonidealities
@@ -56,3 +57,22 @@ def test_every_new_effect_is_off_on_ideal_and_on_on_bss2():
     assert all(getattr(PROFILES["bss2"].nonidealities, name) for name in mine)
     assert (PROFILES["ideal"].adaptation, PROFILES["bss2"].adaptation) == ("threshold", "current")
     assert Nonidealities().off
+
+
+# ---------------------------------------------------------------------------------------------
+# synaptic time constants: the calibrated range
+# ---------------------------------------------------------------------------------------------
+
+def test_synaptic_time_constants_have_the_calibrated_range_on_bss2():
+    bss2, ideal = Transfer(PROFILES["bss2"]), Transfer(PROFILES["ideal"])
+    assert PROFILES["bss2"].tau_syn_range_us == (0.3, 30.0)
+
+    def held(transfer, name, value):
+        return float(transfer.to_value(name, transfer.to_code(name, value)))
+
+    for name in ("tau_syn_exc_us", "tau_syn_inh_us"):
+        assert held(bss2, name, 45.0) == pytest.approx(30.0)
+        assert held(bss2, name, 0.1) == pytest.approx(0.3)
+        assert held(ideal, name, 45.0) == 45.0
+    assert held(bss2, "tau_mem_us", 45.0) == pytest.approx(45.0, rel=0.01)  # tau_mem keeps 0.5 .. 60
+    assert held(bss2, "tau_mem_us", 0.3) == pytest.approx(0.5)
