@@ -3,14 +3,20 @@ closed forms or plain references, and their spelling in the netlist."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 
-from chip.die import Transfer
+from chip.die import REFRACTORY_TICK_US, Transfer
+from chip.emulator.tables import effective_params
 from chip.errors import NetlistError
-from chip.netlist import dump_netlist, load_netlist_text, netlist_schema
-from chip.profiles import ADAPTATION_MECHANISMS, PROFILES, Nonidealities
+from chip.events import SpikeEvents
+from chip.host import HostInterface
+from chip.netlist import (AllToAll, ConstantWeights, LIFParams, MembraneRecord, Netlist, Population,
+                          Projection, Record, SpikeInput, dump_netlist, load_netlist_text, netlist_schema)
+from chip.profiles import ADAPTATION_MECHANISMS, PROFILES, Nonidealities, get_profile
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,3 +82,126 @@ def test_synaptic_time_constants_have_the_calibrated_range_on_bss2():
         assert held(ideal, name, 45.0) == 45.0
     assert held(bss2, "tau_mem_us", 45.0) == pytest.approx(45.0, rel=0.01)  # tau_mem keeps 0.5 .. 60
     assert held(bss2, "tau_mem_us", 0.3) == pytest.approx(0.5)
+
+
+TAU_MEM, TAU_SYN = 10.0, 5.0
+
+
+def chip(profile="ideal", *, on=(), off=(), **fields):
+    """A profile with some of its non-idealities switched on or off and some fields changed."""
+    p = get_profile(profile)
+    switches = dataclasses.replace(p.nonidealities, **{name: True for name in on}, **{name: False for name in off})
+    return p.replace(nonidealities=switches, **fields)
+
+
+def netlist(profile, *, trains, weight, params=None, sign="excitatory", duration_us=40.0, period_us=None,
+            model_size=1):
+    """``model_size`` neurons driven all-to-all by one input channel per train (weight each)."""
+    params = params or LIFParams(tau_mem_us=TAU_MEM, tau_syn_exc_us=TAU_SYN, tau_syn_inh_us=TAU_SYN,
+                                 tau_ref_us=0.0, v_threshold=100.0, weight_full_scale=100.0)
+    period = max(profile.step_us, profile.cadc_min_period_us) if period_us is None else period_us
+    inp = SpikeInput("in", len(trains), spikes=SpikeEvents.from_lists([list(t) for t in trains]))
+    return Netlist(chip=profile, duration_us=duration_us, populations={"n": Population("n", model_size, params)},
+                   inputs={"in": inp},
+                   projections={"p": Projection("p", "in", "n", AllToAll(), ConstantWeights(weight), sign)},
+                   record=Record(spikes=("n",), membrane=(MembraneRecord("n", tuple(range(model_size)), "cadc",
+                                                                         period),)))
+
+
+# ---------------------------------------------------------------------------------------------
+# digital refractory counter
+# ---------------------------------------------------------------------------------------------
+
+def _counter_value(tau_us, lo=0.04, hi=32.0):
+    """The refractory counter's value nearest to tau: the finest clock scale s (tick 2^s·8 ns)
+    whose count fits 8 bits, written out per scale."""
+    tau = min(max(tau_us, lo), hi)
+    for s in range(16):
+        tick = 0.008 * 2 ** s
+        n = round(tau / tick)
+        if n <= 255:
+            return n * tick
+    return 255 * 0.008 * 2 ** 15
+
+
+@pytest.mark.parametrize("tau_us, expected_us", [
+    (0.04, 0.04),     # s = 0: 5 ticks of 8 ns
+    (1.0, 1.0),       # s = 0, n = 125
+    (2.04, 2.04),     # s = 0, n = 255: the largest count at the finest scale
+    (2.05, 2.048),    # s = 1 (16 ns): n = 128
+    (5.0, 4.992),     # s = 2 (32 ns): n = 156
+    (10.0, 9.984),    # s = 3 (64 ns): n = 156
+    (20.3, 20.352),   # s = 4 (128 ns): n = 159
+    (32.0, 32.0),     # s = 4, n = 250
+    (50.0, 32.0),     # clipped to the range
+    (0.001, 0.04),    # clipped to the range
+])
+def test_refractory_times_are_quantized_to_the_counter(tau_us, expected_us):
+    transfer = Transfer(PROFILES["bss2"])
+    assert transfer.digital_refractory
+    value = float(transfer.to_value("tau_ref_us", transfer.to_code("tau_ref_us", tau_us)))
+    assert value == pytest.approx(expected_us, abs=1e-12)
+    assert value == pytest.approx(_counter_value(tau_us), abs=1e-12)
+    code = float(transfer.to_code("tau_ref_us", tau_us))
+    assert code == round(code) and value == pytest.approx(code * REFRACTORY_TICK_US)
+
+
+def test_refractory_quantization_over_many_values_follows_the_rule():
+    transfer = Transfer(PROFILES["bss2"])
+    taus = np.exp(np.linspace(np.log(0.01), np.log(40.0), 997))
+    got = transfer.to_value("tau_ref_us", transfer.to_code("tau_ref_us", taus))
+    np.testing.assert_allclose(got, [_counter_value(t) for t in taus], rtol=0, atol=1e-12)
+    # the resolution doubles with each scale: within half a tick of the (clipped) value
+    tick = 0.008 * 2.0 ** np.maximum(0, np.ceil(np.log2(np.clip(taus, 0.04, 32.0) / 0.008 / 255.5)))
+    assert np.all(np.abs(got - np.clip(taus, 0.04, 32.0)) <= tick / 2 + 1e-12)
+
+
+def test_written_refractory_codes_become_representable_ones():
+    host = HostInterface(netlist(PROFILES["bss2"], trains=[[]], weight=0.0, model_size=3))
+    codes = host.write_codes("n", "tau_ref_us", [300.0, 1001.0, 1e9])
+    # 300 ticks: s = 1, n = 150 (representable); 1001: s = 2, n = 250 → 1000; 1e9: the range's top
+    np.testing.assert_array_equal(codes, [300.0, 1000.0, 4000.0])
+    np.testing.assert_allclose(host.read_params("n", "tau_ref_us"), [2.4, 8.0, 32.0])
+    assert host.write_params("n", "tau_ref_us", 5.0) == pytest.approx([4.992] * 3)
+
+
+def test_refractory_time_has_no_mismatch_with_the_counter():
+    nl = netlist(PROFILES["bss2"], trains=[[]], weight=0.0, model_size=256,
+                 params=LIFParams(tau_ref_us=3.0))
+    host = HostInterface(nl)
+    eff = effective_params(host.die, host.state)["tau_ref_us"][:256]
+    nominal = host.read_params("n", "tau_ref_us")
+    np.testing.assert_array_equal(eff, nominal)
+    assert nominal[0] == pytest.approx(3.008)  # 376 ticks: s = 1, n = 188
+    analog = HostInterface(nl.with_chip(chip("bss2", off=("digital_refractory",))))
+    spread = effective_params(analog.die, analog.state)["tau_ref_us"][:256]
+    assert np.std(spread) / np.mean(spread) > 0.05  # the analog refractory time carries the die's spread
+
+
+def test_measured_refractory_period_equals_the_counter_value_within_one_clock():
+    """A neuron whose leak sits above threshold fires again as soon as it can: its interval is
+    τref + the rise from reset to threshold, τm·ln((V_L − V_r)/(V_L − θ)) with its effective
+    parameters; so interval − rise is the refractory period, within a clock (spike stamps)."""
+    profile = chip("bss2", off=("batch_drift",), noise_membrane=0.0)
+    params = LIFParams(tau_mem_us=2.0, tau_ref_us=3.0, v_leak=2.0, v_reset=0.0, v_threshold=1.0)
+    nl = netlist(profile, trains=[[]], weight=0.0, params=params, model_size=8, duration_us=60.0, period_us=1.7)
+
+    def measured(host):
+        eff = effective_params(host.die, host.state)
+        ev = host.run().spikes["n"]
+        out = []
+        for j in range(8):
+            vl, vr, vth, tm = (eff[name][j] for name in ("v_leak", "v_reset", "v_threshold", "tau_mem_us"))
+            rise = tm * math.log((vl - vr) / (vl - vth))
+            isi = np.diff(ev.time_us[ev.neuron == j])
+            assert len(isi) >= 5
+            out.append(isi - rise)
+        return np.concatenate(out)
+
+    host = HostInterface(nl)
+    nominal = float(host.read_params("n", "tau_ref_us")[0])
+    assert nominal == pytest.approx(3.008)
+    assert np.all(np.abs(measured(host) - nominal) <= profile.clock_us + 1e-9)
+    analog = measured(HostInterface(nl.with_chip(chip("bss2", off=("batch_drift", "digital_refractory"),
+                                                      noise_membrane=0.0))))
+    assert np.abs(analog - nominal).max() > 10 * profile.clock_us
