@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from chip.die import REFRACTORY_TICK_US, Transfer
+from chip.emulator.core import run_thresholds
+from chip.emulator.noise import threshold_drift
 from chip.emulator.tables import effective_params
 from chip.errors import NetlistError
 from chip.events import SpikeEvents
@@ -205,3 +207,61 @@ def test_measured_refractory_period_equals_the_counter_value_within_one_clock():
     analog = measured(HostInterface(nl.with_chip(chip("bss2", off=("batch_drift", "digital_refractory"),
                                                       noise_membrane=0.0))))
     assert np.abs(analog - nominal).max() > 10 * profile.clock_us
+
+
+# ---------------------------------------------------------------------------------------------
+# batch-to-batch threshold drift
+# ---------------------------------------------------------------------------------------------
+
+def test_threshold_offsets_per_run_are_reproducible_with_the_stated_spread():
+    profile = PROFILES["bss2"]
+    n = 20000
+    vth, vl = np.full(n, 1.0), np.zeros(n)
+    a = run_thresholds(profile, vth, vl, (1, 0)) - vth
+    again = run_thresholds(profile, vth, vl, (1, 0)) - vth
+    other_run = run_thresholds(profile, vth, vl, (1, 1)) - vth
+    np.testing.assert_array_equal(a, again)
+    assert not np.allclose(a, other_run)
+    assert abs(np.corrcoef(a, other_run)[0, 1]) < 0.05
+    sigma = profile.threshold_drift
+    assert sigma == 0.015
+    assert np.std(a) == pytest.approx(sigma, abs=4 * sigma / math.sqrt(2 * n))
+    assert abs(np.mean(a)) <= 4 * sigma / math.sqrt(n)
+    # a fraction of each neuron's threshold − leak
+    span = np.linspace(0.5, 2.0, n)
+    np.testing.assert_allclose(run_thresholds(profile, vl + span, vl, (1, 0)) - span, a * span)
+    # its own stream: not the membrane noise's
+    assert not np.allclose(threshold_drift((1, 0), 8), np.random.default_rng([(1, 0), 7]).standard_normal(8))
+    # absent when off, and on ideal
+    off = chip("bss2", off=("batch_drift",))
+    assert run_thresholds(off, vth, vl, (1, 0)) is vth
+    assert run_thresholds(PROFILES["ideal"], vth, vl, (1, 0)) is vth
+
+
+def _drift_net(on=True, noise=0.0):
+    profile = chip("ideal", on=("batch_drift",) if on else (), threshold_drift=0.015, noise_membrane=noise)
+    params = LIFParams(tau_mem_us=TAU_MEM, tau_syn_exc_us=TAU_SYN, tau_syn_inh_us=TAU_SYN, tau_ref_us=1.0)
+    return netlist(profile, trains=[[2.0, 12.0, 22.0]], weight=4.5, params=params, model_size=16, duration_us=40.0)
+
+
+def test_drift_moves_spikes_from_run_to_run_reproducibly():
+    host = HostInterface(_drift_net())
+    first, second = host.run().spikes["n"], host.run().spikes["n"]
+    assert len(first) >= 16
+    assert not np.array_equal(first.time_us, second.time_us)
+    again = HostInterface(_drift_net())
+    np.testing.assert_array_equal(again.run().spikes["n"].time_us, first.time_us)
+    np.testing.assert_array_equal(again.run().spikes["n"].time_us, second.time_us)
+    steady = HostInterface(_drift_net(on=False))
+    np.testing.assert_array_equal(steady.run().spikes["n"].time_us, steady.run().spikes["n"].time_us)
+
+
+def test_drift_leaves_the_membrane_noise_unchanged():
+    """Below threshold the membrane does not see the threshold: with and without drift the
+    noisy traces are the same draws."""
+    nl_on, nl_off = _drift_net(noise=0.05), _drift_net(on=False, noise=0.05)
+    quiet = {"p": dataclasses.replace(nl_on.projections["p"], weights=ConstantWeights(0.5))}
+    a = HostInterface(dataclasses.replace(nl_on, projections=quiet)).run()
+    b = HostInterface(dataclasses.replace(nl_off, projections=quiet)).run()
+    assert len(a.spikes["n"]) == len(b.spikes["n"]) == 0
+    np.testing.assert_array_equal(a.trace("n").values, b.trace("n").values)

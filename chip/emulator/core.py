@@ -18,6 +18,8 @@ v_reset for τ_ref, then evolves freely for the rest of the step. Limits, by des
 spike per neuron per step, and a threshold excursion that starts and ends inside one step of a
 neuron that ends the step below threshold is not seen.
 
+Batch-to-batch drift moves each neuron's threshold by its own draw per run (:func:`run_thresholds`).
+
 Events travel from their source to the synapse drivers of each target half along routes of the
 mapped routing graph. Each link is a FIFO server of ``capacity`` events per clock cycle with a
 queue of ``queue_depth`` events; an event that would wait behind more than that is dropped and
@@ -46,7 +48,7 @@ from typing import Callable
 import numpy as np
 
 from . import kernel as kernels
-from .noise import MembraneNoise
+from .noise import MEMBRANE_STREAM, MembraneNoise, threshold_drift
 from .tables import (Calendar, ChipTables, NeuronState, Scratch, SpikeBuffer, StepConfig, TraceBuffer,
                      build_tables, effective_params, link_table)
 from ..die import Die
@@ -55,7 +57,7 @@ from ..netlist import MembraneRecord, Record
 from ..readout import CorrelationSensors
 from ..state import ChipState
 
-__all__ = ["Emulator", "RawRun", "LinkStats", "Capacity"]
+__all__ = ["Emulator", "RawRun", "LinkStats", "Capacity", "run_thresholds"]
 
 _log = logging.getLogger(__name__)
 
@@ -193,7 +195,7 @@ class _Run:
         n_steps = int(math.ceil(duration_us / dt - 1e-9))
         tables = emu.tables(dt)
         B, N = self.batch, emu.mapped.n_circuits
-        rng = np.random.default_rng([noise_seed, 7])
+        rng = np.random.default_rng([noise_seed, MEMBRANE_STREAM])
         has_noise = prof.noise_membrane > 0
         # the noise scale stays the one at the run's start when a timer callback changes τm
         noise_scale = tables.neurons.noise_scale
@@ -242,7 +244,9 @@ class _Run:
         def configure(tables):
             cfg = StepConfig(float(dt), float(clock), int(M), bool(grid), tables.adaptive, tables.link_model,
                              int(tables.n_pop_sources), bool(has_noise))
-            return cfg, tables.neurons._replace(noise_scale=noise_scale)
+            neurons = tables.neurons
+            return cfg, neurons._replace(noise_scale=noise_scale, v_threshold=run_thresholds(
+                prof, neurons.v_threshold, neurons.v_leak, noise_seed))
 
         cfg, neurons = configure(tables)
 
@@ -348,6 +352,17 @@ class _Run:
             loop_s=loop_s,
             buffer_growth=growth,
         )
+
+
+def run_thresholds(profile, v_threshold: np.ndarray, v_leak: np.ndarray, noise_seed) -> np.ndarray:
+    """The thresholds of one run (one batch) with batch-to-batch drift (``batch_drift``): each
+    neuron's effective threshold moved by its own offset ~ N(0, σ·|v_threshold − v_leak|), σ =
+    ``threshold_drift``, drawn from the run's noise seed (noise seed, run index) in a stream of its
+    own; the same for every sample and step of the run. Without drift, the thresholds as given."""
+    if not (profile.nonidealities.batch_drift and profile.threshold_drift > 0):
+        return v_threshold
+    z = threshold_drift(noise_seed, len(v_threshold))
+    return v_threshold + profile.threshold_drift * np.abs(v_threshold - v_leak) * z
 
 
 # ---------------------------------------------------------------------- a run's buffers
