@@ -87,6 +87,8 @@ class Transfer:
             return p.tau_adapt_range_us
         if name in ("tau_syn_exc_us", "tau_syn_inh_us"):
             return p.tau_syn_range_us
+        if name == "adapt_coupling":
+            return p.adapt_coupling_range
         if name in TIME_PARAMETERS:
             return p.tau_range_us
         if name == "weight_full_scale":

@@ -441,7 +441,7 @@ class HostInterface:
     PROFILE_IDENTITY_FIELDS = (
         "weight_bits", "param_bits",
         "v_range_v", "tau_range_us", "tau_ref_range_us", "tau_adapt_range_us", "weight_full_scale_range",
-        "adapt_increment_range", "tau_syn_range_us",
+        "adapt_increment_range", "tau_syn_range_us", "adapt_coupling_range",
         "v_model_zero_v", "v_model_one_v",
         "clock_ns", "step_us",
         "cores", "neurons_per_core", "halves_per_core", "rows_per_half", "labels_per_row",

@@ -33,6 +33,7 @@ ANALOG_PARAMETERS = (
     "weight_full_scale",
     "tau_adapt_us",
     "adapt_increment",
+    "adapt_coupling",  # appended last: earlier parameters keep their draws
 )
 
 #: how an adaptive (ALIF) neuron adapts: ``threshold`` — the threshold rises by the adaptation
@@ -57,6 +58,7 @@ class Mismatch:
     tau_ref: float = 0.0
     tau_adapt: float = 0.0
     adapt_increment: float = 0.0
+    adapt_coupling: float = 0.0
     weight_full_scale: float = 0.0
     weight: float = 0.0
 
@@ -271,6 +273,7 @@ _BSS2_MISMATCH = Mismatch(
     tau_ref=0.10,
     tau_adapt=0.10,
     adapt_increment=0.05,
+    adapt_coupling=0.10,  # not sourced, as for the other adaptation parameters
     weight_full_scale=0.05,
     weight=0.05,
 )

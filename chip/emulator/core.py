@@ -19,6 +19,10 @@ spike per neuron per step, and a threshold excursion that starts and ends inside
 neuron that ends the step below threshold is not seen.
 
 Batch-to-batch drift moves each neuron's threshold by its own draw per run (:func:`run_thresholds`).
+An adaptation current (ALIF with ``adaptation: current``) enters V like an inhibitory current with
+τ_adapt (exact), driven by the membrane at step resolution. Saturating synaptic inputs scale each
+neuron's membrane change due to each input by one gain per step; rails clip the membrane at each
+step's end.
 
 Events travel from their source to the synapse drivers of each target half along routes of the
 mapped routing graph. Each link is a FIFO server of ``capacity`` events per clock cycle with a
@@ -243,7 +247,7 @@ class _Run:
 
         def configure(tables):
             cfg = StepConfig(float(dt), float(clock), int(M), bool(grid), tables.adaptive, tables.link_model,
-                             int(tables.n_pop_sources), bool(has_noise))
+                             int(tables.n_pop_sources), bool(has_noise), adapt_current=bool(tables.adapt_current))
             neurons = tables.neurons
             return cfg, neurons._replace(noise_scale=noise_scale, v_threshold=run_thresholds(
                 prof, neurons.v_threshold, neurons.v_leak, noise_seed))

@@ -13,6 +13,11 @@ threshold test, the slow path of each marked neuron, ADC samples, emission. Stat
 by :func:`advance` tell the caller to grow a buffer and call again; the kernel never leaves a step
 half done.
 
+The analog core's effects that a profile may switch on (``StepConfig``) take their own phases or
+variants, so that with all of them off the step is the plain one: an adaptation current
+(``_decay_general``: −A enters the membrane like a synaptic current with τ_adapt, exactly; the
+subthreshold coupling a·(V − V_L) drives A at step resolution; the slow path includes it).
+
 Two things keep the phases as fast as one big loop. They use numpy's error model: no division
 here can be by zero (every time constant, the step and the clock are positive), and without the
 exception paths that Python's error model adds, numba can drop the reference counting of the
@@ -105,10 +110,23 @@ def _traj(tau, s_free, v_start, noise, dt, VL, Vr, tm, te, ti, ce, ci, ie_s, ii_
 
 
 @njit(cache=True, error_model="numpy")
+def _v_free(tau, s_free, v_start, noise, dt, VL, Vr, tm, te, ti, ce, ci, ie_s, ii_s, held, pa, pwe, pwi, npairs,
+            ia_s, ta, ca):
+    """``_traj`` with an adaptation current ia_s at s_free (exact: it decays with τ_adapt and
+    enters the membrane like an inhibitory synaptic current)."""
+    v = _traj(tau, s_free, v_start, noise, dt, VL, Vr, tm, te, ti, ce, ci, ie_s, ii_s, held, pa, pwe, pwi, npairs)
+    if ia_s != 0.0 and tau > s_free:
+        h = tau - s_free
+        v -= ia_s * _kern(h, ta, ca, math.exp(-h / tm), tm)
+    return v
+
+
+@njit(cache=True, error_model="numpy")
 def _below_threshold(tau_max, s_free, v_start, noise, dt, VL, Vth, tm, ie_s, ii_s, held, pa, pwe, npairs):
     """True when the trajectory of ``_traj`` stays below Vth for all tau ≤ tau_max (a sound bound:
     κ(h) = ∫₀ʰ e^{−(h−u)/τm} e^{−u/τs} du/τm ≤ h/τm, κ ≥ 0, inhibition only lowers V, the leak term
-    moves monotonically from v_start towards VL, and adaptation only raises the threshold)."""
+    moves monotonically from v_start towards VL, and adaptation only raises the threshold; an
+    adaptation current below 0 is handed in as ii_s, since it raises V like negative inhibition)."""
     hmax = tau_max - s_free
     if hmax <= 0.0:
         return True  # never free at a clock edge of this step: no edge can count as a crossing
@@ -167,6 +185,32 @@ def _decay(nrn, adaptive, V, Ie, Ii, A, V2, Ie2, Ii2, A2):
             Ie2[b, n] = Ie[b, n] * ae[n]
             Ii2[b, n] = Ii[b, n] * ai[n]
             A2[b, n] = A[b, n] * aa[n] if adaptive else A[b, n]
+
+
+@njit(cache=True, error_model="numpy")
+def _decay_general(nrn, adaptive, adapt_current, V, Ie, Ii, A, V2, Ie2, Ii2, A2):
+    """1. ``_decay`` with an adaptation current. An adaptation current A enters the membrane like
+    an inhibitory current with τ_adapt (−A·κ_adapt(dt), exact) and is driven by the membrane at
+    step resolution: A ← A·e^{−dt/τa} + a·(V0 − V_L)·(1 − e^{−dt/τa}) with the start-of-step V0
+    (exact for a membrane that stays at V0 over the step)."""
+    VL, am, ae, ai, aa = nrn.v_leak, nrn.decay_mem, nrn.decay_exc, nrn.decay_inh, nrn.decay_adapt
+    ke, ki, ka, ca = nrn.kernel_exc, nrn.kernel_inh, nrn.kernel_adapt, nrn.adapt_coupling
+    B, N = V.shape
+    for b in range(B):
+        for n in range(N):
+            v = V[b, n] - VL[n]
+            v *= am[n]
+            v += VL[n]
+            if adapt_current:
+                v -= A[b, n] * ka[n]
+                A2[b, n] = A[b, n] * aa[n] + ca[n] * (V[b, n] - VL[n]) * (1.0 - aa[n])
+            else:
+                A2[b, n] = A[b, n] * aa[n] if adaptive else A[b, n]
+            v += Ie[b, n] * ke[n]
+            v -= Ii[b, n] * ki[n]
+            V2[b, n] = v
+            Ie2[b, n] = Ie[b, n] * ae[n]
+            Ii2[b, n] = Ii[b, n] * ai[n]
 
 
 @njit(cache=True, error_model="numpy")
@@ -314,34 +358,41 @@ def _events_reaching(b, n, t0, syn, scr):
 
 
 @njit(cache=True, error_model="numpy")
-def _neuron_in_step(dt, clock, M, grid, adaptive, v0, ie0, ii0, a0, r0, noise, vl, vr, vth, tmn, ten, tin, cen, cin,
-                    tan, tref, pa, pwe, pwi, npairs):
+def _neuron_in_step(dt, clock, M, grid, moving, v0, ie0, ii0, a0, ia0, inc, r0, noise, vl, vr, vth, tmn, ten, tin,
+                    cen, cin, tan, can, tref, pa, pwe, pwi, npairs):
     """5b. One marked neuron through the step, from its start-of-step state (refractory for r0 µs
     more) with the step's events that reach it (``pa``, ``pwe``, ``pwi``). Returns (edge, t_cross,
     v_end): edge −1 when it does not cross, else the clock edge the spike is stamped on and the
     in-step time of the crossing, where the membrane resets, is held for τref and then runs free;
     v_end is the membrane at the step's end.
 
+    Adaptation: with ``moving`` the threshold is vth + a0·e^{−τ/τa}; an adaptation current ia0
+    (0 when adaptation moves the threshold) lowers the membrane instead and jumps by ``inc`` at the
+    spike.
+
     The crossing is the first clock edge at which V ≥ θ, searched on the clock grid (edges the
     bound keeps below threshold skipped), or bisected when the clock is much finer than the step."""
     s_free = min(r0, dt)
     v_start = vr if r0 > 0.0 else v0
     ie_s, ii_s, held = _charge(s_free, ie0, ii0, ten, tin, pa, pwe, pwi, npairs)
+    ia_s = ia0 * math.exp(-s_free / tan) if ia0 != 0.0 else 0.0
+    # for the bound, an adaptation current below 0 raises the membrane like a negative inhibitory one
+    ii_b = ii_s if ia_s >= 0.0 else min(ii_s, 0.0) + ia_s
     cross = -1
     t_cross = 0.0
     v_end_free = 0.0
-    if grid and _below_threshold(M * clock, s_free, v_start, noise, dt, vl, vth, tmn, ie_s, ii_s, held,
+    if grid and _below_threshold(M * clock, s_free, v_start, noise, dt, vl, vth, tmn, ie_s, ii_b, held,
                                  pa, pwe, npairs):
         # cannot reach threshold in this step (typically: leaving refractoriness)
-        v_end_free = _traj(M * clock, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
-                           ie_s, ii_s, held, pa, pwe, pwi, npairs)
+        v_end_free = _v_free(M * clock, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
+                            ie_s, ii_s, held, pa, pwe, pwi, npairs, ia_s, tan, can)
     elif grid:
         # skip the clock edges that the bound puts below threshold (it grows with the edge)
         m_lo = 0
         m_hi = M
         while m_lo < m_hi:
             m_mid = (m_lo + m_hi + 1) >> 1
-            if _below_threshold(m_mid * clock, s_free, v_start, noise, dt, vl, vth, tmn, ie_s, ii_s, held,
+            if _below_threshold(m_mid * clock, s_free, v_start, noise, dt, vl, vth, tmn, ie_s, ii_b, held,
                                 pa, pwe, npairs):
                 m_lo = m_mid
             else:
@@ -349,22 +400,22 @@ def _neuron_in_step(dt, clock, M, grid, adaptive, v0, ie0, ii0, a0, r0, noise, v
         f_prev = 0.0
         if m_lo >= 1:
             tau = m_lo * clock
-            v = _traj(tau, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
-                      ie_s, ii_s, held, pa, pwe, pwi, npairs)
-            f_prev = v - (vth + a0 * math.exp(-tau / tan) if adaptive else vth)
+            v = _v_free(tau, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
+                       ie_s, ii_s, held, pa, pwe, pwi, npairs, ia_s, tan, can)
+            f_prev = v - (vth + a0 * math.exp(-tau / tan) if moving else vth)
             v_end_free = v
         for m in range(m_lo + 1, M + 1):
             tau = m * clock
-            v = _traj(tau, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
-                      ie_s, ii_s, held, pa, pwe, pwi, npairs)
-            f = v - (vth + a0 * math.exp(-tau / tan) if adaptive else vth)
+            v = _v_free(tau, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
+                       ie_s, ii_s, held, pa, pwe, pwi, npairs, ia_s, tan, can)
+            f = v - (vth + a0 * math.exp(-tau / tan) if moving else vth)
             if f >= 0.0 and tau > s_free + 1e-12:
                 cross = m
                 # the analog reset acts at the crossing, located between grid points by
                 # linear interpolation; the digital stamp is this clock edge
                 f_lo = f_prev
                 if m < 2:
-                    f_lo = v0 - vth - (a0 if adaptive else 0.0)
+                    f_lo = v0 - vth - (a0 if moving else 0.0)
                 t_lo = (m - 1) * clock
                 frac = 1.0
                 if f_lo < 0.0 and t_lo >= s_free and (m >= 2 or s_free == 0.0):
@@ -374,18 +425,18 @@ def _neuron_in_step(dt, clock, M, grid, adaptive, v0, ie0, ii0, a0, r0, noise, v
             f_prev = f
             v_end_free = v
     else:
-        v_end_free = _traj(dt, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
-                           ie_s, ii_s, held, pa, pwe, pwi, npairs)
-        thr_end = vth + a0 * math.exp(-dt / tan) if adaptive else vth
+        v_end_free = _v_free(dt, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
+                            ie_s, ii_s, held, pa, pwe, pwi, npairs, ia_s, tan, can)
+        thr_end = vth + a0 * math.exp(-dt / tan) if moving else vth
         if v_end_free >= thr_end:
             lo = s_free
             hi = dt
             iters = int(math.ceil(math.log2(max(M, 2)))) + 2
             for _ in range(iters):
                 mid = 0.5 * (lo + hi)
-                vm = _traj(mid, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
-                           ie_s, ii_s, held, pa, pwe, pwi, npairs)
-                if vm >= (vth + a0 * math.exp(-mid / tan) if adaptive else vth):
+                vm = _v_free(mid, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
+                            ie_s, ii_s, held, pa, pwe, pwi, npairs, ia_s, tan, can)
+                if vm >= (vth + a0 * math.exp(-mid / tan) if moving else vth):
                     hi = mid
                 else:
                     lo = mid
@@ -398,8 +449,11 @@ def _neuron_in_step(dt, clock, M, grid, adaptive, v0, ie0, ii0, a0, r0, noise, v
     v_end = vr
     if s_after < dt:
         ie_a, ii_a, held_a = _charge(s_after, ie0, ii0, ten, tin, pa, pwe, pwi, npairs)
-        v_end = _traj(dt, s_after, vr, 0.0, dt, vl, vr, tmn, ten, tin, cen, cin,
-                      ie_a, ii_a, held_a, pa, pwe, pwi, npairs) + noise * (1.0 - s_after / dt)
+        ia_a = 0.0
+        if ia0 != 0.0 or inc != 0.0:
+            ia_a = ia0 * math.exp(-s_after / tan) + inc * math.exp(-(s_after - t_cross) / tan)
+        v_end = _v_free(dt, s_after, vr, 0.0, dt, vl, vr, tmn, ten, tin, cen, cin,
+                        ie_a, ii_a, held_a, pa, pwe, pwi, npairs, ia_a, tan, can) + noise * (1.0 - s_after / dt)
     return cross, t_cross, v_end
 
 
@@ -435,12 +489,15 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
     """
     dt, clock, M, grid, adaptive, has_noise = cfg.dt_us, cfg.clock_us, cfg.cycles_per_step, cfg.grid, \
         cfg.adaptive, cfg.has_noise
+    adapt_current = cfg.adapt_current
+    moving = adaptive and not adapt_current  # adaptation moves the threshold
     V, Ie, Ii, A, ref = state.v, state.i_exc, state.i_inh, state.adapt, state.refractory_until_us
     V2, Ie2, Ii2, A2 = state.v_next, state.i_exc_next, state.i_inh_next, state.adapt_next
     VL, Vr, Vth, tm, te, ti = nrn.v_leak, nrn.v_reset, nrn.v_threshold, nrn.tau_mem_us, nrn.tau_syn_exc_us, \
         nrn.tau_syn_inh_us
     tref, ta, da, ce, ci, nscale = nrn.tau_ref_us, nrn.tau_adapt_us, nrn.adapt_increment, nrn.coeff_exc, \
         nrn.coeff_inh, nrn.noise_scale
+    ca = nrn.coeff_adapt
     slow_b, slow_n, pa, pwe, pwi = scr.slow_sample, scr.slow_neuron, scr.pair_time_us, scr.pair_w_exc, scr.pair_w_inh
     sp_b, sp_n, sp_c = spikes.sample, spikes.neuron, spikes.cycle
     ring_n, st_ptr, n_event_room = cal.ring_count, cal.static_ptr, scr.event_unit.shape[0]
@@ -485,11 +542,14 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
         t1 = t0 + dt
         xs = s - s_begin
 
-        _decay(nrn, adaptive, V, Ie, Ii, A, V2, Ie2, Ii2, A2)                    # 1.
+        if adapt_current:
+            _decay_general(nrn, adaptive, adapt_current, V, Ie, Ii, A, V2, Ie2, Ii2, A2)  # 1.
+        else:
+            _decay(nrn, adaptive, V, Ie, Ii, A, V2, Ie2, Ii2, A2)                  # 1.
         n_ev = _gather(slot, st0, st1, cal, scr)                                   # 2.
         counters[C_EVENTS] = n_ev
         _deliver(n_ev, t1, nrn, syn, scr, V2, Ie2, Ii2)                            # 3.
-        n_slow = _mark(xs, t0, t1, nrn, has_noise, adaptive, xi, ref, V2, A2, scr)  # 4.
+        n_slow = _mark(xs, t0, t1, nrn, has_noise, moving, xi, ref, V2, A2, scr)   # 4.
 
         # 5. the slow path of the marked neurons
         sp_first = counters[C_SPIKES]
@@ -500,10 +560,12 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
             n = slow_n[q]
             npairs = _events_reaching(b, n, t0, syn, scr)
             noise = xi[xs, b, n] * nscale[n] if has_noise else 0.0
-            cross, t_cross, v_end = _neuron_in_step(dt, clock, M, grid, adaptive, V[b, n], Ie[b, n], Ii[b, n],
-                                                    A[b, n], max(ref[b, n] - t0, 0.0), noise, VL[n], Vr[n], Vth[n],
-                                                    tm[n], te[n], ti[n], ce[n], ci[n], ta[n], tref[n], pa, pwe, pwi,
-                                                    npairs)
+            ia0 = A[b, n] if adapt_current else 0.0
+            inc = da[n] if adapt_current else 0.0
+            cross, t_cross, v_end = _neuron_in_step(dt, clock, M, grid, moving, V[b, n], Ie[b, n], Ii[b, n],
+                                                    A[b, n], ia0, inc, max(ref[b, n] - t0, 0.0), noise, VL[n], Vr[n],
+                                                    Vth[n], tm[n], te[n], ti[n], ce[n], ci[n], ta[n], ca[n], tref[n],
+                                                    pa, pwe, pwi, npairs)
             V2[b, n] = v_end
             if cross >= 0:
                 # a spike: stamped on that clock edge; refractory from the crossing on

@@ -28,7 +28,10 @@ __all__ = ["StepConfig", "NeuronTable", "NeuronState", "SynapseTable", "Calendar
 class StepConfig(NamedTuple):
     """The scalars of a run: step and clock (µs), clock cycles per step, whether the slow path
     scans the clock grid (else bisects), whether any neuron adapts, whether links can congest,
-    how many sources are populations (ids below that; inputs above), whether there is noise."""
+    how many sources are populations (ids below that; inputs above), whether there is noise.
+
+    The analog core's effects (see ``ChipTables``): ``adapt_current`` whether adaptation is a
+    current (else it moves the threshold)."""
 
     dt_us: float
     clock_us: float
@@ -38,15 +41,17 @@ class StepConfig(NamedTuple):
     link_model: bool
     n_pop_sources: int
     has_noise: bool
+    adapt_current: bool = False
 
 
 class NeuronTable(NamedTuple):
     """Effective (die-deviated) parameters and step propagators per neuron, each (N,) float64.
 
-    ``decay_*`` are e^{−dt/τ}; ``kernel_exc``/``kernel_inh`` are κ(dt), the membrane's response at
-    the step's end to a unit current at its start; ``coeff_exc``/``coeff_inh`` are τs/(τs − τm)
-    (NaN where the two are too close for the difference formula); ``noise_scale`` the std of the
-    membrane noise added per step."""
+    ``decay_*`` are e^{−dt/τ}; ``kernel_exc``/``kernel_inh``/``kernel_adapt`` are κ(dt), the
+    membrane's response at the step's end to a unit current at its start (with τ_syn or τ_adapt);
+    ``coeff_exc``/``coeff_inh``/``coeff_adapt`` are τ/(τ − τm) (NaN where the two are too close for
+    the difference formula); ``noise_scale`` the std of the membrane noise added per step;
+    ``adapt_coupling`` the subthreshold adaptation a (used when adaptation is a current)."""
 
     v_leak: np.ndarray
     v_reset: np.ndarray
@@ -66,6 +71,9 @@ class NeuronTable(NamedTuple):
     coeff_exc: np.ndarray
     coeff_inh: np.ndarray
     noise_scale: np.ndarray
+    adapt_coupling: np.ndarray
+    kernel_adapt: np.ndarray
+    coeff_adapt: np.ndarray
 
 
 class NeuronState(NamedTuple):
@@ -240,7 +248,10 @@ class ChipTables:
     ``units[u]`` describes unit u of ``synapses``; ``units_of_source[name]`` the units a source
     (population or input) feeds; ``source_ids[name]`` its id (populations first, below
     ``n_pop_sources``); ``horizon_steps`` how far ahead of its emission step an event can act;
-    ``link_model`` whether links can congest (then ``links`` describes them)."""
+    ``link_model`` whether links can congest (then ``links`` describes them).
+
+    The analog core's effects, from the profile: ``adapt_current`` (adaptation is a current, and
+    some neuron adapts)."""
 
     dt_us: float
     neurons: NeuronTable
@@ -253,6 +264,7 @@ class ChipTables:
     link_model: bool
     links: LinkRoutes
     adaptive: bool
+    adapt_current: bool = False
 
 
 def link_table(routes: LinkRoutes, batch: int) -> LinkTable:
@@ -269,6 +281,7 @@ def effective_params(die: Die, state: ChipState) -> dict[str, np.ndarray]:
     circuits = np.arange(len(state.adaptive))
     out = {name: die.effective(transfer, name, code, circuits) for name, code in state.codes.items()}
     out["adapt_increment"] = np.where(state.adaptive, out["adapt_increment"], 0.0)
+    out["adapt_coupling"] = np.where(state.adaptive, out["adapt_coupling"], 0.0)
     return out
 
 
@@ -325,7 +338,16 @@ def _neuron_table(die: Die, state: ChipState, dt: float, noise_sigma: float) -> 
         adapt_increment=f64(p["adapt_increment"]),
         decay_mem=am, decay_exc=np.exp(-dt / te), decay_inh=np.exp(-dt / ti), decay_adapt=np.exp(-dt / ta),
         kernel_exc=f64(_kernel(dt, te, tm)), kernel_inh=f64(_kernel(dt, ti, tm)),
-        coeff_exc=_kernel_coeff(te, tm), coeff_inh=_kernel_coeff(ti, tm), noise_scale=noise_scale)
+        coeff_exc=_kernel_coeff(te, tm), coeff_inh=_kernel_coeff(ti, tm), noise_scale=noise_scale,
+        adapt_coupling=f64(p["adapt_coupling"]), kernel_adapt=f64(_kernel(dt, ta, tm)),
+        coeff_adapt=_kernel_coeff(ta, tm))
+
+
+def _analog_core(profile, neurons: NeuronTable) -> bool:
+    """The profile's analog-core effects as the kernel takes them: whether adaptation is a current
+    (and some neuron adapts); see ``ChipTables``."""
+    adaptive = bool(np.any(neurons.adapt_increment > 0))
+    return profile.adaptation == "current" and (adaptive or bool(np.any(neurons.adapt_coupling > 0)))
 
 
 def _route_latency(mapped, proj, half) -> np.ndarray:
@@ -509,8 +531,10 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
     reach = max((float(u.latency_us.max(initial=0.0)) + u.delay_us for u in units), default=0.0)
     if link_model:
         reach += _max_link_wait_us(mapped)
+    adapt_current = _analog_core(profile, neurons)
     return ChipTables(
         dt_us=dt, neurons=neurons, synapses=synapses, units=tuple(units),
         units_of_source={k: tuple(v) for k, v in units_of_source.items()}, source_ids=source_ids,
         n_pop_sources=n_pop_sources, horizon_steps=int(math.ceil(reach / dt)) + 3, link_model=link_model,
-        links=links, adaptive=bool(np.any(neurons.adapt_increment > 0)))
+        links=links, adaptive=bool(np.any(neurons.adapt_increment > 0)) or adapt_current,
+        adapt_current=adapt_current)
