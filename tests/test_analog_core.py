@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 from scipy.optimize import brentq
 
@@ -422,3 +423,135 @@ def test_threshold_bound_holds_with_an_adaptation_current_of_either_sign():
             said_below += 1
             assert v.max() < vth, (v.max(), vth, ia_s)
     assert said_below > 200
+
+
+# ---------------------------------------------------------------------------------------------
+# synaptic saturation
+# ---------------------------------------------------------------------------------------------
+
+I_SAT_EXC, I_SAT_INH = 4.0, 2.0
+
+
+def _saturating(on=True):
+    return chip("ideal", on=("synaptic_saturation",) if on else (), synaptic_saturation_exc=I_SAT_EXC,
+                synaptic_saturation_inh=I_SAT_INH)
+
+
+def _membrane(profile, k, w, sign="excitatory"):
+    tr = HostInterface(netlist(profile, trains=[[T_IN]] * k, weight=w, sign=sign)).run().trace("n")
+    return tr.time_us, tr.values[0, :, 0]
+
+
+def _reference(x0, i_sat, t):
+    """τm V' = −V + I_sat·tanh(x(t)/I_sat), x = x0·e^{−(t − T_IN)/τs}, integrated numerically."""
+    def rhs(tt, v):
+        return [(-v[0] + i_sat * math.tanh(x0 * math.exp(-(tt - T_IN) / TAU_SYN) / i_sat)) / TAU_MEM]
+
+    late = t >= T_IN
+    sol = solve_ivp(rhs, (T_IN, t[-1]), [0.0], t_eval=t[late], rtol=1e-11, atol=1e-13, max_step=0.05)
+    v = np.zeros_like(t)
+    v[late] = sol.y[0]
+    return v
+
+
+@pytest.mark.parametrize("sign, i_sat", [("excitatory", I_SAT_EXC), ("inhibitory", I_SAT_INH)])
+def test_saturating_input_matches_a_numerical_integration(sign, i_sat):
+    """k simultaneous events of weight w, threshold out of reach, summed input 3·I_sat. The kernel
+    applies one gain per step, g(x̂)/x̂ at the step's input carried to the step's middle, so the
+    error per step is of second order, ~(dt/τs)²/24 ≈ 2e-5 relative at dt = 0.1 µs, τs = 5 µs:
+    the whole trace agrees within 2e-4 of its peak (the linear membrane would be 60 % off)."""
+    k = 6
+    w = 3.0 * i_sat / k
+    signed = w if sign == "excitatory" else -w
+    t, v = _membrane(_saturating(), k, signed, sign)
+    ref = _reference(k * w, i_sat, t) * (1.0 if sign == "excitatory" else -1.0)
+    peak = np.abs(ref).max()
+    assert np.abs(v).max() == pytest.approx(peak, rel=2e-4)
+    assert np.abs(v - ref).max() <= 2e-4 * peak
+    # the effect is large here: without it the membrane is the linear one
+    _, linear = _membrane(_saturating(on=False), k, signed, sign)
+    assert np.abs(linear).max() > 1.5 * peak
+
+
+def test_psp_height_bends_like_tanh_of_the_summed_input():
+    """Peak against summed input k·w: linear far below I_sat, far below linear at 3·I_sat, and
+    the same as the numerical reference at every size."""
+    sizes = np.array([0.1, 0.25, 0.5, 1.0, 2.0, 3.0]) * I_SAT_EXC
+    k = 4
+    peaks, ratios = [], []
+    for x0 in sizes:
+        t, v = _membrane(_saturating(), k, x0 / k)
+        linear = x0 * kappa(t - T_IN, TAU_SYN).max()
+        peaks.append(v.max())
+        ratios.append(v.max() / linear)
+        assert v.max() == pytest.approx(_reference(x0, I_SAT_EXC, t).max(), rel=2e-4)
+    ratios = np.array(ratios)
+    assert ratios[0] > 0.995                     # linear for small inputs
+    assert np.all(np.diff(peaks) > 0)            # still monotone ...
+    assert np.all(np.diff(ratios) < 0)           # ... but compressing more and more
+    assert ratios[-1] < 0.65                     # far below linear at 3·I_sat
+
+
+def test_saturation_is_off_on_ideal_and_on_bss2():
+    assert not PROFILES["ideal"].nonidealities.synaptic_saturation
+    assert math.isinf(PROFILES["ideal"].synaptic_saturation_exc)
+    bss2 = PROFILES["bss2"]
+    assert bss2.nonidealities.synaptic_saturation
+    assert (bss2.synaptic_saturation_exc, bss2.synaptic_saturation_inh) == (4.0, 2.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# membrane rails
+# ---------------------------------------------------------------------------------------------
+
+def _rails_model():
+    p = PROFILES["bss2"]
+    lo_v, hi_v = p.membrane_rails_v
+    span = p.v_model_one_v - p.v_model_zero_v
+    return (lo_v - p.v_model_zero_v) / span, (hi_v - p.v_model_zero_v) / span
+
+
+def _railed(on=True, **fields):
+    return chip("ideal", on=("membrane_rails",) if on else (), membrane_rails_v=PROFILES["bss2"].membrane_rails_v,
+                **fields)
+
+
+def test_rails_in_model_units_are_the_closed_form_conversion():
+    lo, hi = _rails_model()
+    # 0.17 V and 1.09 V with model 0 at 0.45 V and 1 at 0.75 V
+    assert (lo, hi) == pytest.approx(((0.17 - 0.45) / 0.3, (1.09 - 0.45) / 0.3))
+    assert lo == pytest.approx(-0.9333333333) and hi == pytest.approx(2.1333333333)
+    host = HostInterface(netlist(_railed(), trains=[[T_IN]], weight=-20.0, sign="inhibitory"))
+    assert host.emulator.tables(host.profile.step_us).rails == pytest.approx((lo, hi))
+
+
+def test_strong_inhibition_holds_the_membrane_at_the_lower_rail():
+    """Once the membrane reaches the rail it stays exactly there while the inhibitory current
+    pulls harder than the leak does at the rail (I_inh > V_L − lo, V_L = 0), and leaves it after."""
+    lo, _ = _rails_model()
+    nl = netlist(_railed(), trains=[[T_IN]], weight=-20.0, sign="inhibitory")
+    tr = HostInterface(nl).run().trace("n")
+    t, v = tr.time_us, tr.values[0, :, 0]
+    free = -20.0 * kappa(t - T_IN, TAU_SYN)  # the unbounded membrane
+    current = 20.0 * np.exp(-(t - T_IN) / TAU_SYN) * (t >= T_IN)
+    reached = np.cumsum(free < lo) > 0
+    held = reached & (current > -lo * 1.02)
+    assert held.sum() > 100                       # the rail is reached and held for over 10 µs
+    assert np.all(v[held] == lo)                  # exactly at the rail, not below
+    assert np.all(v >= lo)
+    assert np.all(v[reached & (current < -lo * 0.98)] > lo)  # it leaves when the inhibition has decayed
+    # without rails it goes below
+    off = HostInterface(netlist(_railed(on=False), trains=[[T_IN]], weight=-20.0, sign="inhibitory")).run()
+    assert off.trace("n").values[0, :, 0].min() < lo - 1.0
+
+
+def test_a_threshold_above_the_upper_rail_is_never_reached():
+    _, hi = _rails_model()
+    params = LIFParams(tau_mem_us=TAU_MEM, tau_syn_exc_us=TAU_SYN, tau_syn_inh_us=TAU_SYN, tau_ref_us=0.0,
+                       v_threshold=hi + 0.3, weight_full_scale=100.0)
+    trains = [[2.0, 2.5, 3.0, 3.5, 4.0]]
+    on = HostInterface(netlist(_railed(), trains=trains, weight=4.0, params=params)).run()
+    v = on.trace("n").values[0, :, 0]
+    assert len(on.spikes["n"]) == 0 and v.max() == hi
+    off = HostInterface(netlist(_railed(on=False), trains=trains, weight=4.0, params=params)).run()
+    assert len(off.spikes["n"]) >= 1

@@ -217,7 +217,8 @@ class _Run:
         cal, sent_inputs = _calendar(tables, inputs, dt, clock, n_steps, capacity.ring_events_per_slot)
 
         i64 = np.int64
-        scratch = _scratch(capacity.events_per_step, B, N)
+        saturation = tables.saturation is not None
+        scratch = _scratch(capacity.events_per_step, B, N, saturation)
         sp_cap = max(capacity.spikes, B * N)
         out = SpikeBuffer(np.empty(sp_cap, i64), np.empty(sp_cap, i64), np.empty(sp_cap, i64))
         counters = np.zeros(8, dtype=i64)
@@ -246,8 +247,11 @@ class _Run:
         grid = M <= _GRID_MAX_CYCLES
 
         def configure(tables):
+            rail_lo, rail_hi = tables.rails if tables.rails is not None else (-math.inf, math.inf)
             cfg = StepConfig(float(dt), float(clock), int(M), bool(grid), tables.adaptive, tables.link_model,
-                             int(tables.n_pop_sources), bool(has_noise), adapt_current=bool(tables.adapt_current))
+                             int(tables.n_pop_sources), bool(has_noise), adapt_current=bool(tables.adapt_current),
+                             saturation=tables.saturation is not None, rails=tables.rails is not None,
+                             rail_lo=float(rail_lo), rail_hi=float(rail_hi))
             neurons = tables.neurons
             return cfg, neurons._replace(noise_scale=noise_scale, v_threshold=run_thresholds(
                 prof, neurons.v_threshold, neurons.v_leak, noise_seed))
@@ -306,7 +310,7 @@ class _Run:
                         sp0 = 0
                         growth["spikes"] += 1
                     elif status == kernels.EVENTS_FULL:
-                        scratch = _scratch(2 * int(counters[kernels.C_NEED]), B, N)
+                        scratch = _scratch(2 * int(counters[kernels.C_NEED]), B, N, saturation)
                         growth["events"] += 1
                 if sensors:
                     # the correlation sensors see this step's events and spikes (one step per call)
@@ -428,12 +432,14 @@ def _by_step(parts, n_steps: int):
     return (np.zeros(n_steps + 1, dtype=i64), z, z, z, np.zeros(0))
 
 
-def _scratch(ev_cap: int, B: int, N: int) -> Scratch:
+def _scratch(ev_cap: int, B: int, N: int, saturation: bool) -> Scratch:
     i64 = np.int64
     ev_cap = max(ev_cap, 1)
+    per_neuron = (B, N) if saturation else (1, 1)
     return Scratch(np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap),
                    np.empty(B * N, i64), np.empty(B * N, i64), np.empty(ev_cap), np.empty(ev_cap),
-                   np.empty(ev_cap), np.empty(ev_cap, i64), np.empty(B + 1, i64), np.empty(B, i64))
+                   np.empty(ev_cap), np.empty(ev_cap, i64), np.empty(B + 1, i64), np.empty(B, i64),
+                   np.empty(per_neuron), np.empty(per_neuron))
 
 
 def _split_spikes(mapped, sb, sn, sc) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
