@@ -205,30 +205,11 @@ class ChipProfile:
         cycles = self.step_us * 1e3 / self.clock_ns
         if abs(cycles - round(cycles)) > 1e-6 * max(1.0, cycles):
             raise ValueError(f"step {self.step_us} us is not a whole number of {self.clock_ns} ns clock cycles")
+        self._check_analog_core()
         if not self.noise_membrane >= 0:
             raise ValueError("noise must be >= 0")
         if not self.speedup > 0:
             raise ValueError("speedup must be positive")
-        self._check_analog_core()
-
-    def _check_analog_core(self) -> None:
-        for name in ("synaptic_saturation_exc", "synaptic_saturation_inh"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive (inf: no saturation), got {getattr(self, name)!r}")
-        low, high = self.membrane_rails_v
-        if not low < high:
-            raise ValueError(f"membrane_rails_v must be [low, high] with low < high, got {self.membrane_rails_v!r}")
-        if self.adaptation not in ADAPTATION_MECHANISMS:
-            raise ValueError(f"adaptation must be one of {', '.join(ADAPTATION_MECHANISMS)}, got {self.adaptation!r}")
-        low, high = self.tau_syn_range_us
-        if not 0 < low < high:
-            raise ValueError(f"tau_syn_range_us must be [low, high] with 0 < low < high, got {self.tau_syn_range_us!r}")
-        low, high = self.adapt_coupling_range
-        if not 0 <= low < high:
-            raise ValueError(f"adapt_coupling_range must be [low, high] with 0 <= low < high, "
-                             f"got {self.adapt_coupling_range!r}")
-        if not (math.isfinite(self.threshold_drift) and self.threshold_drift >= 0):
-            raise ValueError(f"threshold_drift must be >= 0, got {self.threshold_drift!r}")
 
     # --- derived sizes ---
     @property
@@ -262,6 +243,26 @@ class ChipProfile:
 
     def replace(self, **changes) -> "ChipProfile":
         return dataclasses.replace(self, **changes)
+
+    def _check_analog_core(self) -> None:
+        """The analog core block's fields."""
+        for name in ("synaptic_saturation_exc", "synaptic_saturation_inh"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive (inf: no saturation), got {getattr(self, name)!r}")
+        low, high = self.membrane_rails_v
+        if not low < high:
+            raise ValueError(f"membrane_rails_v must be [low, high] with low < high, got {self.membrane_rails_v!r}")
+        if self.adaptation not in ADAPTATION_MECHANISMS:
+            raise ValueError(f"adaptation must be one of {', '.join(ADAPTATION_MECHANISMS)}, got {self.adaptation!r}")
+        low, high = self.tau_syn_range_us
+        if not 0 < low < high:
+            raise ValueError(f"tau_syn_range_us must be [low, high] with 0 < low < high, got {self.tau_syn_range_us!r}")
+        low, high = self.adapt_coupling_range
+        if not 0 <= low < high:
+            raise ValueError(f"adapt_coupling_range must be [low, high] with 0 <= low < high, "
+                             f"got {self.adapt_coupling_range!r}")
+        if not (math.isfinite(self.threshold_drift) and self.threshold_drift >= 0):
+            raise ValueError(f"threshold_drift must be >= 0, got {self.threshold_drift!r}")
 
 
 _BSS2_MISMATCH = Mismatch(
