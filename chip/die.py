@@ -9,6 +9,10 @@ codes (calibration) can cancel it — the host sees only nominal values, the emu
 ones. Draws are made for every circuit and synapse of the chip in a fixed order, so a circuit's
 deviation depends on the die seed and its position, never on the netlist.
 
+With ``digital_refractory`` on, the refractory time is not analog: it is counted by an 8-bit
+counter on a divided clock, so it is quantized to that clock and has no mismatch (see
+:func:`refractory_code`).
+
 Temporal noise is not here: it lives in the emulator and has its own seed.
 """
 
@@ -18,10 +22,37 @@ import numpy as np
 
 from .profiles import ANALOG_PARAMETERS, ChipProfile
 
-__all__ = ["Die", "Transfer", "VOLTAGE_PARAMETERS", "TIME_PARAMETERS"]
+__all__ = ["Die", "Transfer", "VOLTAGE_PARAMETERS", "TIME_PARAMETERS", "refractory_code", "REFRACTORY_TICK_US"]
 
 VOLTAGE_PARAMETERS = ("v_leak", "v_reset", "v_threshold")
 TIME_PARAMETERS = ("tau_mem_us", "tau_syn_exc_us", "tau_syn_inh_us", "tau_ref_us", "tau_adapt_us")
+
+# The refractory counter of a BSS-2 neuron (haldls NeuronBackendConfig::RefractoryTime, 8 bits) counts
+# a clock of 250 MHz / 2^(s+1), s = 0..15 (CommonNeuronBackendConfig::ClockScale): one tick is
+# 2^(s+1)·4 ns = 2^s·8 ns. A refractory code here counts the fastest tick (8 ns): code = n·2^s. The
+# values stay within the profile's tau_ref_range_us (bss2: 0.04..32 µs, calix's check_target). Not
+# modelled: the holdoff after the counter (at least one cycle in which the membrane moves but
+# cannot spike).
+REFRACTORY_TICK_US = 0.008
+REFRACTORY_COUNT_MAX = 255
+REFRACTORY_SCALES = 16
+
+
+def refractory_code(tau_us, low_us: float, high_us: float) -> np.ndarray:
+    """The counter code (in 8 ns ticks) nearest to ``tau_us`` within [low_us, high_us]: the smallest
+    clock scale s whose count n = round(τ / (2^s·8 ns)) fits 8 bits (the finest resolution),
+    code = n·2^s; values beyond the range are clipped into it (to a representable value)."""
+    ticks = np.clip(np.asarray(tau_us, dtype=np.float64), low_us, high_us) / REFRACTORY_TICK_US
+    lo_ticks, hi_ticks = low_us / REFRACTORY_TICK_US, high_us / REFRACTORY_TICK_US
+    top = float(REFRACTORY_COUNT_MAX * 2 ** (REFRACTORY_SCALES - 1))
+    code = np.full(ticks.shape, top)
+    for s in reversed(range(REFRACTORY_SCALES)):  # the last scale assigned is the smallest that fits
+        unit = float(2 ** s)
+        n = np.rint(ticks / unit)
+        n = np.where(n * unit > hi_ticks * (1 + 1e-12), np.floor(hi_ticks / unit), n)
+        n = np.where(n * unit < lo_ticks * (1 - 1e-12), np.ceil(lo_ticks / unit), n)
+        code = np.where(n <= REFRACTORY_COUNT_MAX, n * unit, code)
+    return code
 
 
 class Transfer:
@@ -35,10 +66,15 @@ class Transfer:
     def __init__(self, profile: ChipProfile):
         self.profile = profile
         self.max_code = profile.param_max_code
+        self.digital_refractory = profile.nonidealities.digital_refractory
 
     @property
     def quantized(self) -> bool:
         return self.max_code is not None
+
+    def _counted(self, name: str) -> bool:
+        """Whether this parameter is a digital counter's code (the refractory time, when digital)."""
+        return self.digital_refractory and name == "tau_ref_us"
 
     def _range(self, name: str) -> tuple[float, float]:
         p = self.profile
@@ -49,6 +85,10 @@ class Transfer:
             return p.tau_ref_range_us
         if name == "tau_adapt_us":
             return p.tau_adapt_range_us
+        if name in ("tau_syn_exc_us", "tau_syn_inh_us"):
+            return p.tau_syn_range_us
+        if name == "adapt_coupling":
+            return p.adapt_coupling_range
         if name in TIME_PARAMETERS:
             return p.tau_range_us
         if name == "weight_full_scale":
@@ -72,6 +112,8 @@ class Transfer:
     def to_code(self, name: str, value) -> np.ndarray:
         value = np.asarray(value, dtype=np.float64)
         lo, hi = self._range(name)
+        if self._counted(name):
+            return refractory_code(value, lo, hi)
         if not self.quantized:
             return np.clip(value, lo, hi)
         if self._log_spaced(name):
@@ -82,6 +124,8 @@ class Transfer:
 
     def to_value(self, name: str, code) -> np.ndarray:
         code = np.asarray(code, dtype=np.float64)
+        if self._counted(name):
+            return code * REFRACTORY_TICK_US
         if not self.quantized:
             return code.copy()
         lo, hi = self._range(name)
@@ -89,6 +133,16 @@ class Transfer:
         if self._log_spaced(name):
             return lo * (hi / lo) ** x
         return lo + x * (hi - lo)
+
+    def store_code(self, name: str, code) -> np.ndarray:
+        """The code a write of raw ``code`` leaves in the configuration: a whole number in the code
+        range, or for a counter code the nearest representable one within the value range."""
+        code = np.asarray(code, dtype=np.float64)
+        if self._counted(name):
+            return self.to_code(name, self.to_value(name, code))
+        if not self.quantized:
+            return code.copy()
+        return np.clip(np.rint(code), 0, self.max_code)
 
     def physical(self, name: str, value) -> np.ndarray:
         """Model value → the physical quantity mismatch scales (volts for voltages)."""
@@ -116,6 +170,8 @@ class Die:
             sigma = mismatch.sigma_of(name)
             # draw for every parameter even when its sigma is 0 so changing one sigma leaves the others' pattern
             draw = rng.standard_normal(n) if not mismatch.off else None
+            if name == "tau_ref_us" and profile.nonidealities.digital_refractory:
+                sigma = 0.0  # a digital counter: no analog spread
             self.gain[name] = None if (draw is None or sigma == 0) else np.maximum(1.0 + sigma * draw, 0.05)
         self._synapse_sigma = mismatch.weight
         self._synapse_gain: np.ndarray | None = None

@@ -291,10 +291,7 @@ class HostInterface:
         codes = np.asarray(codes, dtype=np.float64)
         if not np.all(np.isfinite(codes)):
             raise WriteError(f"refused to write non-finite codes to {population}.{name}")
-        max_code = self.profile.param_max_code
-        if max_code is not None:
-            codes = np.clip(np.rint(codes), 0, max_code)
-        self.state.codes[name][sl] = codes
+        self.state.codes[name][sl] = self.transfer.store_code(name, codes)
         self.state.touch(f"codes {population}.{name}")
         return self.read_codes(population, name)
 
@@ -450,14 +447,15 @@ class HostInterface:
     PROFILE_IDENTITY_FIELDS = (
         "weight_bits", "param_bits",
         "v_range_v", "tau_range_us", "tau_ref_range_us", "tau_adapt_range_us", "weight_full_scale_range",
-        "adapt_increment_range",
+        "adapt_increment_range", "tau_syn_range_us", "adapt_coupling_range",
         "v_model_zero_v", "v_model_one_v",
         "clock_ns", "step_us",
         "cores", "neurons_per_core", "halves_per_core", "rows_per_half", "labels_per_row",
     )
     """Profile fields that give stored codes their meaning (bit widths, value ranges, the voltage
-    mapping, clock and step, sizes). Seeds, mismatch and noise are not among them: they make
-    another die or another noise stream of the same kind of chip."""
+    mapping, clock and step, sizes), and whether the refractory time is a digital counter's code.
+    Seeds, mismatch and noise are not among them: they make another die or another noise stream
+    of the same kind of chip."""
 
     def _identity(self) -> dict:
         nl, p = self.netlist, self.profile
@@ -470,6 +468,8 @@ class HostInterface:
                                  "mask": _sha256(np.packbits(mask).tobytes() + str(mask.shape).encode())}
         structure = {"populations": populations, "projections": projections}
         fields = {f: _canonical(getattr(p, f)) for f in self.PROFILE_IDENTITY_FIELDS}
+        # a digital refractory counter gives tau_ref's codes another meaning (ticks, not a DAC code)
+        fields["digital_refractory"] = bool(p.nonidealities.digital_refractory)
         return {
             "netlist": {"name": nl.name, "fingerprint": _sha256(_json(structure).encode()), **structure},
             "profile": {"name": p.name, "fingerprint": _sha256(_json(fields).encode()), "fields": fields},

@@ -18,7 +18,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["Mismatch", "Nonidealities", "ChipProfile", "PROFILES", "get_profile", "ANALOG_PARAMETERS"]
+__all__ = ["Mismatch", "Nonidealities", "ChipProfile", "PROFILES", "get_profile", "ANALOG_PARAMETERS",
+           "ADAPTATION_MECHANISMS"]
 
 # Analog neuron parameters held as codes on the chip, in the order the die draws them.
 ANALOG_PARAMETERS = (
@@ -32,7 +33,13 @@ ANALOG_PARAMETERS = (
     "weight_full_scale",
     "tau_adapt_us",
     "adapt_increment",
+    "adapt_coupling",  # appended last: earlier parameters keep their draws
 )
+
+#: how an adaptive (ALIF) neuron adapts: ``threshold`` — the threshold rises by the adaptation
+#: variable (θ = v_threshold + A); ``current`` — AdEx-style, A is a current that pulls the membrane
+#: down and is driven by the membrane (τ_adapt dA/dt = −A + a·(V − v_leak), the chip's mechanism)
+ADAPTATION_MECHANISMS = ("threshold", "current")
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class Mismatch:
     tau_ref: float = 0.0
     tau_adapt: float = 0.0
     adapt_increment: float = 0.0
+    adapt_coupling: float = 0.0
     weight_full_scale: float = 0.0
     weight: float = 0.0
 
@@ -145,6 +153,17 @@ class ChipProfile:
     noise_membrane: float = 0.0  # stationary std of membrane noise, model units
     die_seed: int = 0
     noise_seed: int = 0
+    # --- analog core: saturation, rails, adaptation, refractory counter, drift ---
+    # (the defaults change nothing; ``bss2`` sets the chip's values; each acts only when its switch
+    # in ``nonidealities`` is on, except ``adaptation`` and ``tau_syn_range_us``, which are what the
+    # chip is)
+    synaptic_saturation_exc: float = math.inf  # I_sat of g(x) = I_sat·tanh(x/I_sat), model current units
+    synaptic_saturation_inh: float = math.inf
+    membrane_rails_v: tuple[float, float] = (-1e9, 1e9)  # the membrane stays within these (volts)
+    adaptation: str = "threshold"  # one of ADAPTATION_MECHANISMS
+    adapt_coupling_range: tuple[float, float] = (0.0, 1.0)  # subthreshold adaptation a, current per unit of V
+    tau_syn_range_us: tuple[float, float] = (0.5, 60.0)  # synaptic time constants (tau_range_us: the others)
+    threshold_drift: float = 0.0  # std of a run's threshold offset, fraction of v_threshold − v_leak
     # --- event routing ---
     input_links: int = 1                # FPGA → chip links
     input_link_capacity: float = 1.0    # events per clock cycle per link
@@ -206,6 +225,7 @@ class ChipProfile:
         cycles = self.step_us * 1e3 / self.clock_ns
         if abs(cycles - round(cycles)) > 1e-6 * max(1.0, cycles):
             raise ValueError(f"step {self.step_us} us is not a whole number of {self.clock_ns} ns clock cycles")
+        self._check_analog_core()
         if not self.noise_membrane >= 0:
             raise ValueError("noise must be >= 0")
         if not self.speedup > 0:
@@ -266,6 +286,26 @@ class ChipProfile:
     def replace(self, **changes) -> "ChipProfile":
         return dataclasses.replace(self, **changes)
 
+    def _check_analog_core(self) -> None:
+        """The analog core block's fields."""
+        for name in ("synaptic_saturation_exc", "synaptic_saturation_inh"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive (inf: no saturation), got {getattr(self, name)!r}")
+        low, high = self.membrane_rails_v
+        if not low < high:
+            raise ValueError(f"membrane_rails_v must be [low, high] with low < high, got {self.membrane_rails_v!r}")
+        if self.adaptation not in ADAPTATION_MECHANISMS:
+            raise ValueError(f"adaptation must be one of {', '.join(ADAPTATION_MECHANISMS)}, got {self.adaptation!r}")
+        low, high = self.tau_syn_range_us
+        if not 0 < low < high:
+            raise ValueError(f"tau_syn_range_us must be [low, high] with 0 < low < high, got {self.tau_syn_range_us!r}")
+        low, high = self.adapt_coupling_range
+        if not 0 <= low < high:
+            raise ValueError(f"adapt_coupling_range must be [low, high] with 0 <= low < high, "
+                             f"got {self.adapt_coupling_range!r}")
+        if not (math.isfinite(self.threshold_drift) and self.threshold_drift >= 0):
+            raise ValueError(f"threshold_drift must be >= 0, got {self.threshold_drift!r}")
+
 
 _BSS2_MISMATCH = Mismatch(
     v_leak=0.02,
@@ -276,6 +316,7 @@ _BSS2_MISMATCH = Mismatch(
     tau_ref=0.10,
     tau_adapt=0.10,
     adapt_increment=0.05,
+    adapt_coupling=0.10,  # not sourced, as for the other adaptation parameters
     weight_full_scale=0.05,
     weight=0.05,
 )
@@ -291,6 +332,23 @@ PROFILES: dict[str, ChipProfile] = {
         noise_membrane=0.01,
         die_seed=1,
         noise_seed=1,
+        # analog core. Synaptic input OTA: no public transfer curve; the one lead is the BSS-2 demo
+        # "dynamic range" (brainscales2-demos ts_06): the excitatory PSP height is linear up to about
+        # 288 summed weight codes (~5 threshold units), the inhibitory one compresses after about 100
+        # codes (~1.7 units). g(x) = I_sat·tanh(x/I_sat) with these I_sat is a guess in that spirit.
+        synaptic_saturation_exc=4.0,
+        synaptic_saturation_inh=2.0,
+        # the membrane stays within ~25..228 CADC LSB (hxtorch tests/hw/test_spiking_boundary.py)
+        membrane_rails_v=(0.17, 1.09),
+        adaptation="current",  # the neuron's AdEx adaptation current (BSS-2 neuron circuit)
+        # the chip's a (i_bias_a, sign via invert_a) is a raw CapMem current: calix calibrates no
+        # adaptation and hxtorch passes raw values, so this range is not sourced (a >= 0 only)
+        adapt_coupling_range=(0.0, 1.0),
+        # what calix calibrates (calix/spiking/neuron.py check_target, calix/constants.py tau_syn_range)
+        tau_syn_range_us=(0.3, 30.0),
+        # fastAndDeep (Göltz et al.) yin_yang_hwAware.yaml: threshold_noise_b2b_std 0.04 of
+        # theta - E_l = 2.6 -> 1.5 % from batch to batch
+        threshold_drift=0.015,
     ),
     "ideal": ChipProfile(
         name="ideal",
@@ -306,6 +364,8 @@ PROFILES: dict[str, ChipProfile] = {
         tau_adapt_range_us=(1e-3, 1e9),
         weight_full_scale_range=(1e-9, 1e9),
         adapt_increment_range=(0.0, 1e9),
+        adapt_coupling_range=(0.0, 1e9),
+        tau_syn_range_us=(1e-3, 1e9),
         v_range_v=(-1e9, 1e9),
         mismatch=Mismatch(),
         noise_membrane=0.0,

@@ -4,9 +4,10 @@
   exact event-driven integration written independently of the emulator): every spike of every
   layer within one clock cycle, layer by layer (each layer is fed the spikes the emulator gave
   the layer before it, so a difference is that layer's own).
-* ``bss2`` with mismatch and noise off against ``ideal`` with the values the ``bss2`` chip holds
-  (its quantized weights and parameter codes read back through the host): spike counts per
-  neuron. What remains different is the clock (8 ns against 1 ns), the step (0.2 µs against
+* ``bss2`` with mismatch, noise and its switchable non-idealities (``nonidealities``: saturating
+  synaptic inputs, rails, threshold drift, ...) off against ``ideal`` with the values the ``bss2``
+  chip holds (its quantized weights and parameter codes read back through the host): spike counts
+  per neuron. What remains different is the clock (8 ns against 1 ns), the step (0.2 µs against
   0.1 µs) and the route latencies of ``bss2``, which move spikes by tens of nanoseconds; counts
   may differ by a spike where a neuron grazes its threshold.
 
@@ -134,7 +135,7 @@ record: {{spikes: all}}
 def test_bss2_without_mismatch_and_noise_counts_like_ideal():
     params = "{tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, weight_full_scale: 1.0}"
     bss2 = HostInterface(load_netlist_text(_layer_yaml(
-        "bss2", ", mismatch: off, noise: 0", params, "{normal: {mean: 0.35, std: 0.3}, seed: 5}")))
+        "bss2", ", mismatch: off, noise: 0, nonidealities: off", params, "{normal: {mean: 0.35, std: 0.3}, seed: 5}")))
     # the values the bss2 chip actually holds (quantized codes, read back through the host)
     held = {name: float(np.mean(bss2.read_params("out", name)))
             for name in ("tau_mem_us", "tau_syn_exc_us", "tau_ref_us", "v_threshold")}

@@ -91,6 +91,7 @@ populations:
       tau_syn_inh: 6 us
       tau_adapt: 200 us
       adapt_increment: 0.05
+      adapt_coupling: 0.1
     v_init: {uniform: [0.0, 0.5], seed: 4}
   other:
     size: 1

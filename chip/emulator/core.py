@@ -18,6 +18,12 @@ v_reset for τ_ref, then evolves freely for the rest of the step. Limits, by des
 spike per neuron per step, and a threshold excursion that starts and ends inside one step of a
 neuron that ends the step below threshold is not seen.
 
+Batch-to-batch drift moves each neuron's threshold by its own draw per run (:func:`run_thresholds`).
+An adaptation current (ALIF with ``adaptation: current``) enters V like an inhibitory current with
+τ_adapt (exact), driven by the membrane at step resolution. Saturating synaptic inputs scale each
+neuron's membrane change due to each input by one gain per step; rails clip the membrane at each
+step's end.
+
 Events travel from their source to the synapse drivers of each target half along routes of the
 mapped routing graph. Each link is a FIFO server of ``capacity`` events per clock cycle with a
 queue of ``queue_depth`` events; an event that would wait behind more than that is dropped and
@@ -46,7 +52,7 @@ from typing import Callable
 import numpy as np
 
 from . import kernel as kernels
-from .noise import MembraneNoise
+from .noise import MEMBRANE_STREAM, MembraneNoise, threshold_drift
 from .tables import (Calendar, ChipTables, NeuronState, Scratch, SpikeBuffer, StepConfig, TraceBuffer,
                      build_tables, effective_params, link_table)
 from ..die import Die
@@ -55,7 +61,7 @@ from ..netlist import Record
 from ..readout import CADC, Correlation, CorrelationSensors, Trace, adc_trace, sample_delays
 from ..state import ChipState
 
-__all__ = ["Emulator", "RawRun", "LinkStats", "Capacity"]
+__all__ = ["Emulator", "RawRun", "LinkStats", "Capacity", "run_thresholds"]
 
 _log = logging.getLogger(__name__)
 
@@ -195,7 +201,7 @@ class _Run:
         n_steps = int(math.ceil(duration_us / dt - 1e-9))
         tables = emu.tables(dt)
         B, N = self.batch, emu.mapped.n_circuits
-        rng = np.random.default_rng([noise_seed, 7])
+        rng = np.random.default_rng([noise_seed, MEMBRANE_STREAM])
         has_noise = prof.noise_membrane > 0
         # the noise scale stays the one at the run's start when a timer callback changes τm
         noise_scale = tables.neurons.noise_scale
@@ -213,7 +219,8 @@ class _Run:
         cal, sent_inputs = _calendar(tables, inputs, dt, clock, n_steps, capacity.ring_events_per_slot)
 
         i64 = np.int64
-        scratch = _scratch(capacity.events_per_step, B, N)
+        saturation = tables.saturation is not None
+        scratch = _scratch(capacity.events_per_step, B, N, saturation)
         sp_cap = max(capacity.spikes, B * N)
         out = SpikeBuffer(np.empty(sp_cap, i64), np.empty(sp_cap, i64), np.empty(sp_cap, i64))
         counters = np.zeros(8, dtype=i64)
@@ -242,9 +249,14 @@ class _Run:
         grid = M <= _GRID_MAX_CYCLES
 
         def configure(tables):
+            rail_lo, rail_hi = tables.rails if tables.rails is not None else (-math.inf, math.inf)
             cfg = StepConfig(float(dt), float(clock), int(M), bool(grid), tables.adaptive, tables.link_model,
-                             int(tables.n_pop_sources), bool(has_noise))
-            return cfg, tables.neurons._replace(noise_scale=noise_scale)
+                             int(tables.n_pop_sources), bool(has_noise), adapt_current=bool(tables.adapt_current),
+                             saturation=tables.saturation is not None, rails=tables.rails is not None,
+                             rail_lo=float(rail_lo), rail_hi=float(rail_hi))
+            neurons = tables.neurons
+            return cfg, neurons._replace(noise_scale=noise_scale, v_threshold=run_thresholds(
+                prof, neurons.v_threshold, neurons.v_leak, noise_seed))
 
         cfg, neurons = configure(tables)
 
@@ -300,7 +312,7 @@ class _Run:
                         sp0 = 0
                         growth["spikes"] += 1
                     elif status == kernels.EVENTS_FULL:
-                        scratch = _scratch(2 * int(counters[kernels.C_NEED]), B, N)
+                        scratch = _scratch(2 * int(counters[kernels.C_NEED]), B, N, saturation)
                         growth["events"] += 1
                 if sensors:
                     # the correlation sensors see this step's events and spikes (one step per call)
@@ -348,6 +360,17 @@ class _Run:
             loop_s=loop_s,
             buffer_growth=growth,
         )
+
+
+def run_thresholds(profile, v_threshold: np.ndarray, v_leak: np.ndarray, noise_seed) -> np.ndarray:
+    """The thresholds of one run (one batch) with batch-to-batch drift (``batch_drift``): each
+    neuron's effective threshold moved by its own offset ~ N(0, σ·|v_threshold − v_leak|), σ =
+    ``threshold_drift``, drawn from the run's noise seed (noise seed, run index) in a stream of its
+    own; the same for every sample and step of the run. Without drift, the thresholds as given."""
+    if not (profile.nonidealities.batch_drift and profile.threshold_drift > 0):
+        return v_threshold
+    z = threshold_drift(noise_seed, len(v_threshold))
+    return v_threshold + profile.threshold_drift * np.abs(v_threshold - v_leak) * z
 
 
 # ---------------------------------------------------------------------- a run's buffers
@@ -409,12 +432,14 @@ def _by_step(parts, n_steps: int):
     return (np.zeros(n_steps + 1, dtype=i64), z, z, z, np.zeros(0))
 
 
-def _scratch(ev_cap: int, B: int, N: int) -> Scratch:
+def _scratch(ev_cap: int, B: int, N: int, saturation: bool) -> Scratch:
     i64 = np.int64
     ev_cap = max(ev_cap, 1)
+    per_neuron = (B, N) if saturation else (1, 1)
     return Scratch(np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap, i64), np.empty(ev_cap),
                    np.empty(B * N, i64), np.empty(B * N, i64), np.empty(ev_cap), np.empty(ev_cap),
-                   np.empty(ev_cap), np.empty(ev_cap, i64), np.empty(B + 1, i64), np.empty(B, i64))
+                   np.empty(ev_cap), np.empty(ev_cap, i64), np.empty(B + 1, i64), np.empty(B, i64),
+                   np.empty(per_neuron), np.empty(per_neuron))
 
 
 def _split_spikes(mapped, sb, sn, sc) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:

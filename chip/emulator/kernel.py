@@ -13,6 +13,14 @@ threshold test, the slow path of each marked neuron, ADC samples, emission. Stat
 by :func:`advance` tell the caller to grow a buffer and call again; the kernel never leaves a step
 half done.
 
+The analog core's effects that a profile may switch on (``StepConfig``) take their own phases or
+variants, so that with all of them off the step is the plain one: an adaptation current
+(``_decay_general``: −A enters the membrane like a synaptic current with τ_adapt, exactly; the
+subthreshold coupling a·(V − V_L) drives A at step resolution), saturating synaptic inputs
+(``_saturate``: a gain per neuron and step on the membrane change due to each input, see
+:func:`_sat_gain`; the slow path takes the same gains) and membrane rails (``_clip`` at the end
+of the step; the slow path clips its trajectory).
+
 Two things keep the phases as fast as one big loop. They use numpy's error model: no division
 here can be by zero (every time constant, the step and the clock are positive), and without the
 exception paths that Python's error model adds, numba can drop the reference counting of the
@@ -54,6 +62,33 @@ def _kern(h, ts, c, em, tm):
     if c != c:
         return _exact_kernel(h, ts, tm)
     return c * (math.exp(-h / ts) - em)
+
+
+# The gain s(u) = tanh(u)/u of a saturating synaptic input, tabulated on [0, 8] in steps of 1/256
+# and interpolated linearly (relative error below 1.3e-6; two calls of libm's tanh per neuron and
+# step would double the step's cost); beyond 8, tanh(u) = 1 within 2.3e-7 and s = 1/u. A constant
+# of the compiled code.
+_SAT_PER_UNIT = 256
+_SAT_TOP = 8.0
+_SAT_U = np.arange(int(_SAT_TOP) * _SAT_PER_UNIT + 1) / _SAT_PER_UNIT
+_SAT_TABLE = np.ones(len(_SAT_U))
+_SAT_TABLE[1:] = np.tanh(_SAT_U[1:]) / _SAT_U[1:]
+
+
+@njit(cache=True, error_model="numpy")
+def _sat_gain(x, scale):
+    """Gain g(x̂)/x̂ of a saturating synaptic input, g(x) = I_sat·tanh(x/I_sat) (the synaptic input
+    OTA turning the line's linear input x into the current onto the membrane), at x̂ = x·e^{dt/2τs}:
+    the input at the step's end (after delivery) carried back to the middle of the step, so that
+    within a step of an exponentially decaying input the gain is right to second order in dt/τs.
+    ``scale`` is e^{dt/2τs}/I_sat (0: linear). One gain per neuron and step scales that step's
+    membrane change due to this input (the step resolution of the effect); x ≥ 0."""
+    f = x * scale * _SAT_PER_UNIT
+    if f >= _SAT_TOP * _SAT_PER_UNIT:
+        return 1.0 / (x * scale)
+    i = int(f)
+    r = f - i
+    return _SAT_TABLE[i] + r * (_SAT_TABLE[i + 1] - _SAT_TABLE[i])
 
 
 @njit(cache=True, error_model="numpy")
@@ -105,10 +140,32 @@ def _traj(tau, s_free, v_start, noise, dt, VL, Vr, tm, te, ti, ce, ci, ie_s, ii_
 
 
 @njit(cache=True, error_model="numpy")
+def _adapt_v(tau, s_free, ia_s, ta, ca, tm):
+    """The membrane's response at tau to an adaptation current ia_s at s_free: ia_s·κ_adapt(tau −
+    s_free) (exact: it decays with τ_adapt like a synaptic current), 0 before s_free."""
+    if not tau > s_free:
+        return 0.0
+    h = tau - s_free
+    return ia_s * _kern(h, ta, ca, math.exp(-h / tm), tm)
+
+
+@njit(cache=True, error_model="numpy")
+def _v_free(tau, s_free, v_start, noise, dt, VL, Vr, tm, te, ti, ce, ci, ie_s, ii_s, held, pa, pwe, pwi, npairs,
+            ia_s, ta, ca):
+    """``_traj`` with an adaptation current ia_s at s_free, which lowers the membrane. (The edge
+    scan of ``_neuron_in_step`` writes this out: a call more per edge costs the slow path ~20 %.)"""
+    v = _traj(tau, s_free, v_start, noise, dt, VL, Vr, tm, te, ti, ce, ci, ie_s, ii_s, held, pa, pwe, pwi, npairs)
+    if ia_s != 0.0:
+        v -= _adapt_v(tau, s_free, ia_s, ta, ca, tm)
+    return v
+
+
+@njit(cache=True, error_model="numpy")
 def _below_threshold(tau_max, s_free, v_start, noise, dt, VL, Vth, tm, ie_s, ii_s, held, pa, pwe, npairs):
     """True when the trajectory of ``_traj`` stays below Vth for all tau ≤ tau_max (a sound bound:
     κ(h) = ∫₀ʰ e^{−(h−u)/τm} e^{−u/τs} du/τm ≤ h/τm, κ ≥ 0, inhibition only lowers V, the leak term
-    moves monotonically from v_start towards VL, and adaptation only raises the threshold)."""
+    moves monotonically from v_start towards VL, and adaptation only raises the threshold; an
+    adaptation current below 0 is handed in as ii_s, since it raises V like negative inhibition)."""
     hmax = tau_max - s_free
     if hmax <= 0.0:
         return True  # never free at a clock edge of this step: no edge can count as a crossing
@@ -170,6 +227,63 @@ def _decay(nrn, adaptive, V, Ie, Ii, A, V2, Ie2, Ii2, A2):
 
 
 @njit(cache=True, error_model="numpy")
+def _decay_general(nrn, adaptive, adapt_current, saturation, V, Ie, Ii, A, V2, Ie2, Ii2, A2, VE, VI):
+    """1. ``_decay`` with an adaptation current or saturating synaptic inputs. An adaptation
+    current A enters the membrane like an inhibitory current with τ_adapt (−A·κ_adapt(dt), exact)
+    and is driven by the membrane at step resolution: A ← A·e^{−dt/τa} + a·(V0 − V_L)·(1 − e^{−dt/τa})
+    with the start-of-step V0 (exact for a membrane that stays at V0 over the step). With
+    saturation, the membrane change due to each synaptic input goes to VE / VI (``_saturate``
+    applies the gains), the rest to V2."""
+    VL, am, ae, ai, aa = nrn.v_leak, nrn.decay_mem, nrn.decay_exc, nrn.decay_inh, nrn.decay_adapt
+    ke, ki, ka, ca = nrn.kernel_exc, nrn.kernel_inh, nrn.kernel_adapt, nrn.adapt_coupling
+    B, N = V.shape
+    for b in range(B):
+        for n in range(N):
+            v = V[b, n] - VL[n]
+            v *= am[n]
+            v += VL[n]
+            if adapt_current:
+                v -= A[b, n] * ka[n]
+                A2[b, n] = A[b, n] * aa[n] + ca[n] * (V[b, n] - VL[n]) * (1.0 - aa[n])
+            else:
+                A2[b, n] = A[b, n] * aa[n] if adaptive else A[b, n]
+            if saturation:
+                VE[b, n] = Ie[b, n] * ke[n]
+                VI[b, n] = -(Ii[b, n] * ki[n])
+            else:
+                v += Ie[b, n] * ke[n]
+                v -= Ii[b, n] * ki[n]
+            V2[b, n] = v
+            Ie2[b, n] = Ie[b, n] * ae[n]
+            Ii2[b, n] = Ii[b, n] * ai[n]
+
+
+@njit(cache=True, error_model="numpy")
+def _saturate(nrn, Ie2, Ii2, VE, VI, V2):
+    """3b. Saturating synaptic inputs: each neuron's membrane change due to its excitatory and
+    inhibitory input in this step (VE, VI) enters V2 scaled by the gain of that input at the
+    step's end (``_sat_gain``); the inputs themselves (Ie2, Ii2) stay linear."""
+    ke, ki = nrn.sat_scale_exc, nrn.sat_scale_inh
+    B, N = V2.shape
+    for b in range(B):
+        for n in range(N):
+            V2[b, n] += _sat_gain(Ie2[b, n], ke[n]) * VE[b, n] + _sat_gain(Ii2[b, n], ki[n]) * VI[b, n]
+
+
+@njit(cache=True, error_model="numpy")
+def _clip(lo, hi, V2):
+    """5c. Membrane rails: the end-of-step membrane clipped to [lo, hi] (model units)."""
+    B, N = V2.shape
+    for b in range(B):
+        for n in range(N):
+            v = V2[b, n]
+            if v < lo:
+                V2[b, n] = lo
+            elif v > hi:
+                V2[b, n] = hi
+
+
+@njit(cache=True, error_model="numpy")
 def _gather(slot, st0, st1, cal, scr):
     """2. The step's events into the scratch list: its calendar slot (emptied), then the static
     inputs ``st0:st1`` that arrive in it. Returns their number (the caller checked that they fit)."""
@@ -195,9 +309,10 @@ def _gather(slot, st0, st1, cal, scr):
 
 
 @njit(cache=True, error_model="numpy")
-def _deliver(n_ev, t1, nrn, syn, scr, V2, Ie2, Ii2):
+def _deliver(n_ev, t1, nrn, syn, scr, VE, VI, Ie2, Ii2):
     """3. Delivery through the synapse table: each event adds w·e^{−h/τs} to I and w·κ(h) to V at
-    the step's end (h: from its arrival to the step's end)."""
+    the step's end (h: from its arrival to the step's end). The membrane's share goes to VE
+    (excitatory) and VI (inhibitory): both are V2 itself unless the inputs saturate."""
     tm, te, ti, ce, ci = nrn.tau_mem_us, nrn.tau_syn_exc_us, nrn.tau_syn_inh_us, nrn.coeff_exc, nrn.coeff_inh
     row_base, indptr, cols, w_exc, w_inh = syn.row_base, syn.indptr, syn.cols, syn.w_exc, syn.w_inh
     ustart, uniform = syn.unit_start, syn.uniform
@@ -224,10 +339,10 @@ def _deliver(n_ev, t1, nrn, syn, scr, V2, Ie2, Ii2):
                 wi = w_inh[j]
                 if we != 0.0:
                     Ie2[b, n] += we * fie
-                    V2[b, n] += we * fve
+                    VE[b, n] += we * fve
                 if wi != 0.0:
                     Ii2[b, n] += wi * fii
-                    V2[b, n] -= wi * fvi
+                    VI[b, n] -= wi * fvi
         else:
             for j in range(j0, j1):
                 n = cols[j]
@@ -236,10 +351,10 @@ def _deliver(n_ev, t1, nrn, syn, scr, V2, Ie2, Ii2):
                 em = math.exp(-h / tm[n])
                 if we != 0.0:
                     Ie2[b, n] += we * math.exp(-h / te[n])
-                    V2[b, n] += we * _kern(h, te[n], ce[n], em, tm[n])
+                    VE[b, n] += we * _kern(h, te[n], ce[n], em, tm[n])
                 if wi != 0.0:
                     Ii2[b, n] += wi * math.exp(-h / ti[n])
-                    V2[b, n] -= wi * _kern(h, ti[n], ci[n], em, tm[n])
+                    VI[b, n] -= wi * _kern(h, ti[n], ci[n], em, tm[n])
 
 
 @njit(cache=True, error_model="numpy")
@@ -314,34 +429,45 @@ def _events_reaching(b, n, t0, syn, scr):
 
 
 @njit(cache=True, error_model="numpy")
-def _neuron_in_step(dt, clock, M, grid, adaptive, v0, ie0, ii0, a0, r0, noise, vl, vr, vth, tmn, ten, tin, cen, cin,
-                    tan, tref, pa, pwe, pwi, npairs):
+def _neuron_in_step(dt, clock, M, grid, moving, v0, ie0, ii0, a0, ia0, inc, r0, noise, vl, vr, vth, tmn, ten, tin,
+                    cen, cin, tan, can, tref, lo, hi, pa, pwe, pwi, npairs):
     """5b. One marked neuron through the step, from its start-of-step state (refractory for r0 µs
     more) with the step's events that reach it (``pa``, ``pwe``, ``pwi``). Returns (edge, t_cross,
     v_end): edge −1 when it does not cross, else the clock edge the spike is stamped on and the
     in-step time of the crossing, where the membrane resets, is held for τref and then runs free;
     v_end is the membrane at the step's end.
 
+    Adaptation: with ``moving`` the threshold is vth + a0·e^{−τ/τa}; an adaptation current ia0
+    (0 when adaptation moves the threshold) lowers the membrane instead and jumps by ``inc`` at the
+    spike. The trajectory is clipped to the rails [lo, hi] (±inf: none).
+
     The crossing is the first clock edge at which V ≥ θ, searched on the clock grid (edges the
     bound keeps below threshold skipped), or bisected when the clock is much finer than the step."""
     s_free = min(r0, dt)
     v_start = vr if r0 > 0.0 else v0
     ie_s, ii_s, held = _charge(s_free, ie0, ii0, ten, tin, pa, pwe, pwi, npairs)
+    ia_s = ia0 * math.exp(-s_free / tan) if ia0 != 0.0 else 0.0
+    # for the bound, an adaptation current below 0 raises the membrane like a negative inhibitory one
+    ii_b = ii_s if ia_s >= 0.0 else min(ii_s, 0.0) + ia_s
+    bound = grid and lo < vth  # (a lower rail at or above threshold would defeat the bound)
     cross = -1
     t_cross = 0.0
     v_end_free = 0.0
-    if grid and _below_threshold(M * clock, s_free, v_start, noise, dt, vl, vth, tmn, ie_s, ii_s, held,
-                                 pa, pwe, npairs):
+    if bound and _below_threshold(M * clock, s_free, v_start, noise, dt, vl, vth, tmn, ie_s, ii_b, held,
+                                  pa, pwe, npairs):
         # cannot reach threshold in this step (typically: leaving refractoriness)
         v_end_free = _traj(M * clock, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
                            ie_s, ii_s, held, pa, pwe, pwi, npairs)
+        if ia_s != 0.0:
+            v_end_free -= _adapt_v(M * clock, s_free, ia_s, tan, can, tmn)
+        v_end_free = min(max(v_end_free, lo), hi)
     elif grid:
         # skip the clock edges that the bound puts below threshold (it grows with the edge)
         m_lo = 0
         m_hi = M
-        while m_lo < m_hi:
+        while bound and m_lo < m_hi:
             m_mid = (m_lo + m_hi + 1) >> 1
-            if _below_threshold(m_mid * clock, s_free, v_start, noise, dt, vl, vth, tmn, ie_s, ii_s, held,
+            if _below_threshold(m_mid * clock, s_free, v_start, noise, dt, vl, vth, tmn, ie_s, ii_b, held,
                                 pa, pwe, npairs):
                 m_lo = m_mid
             else:
@@ -351,20 +477,26 @@ def _neuron_in_step(dt, clock, M, grid, adaptive, v0, ie0, ii0, a0, r0, noise, v
             tau = m_lo * clock
             v = _traj(tau, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
                       ie_s, ii_s, held, pa, pwe, pwi, npairs)
-            f_prev = v - (vth + a0 * math.exp(-tau / tan) if adaptive else vth)
+            if ia_s != 0.0:
+                v -= _adapt_v(tau, s_free, ia_s, tan, can, tmn)
+            v = min(max(v, lo), hi)
+            f_prev = v - (vth + a0 * math.exp(-tau / tan) if moving else vth)
             v_end_free = v
         for m in range(m_lo + 1, M + 1):
             tau = m * clock
             v = _traj(tau, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
                       ie_s, ii_s, held, pa, pwe, pwi, npairs)
-            f = v - (vth + a0 * math.exp(-tau / tan) if adaptive else vth)
+            if ia_s != 0.0:
+                v -= _adapt_v(tau, s_free, ia_s, tan, can, tmn)
+            v = min(max(v, lo), hi)
+            f = v - (vth + a0 * math.exp(-tau / tan) if moving else vth)
             if f >= 0.0 and tau > s_free + 1e-12:
                 cross = m
                 # the analog reset acts at the crossing, located between grid points by
                 # linear interpolation; the digital stamp is this clock edge
                 f_lo = f_prev
                 if m < 2:
-                    f_lo = v0 - vth - (a0 if adaptive else 0.0)
+                    f_lo = v0 - vth - (a0 if moving else 0.0)
                 t_lo = (m - 1) * clock
                 frac = 1.0
                 if f_lo < 0.0 and t_lo >= s_free and (m >= 2 or s_free == 0.0):
@@ -376,21 +508,27 @@ def _neuron_in_step(dt, clock, M, grid, adaptive, v0, ie0, ii0, a0, r0, noise, v
     else:
         v_end_free = _traj(dt, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
                            ie_s, ii_s, held, pa, pwe, pwi, npairs)
-        thr_end = vth + a0 * math.exp(-dt / tan) if adaptive else vth
+        if ia_s != 0.0:
+            v_end_free -= _adapt_v(dt, s_free, ia_s, tan, can, tmn)
+        v_end_free = min(max(v_end_free, lo), hi)
+        thr_end = vth + a0 * math.exp(-dt / tan) if moving else vth
         if v_end_free >= thr_end:
-            lo = s_free
-            hi = dt
+            lo_t = s_free
+            hi_t = dt
             iters = int(math.ceil(math.log2(max(M, 2)))) + 2
             for _ in range(iters):
-                mid = 0.5 * (lo + hi)
+                mid = 0.5 * (lo_t + hi_t)
                 vm = _traj(mid, s_free, v_start, noise, dt, vl, vr, tmn, ten, tin, cen, cin,
                            ie_s, ii_s, held, pa, pwe, pwi, npairs)
-                if vm >= (vth + a0 * math.exp(-mid / tan) if adaptive else vth):
-                    hi = mid
+                if ia_s != 0.0:
+                    vm -= _adapt_v(mid, s_free, ia_s, tan, can, tmn)
+                vm = min(max(vm, lo), hi)
+                if vm >= (vth + a0 * math.exp(-mid / tan) if moving else vth):
+                    hi_t = mid
                 else:
-                    lo = mid
-            cross = min(max(np.int64(math.ceil(hi / clock - 1e-9)), 1), M)
-            t_cross = hi
+                    lo_t = mid
+            cross = min(max(np.int64(math.ceil(hi_t / clock - 1e-9)), 1), M)
+            t_cross = hi_t
     if cross < 0:
         return cross, t_cross, v_end_free
     # spike: reset at the crossing, held for τref, then free again (maybe within this step)
@@ -398,9 +536,12 @@ def _neuron_in_step(dt, clock, M, grid, adaptive, v0, ie0, ii0, a0, r0, noise, v
     v_end = vr
     if s_after < dt:
         ie_a, ii_a, held_a = _charge(s_after, ie0, ii0, ten, tin, pa, pwe, pwi, npairs)
-        v_end = _traj(dt, s_after, vr, 0.0, dt, vl, vr, tmn, ten, tin, cen, cin,
-                      ie_a, ii_a, held_a, pa, pwe, pwi, npairs) + noise * (1.0 - s_after / dt)
-    return cross, t_cross, v_end
+        ia_a = 0.0
+        if ia0 != 0.0 or inc != 0.0:
+            ia_a = ia0 * math.exp(-s_after / tan) + inc * math.exp(-(s_after - t_cross) / tan)
+        v_end = _v_free(dt, s_after, vr, 0.0, dt, vl, vr, tmn, ten, tin, cen, cin,
+                        ie_a, ii_a, held_a, pa, pwe, pwi, npairs, ia_a, tan, can) + noise * (1.0 - s_after / dt)
+    return cross, t_cross, min(max(v_end, lo), hi)
 
 
 @njit(cache=True, error_model="numpy")
@@ -430,8 +571,9 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
     """Run steps s_begin..s_end−1 (or until a buffer asks to grow: see the status codes).
 
     Per step: exact decay of every neuron; delivery of the step's events (end-of-step effect of each
-    by superposition); noise; refractory clamp; threshold test; the slow path for neurons that
-    cross or leave refractoriness; trace samples; emission of the step's spikes into the calendar.
+    by superposition); the gains of saturating inputs; noise; refractory clamp; threshold test; the
+    slow path for neurons that cross or leave refractoriness; the rails; trace samples; emission of
+    the step's spikes into the calendar.
     The state is left in ``state.v``, ``.i_exc``, ``.i_inh``, ``.adapt`` on return. ``xi`` holds the
     noise of steps s_begin.. as (steps, B, N) (any shape when ``cfg.has_noise`` is False).
 
@@ -441,12 +583,17 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
     """
     dt, clock, M, grid, adaptive, has_noise = cfg.dt_us, cfg.clock_us, cfg.cycles_per_step, cfg.grid, \
         cfg.adaptive, cfg.has_noise
+    adapt_current, saturation, rails = cfg.adapt_current, cfg.saturation, cfg.rails
+    moving = adaptive and not adapt_current  # adaptation moves the threshold
+    general = adapt_current or saturation    # the step's decay needs more than the plain phase
+    rail_lo, rail_hi = (cfg.rail_lo, cfg.rail_hi) if rails else (-math.inf, math.inf)
     V, Ie, Ii, A, ref = state.v, state.i_exc, state.i_inh, state.adapt, state.refractory_until_us
     V2, Ie2, Ii2, A2 = state.v_next, state.i_exc_next, state.i_inh_next, state.adapt_next
     VL, Vr, Vth, tm, te, ti = nrn.v_leak, nrn.v_reset, nrn.v_threshold, nrn.tau_mem_us, nrn.tau_syn_exc_us, \
         nrn.tau_syn_inh_us
     tref, ta, da, ce, ci, nscale = nrn.tau_ref_us, nrn.tau_adapt_us, nrn.adapt_increment, nrn.coeff_exc, \
         nrn.coeff_inh, nrn.noise_scale
+    ca, sse, ssi = nrn.coeff_adapt, nrn.sat_scale_exc, nrn.sat_scale_inh
     slow_b, slow_n, pa, pwe, pwi = scr.slow_sample, scr.slow_neuron, scr.pair_time_us, scr.pair_w_exc, scr.pair_w_inh
     sp_b, sp_n, sp_c = spikes.sample, spikes.neuron, spikes.cycle
     ring_n, st_ptr, n_event_room = cal.ring_count, cal.static_ptr, scr.event_unit.shape[0]
@@ -491,11 +638,18 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
         t1 = t0 + dt
         xs = s - s_begin
 
-        _decay(nrn, adaptive, V, Ie, Ii, A, V2, Ie2, Ii2, A2)                    # 1.
+        VE = scr.v_exc if saturation else V2
+        VI = scr.v_inh if saturation else V2
+        if general:
+            _decay_general(nrn, adaptive, adapt_current, saturation, V, Ie, Ii, A, V2, Ie2, Ii2, A2, VE, VI)  # 1.
+        else:
+            _decay(nrn, adaptive, V, Ie, Ii, A, V2, Ie2, Ii2, A2)                  # 1.
         n_ev = _gather(slot, st0, st1, cal, scr)                                   # 2.
         counters[C_EVENTS] = n_ev
-        _deliver(n_ev, t1, nrn, syn, scr, V2, Ie2, Ii2)                            # 3.
-        n_slow = _mark(xs, t0, t1, nrn, has_noise, adaptive, xi, ref, V2, A2, scr)  # 4.
+        _deliver(n_ev, t1, nrn, syn, scr, VE, VI, Ie2, Ii2)                        # 3.
+        if saturation:
+            _saturate(nrn, Ie2, Ii2, VE, VI, V2)
+        n_slow = _mark(xs, t0, t1, nrn, has_noise, moving, xi, ref, V2, A2, scr)   # 4.
 
         # 5. the slow path of the marked neurons
         sp_first = counters[C_SPIKES]
@@ -506,10 +660,23 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
             n = slow_n[q]
             npairs = _events_reaching(b, n, t0, syn, scr)
             noise = xi[xs, b, n] * nscale[n] if has_noise else 0.0
-            cross, t_cross, v_end = _neuron_in_step(dt, clock, M, grid, adaptive, V[b, n], Ie[b, n], Ii[b, n],
-                                                    A[b, n], max(ref[b, n] - t0, 0.0), noise, VL[n], Vr[n], Vth[n],
-                                                    tm[n], te[n], ti[n], ce[n], ci[n], ta[n], tref[n], pa, pwe, pwi,
-                                                    npairs)
+            ie0 = Ie[b, n]
+            ii0 = Ii[b, n]
+            if saturation:
+                # the same gains as in _saturate, on every current that drives this step's trajectory
+                se = _sat_gain(Ie2[b, n], sse[n])
+                si = _sat_gain(Ii2[b, n], ssi[n])
+                ie0 *= se
+                ii0 *= si
+                for p in range(npairs):
+                    pwe[p] *= se
+                    pwi[p] *= si
+            ia0 = A[b, n] if adapt_current else 0.0
+            inc = da[n] if adapt_current else 0.0
+            cross, t_cross, v_end = _neuron_in_step(dt, clock, M, grid, moving, V[b, n], ie0, ii0, A[b, n], ia0,
+                                                    inc, max(ref[b, n] - t0, 0.0), noise, VL[n], Vr[n], Vth[n],
+                                                    tm[n], te[n], ti[n], ce[n], ci[n], ta[n], ca[n], tref[n],
+                                                    rail_lo, rail_hi, pa, pwe, pwi, npairs)
             V2[b, n] = v_end
             if cross >= 0:
                 # a spike: stamped on that clock edge; refractory from the crossing on
@@ -522,6 +689,8 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
                 sp_c[i] = s * M + cross
                 counters[C_SPIKES] = i + 1
 
+        if rails:
+            _clip(rail_lo, rail_hi, V2)
         _sample(s, V2, traces)                                                     # 6.
 
         # the new state becomes the current one

@@ -1,14 +1,26 @@
-"""Temporal membrane noise of one run, drawn chunk by chunk ahead of the step loop.
+"""Temporal noise of one run: membrane noise drawn chunk by chunk ahead of the step loop, and the
+run's threshold drift.
 
-Boundary: draws standard normal numbers from the run's generator in a fixed order and hands them
-to the caller; it knows nothing about neurons or the kernel (the kernel scales them per neuron).
+Boundary: draws standard normal numbers from the run's generators in a fixed order and hands them
+to the caller; it knows nothing about neurons or the kernel (the caller scales them per neuron).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MembraneNoise"]
+__all__ = ["MembraneNoise", "threshold_drift"]
+
+# the streams of a run, each from (noise seed, run index, stream)
+MEMBRANE_STREAM = 7
+DRIFT_STREAM = 11
+
+
+def threshold_drift(noise_seed, n: int) -> np.ndarray:
+    """One standard normal draw per neuron for a run's threshold offsets (batch-to-batch drift),
+    from the run's noise seed in a stream of its own: the membrane noise is the same with or
+    without it."""
+    return np.random.default_rng([noise_seed, DRIFT_STREAM]).standard_normal(n)
 
 
 class MembraneNoise:

@@ -28,7 +28,12 @@ __all__ = ["StepConfig", "NeuronTable", "NeuronState", "SynapseTable", "Calendar
 class StepConfig(NamedTuple):
     """The scalars of a run: step and clock (µs), clock cycles per step, whether the slow path
     scans the clock grid (else bisects), whether any neuron adapts, whether links can congest,
-    how many sources are populations (ids below that; inputs above), whether there is noise."""
+    how many sources are populations (ids below that; inputs above), whether there is noise.
+
+    The analog core's effects (see ``ChipTables``): ``adapt_current`` whether adaptation is a
+    current (else it moves the threshold); ``saturation`` whether the synaptic inputs saturate
+    (``NeuronTable.sat_scale_*``); ``rails`` whether the membrane is clipped to [``rail_lo``,
+    ``rail_hi``] (model units)."""
 
     dt_us: float
     clock_us: float
@@ -38,15 +43,23 @@ class StepConfig(NamedTuple):
     link_model: bool
     n_pop_sources: int
     has_noise: bool
+    adapt_current: bool = False
+    saturation: bool = False
+    rails: bool = False
+    rail_lo: float = -math.inf
+    rail_hi: float = math.inf
 
 
 class NeuronTable(NamedTuple):
     """Effective (die-deviated) parameters and step propagators per neuron, each (N,) float64.
 
-    ``decay_*`` are e^{−dt/τ}; ``kernel_exc``/``kernel_inh`` are κ(dt), the membrane's response at
-    the step's end to a unit current at its start; ``coeff_exc``/``coeff_inh`` are τs/(τs − τm)
-    (NaN where the two are too close for the difference formula); ``noise_scale`` the std of the
-    membrane noise added per step."""
+    ``decay_*`` are e^{−dt/τ}; ``kernel_exc``/``kernel_inh``/``kernel_adapt`` are κ(dt), the
+    membrane's response at the step's end to a unit current at its start (with τ_syn or τ_adapt);
+    ``coeff_exc``/``coeff_inh``/``coeff_adapt`` are τ/(τ − τm) (NaN where the two are too close for
+    the difference formula); ``noise_scale`` the std of the membrane noise added per step;
+    ``adapt_coupling`` the subthreshold adaptation a (used when adaptation is a current);
+    ``sat_scale_exc``/``sat_scale_inh`` e^{dt/2τs}/I_sat of each saturating synaptic input (0:
+    linear), which turns its end-of-step value into the argument of the saturation at mid-step."""
 
     v_leak: np.ndarray
     v_reset: np.ndarray
@@ -66,6 +79,11 @@ class NeuronTable(NamedTuple):
     coeff_exc: np.ndarray
     coeff_inh: np.ndarray
     noise_scale: np.ndarray
+    adapt_coupling: np.ndarray
+    kernel_adapt: np.ndarray
+    coeff_adapt: np.ndarray
+    sat_scale_exc: np.ndarray
+    sat_scale_inh: np.ndarray
 
 
 class NeuronState(NamedTuple):
@@ -167,7 +185,9 @@ class Scratch(NamedTuple):
     index, arrival µs), left there after the step for the correlation sensors; ``slow_*`` (B·N,):
     neurons marked for the slow path; ``pair_*`` (E,): the events reaching one slow neuron (in-step
     arrival µs, amplitudes); ``event_by_sample`` (E,), ``sample_ptr`` (B + 1,), ``sample_fill`` (B,):
-    the step's events sorted by sample."""
+    the step's events sorted by sample; ``v_exc``/``v_inh`` (B, N): with synaptic saturation, the
+    step's change of each membrane due to its excitatory / inhibitory input before the gain ((1, 1)
+    placeholders otherwise)."""
 
     event_unit: np.ndarray
     event_sample: np.ndarray
@@ -181,6 +201,8 @@ class Scratch(NamedTuple):
     event_by_sample: np.ndarray
     sample_ptr: np.ndarray
     sample_fill: np.ndarray
+    v_exc: np.ndarray
+    v_inh: np.ndarray
 
 
 class SpikeBuffer(NamedTuple):
@@ -242,7 +264,11 @@ class ChipTables:
     ``units[u]`` describes unit u of ``synapses``; ``units_of_source[name]`` the units a source
     (population or input) feeds; ``source_ids[name]`` its id (populations first, below
     ``n_pop_sources``); ``horizon_steps`` how far ahead of its emission step an event can act;
-    ``link_model`` whether links can congest (then ``links`` describes them)."""
+    ``link_model`` whether links can congest (then ``links`` describes them).
+
+    The analog core's effects, from the profile: ``adapt_current`` (adaptation is a current, and
+    some neuron adapts), ``saturation`` (I_sat of the excitatory and inhibitory synaptic inputs, or
+    None: linear), ``rails`` (the membrane's range in model units, or None: unbounded)."""
 
     dt_us: float
     neurons: NeuronTable
@@ -255,6 +281,9 @@ class ChipTables:
     link_model: bool
     links: LinkRoutes
     adaptive: bool
+    adapt_current: bool = False
+    saturation: tuple[float, float] | None = None
+    rails: tuple[float, float] | None = None
 
 
 def link_table(routes: LinkRoutes, batch: int) -> LinkTable:
@@ -271,6 +300,7 @@ def effective_params(die: Die, state: ChipState) -> dict[str, np.ndarray]:
     circuits = np.arange(len(state.adaptive))
     out = {name: die.effective(transfer, name, code, circuits) for name, code in state.codes.items()}
     out["adapt_increment"] = np.where(state.adaptive, out["adapt_increment"], 0.0)
+    out["adapt_coupling"] = np.where(state.adaptive, out["adapt_coupling"], 0.0)
     return out
 
 
@@ -321,13 +351,37 @@ def _neuron_table(die: Die, state: ChipState, dt: float, noise_sigma: float) -> 
     tm, te, ti, ta = f64(p["tau_mem_us"]), f64(p["tau_syn_exc_us"]), f64(p["tau_syn_inh_us"]), f64(p["tau_adapt_us"])
     am = np.exp(-dt / tm)
     noise_scale = noise_sigma * np.sqrt(1.0 - am ** 2) if noise_sigma > 0 else np.zeros(len(tm))
+    sat_exc, sat_inh = _saturation(die.profile) or (math.inf, math.inf)
     return NeuronTable(
         v_leak=f64(p["v_leak"]), v_reset=f64(p["v_reset"]), v_threshold=f64(p["v_threshold"]),
         tau_mem_us=tm, tau_syn_exc_us=te, tau_syn_inh_us=ti, tau_ref_us=f64(p["tau_ref_us"]), tau_adapt_us=ta,
         adapt_increment=f64(p["adapt_increment"]),
         decay_mem=am, decay_exc=np.exp(-dt / te), decay_inh=np.exp(-dt / ti), decay_adapt=np.exp(-dt / ta),
         kernel_exc=f64(_kernel(dt, te, tm)), kernel_inh=f64(_kernel(dt, ti, tm)),
-        coeff_exc=_kernel_coeff(te, tm), coeff_inh=_kernel_coeff(ti, tm), noise_scale=noise_scale)
+        coeff_exc=_kernel_coeff(te, tm), coeff_inh=_kernel_coeff(ti, tm), noise_scale=noise_scale,
+        adapt_coupling=f64(p["adapt_coupling"]), kernel_adapt=f64(_kernel(dt, ta, tm)),
+        coeff_adapt=_kernel_coeff(ta, tm), sat_scale_exc=np.exp(0.5 * dt / te) / sat_exc,
+        sat_scale_inh=np.exp(0.5 * dt / ti) / sat_inh)
+
+
+def _saturation(profile) -> tuple[float, float] | None:
+    """I_sat of the excitatory and inhibitory synaptic inputs when they saturate, else None."""
+    if not profile.nonidealities.synaptic_saturation or (
+            math.isinf(profile.synaptic_saturation_exc) and math.isinf(profile.synaptic_saturation_inh)):
+        return None
+    return float(profile.synaptic_saturation_exc), float(profile.synaptic_saturation_inh)
+
+
+def _analog_core(profile, neurons: NeuronTable):
+    """The profile's analog-core effects as the kernel takes them: (adaptation is a current and
+    some neuron adapts, I_sat pair or None, rails in model units or None); see ``ChipTables``."""
+    adaptive = bool(np.any(neurons.adapt_increment > 0))
+    adapt_current = profile.adaptation == "current" and (adaptive or bool(np.any(neurons.adapt_coupling > 0)))
+    rails = None
+    if profile.nonidealities.membrane_rails:
+        span = profile.v_model_one_v - profile.v_model_zero_v
+        rails = tuple(float((v - profile.v_model_zero_v) / span) for v in profile.membrane_rails_v)
+    return adapt_current, _saturation(profile), rails
 
 
 def _route_latency(mapped, proj, half) -> np.ndarray:
@@ -511,8 +565,10 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
     reach = max((float(u.latency_us.max(initial=0.0)) + u.delay_us for u in units), default=0.0)
     if link_model:
         reach += _max_link_wait_us(mapped)
+    adapt_current, saturation, rails = _analog_core(profile, neurons)
     return ChipTables(
         dt_us=dt, neurons=neurons, synapses=synapses, units=tuple(units),
         units_of_source={k: tuple(v) for k, v in units_of_source.items()}, source_ids=source_ids,
         n_pop_sources=n_pop_sources, horizon_steps=int(math.ceil(reach / dt)) + 3, link_model=link_model,
-        links=links, adaptive=bool(np.any(neurons.adapt_increment > 0)))
+        links=links, adaptive=bool(np.any(neurons.adapt_increment > 0)) or adapt_current,
+        adapt_current=adapt_current, saturation=saturation, rails=rails)

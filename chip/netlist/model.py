@@ -18,6 +18,9 @@ Neuron model (model units, leak 0 and threshold 1 by default)::
     LIF:  theta = v_threshold                                            (LIFParams)
     ALIF: theta = v_threshold + a,   tau_adapt da/dt = -a,   a <- a + adapt_increment at each spike
                                                                          (ALIFParams)
+    ALIF on a chip with ``adaptation: current`` (bss2): a is a current instead (AdEx),
+          tau_mem dV/dt = ... - a,   tau_adapt da/dt = -a + adapt_coupling*(V - v_leak),
+          a <- a + adapt_increment at each spike,   theta = v_threshold
 
 An input event on a synapse adds its weight (model units) to I_exc or I_inh of the target.
 (Yin et al.'s ALIF threshold b0 + beta*b with tau_adp db/dt = -b + spikes is this model with
@@ -87,6 +90,7 @@ TIMESCALES = ("hardware", "biological")
 #: the adaptation settings of a circuit that does not adapt (and the ALIF defaults)
 NO_ADAPTATION_TAU_US = 100.0
 NO_ADAPTATION_INCREMENT = 0.0
+NO_ADAPTATION_COUPLING = 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,8 +150,9 @@ class LIFParams:
     (``tau_ref_us`` >= 0), all values finite, ``v_threshold > v_reset``.
 
     A LIF neuron does not adapt. Its circuit still holds the adaptation parameters, so
-    ``tau_adapt_us`` and ``adapt_increment`` answer the values the chip is configured with for a
-    circuit that does not adapt (100 µs and 0); they are not fields and cannot be set.
+    ``tau_adapt_us``, ``adapt_increment`` and ``adapt_coupling`` answer the values the chip is
+    configured with for a circuit that does not adapt (100 µs, 0 and 0); they are not fields and
+    cannot be set.
     """
 
     model: ClassVar[str] = "LIF"
@@ -179,6 +184,10 @@ class LIFParams:
     def adapt_increment(self) -> float:
         return NO_ADAPTATION_INCREMENT
 
+    @property
+    def adapt_coupling(self) -> float:
+        return NO_ADAPTATION_COUPLING
+
 
 @dataclass(frozen=True)
 class ALIFParams(LIFParams):
@@ -187,13 +196,22 @@ class ALIFParams(LIFParams):
 
         theta = v_threshold + a,   tau_adapt da/dt = -a,   a <- a + adapt_increment at each spike
 
-    ``tau_adapt_us`` > 0, ``adapt_increment`` >= 0 (threshold jump per spike, model units).
+    On a chip whose profile says ``adaptation: current`` (the BSS-2 neuron's AdEx adaptation) a is
+    a current that lowers the membrane instead, driven by the membrane through ``adapt_coupling``::
+
+        tau_mem dV/dt = -(V - v_leak) + I_exc - I_inh - a
+        tau_adapt da/dt = -a + adapt_coupling*(V - v_leak),   a <- a + adapt_increment at each spike
+
+    ``tau_adapt_us`` > 0, ``adapt_increment`` >= 0 (threshold jump, or current jump, per spike,
+    model units), ``adapt_coupling`` >= 0 (model units of current per unit of V; 0: no
+    subthreshold adaptation; used only with ``adaptation: current``).
     """
 
     model: ClassVar[str] = "ALIF"
 
     tau_adapt_us: float = NO_ADAPTATION_TAU_US
     adapt_increment: float = NO_ADAPTATION_INCREMENT
+    adapt_coupling: float = NO_ADAPTATION_COUPLING
 
     def __post_init__(self):
         super().__post_init__()
@@ -201,6 +219,8 @@ class ALIFParams(LIFParams):
             raise ValueError("tau_adapt_us must be positive")
         if self.adapt_increment < 0:
             raise ValueError("adapt_increment must be >= 0")
+        if self.adapt_coupling < 0:
+            raise ValueError("adapt_coupling must be >= 0")
 
 
 #: neuron model name -> its parameter dataclass

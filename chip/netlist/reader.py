@@ -180,6 +180,8 @@ class NetlistReader(FieldReader):
             return self.integer(value, path, minimum=0)
         if spec.kind == "bits":
             return None if value is None else self.integer(value, path, minimum=1)
+        if spec.kind == "choice":
+            return self.choice(value, path, spec.choices, spec.key.replace("_", " "))
         if spec.kind == "pair":
             if not isinstance(value, list) or len(value) != 2:
                 self.fail(path, f"expected [low, high], got {show_value(value)}")

@@ -23,7 +23,7 @@ import dataclasses
 import math
 from typing import Any
 
-from ..profiles import PROFILES, ChipProfile, Mismatch, Nonidealities
+from ..profiles import ADAPTATION_MECHANISMS, PROFILES, ChipProfile, Mismatch, Nonidealities
 from ..units import RATE_UNITS_HZ, TIME_UNITS_US, VOLTAGE_UNITS_V, quantity_pattern
 from .model import ADCS, INPUT_KINDS, NEURON_MODELS, PARAMS_BY_MODEL, SIGNS, TIMESCALES
 
@@ -85,14 +85,17 @@ MEMBRANE_STATS = ("mean", "std", "min", "max")
 class ChipKey:
     key: str            # YAML key
     field: str          # ChipProfile field
-    kind: str           # int | seed | bits | number | pair | mismatch | switches
+    kind: str           # int | seed | bits | number | pair | choice | mismatch | switches
     unit: str | None    # us | ns | V for quantities written with a unit, else None
     allow_inf: bool = False
+    choices: tuple[str, ...] = ()  # the allowed values of a choice
 
 
 _CHIP_RENAMES = {"noise_membrane": "noise"}
 _SUFFIX_UNITS = {"_us": "us", "_ns": "ns", "_v": "V"}
-_TYPE_KINDS = {"int": "int", "int | None": "bits", "float": "number", "tuple[float, float]": "pair"}
+_TYPE_KINDS = {"int": "int", "int | None": "bits", "float": "number", "tuple[float, float]": "pair", "str": "choice"}
+#: ChipProfile fields of type str -> their allowed values
+_CHIP_CHOICES = {"adaptation": ADAPTATION_MECHANISMS}
 
 
 def _chip_key_table() -> dict[str, ChipKey]:
@@ -116,12 +119,17 @@ def _chip_key_table() -> dict[str, ChipKey]:
                 key, unit = f.name[: -len(suffix)], suffix_unit
         if f.name.endswith("_seed"):
             kind = "seed"
+        choices = ()
+        if kind == "choice":
+            if f.name not in _CHIP_CHOICES:
+                raise TypeError(f"the netlist format does not know the values of ChipProfile.{f.name}")
+            choices = tuple(_CHIP_CHOICES[f.name])
         # inf is allowed exactly where a shipped profile uses it ("never congests" capacities).
         allow_inf = kind == "number" and any(
             not math.isfinite(getattr(p, f.name)) for p in PROFILES.values())
         if key in table:
             raise TypeError(f"two ChipProfile fields map to the YAML key {key!r}")
-        table[key] = ChipKey(key, f.name, kind, unit, allow_inf)
+        table[key] = ChipKey(key, f.name, kind, unit, allow_inf, choices)
     return table
 
 
@@ -182,6 +190,8 @@ def _chip_property_schema(spec: ChipKey) -> dict:
         return {"type": "integer", "minimum": 0, "description": what}
     if spec.kind == "bits":
         return {"type": ["integer", "null"], "minimum": 1, "maximum": 24, "description": f"{what} (null = float)"}
+    if spec.kind == "choice":
+        return {"enum": list(spec.choices), "description": what}
     item = {"us": _ref("time"), "ns": _ref("time"), "V": _ref("voltage")}.get(spec.unit, {"type": "number", "minimum": 0})
     schema = _pair(item) if spec.kind == "pair" else dict(item)
     schema["description"] = what

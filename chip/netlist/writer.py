@@ -77,6 +77,8 @@ def chip_to_dict(chip: ChipProfile, base: ChipProfile | None, time_factor: float
             out[key] = quantity(value, spec.unit)
         elif spec.kind == "number":
             out[key] = float(value)
+        elif spec.kind == "choice":
+            out[key] = str(value)
         else:
             out[key] = value
     return out
