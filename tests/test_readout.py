@@ -165,8 +165,9 @@ def test_a_membrane_held_high_reads_below_its_linear_code():
     value = (0.06 + 250 * 0.0045 - 0.45) / 0.3  # linear code 250
     codes = {}
     for on in (True, False):
+        # the rails would hold this membrane below code 229: off, to read the ADC's own compression
         host, tr = resting(n_out=1, v_leak=value, nonidealities=switches(cadc_offsets=False, cadc_noise=False,
-                                                                          cadc_nonlinearity=on))
+                                                                          cadc_nonlinearity=on, membrane_rails=False))
         x = formula_codes(host.read_params("out", "v_leak"))[0]
         codes[on] = int(tr.codes[0, 0, 0])
     assert codes[False] == round(x) and abs(x - 250) < 0.5
@@ -332,7 +333,9 @@ def test_sensor_spread_is_fixed_per_die_and_acts_per_synapse():
     assert np.corrcoef(Die(BSS2.replace(die_seed=2)).correlation_spread(ids)[0], amp)[0, 1] < 0.05
     assert np.corrcoef(amp, tau)[0, 1] < 0.05
     # in a run on an unquantized CADC: the reference with each synapse's gain and τ
-    host = sensor_host("bss2", "on", cadc_bits="null")
+    # (the teacher's strong weight would saturate the synaptic input: off, to keep the sensor's spikes
+    # away from the sensors' step-resolution limit)
+    host = sensor_host("bss2", "{synaptic_saturation: off}", cadc_bits="null")
     proj = host.mapped.projections["plastic"]
     g, h = host.die.correlation_spread(proj.exc_synapse)
     gain, tau_syn = np.ones(proj.mask.shape), np.full(proj.mask.shape, 5.0)
@@ -344,7 +347,8 @@ def test_sensor_spread_is_fixed_per_die_and_acts_per_synapse():
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
     nominal = reference_pairs(result, host, "plastic")
     assert np.abs(corr.causal - nominal[0]).max() > 0.1  # the spread shows
-    off = HostInterface(host.netlist.with_chip(host.profile.replace(nonidealities=switches(correlation_spread=False))))
+    off = HostInterface(host.netlist.with_chip(host.profile.replace(
+        nonidealities=switches(correlation_spread=False, synaptic_saturation=False))))
     result = off.run()
     np.testing.assert_allclose(result.correlations["plastic"].causal, reference_pairs(result, off, "plastic")[0],
                                rtol=1e-12, atol=1e-14)
