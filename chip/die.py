@@ -18,11 +18,13 @@ Temporal noise is not here: it lives in the emulator and has its own seed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .profiles import ANALOG_PARAMETERS, ChipProfile
 
-__all__ = ["Die", "Transfer", "VOLTAGE_PARAMETERS", "TIME_PARAMETERS", "refractory_code", "REFRACTORY_TICK_US"]
+__all__ = ["Die", "SetupDraw", "Transfer", "VOLTAGE_PARAMETERS", "TIME_PARAMETERS", "refractory_code", "REFRACTORY_TICK_US"]
 
 VOLTAGE_PARAMETERS = ("v_leak", "v_reset", "v_threshold")
 TIME_PARAMETERS = ("tau_mem_us", "tau_syn_exc_us", "tau_syn_inh_us", "tau_ref_us", "tau_adapt_us")
@@ -152,6 +154,16 @@ class Transfer:
         return self._v_to_model(physical) if name in VOLTAGE_PARAMETERS else np.asarray(physical, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class SetupDraw:
+    """A die's global factors: ``weight_gain`` multiplies every synaptic strength, ``trace_gain``
+    the CADC's codes per volt, ``input_delay_us`` delays every event the host sends."""
+
+    weight_gain: float
+    trace_gain: float
+    input_delay_us: float
+
+
 class Die:
     """Fixed-pattern deviations of one die (seeded by ``profile.die_seed``).
 
@@ -202,6 +214,26 @@ class Die:
         if g is None:
             return nominal
         return transfer.from_physical(name, transfer.physical(name, nominal) * g)
+
+    def setup(self) -> "SetupDraw":
+        """The die's global factors (switch ``setup_variation``): a factor on every synaptic
+        strength, the CADC's slope and an extra delay of the host's input events, drawn once per die
+        from a stream of their own (lognormal factors clipped to the profile's ranges, the delay
+        uniform). With the switch off: 1, 1 and 0."""
+        cache = self.__dict__.setdefault("_readout", {})
+        if "setup" not in cache:
+            p = self.profile
+            if not p.nonidealities.setup_variation:
+                cache["setup"] = SetupDraw(1.0, 1.0, 0.0)
+            else:
+                rng = np.random.default_rng([p.die_seed, 6])
+                z_weight, z_trace, u = rng.standard_normal(), rng.standard_normal(), rng.random()
+                cache["setup"] = SetupDraw(
+                    weight_gain=float(np.clip(np.exp(p.setup_weight_gain_sigma * z_weight), *p.setup_weight_gain_range)),
+                    trace_gain=float(np.clip(np.exp(p.setup_trace_gain_sigma * z_trace), *p.setup_trace_gain_range)),
+                    input_delay_us=float(p.setup_input_delay_us[0] + u * (p.setup_input_delay_us[1]
+                                                                          - p.setup_input_delay_us[0])))
+        return cache["setup"]
 
     # --- readout: CADC channel offsets and correlation-sensor spread, each from its own stream ---
     # (drawn on first use from streams no other draw uses, so adding them changed no other pattern)

@@ -201,6 +201,13 @@ class ChipProfile:
     correlation_spread_sigma: float = 0.35    # lognormal sigma of per-synapse amplitude and tau
     correlation_baseline_lsb: float = 200.0   # read of a sensor right after its reset
     correlation_saturation_lsb: float = 160.0  # accumulated signal where the sensor starts to saturate
+    # --- setup to setup: one draw per die of each global factor (switch ``setup_variation``) ---
+    # (the defaults change nothing; a die's draws: ``chip.die.Die.setup``)
+    setup_weight_gain_sigma: float = 0.0  # lognormal sigma of the die's factor on every synaptic strength
+    setup_weight_gain_range: tuple[float, float] = (1.0, 1.0)  # ... clipped to this range
+    setup_trace_gain_sigma: float = 0.0   # lognormal sigma of the die's CADC slope (codes per volt)
+    setup_trace_gain_range: tuple[float, float] = (1.0, 1.0)
+    setup_input_delay_us: tuple[float, float] = (0.0, 0.0)  # uniform extra delay of the host's input events
 
     def __post_init__(self):
         positive_ints = ("cores", "neurons_per_core", "halves_per_core", "rows_per_half", "labels_per_row",
@@ -333,11 +340,13 @@ PROFILES: dict[str, ChipProfile] = {
         die_seed=1,
         noise_seed=1,
         # analog core. Synaptic input OTA: no public transfer curve; the one lead is the BSS-2 demo
-        # "dynamic range" (brainscales2-demos ts_06): the excitatory PSP height is linear up to about
-        # 288 summed weight codes (~5 threshold units), the inhibitory one compresses after about 100
-        # codes (~1.7 units). g(x) = I_sat·tanh(x/I_sat) with these I_sat is a guess in that spirit.
-        synaptic_saturation_exc=4.0,
-        synaptic_saturation_inh=2.0,
+        # "dynamic range" (brainscales2-demos ts_06): the excitatory PSP height is nearly linear up
+        # to about 288 summed weight codes (~5 threshold units): I_sat = 12 keeps tanh within 6 % of
+        # linear there; the inhibitory slope halves between ~100 and ~300 summed codes (1.7-5 units):
+        # I_sat = 4 (part of that compression is the membrane's lower rail, modelled apart).
+        # g(x) = I_sat·tanh(x/I_sat) with these I_sat is a guess in that spirit.
+        synaptic_saturation_exc=12.0,
+        synaptic_saturation_inh=4.0,
         # the membrane stays within ~25..228 CADC LSB (hxtorch tests/hw/test_spiking_boundary.py)
         membrane_rails_v=(0.17, 1.09),
         adaptation="current",  # the neuron's AdEx adaptation current (BSS-2 neuron circuit)
@@ -349,6 +358,21 @@ PROFILES: dict[str, ChipProfile] = {
         # fastAndDeep (Göltz et al.) yin_yang_hwAware.yaml: threshold_noise_b2b_std 0.04 of
         # theta - E_l = 2.6 -> 1.5 % from batch to batch
         threshold_drift=0.015,
+        # synaptic strength: a full-code synapse is ~1.1 threshold units of current jump on the chip
+        # (jaxsnn examples/event/yinyang_bss2.py: 58 codes per unit; calibrated hxtorch/demo setups
+        # 43-78 codes per unit); the synaptic-input bias leaves some headroom above that, and beyond
+        # ~2 units per synapse the input saturates anyway
+        weight_full_scale_range=(0.05, 2.0),
+        # setup to setup (docs/fidelity.md): the codes per threshold unit of calibrated setups span
+        # 43-78 around jaxsnn's 58 (factor 0.74-1.35); the threshold-to-leak distance in CADC codes
+        # 38-59 for a nominal 45 (hxtorch tests/hw/test_spiking_threshold.py: factor 0.84-1.31, part
+        # of it per-neuron mismatch, modelled apart); the host's spike-time correction 80 ns (jaxsnn
+        # --hw-correction) to 160 ns (its older -20 FPGA cycles): the input route's 80 ns plus 0-80 ns
+        setup_weight_gain_sigma=0.10,
+        setup_weight_gain_range=(0.74, 1.35),
+        setup_trace_gain_sigma=0.08,
+        setup_trace_gain_range=(0.84, 1.31),
+        setup_input_delay_us=(0.0, 0.08),
     ),
     "ideal": ChipProfile(
         name="ideal",

@@ -147,8 +147,9 @@ class CADC:
     noise_seed)`` the one a run reads through."""
 
     def __init__(self, profile: ChipProfile, *, offsets_lsb: np.ndarray | None = None, noise_lsb: float = 0.0,
-                 noise_seed=None):
+                 noise_seed=None, gain: float = 1.0):
         self.profile = profile
+        self.gain = float(gain)  # the die's CADC slope against the nominal (setup_variation)
         self.quantized = profile.cadc_bits is not None
         self.top = None if profile.cadc_bits is None else 2 ** profile.cadc_bits - 1
         self.offsets_lsb = offsets_lsb
@@ -163,7 +164,8 @@ class CADC:
         quantized = profile.cadc_bits is not None
         offsets = die.cadc_offsets_lsb() if quantized and switches.cadc_offsets else None
         noise = profile.cadc_noise_lsb if quantized and switches.cadc_noise else 0.0
-        return cls(profile, offsets_lsb=offsets, noise_lsb=noise, noise_seed=noise_seed)
+        gain = die.setup().trace_gain if quantized else 1.0
+        return cls(profile, offsets_lsb=offsets, noise_lsb=noise, noise_seed=noise_seed, gain=gain)
 
     def record_noise(self, index: int) -> np.random.Generator | None:
         """The run's stream of read noise for its membrane record ``index`` (None without noise)."""
@@ -175,10 +177,11 @@ class CADC:
 
     # --- the transfer ---
     def ideal_codes(self, model_values) -> np.ndarray:
-        """The continuous code of membrane values (model units) through the nominal transfer."""
+        """The continuous code of membrane values (model units) through this converter's transfer:
+        the nominal one, its slope times the die's ``gain`` (1 without setup variation)."""
         p = self.profile
         volts = self.transfer.physical("v_leak", model_values)
-        return (volts - p.cadc_zero_v) / p.cadc_lsb_v
+        return self.gain * (volts - p.cadc_zero_v) / p.cadc_lsb_v
 
     def model_values(self, codes) -> np.ndarray:
         """Nominal model value of codes (linear, no offsets: what a host computes)."""

@@ -497,7 +497,7 @@ def test_saturation_is_off_on_ideal_and_on_bss2():
     assert math.isinf(PROFILES["ideal"].synaptic_saturation_exc)
     bss2 = PROFILES["bss2"]
     assert bss2.nonidealities.synaptic_saturation
-    assert (bss2.synaptic_saturation_exc, bss2.synaptic_saturation_inh) == (4.0, 2.0)
+    assert (bss2.synaptic_saturation_exc, bss2.synaptic_saturation_inh) == (12.0, 4.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,14 +30,14 @@ name: pair
 duration: 40 us
 chip: {profile: bss2}
 populations:
-  out: {size: 3, params: {tau_mem: 10 us, tau_syn: 5 us, weight_full_scale: 4}}
+  out: {size: 3, params: {tau_mem: 10 us, tau_syn: 5 us, weight_full_scale: 2}}
 inputs:
   stim: {size: 2, type: spikes, times: [[2 us, 4 us, 6 us], [10 us, 12 us]]}
 projections:
-  stim_out: {pre: stim, post: out, sign: signed, weights: {array: [[3.0, -1.0, 2.0], [1.5, 2.5, -0.5]]}}
+  stim_out: {pre: stim, post: out, sign: signed, weights: {array: [[1.5, -0.5, 1.0], [0.75, 1.25, -0.25]]}}
 """
 
-EXCITATORY = NETLIST.replace("sign: signed", "sign: excitatory").replace("-1.0", "1.0").replace("-0.5", "0.5")
+EXCITATORY = NETLIST.replace("sign: signed", "sign: excitatory").replace("-0.5", "0.5").replace("-0.25", "0.25")
 
 # Yin-Yang, 5 input channels onto 3 outputs, on the bss2 chip: a checkpoint in about a second.
 TRAIN_NETLIST = """
@@ -45,7 +45,7 @@ name: tiny_bss2
 duration: 30 us
 chip: {profile: bss2}
 populations:
-  out: {size: 3, params: {tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, weight_full_scale: 4}}
+  out: {size: 3, params: {tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, weight_full_scale: 2}}
 inputs:
   in: {size: 5, type: spikes, times: [[], [], [], [], []]}
 projections:
@@ -169,7 +169,7 @@ REFUSALS = [
     ("another netlist", dict(text=NETLIST.replace("name: pair", "name: other")),
      "the configuration is for netlist 'pair', this chip is loaded with 'other'"),
     ("another population size", dict(text=NETLIST.replace("size: 3", "size: 4").replace(
-        "[[3.0, -1.0, 2.0], [1.5, 2.5, -0.5]]", "[[3.0, -1.0, 2.0, 1.0], [1.5, 2.5, -0.5, 1.0]]")),
+        "[[1.5, -0.5, 1.0], [0.75, 1.25, -0.25]]", "[[1.5, -0.5, 1.0, 0.5], [0.75, 1.25, -0.25, 0.5]]")),
      "the configuration is for another netlist named 'pair': population 'out' has size 3 there, 4 here"),
     ("another sign", dict(text=EXCITATORY),
      "the configuration is for another netlist named 'pair': projection 'stim_out' has sign 'signed' there, "

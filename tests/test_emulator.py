@@ -162,10 +162,11 @@ def test_ideal_has_no_spread():
 
 def test_leak_mismatch_is_visible_through_the_adc():
     """Without input, each membrane rests at its own effective leak: the CADC sees the spread
-    (its channel offsets and read noise off, so that only its quantization is left)."""
+    (its channel offsets, read noise and the die's slope off, so that only its quantization is left)."""
     bss2 = get_profile("bss2")
     nl = layer_netlist(n_in=2, n_out=64, profile="bss2", rate_hz=0.0, noise_membrane=0.0,
-                       nonidealities=dataclasses.replace(bss2.nonidealities, cadc_offsets=False, cadc_noise=False))
+                       nonidealities=dataclasses.replace(bss2.nonidealities, cadc_offsets=False, cadc_noise=False,
+                                                         setup_variation=False))
     host = HostInterface(nl)
     tr = host.run().trace("out")
     rest = tr.values[0, -1, :]

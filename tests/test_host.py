@@ -23,7 +23,7 @@ def test_weight_writes_come_back_quantized_to_six_bits(host, rng):
     step = host.weight_step("w")  # model units per code, per post neuron
     codes = written / step[None, :]
     np.testing.assert_allclose(codes, np.rint(codes), atol=1e-9)
-    assert np.abs(codes).max() <= 63
+    assert np.abs(np.rint(codes)).max() <= 63
     assert np.max(np.abs(written - wanted)) <= step.max() / 2 + 1e-12
     np.testing.assert_array_equal(host.read_weights("w"), written)
 

@@ -51,13 +51,13 @@ duration: {30 * STDP_PAIRINGS} us
 batch: 2
 chip: {{{{profile: {{profile}}}}}}
 populations:
-  post: {{{{size: 2, params: {{{{tau_mem: 5 us, tau_syn: 2 us, tau_ref: 10 us, weight_full_scale: 8}}}}}}}}
+  post: {{{{size: 2, params: {{{{tau_mem: 5 us, tau_syn: 2 us, tau_ref: 10 us, v_threshold: 0.2, weight_full_scale: 2}}}}}}}}
 inputs:
   pre:   {{{{size: 2, type: spikes, times: [{_every_30_us(10)}, {_every_30_us(16)}]}}}}
   drive: {{{{size: 2, type: spikes, times: [{_every_30_us(12)}, {_every_30_us(10)}]}}}}
 projections:
   plastic: {{{{pre: pre, post: post, connectivity: one_to_one, weights: 0.5}}}}
-  teacher: {{{{pre: drive, post: post, connectivity: one_to_one, weights: 8}}}}
+  teacher: {{{{pre: drive, post: post, connectivity: one_to_one, weights: 2}}}}
 """
 
 # Yin-Yang with duplicate 1 (5 input channels) onto 3 output neurons, one projection, ideal chip.

@@ -386,7 +386,8 @@ def _calendar(tables: ChipTables, inputs: dict[str, SpikeEvents], dt: float, clo
     for name, events in inputs.items():
         if name not in tables.units_of_source or len(events) == 0:
             continue
-        t = np.rint(events.time_us / clock) * clock
+        # the host's events enter the chip on the clock, after the die's extra input delay
+        t = np.rint((events.time_us + tables.input_delay_us) / clock) * clock
         if tables.link_model:
             step_of = np.floor(t / dt + 1e-9).astype(np.int64)
             sends.append((step_of, np.full(len(t), tables.source_ids[name]), events.batch, events.neuron, t))

@@ -268,7 +268,8 @@ class ChipTables:
 
     The analog core's effects, from the profile: ``adapt_current`` (adaptation is a current, and
     some neuron adapts), ``saturation`` (I_sat of the excitatory and inhibitory synaptic inputs, or
-    None: linear), ``rails`` (the membrane's range in model units, or None: unbounded)."""
+    None: linear), ``rails`` (the membrane's range in model units, or None: unbounded);
+    ``input_delay_us`` the die's extra delay of every event the host sends (setup variation)."""
 
     dt_us: float
     neurons: NeuronTable
@@ -284,6 +285,7 @@ class ChipTables:
     adapt_current: bool = False
     saturation: tuple[float, float] | None = None
     rails: tuple[float, float] | None = None
+    input_delay_us: float = 0.0
 
 
 def link_table(routes: LinkRoutes, batch: int) -> LinkTable:
@@ -313,6 +315,7 @@ def effective_weights(mapped, die: Die, state: ChipState, projection: str) -> tu
     sl = slice(post.offset, post.offset + post.size)
     wfs = die.effective(transfer, "weight_full_scale", state.codes["weight_full_scale"][sl],
                         np.arange(post.offset, post.offset + post.size))[proj.post_index]
+    wfs = wfs * die.setup().weight_gain  # the die's global synaptic strength (1 without setup variation)
     scale = float(die.profile.weight_max_code or 1)
     result = []
     for codes, ids in ((state.exc_code[projection], proj.exc_synapse), (state.inh_code[projection], proj.inh_synapse)):
@@ -571,4 +574,5 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
         units_of_source={k: tuple(v) for k, v in units_of_source.items()}, source_ids=source_ids,
         n_pop_sources=n_pop_sources, horizon_steps=int(math.ceil(reach / dt)) + 3, link_model=link_model,
         links=links, adaptive=bool(np.any(neurons.adapt_increment > 0)) or adapt_current,
-        adapt_current=adapt_current, saturation=saturation, rails=rails)
+        adapt_current=adapt_current, saturation=saturation, rails=rails,
+        input_delay_us=die.setup().input_delay_us)
