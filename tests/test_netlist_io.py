@@ -851,6 +851,18 @@ def test_full_example_in_the_docs_loads():
     assert nl.populations["hidden"].v_init == (0.0, 0.5, 1)
 
 
+def test_the_chip_table_in_the_docs_lists_every_chip_key_with_both_profiles_values():
+    """Every chip key (they follow ChipProfile's fields) has a row in docs/netlist.md, so a new
+    profile field cannot go undocumented."""
+    from chip.netlist.schema import CHIP_KEYS
+
+    doc = (Path(__file__).parent.parent / "docs" / "netlist.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().strip("`"): line for line in doc.splitlines() if line.startswith("| `")}
+    missing = [key for key in CHIP_KEYS if key not in rows]
+    assert not missing, f"chip keys without a row in docs/netlist.md: {missing}"
+    assert all(row.count("|") >= 5 for key, row in rows.items() if key in CHIP_KEYS)  # bss2 and ideal columns
+
+
 SHIPPED = sorted(p for p in (Path(__file__).parent.parent / "netlists").glob("*.yaml") if ".golden" not in p.name)
 
 
