@@ -77,3 +77,20 @@ def test_bench_yinyang_smoke():
     peer = out["peer_figures_not_remeasured"]["snntorch"]
     assert "not re-measured" in peer["note"] and peer["setup"]
     assert all(_positive(v) for v in peer["samples_per_s"].values())
+
+
+def test_ablation_smoke(tmp_path):
+    """One epoch of two rows on a reduced data set: the script runs and prints its table."""
+    import shutil
+
+    netlist = tmp_path / "yy.yaml"
+    text = (HERE.parent / "netlists" / "yinyang_bss2.yaml").read_text()
+    netlist.write_text(text.replace("  epochs: 10\n", "  epochs: 1\n  train_size: 64\n  test_size: 64\n"))
+    shutil.copy(HERE.parent / "netlists" / "yinyang_batch.npz", tmp_path / "yinyang_batch.npz")
+    proc = subprocess.run([sys.executable, str(HERE / "ablation.py"), str(netlist), "--seeds", "1", "--rows",
+                           "all,ideal", "--jobs", "2", "--out", str(tmp_path / "runs"),
+                           "--json-out", str(tmp_path / "a.json")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| `all` |" in proc.stdout and "| `ideal` |" in proc.stdout
+    rows = json.loads((tmp_path / "a.json").read_text())["rows"]
+    assert set(rows) == {"all", "ideal"} and all(0.0 <= r["mean"] <= 1.0 for r in rows.values())

@@ -1,0 +1,33 @@
+"""The ablation benchmark's rows switch off exactly what they say (benchmarks/ablation.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
+ablation = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ablation)
+
+NETLIST = str(ROOT / "netlists" / "yinyang_bss2.yaml")
+
+
+@pytest.mark.parametrize("row", list(ablation.ROWS))
+def test_each_row_changes_only_its_effect(row, tmp_path):
+    base = ablation._netlist(NETLIST, "all", 2, None, str(tmp_path))
+    nl = ablation._netlist(NETLIST, row, 2, None, str(tmp_path))
+    assert nl.chip.die_seed == nl.chip.noise_seed == 2 and nl.train["seed"] == 2
+    assert nl.projections["in_hidden"].weights.seed == base.projections["in_hidden"].weights.seed == 201
+    if row == "ideal":
+        assert nl.chip.name == "ideal"
+        return
+    changed = {f.name for f in dataclasses.fields(base.chip) if getattr(base.chip, f.name) != getattr(nl.chip, f.name)}
+    expected = {"all": set(), "no_mismatch": {"mismatch"}, "no_noise": {"noise_membrane"}}.get(row, {"nonidealities"})
+    assert changed == expected
+    if changed == {"nonidealities"}:
+        off = {f.name for f in dataclasses.fields(nl.chip.nonidealities) if not getattr(nl.chip.nonidealities, f.name)}
+        assert off == set(ablation.ROWS[row][1]["nonidealities"])
