@@ -114,13 +114,20 @@ def run(netlist: Path = _NETLIST,
         batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Samples in the batch."),
         die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE,
         update_golden: bool = typer.Option(False, "--update-golden",
-                                           help="Write the run's spikes as the netlist's golden file.")):
+                                           help="Write the run's spikes as the netlist's golden file."),
+        plot: bool = typer.Option(False, "--plot", help="Also draw the run (run.png) beside the data in --out.")):
     """Run a netlist on the emulated chip and summarise the spikes."""
 
     def body():
         from chip.host import HostInterface
         from chip.output import summarize, write_outputs
 
+        if plot:
+            if out is None:
+                _fail("--plot needs --out: the picture is drawn from the files written there")
+            import pictures
+
+            pictures.require()  # before the run, not after it
         t_start = time.perf_counter()
         nl = _load(netlist, profile, die_seed, noise_seed, batch)
         host = HostInterface(nl)
@@ -132,6 +139,8 @@ def run(netlist: Path = _NETLIST,
         summary = summarize(host, result, wall_s=time.perf_counter() - t_start)
         if out is not None:
             write_outputs(out, host, result, summary)
+        if plot:
+            summary["plot"] = str(_draw(lambda pictures: pictures.plot_run(out)))
         if update_golden:
             from regression.runner import write_golden
 
@@ -158,6 +167,33 @@ def _print_summary(summary: dict, out: Optional[Path]) -> None:
             typer.echo(f"    link {link['name']}: offered {link['offered']}, dropped {link['dropped']}")
     if out is not None:
         typer.echo(f"  wrote {out}/spikes.npz, summary.json" + (", traces.npz" if summary.get("traces") else ""))
+    if summary.get("plot"):
+        typer.echo(f"  drew {summary['plot']}")
+
+
+def _draw(draw: Callable):
+    """Call ``draw(pictures)`` on the non-interactive backend (matplotlib is imported only here)."""
+    import pictures
+
+    pictures.use_agg()
+    return draw(pictures)
+
+
+@app.command()
+def plot(directory: Path = typer.Argument(..., help="A run directory (chipctl run --out) or a training "
+                                                    "checkpoint directory (chipctl train)."),
+         out: Optional[Path] = typer.Option(None, "--out", help="Picture file, .png, .svg or .pdf "
+                                            "(default: run.png or training.png in DIRECTORY)."),
+         sample: int = typer.Option(0, "--sample", min=0, help="Which sample of the batch a run's picture shows."),
+         as_json: bool = typer.Option(False, "--json", help="Print the picture's path as JSON.")):
+    """Draw a run (spike rasters, membrane traces as the ADC read them, rates, congested links) or a
+    training (loss, accuracy, rule metrics) from the files chipctl wrote."""
+
+    def body():
+        path = _draw(lambda pictures: pictures.plot_path(directory, out, sample=sample))
+        typer.echo(json.dumps({"plot": str(path)}) if as_json else f"drew {path}")
+
+    _guard(body)
 
 
 @app.command()

@@ -1,0 +1,244 @@
+"""Pictures: every kind drawn and checked for what it shows, through the CLI a user types.
+
+A picture passes when its file is written and not blank, and its figure has the expected panels
+with labelled axes showing the data the run produced (the same spike times,
+trace samples, link counts, rows and loads) — not merely when drawing raised nothing. Also: a
+missing matplotlib is one line and exit 2, a plain ``chipctl run`` never imports matplotlib, and a
+4000-neuron raster is drawn as an
+image (its speed is a benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+pytest.importorskip("matplotlib")
+
+import matplotlib.colors  # noqa: E402
+import matplotlib.image  # noqa: E402
+
+import pictures  # noqa: E402
+from pictures.run import load_run, run_figure  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SINGLE = REPO / "netlists" / "single_neuron.yaml"
+OVERLOAD = REPO / "netlists" / "overload.yaml"
+
+
+def _cli(*args, ok: bool = True):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def _not_blank(path: Path, min_ink: float = 0.01) -> np.ndarray:
+    """The image's pixels, after checking that a real share of them is not background."""
+    assert path.is_file() and path.stat().st_size > 1000, path
+    img = matplotlib.image.imread(path)[..., :3]
+    ink = np.mean(np.any(np.abs(img - img[0, 0]) > 0.1, axis=-1))
+    assert ink > min_ink, f"{path}: only {ink:.2%} of the pixels are drawn"
+    return img
+
+
+def _labelled(ax) -> None:
+    assert ax.get_xlabel() or ax.get_ylabel(), ax.get_title("left")
+    assert ax.get_ylabel(), f"panel {ax.get_title('left')!r} has no y label"
+
+
+def _bar_widths(ax) -> dict[str, float]:
+    """Horizontal bars by their y tick label (summed over stacked bars)."""
+    ticks = dict(zip(np.round(ax.get_yticks(), 6), [t.get_text() for t in ax.get_yticklabels()]))
+    widths: dict[str, float] = {}
+    for p in ax.patches:
+        label = ticks[round(p.get_y() + p.get_height() / 2, 6)]
+        widths[label] = widths.get(label, 0.0) + p.get_width()
+    return widths
+
+
+# ------------------------------------------------------------------------------------ runs
+def test_run_plot_draws_raster_trace_and_rates_of_the_single_neuron(tmp_path):
+    out = tmp_path / "single"
+    result = _cli("run", SINGLE, "--out", out, "--plot")
+    assert f"drew {out / 'run.png'}" in result.output
+    _not_blank(out / "run.png")
+
+    run = load_run(out)
+    fig = run_figure(run)
+    raster, trace, rates = fig.axes  # one population, one trace, the rates: nothing else
+    for ax in fig.axes:
+        _labelled(ax)
+    assert rates.get_xlabel() == "time (µs, hardware)"
+    assert "neuron" in raster.get_ylabel() and "Hz" in rates.get_ylabel()
+    # the raster shows exactly the run's spikes
+    [dots] = raster.get_lines()
+    np.testing.assert_allclose(dots.get_xdata(), run.spikes["neuron"]["time_us"])
+    # the trace as the ADC read it: sample and hold steps through every sample, codes on the right
+    steps = [line for line in trace.get_lines() if line.get_drawstyle() == "steps-post"]
+    assert len(steps) == 1
+    tr = run.traces[0]
+    np.testing.assert_allclose(steps[0].get_xdata(), tr["time_us"])
+    np.testing.assert_allclose(steps[0].get_ydata(), tr["values"][0, :, 0])
+    assert "model units" in trace.get_ylabel() and "CADC" in trace.get_title("left")
+    [codes] = [child for child in trace.get_children() if type(child).__name__ == "SecondaryAxis"]
+    assert codes.get_ylabel() == "CADC code"
+    # the code axis is the ADC's: model values map to the codes it read
+    fig.canvas.draw()
+    slope, offset = np.polyfit(tr["codes"][0, :, 0].astype(float), tr["values"][0, :, 0], 1)
+    np.testing.assert_allclose((np.asarray(trace.get_ylim()) - offset) / slope, codes.get_ylim(), rtol=1e-6)
+    # the rate: one spike of one neuron in one bin
+    [stairs] = rates.patches
+    width_s = 60e-6 / 50
+    assert stairs.get_data().values.max() * 1e3 == pytest.approx(1 / width_s)
+
+
+@pytest.mark.parametrize("suffix, magic", [(".svg", b"<svg"), (".pdf", b"%PDF")])
+def test_plot_writes_svg_and_pdf(tmp_path, suffix, magic):
+    out = tmp_path / "single"
+    _cli("run", SINGLE, "--out", out)
+    target = tmp_path / f"picture{suffix}"
+    result = _cli("plot", out, "--out", target, "--json")
+    assert json.loads(result.output) == {"plot": str(target)}
+    data = target.read_bytes()
+    assert magic in data[:400] and len(data) > 5000
+    if suffix == ".svg":
+        text = data.decode()
+        assert "time (µs, hardware)" in text and "CADC code" in text
+
+
+def test_congested_links_get_their_panel(tmp_path):
+    out = tmp_path / "overload"
+    _cli("run", OVERLOAD, "--out", out, "--plot")
+    _not_blank(out / "run.png")
+    run = load_run(out)
+    fig = run_figure(run)
+    raster, rates, links = fig.axes
+    for ax in fig.axes:
+        _labelled(ax)
+    assert links.get_xlabel() == "events (whole batch)" and "congested" in links.get_title("left")
+    congested = [link for link in run.summary["links"] if link["dropped"]]
+    assert [t.get_text() for t in links.get_yticklabels()] == [link["name"] for link in congested]
+    delivered, dropped = links.patches[:len(congested)], links.patches[len(congested):]
+    for link, d, x in zip(congested, delivered, dropped):
+        assert d.get_width() == link["delivered"] and x.get_width() == link["dropped"]
+        assert d.get_facecolor() != x.get_facecolor()
+    assert _bar_widths(links) == {link["name"]: link["offered"] for link in congested}
+
+
+BIOLOGICAL = """\
+name: two_populations
+timescale: biological
+duration: 200 ms
+batch: 3
+chip: {profile: ideal, step: 0.1 ms}
+populations:
+  exc: {size: 40, params: {tau_mem: 20 ms, tau_syn: 5 ms, tau_ref: 2 ms}}
+  inh: {size: 10, params: {tau_mem: 20 ms, tau_syn: 5 ms, tau_ref: 2 ms}}
+inputs:
+  drive: {size: 20, type: poisson, rate: 60 Hz, seed: 4}
+projections:
+  d_exc: {pre: drive, post: exc, connectivity: {probability: 0.5, seed: 1}, weights: 0.4}
+  d_inh: {pre: drive, post: inh, connectivity: {probability: 0.5, seed: 2}, weights: 0.4}
+record:
+  spikes: all
+  membrane: [{population: exc, neurons: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], adc: cadc}]
+"""
+
+
+def test_biological_time_two_populations_and_the_sample_shown(tmp_path):
+    net = tmp_path / "bio.yaml"
+    net.write_text(BIOLOGICAL)
+    out = tmp_path / "bio"
+    _cli("run", net, "--out", out)
+    _cli("plot", out, "--sample", 2, "--out", tmp_path / "s2.png")
+    _not_blank(tmp_path / "s2.png")
+    run = load_run(out)
+    fig = run_figure(run, sample=2)
+    exc, inh, trace, rates = fig.axes
+    assert rates.get_xlabel() == "time (ms, biological)" and "biological" in rates.get_ylabel()
+    assert rates.get_xlim() == pytest.approx((0, 200))
+    # one colour per population, the same in the raster and the rates
+    hexed = matplotlib.colors.to_hex
+    legend = {t.get_text(): hexed(h.get_color()) for t, h in zip(rates.get_legend().get_texts(),
+                                                                    rates.get_legend().legend_handles)}
+    assert hexed(exc.get_lines()[0].get_color()) == legend["exc"] != legend["inh"] == hexed(inh.get_lines()[0].get_color())
+    # sample 2's spikes, in ms: hardware µs equal biological ms at a speedup of 1000
+    spikes = run.spikes["inh"]
+    keep = spikes["batch"] == 2
+    np.testing.assert_allclose(inh.get_lines()[0].get_xdata(), spikes["time_us"][keep])
+    assert keep.sum() and (~keep).sum()
+    # ten traced neurons: the first eight drawn, and the title says so
+    assert "first 8 of 10" in trace.get_title("left")
+    assert len([line for line in trace.get_lines() if line.get_drawstyle() == "steps-post"]) == 8
+    assert "sample 2 of 3" in fig.get_suptitle()
+
+    bad = _cli("plot", out, "--sample", 3, ok=False)
+    assert bad.exit_code == 2 and "sample 3 is not in the batch (0..2)" in bad.output
+
+
+def test_a_4000_neuron_raster_is_one_image_not_thousands_of_markers(tmp_path):
+    # how long it takes is measured in benchmarks/bench_pictures.py, not asserted here
+    out = tmp_path / "cuba"
+    _cli("run", REPO / "benchmarks" / "cuba_ideal.yaml", "--out", out)
+    _cli("plot", out, "--out", tmp_path / "cuba.svg")
+    svg = (tmp_path / "cuba.svg").read_text()
+    # the dots are one embedded raster image per population, not 20000 vector markers
+    assert svg.count("<image") >= 2 and len(svg) < 5_000_000
+    fig = run_figure(load_run(out))
+    assert all(ax.get_lines()[0].get_rasterized() for ax in fig.axes[:2])
+    assert fig.axes[-1].get_xlabel() == "time (ms, biological)"
+
+
+def test_bad_directories_and_formats_are_one_line(tmp_path):
+    for args, message in [
+        (("plot", tmp_path / "nowhere"), "no such directory"),
+        (("plot", tmp_path), "not a run (summary.json"),
+        (("run", SINGLE, "--plot"), "--plot needs --out"),
+    ]:
+        result = _cli(*args, ok=False)
+        assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+    out = tmp_path / "single"
+    _cli("run", SINGLE, "--out", out)
+    result = _cli("plot", out, "--out", tmp_path / "x.gif", ok=False)
+    assert result.exit_code == 2 and "not .gif" in result.output
+    (out / "spikes.npz").write_bytes(b"not a zip file")
+    result = _cli("plot", out, ok=False)
+    assert result.exit_code == 2 and "spikes.npz: unreadable" in result.output
+
+
+# ------------------------------------------------------------------------------------ installs
+def _python(code: str, *args, timeout=300):
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+NO_MATPLOTLIB = "import sys; sys.modules['matplotlib'] = None; sys.argv = ['chipctl'] + sys.argv[1:]; from cli import app; app()"
+
+
+def test_without_matplotlib_pictures_are_one_line_and_exit_2(tmp_path):
+    out = tmp_path / "single"
+    _cli("run", SINGLE, "--out", out)
+    for args in (("plot", out), ("run", SINGLE, "--out", tmp_path / "fresh", "--plot")):
+        proc = _python(NO_MATPLOTLIB, *args)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip() == f"chipctl: {pictures.MISSING}"
+    assert not (tmp_path / "fresh").exists()  # refused before the run
+
+
+def test_a_plain_run_imports_no_matplotlib(tmp_path):
+    code = ("import sys, chip, chipctl, pictures; from typer.testing import CliRunner; from cli import app; "
+            "r = CliRunner().invoke(app, ['run', 'netlists/single_neuron.yaml', '--out', sys.argv[1]]); "
+            "assert r.exit_code == 0, r.output; print('matplotlib' in sys.modules)")
+    proc = _python(code, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
