@@ -52,7 +52,9 @@ _EXPORTS = {
     "check_rule": "rules",
     # pictures (need the plot extra: matplotlib is imported when one is drawn)
     "plot_run": "pictures",
+    "plot_chip": "pictures",
     "run_figure": "pictures",
+    "chip_figure": "pictures",
     "load_run": "pictures",
 }
 

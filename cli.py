@@ -269,18 +269,29 @@ def schema():
 @app.command()
 def graph(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
           graphml: Optional[Path] = typer.Option(None, "--graphml", help="Write the routing graph as GraphML."),
-          as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON.")):
-    """Summarise the mapped routing graph (nodes, links, rows used) and optionally write it."""
+          as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+          plot: bool = typer.Option(False, "--plot", help="Draw the placement per core and half, the rows per bus "
+                                    "and the routing graph's load (default file: NETLIST's name + .chip.png here)."),
+          plot_out: Optional[Path] = typer.Option(None, "--out", help="Where --plot draws (.png, .svg or .pdf); "
+                                                  "implies --plot.")):
+    """Summarise the mapped routing graph (nodes, links, rows used) and optionally write or draw it."""
 
     def body():
         from chip.mapping import graph_summary, map_netlist, write_graphml
 
+        if plot or plot_out is not None:
+            import pictures
+
+            pictures.require()
         nl = _load(netlist, profile, None, None, None)
         mapped = map_netlist(nl)
         summary = _jsonable(graph_summary(mapped))
         if graphml is not None:
             write_graphml(mapped, graphml)
             summary["graphml"] = str(graphml)
+        if plot or plot_out is not None:
+            target = plot_out if plot_out is not None else Path(f"{netlist.stem}.chip.png")
+            summary["plot"] = str(_draw(lambda pictures: pictures.plot_chip(mapped, target)))
         if as_json:
             typer.echo(json.dumps(summary))
         else:

@@ -1,7 +1,7 @@
 """Pictures: every kind drawn and checked for what it shows, through the CLI a user types.
 
 A picture passes when its file is written and not blank, and its figure has the expected panels
-with labelled axes showing the data the run produced (the same spike times,
+with labelled axes showing the data the run or mapping produced (the same spike times,
 trace samples, link counts, rows and loads) — not merely when drawing raised nothing. Also: a
 missing matplotlib is one line and exit 2, a plain ``chipctl run`` never imports matplotlib, and a
 4000-neuron raster is drawn as an
@@ -216,6 +216,79 @@ def test_bad_directories_and_formats_are_one_line(tmp_path):
     assert result.exit_code == 2 and "spikes.npz: unreadable" in result.output
 
 
+# ------------------------------------------------------------------------------------ the chip
+TWO_HALVES = """\
+name: two_halves
+duration: 10 us
+chip: {profile: bss2}
+populations:
+  hidden: {size: 300}
+  out: {size: 4}
+inputs:
+  in: {size: 20, type: poisson, rate: 10 kHz, seed: 1}
+projections:
+  in_hidden: {pre: in, post: hidden, connectivity: {probability: 0.5, seed: 1}, weights: {normal: {mean: 0, std: 0.2}, seed: 2}}
+  hidden_out: {pre: hidden, post: out, connectivity: {probability: 0.1, seed: 3}, weights: 0.3}
+"""
+
+
+def test_graph_plot_draws_halves_rows_per_bus_and_link_load(tmp_path, monkeypatch):
+    from chip.mapping import graph_summary, map_netlist
+    from chip.netlist import load_netlist
+
+    net = tmp_path / "two_halves.yaml"
+    net.write_text(TWO_HALVES)
+    monkeypatch.chdir(tmp_path)
+    result = _cli("graph", net, "--plot", "--json")
+    assert json.loads(result.output)["plot"] == "two_halves.chip.png"
+    _not_blank(tmp_path / "two_halves.chip.png")
+
+    mapped = map_netlist(load_netlist(net))
+    fig = pictures.chip_figure(mapped)
+    half0, half1, buses, links = fig.axes  # 300 neurons: two halves, then rows per bus and link load
+    for ax in fig.axes:
+        _labelled(ax)
+    assert half0.get_title("left").startswith("core0.half0: 256 circuits") and half1.get_title("left").startswith("core0.half1: 48")
+    assert [t.get_text() for t in half0.get_yticklabels()] == ["bus 0", "bus 1", "bus 2", "bus 3", "neurons"]
+    # every synapse of the mapping is one coloured cell of its half's array
+    cells = {0: 0, 1: 0}
+    for proj in mapped.projections.values():
+        for ids in (proj.exc_synapse, proj.inh_synapse):
+            half, _, _ = mapped.decode_synapses(np.asarray(ids)[np.asarray(ids) >= 0])
+            for h in (0, 1):
+                cells[h] += int(np.sum(half == h))
+    for ax, h in ((half0, 0), (half1, 1)):
+        synapses, band = ax.get_images()
+        assert np.count_nonzero(synapses.get_array()) == cells[h] and synapses.get_array().shape == (256, 256)
+        assert np.count_nonzero(band.get_array()) == (256 if h == 0 else 48)
+    # rows per bus: the summary's numbers, bar by bar
+    summary = graph_summary(mapped)
+    rows = [(b["excitatory"], b["inhibitory"]) for half in summary["rows_used"].values() for b in half["buses"]]
+    bars = buses.patches
+    assert [int(p.get_height()) for p in bars[:len(rows)]] == [e for e, _ in rows]
+    assert [int(p.get_height()) for p in bars[len(rows):2 * len(rows)]] == [i for _, i in rows]
+    assert buses.get_ylabel() == "synapse rows"
+    # link load: the input's 20 neurons enter through the FPGA link, the hidden neurons of each half
+    # leave through their half's output
+    widths = _bar_widths(links)
+    assert widths["input:in->fpga"] == 20 and widths["fpga->core0.xbar"] == 20
+    assert widths["neurons:core0.half0->core0.xbar"] == 256 and widths["neurons:core0.half1->core0.xbar"] == 300 - 256
+    assert links.get_xlabel() == "source neurons sending over the link"
+
+    result = _cli("graph", net, "--out", tmp_path / "chip.svg")
+    assert (tmp_path / "chip.svg").read_bytes()[:400].find(b"<svg") >= 0
+
+
+def test_graph_plot_of_an_ideal_chip_with_many_halves():
+    from chip.mapping import map_netlist
+    from chip.netlist import load_netlist
+
+    fig = pictures.chip_figure(map_netlist(load_netlist(REPO / "benchmarks" / "cuba_ideal.yaml")))
+    assert len(fig.axes) == 16 + 2  # 4000 neurons on 16 halves of 256
+    synapses, _ = fig.axes[0].get_images()
+    assert synapses.get_array().shape[0] < 65536  # the rows in use, not the ideal chip's 65536
+
+
 # ------------------------------------------------------------------------------------ installs
 def _python(code: str, *args, timeout=300):
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO, capture_output=True, text=True,
@@ -228,7 +301,7 @@ NO_MATPLOTLIB = "import sys; sys.modules['matplotlib'] = None; sys.argv = ['chip
 def test_without_matplotlib_pictures_are_one_line_and_exit_2(tmp_path):
     out = tmp_path / "single"
     _cli("run", SINGLE, "--out", out)
-    for args in (("plot", out), ("run", SINGLE, "--out", tmp_path / "fresh", "--plot")):
+    for args in (("plot", out), ("run", SINGLE, "--out", tmp_path / "fresh", "--plot"), ("graph", SINGLE, "--plot")):
         proc = _python(NO_MATPLOTLIB, *args)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip() == f"chipctl: {pictures.MISSING}"
