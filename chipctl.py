@@ -52,8 +52,10 @@ _EXPORTS = {
     "check_rule": "rules",
     # pictures (need the plot extra: matplotlib is imported when one is drawn)
     "plot_run": "pictures",
+    "plot_training": "pictures",
     "plot_chip": "pictures",
     "run_figure": "pictures",
+    "training_figure": "pictures",
     "chip_figure": "pictures",
     "load_run": "pictures",
 }

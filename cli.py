@@ -322,7 +322,10 @@ def train(netlist: Path = _NETLIST,
           checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory (overrides train.checkpoint)."),
           resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
           epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override train.epochs."),
-          die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE):
+          die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE,
+          plot: Optional[bool] = typer.Option(None, "--plot/--no-plot", help="Draw the training curves (training.png) "
+                                              "into the checkpoint directory after every epoch (default: when "
+                                              "matplotlib is installed).")):
     """Train the netlist's chip in the loop with its train: block (rules, data, optimizer)."""
 
     def body():
@@ -331,6 +334,7 @@ def train(netlist: Path = _NETLIST,
         nl = _load(netlist, profile, die_seed, noise_seed, None)
         bar = _Progress(f"training {nl.name}", after_s=0.0)
         trainer = Trainer(nl, extra_rules=tuple(rule), checkpoint=checkpoint, epochs=epochs, progress=bar)
+        drawn = _training_pictures(trainer, plot, f"{nl.name} on the {nl.chip.name} chip")
         if resume:
             trainer.resume()
         try:
@@ -342,6 +346,8 @@ def train(netlist: Path = _NETLIST,
                "train_loss": metrics["train_loss"], "wall_s": metrics["wall_s"],
                "checkpoint": str(trainer.checkpoint_dir) if trainer.checkpoint_dir else None,
                "history": metrics["history"]}
+        if drawn and metrics["history"]:
+            out["plot"] = str(drawn)
         if as_json:
             typer.echo(json.dumps(_jsonable(out)))
         else:
@@ -350,9 +356,33 @@ def train(netlist: Path = _NETLIST,
                 typer.echo(f"epoch {h['epoch']:>3}: loss {h['train_loss']:.4f}  train {h['train_accuracy']:.3f}{test}"
                            f"  ({h['epoch_wall_s']:.1f} s)")
             typer.echo(f"{nl.name}: {metrics['epochs']} epochs in {metrics['wall_s']:.1f} s"
-                       + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else ""))
+                       + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else "")
+                       + (f", curves in {out['plot']}" if out.get("plot") else ""))
 
     _guard(body)
+
+
+def _training_pictures(trainer, plot: Optional[bool], title: str) -> Optional[Path]:
+    """Hook the training pictures onto the trainer's epochs; their path, or None when none are drawn
+    (--no-plot, no checkpoint directory, or matplotlib missing without --plot: a notice)."""
+    if plot is False:
+        return None
+    if trainer.checkpoint_dir is None:
+        if plot:
+            _fail("--plot needs a checkpoint directory (train.checkpoint or --checkpoint): the curves are drawn there")
+        return None
+    import pictures
+
+    if not pictures.available():
+        if plot:
+            pictures.require()
+        typer.echo(f"chipctl: no training curves: {pictures.MISSING}", err=True)
+        return None
+    from pictures.training import TRAINING_PICTURE, TrainingPictures
+
+    pictures.use_agg()
+    trainer.on_epoch = TrainingPictures(trainer, title=title)
+    return trainer.checkpoint_dir / TRAINING_PICTURE
 
 
 @app.command("eval")

@@ -143,9 +143,13 @@ _UNITS = (("_us", "µs"), ("_ms", "ms"), ("_hz", "Hz"), ("_deg", "°"), ("_mv", 
 
 def unit_label(name: str) -> str:
     """An axis label from a metric name: ``rule_angle_deg`` -> ``angle (°)``, ``dead_fraction``
-    -> ``dead fraction``."""
-    label = name[len("rule_"):] if name.startswith("rule_") else name
-    for suffix, unit in _UNITS:
+    -> ``dead fraction``, ``angle_deg.hidden`` (a nested metric) -> ``angle, hidden (°)``."""
+    label, _, part = name.partition(".")
+    label = label[len("rule_"):] if label.startswith("rule_") else label
+    unit = ""
+    for suffix, symbol in _UNITS:
         if label.lower().endswith(suffix):
-            return f"{label[:-len(suffix)].replace('_', ' ')} ({unit})"
-    return label.replace("_", " ")
+            label, unit = label[:-len(suffix)], f" ({symbol})"
+            break
+    words = label.replace("_", " ") + (f", {part.replace('.', ' ').replace('_', ' ')}" if part else "")
+    return words + unit

@@ -1,7 +1,7 @@
 """Pictures: every kind drawn and checked for what it shows, through the CLI a user types.
 
 A picture passes when its file is written and not blank, and its figure has the expected panels
-with labelled axes showing the data the run or mapping produced (the same spike times,
+with labelled axes showing the data the run, training or mapping produced (the same spike times,
 trace samples, link counts, rows and loads) — not merely when drawing raised nothing. Also: a
 missing matplotlib is one line and exit 2, a plain ``chipctl run`` never imports matplotlib, and a
 4000-neuron raster is drawn as an
@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from rules import Rule, hookimpl
 
 pytest.importorskip("matplotlib")
 
@@ -29,6 +30,7 @@ import matplotlib.image  # noqa: E402
 
 import pictures  # noqa: E402
 from pictures.run import load_run, run_figure  # noqa: E402
+from pictures.training import load_training, training_figure  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SINGLE = REPO / "netlists" / "single_neuron.yaml"
@@ -202,7 +204,7 @@ def test_a_4000_neuron_raster_is_one_image_not_thousands_of_markers(tmp_path):
 def test_bad_directories_and_formats_are_one_line(tmp_path):
     for args, message in [
         (("plot", tmp_path / "nowhere"), "no such directory"),
-        (("plot", tmp_path), "not a run (summary.json"),
+        (("plot", tmp_path), "neither a run (summary.json"),
         (("run", SINGLE, "--plot"), "--plot needs --out"),
     ]:
         result = _cli(*args, ok=False)
@@ -214,6 +216,145 @@ def test_bad_directories_and_formats_are_one_line(tmp_path):
     (out / "spikes.npz").write_bytes(b"not a zip file")
     result = _cli("plot", out, ok=False)
     assert result.exit_code == 2 and "spikes.npz: unreadable" in result.output
+
+
+# ------------------------------------------------------------------------------------ training
+TRAIN = """\
+name: yinyang_tiny
+duration: 30 us
+chip: {profile: ideal, step: 0.2 us}
+populations:
+  out: {size: 3, params: {tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, weight_full_scale: 4}}
+inputs:
+  in: {size: 5, type: spikes, times: [[], [], [], [], []]}
+projections:
+  in_out: {pre: in, post: out, weights: {uniform: {low: 0.5, high: 1.5}, seed: 3}}
+train:
+  task: yinyang
+  input: in
+  output: out
+  rules: [eventprop]
+  encoding: {duplicate: 1}
+  epochs: 3
+  eval_every: 2
+  batch_size: 32
+  train_size: 64
+  test_size: 32
+  seed: 0
+"""
+
+
+class FigureRule(Rule):
+    """Reports a scalar and a list metric per epoch and contributes figures, as data and drawn."""
+
+    name = "figures"
+    description = "Test rule: metrics and figures."
+    seen: list[int] = []
+
+    @hookimpl
+    def chipctl_epoch_finished(self, context, epoch, metrics):
+        # names the pictures have never heard of: a scalar, a list, a dict of scalars (per layer, say)
+        return {"angle_deg": 40.0 - 5 * epoch, "tau_mem_us": [10.0 + i + epoch for i in range(3)],
+                "fraction": {"dead": 0.1 * epoch, "bursting": 0.05}}
+
+    @hookimpl
+    def chipctl_figures(self, context, history):
+        FigureRule.seen.append(len(history))
+        from matplotlib.figure import Figure
+
+        own = Figure()
+        own.add_subplot().plot([0, 1], [1, 0])
+        return {"weights": {"kind": "lines", "y": {"mean": [h["angle_deg"] / 10 for h in history]},
+                            "ylabel": "mean weight (model units)"},
+                "taus": {"kind": "hist", "values": {"learned": history[-1]["tau_mem_us"]}, "xlabel": "tau_mem (µs)"},
+                "own": own}
+
+
+def test_train_draws_curves_as_it_goes_and_plot_redraws_them(tmp_path):
+    net = tmp_path / "net.yaml"
+    net.write_text(TRAIN)
+    ck = tmp_path / "ck"
+    FigureRule.seen.clear()
+    result = _cli("train", net, "--checkpoint", ck, "--rule", f"{__name__}:FigureRule", "--json")
+    out = json.loads(result.output)
+    assert out["plot"] == str(ck / "training.png")
+    assert FigureRule.seen == [1, 2, 3]  # after every epoch, with the history so far
+    _not_blank(ck / "training.png")
+    _not_blank(ck / "training.figures.own.png", min_ink=0.001)
+    stored = json.loads((ck / "training_figures.json").read_text())
+    assert set(stored["figures"]) == {"weights", "taus"}
+
+    _cli("plot", ck, "--out", tmp_path / "again.png")
+    _not_blank(tmp_path / "again.png")
+    history, panels, title = load_training(ck)
+    assert title == "yinyang_tiny on the ideal chip" and len(history) == 3
+    fig = training_figure(history, panels, title)
+    # loss, accuracy, every scalar metric (the dict's entries each), the list metric's histogram,
+    # the rule's two panels
+    assert [ax.get_title("left") for ax in fig.axes] == ["loss", "accuracy", "angle_deg", "fraction.dead",
+                                                         "fraction.bursting", "tau_mem_us",
+                                                         "figures: weights", "figures: taus"]
+    loss, acc, angle, dead, bursting, taus, weights, hist = fig.axes
+    for ax in fig.axes:
+        _labelled(ax)
+    assert loss.get_xlabel() == "epoch" and acc.get_ylabel() == "accuracy (%)"
+    np.testing.assert_allclose(loss.get_lines()[0].get_ydata(), [h["train_loss"] for h in history])
+    train_line, test_line = acc.get_lines()
+    np.testing.assert_allclose(train_line.get_ydata(), [100 * h["train_accuracy"] for h in history])
+    np.testing.assert_array_equal(test_line.get_xdata(), [2, 3])  # evaluated every 2nd epoch and the last
+    assert angle.get_ylabel() == "angle (°)"
+    np.testing.assert_allclose(angle.get_lines()[0].get_ydata(), [40, 35, 30])
+    assert dead.get_ylabel() == "fraction, dead"
+    np.testing.assert_allclose(dead.get_lines()[0].get_ydata(), [0, 0.1, 0.2])
+    np.testing.assert_allclose(bursting.get_lines()[0].get_ydata(), [0.05] * 3)
+    # the last epoch's list filled, the first outlined
+    assert sum(p.get_height() for p in taus.patches if p.get_fill()) == 3
+    assert taus.get_xlabel() == "tau mem (µs)" and taus.get_ylabel() == "count"
+    assert weights.get_ylabel() == "mean weight (model units)" and weights.get_xlabel() == "epoch"
+    assert hist.get_xlabel() == "tau_mem (µs)"
+    assert "3 epochs" in fig.get_suptitle()
+
+
+def test_training_pictures_can_be_switched_off_and_need_a_directory(tmp_path):
+    net = tmp_path / "net.yaml"
+    net.write_text(TRAIN.replace("epochs: 3", "epochs: 1"))
+    _cli("train", net, "--checkpoint", tmp_path / "ck", "--no-plot")
+    assert (tmp_path / "ck" / "checkpoint.npz").exists() and not (tmp_path / "ck" / "training.png").exists()
+    result = _cli("train", net, "--plot", ok=False)
+    assert result.exit_code == 2 and "--plot needs a checkpoint directory" in result.output
+
+
+def test_a_bad_rule_figure_names_the_rule(tmp_path):
+    with pytest.raises(pictures.PlotError, match="rule 'r': figure 'f': a panel is a dict"):
+        pictures.training.write_training_pictures(tmp_path, [{"epoch": 1, "train_loss": 1.0}], {"r": {"f": [1, 2]}})
+    with pytest.raises(pictures.PlotError, match="one value per x"):
+        pictures.training.write_training_pictures(
+            tmp_path, [{"epoch": 1, "train_loss": 1.0}], {"r": {"f": {"kind": "lines", "x": [1, 2], "y": {"a": [1]}}}})
+
+
+def test_the_documented_figures_hook_draws(tmp_path):
+    """docs/writing-a-rule.md's chipctl_figures example, called as the trainer calls it."""
+    from types import SimpleNamespace
+
+    text = (REPO / "docs" / "writing-a-rule.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M) if "chipctl_figures" in b]
+    namespace: dict = {}
+    exec(compile(block, "writing-a-rule.md", "exec"), namespace)
+    host = SimpleNamespace(read_params=lambda population, name: np.array([9.5, 10.0, 12.5]))
+    context = SimpleNamespace(host=host, output="out")
+    history = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.3 * e,
+                "angle_deg": {"hidden": 80.0 - 10 * e, "out": 60.0 - 10 * e}} for e in (1, 2)]
+    figures = {"angle_watch": namespace["AngleWatch"]().chipctl_figures(context, history)}
+    pictures.training.write_training_pictures(tmp_path, history, figures)
+    _not_blank(tmp_path / "training.png")
+    fig = training_figure(history, json.loads((tmp_path / "training_figures.json").read_text()))
+    titles = [ax.get_title("left") for ax in fig.axes]
+    assert titles == ["loss", "accuracy", "angle_deg.hidden", "angle_deg.out", "angle_watch: angles",
+                      "angle_watch: taus"]
+    angles = fig.axes[4]
+    assert [line.get_label() for line in angles.get_lines()] == ["hidden", "out"]
+    np.testing.assert_allclose(angles.get_lines()[0].get_ydata(), [70, 60])
+    assert fig.axes[5].get_xlabel() == "tau_mem (µs)"
 
 
 # ------------------------------------------------------------------------------------ the chip
@@ -306,6 +447,11 @@ def test_without_matplotlib_pictures_are_one_line_and_exit_2(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip() == f"chipctl: {pictures.MISSING}"
     assert not (tmp_path / "fresh").exists()  # refused before the run
+    net = tmp_path / "net.yaml"
+    net.write_text(TRAIN.replace("epochs: 3", "epochs: 1"))
+    proc = _python(NO_MATPLOTLIB, "train", net, "--checkpoint", tmp_path / "ck")
+    assert proc.returncode == 0, proc.stderr
+    assert f"no training curves: {pictures.MISSING}" in proc.stderr and (tmp_path / "ck" / "checkpoint.npz").exists()
 
 
 def test_a_plain_run_imports_no_matplotlib(tmp_path):
