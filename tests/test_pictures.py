@@ -3,8 +3,8 @@
 A picture passes when its file is written and not blank, and its figure has the expected panels
 with labelled axes showing the data the run, training or mapping produced (the same spike times,
 trace samples, link counts, rows and loads) — not merely when drawing raised nothing. Also: a
-missing matplotlib is one line and exit 2, a plain ``chipctl run`` never imports matplotlib, and a
-4000-neuron raster is drawn as an
+missing matplotlib is one line and exit 2, a plain ``chipctl run`` never imports matplotlib, the
+README's picture is what its documented command draws, and a 4000-neuron raster is drawn as an
 image (its speed is a benchmark).
 """
 
@@ -461,3 +461,23 @@ def test_a_plain_run_imports_no_matplotlib(tmp_path):
     proc = _python(code, tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------------ README
+def test_readme_picture_is_what_its_documented_command_draws(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    [image] = re.findall(r"!\[[^\]]*\]\((docs/[^)]+\.png)\)", readme)
+    command = re.search(r"^(chipctl run netlists/single_neuron\.yaml --out (\S+)) && "
+                        r"(chipctl plot \2 --out " + re.escape(image) + r")$", readme, flags=re.M)
+    assert command, f"README.md must show the command that draws {image}"
+    out = tmp_path / "run"
+    run, netlist, flag = command.group(1).split()[1:-1]
+    _cli(run, REPO / netlist, flag, out)
+    _cli("plot", out, "--out", tmp_path / "fresh.png")
+    committed = _not_blank(REPO / image)
+    fresh = _not_blank(tmp_path / "fresh.png")
+    assert committed.shape == fresh.shape, f"{image} is stale: redraw it with the README's command"
+    # another noise seed moves the trace over ~1 % of the pixels (and only 0.5 % of mean intensity,
+    # which is why the share of changed pixels is what is compared)
+    changed = np.mean(np.any(np.abs(committed - fresh) > 0.2, axis=-1))
+    assert changed < 0.002, f"{image} is stale ({changed:.2%} of its pixels differ): redraw it with the README's command"
