@@ -24,6 +24,7 @@ __all__ = ["chip_figure", "plot_chip", "link_load"]
 
 MAX_ROWS_SHOWN = 1024  # a half with more rows (ideal: 65536) shows the rows in use
 MAX_LINKS = 30
+MAX_BUS_LABELS = 16
 EXC_ROWS, INH_ROWS = "#a6a6a6", "#4d4d4d"
 
 
@@ -86,7 +87,8 @@ def _half_images(mapped, halves: list[int], source_index: dict[str, int]):
     return images
 
 
-def _half_panel(ax, mapped, h: int, img, band, cmap, norm, rows_used, small: bool) -> None:
+def _half_panel(ax, mapped, h: int, img, band, cmap, norm, rows_used, small: bool, ylabel: bool = True,
+                xlabel: bool = True) -> None:
     profile = mapped.profile
     shown, nph = img.shape
     gap, height = max(1.0, shown * 0.02), max(2.0, shown * 0.07)
@@ -110,24 +112,32 @@ def _half_panel(ax, mapped, h: int, img, band, cmap, norm, rows_used, small: boo
     ticks.append(shown - 0.5 + gap + height / 2)
     labels.append("neurons")
     ax.set_yticks(ticks, labels)
-    ax.set_xlabel("neuron column")
-    ax.set_ylabel("synapse row")
+    if xlabel:  # in a grid of many halves, only the outer panels say what the axes are
+        ax.set_xlabel("neuron column")
+    if ylabel:
+        ax.set_ylabel("synapse row")
     exc, inh = rows_used.get(h, (0, 0))
     n = int(np.count_nonzero(band))
-    ax.set_title(f"{mapped.half_name(h)}: {n} circuits\nrows: {exc} exc. + {inh} inh. of {profile.rows_per_half}",
-                 loc="left", fontsize=7 if small else 8)
+    if small:
+        title = f"{mapped.half_name(h)}: {n} circuits\n{exc} exc. + {inh} inh. rows"
+    else:
+        title = f"{mapped.half_name(h)}: {n} circuits\nrows: {exc} exc. + {inh} inh. of {profile.rows_per_half}"
+    ax.set_title(title, loc="left", fontsize=7 if small else 8)
 
 
 def _bus_panel(ax, summary: dict) -> None:
-    labels, exc, inh, sources, avail = [], [], [], [], []
+    labels, exc, inh, sources, avail, halves = [], [], [], [], [], []
     per_bus = any(len(half["buses"]) > 1 for half in summary["rows_used"].values())
     for half in summary["rows_used"].values():
+        start = len(labels)
         for bus in half["buses"]:
             labels.append(f"{half['name']}\nbus {bus['bus']}" if per_bus else half["name"])
             exc.append(bus["excitatory"])
             inh.append(bus["inhibitory"])
             sources.append(bus["sources"])
             avail.append(bus["available"])
+        halves.append((half["name"], start, len(labels)))
+    many = len(labels) > MAX_BUS_LABELS  # then one label per half, its buses left to right
     x = np.arange(len(labels))
     exc, inh = np.asarray(exc), np.asarray(inh)
     ax.bar(x, exc, color=EXC_ROWS, label="excitatory rows")
@@ -137,16 +147,23 @@ def _bus_panel(ax, summary: dict) -> None:
     if capacity and top >= capacity / 4:
         ax.axhline(capacity, color=PALETTE[3], lw=1, ls="--", label=f"rows per bus ({capacity})")
         top = max(top, capacity)
-    for xi, total, s in zip(x, exc + inh, sources):
-        ax.text(xi, total, f"{s}", ha="center", va="bottom", fontsize=6.5, color="0.3")
-    ax.set_xticks(x, labels, rotation=90 if len(labels) > 8 else 0, fontsize=7)
+    if not many:
+        for xi, total, s in zip(x, exc + inh, sources):
+            ax.text(xi, total, f"{s}", ha="center", va="bottom", fontsize=6.5, color="0.3")
+        ax.set_xticks(x, labels, rotation=90 if len(labels) > 8 else 0, fontsize=7)
+    else:
+        ax.set_xticks([(a + b - 1) / 2 for _, a, b in halves], [name for name, _, _ in halves],
+                      rotation=90 if len(halves) > 8 else 0, fontsize=7)
+        for _, a, _ in halves[1:]:
+            ax.axvline(a - 0.5, color="0.85", lw=0.6)
     if not len(labels):
         ax.text(0.5, 0.5, "no synapse rows used", transform=ax.transAxes, ha="center", va="center", color="0.5")
     ax.set_ylim(0, top * 1.2 + 1)
     ax.set_ylabel("synapse rows")
-    ax.set_xlabel("bus of each half (core.half)" if per_bus else "half (core.half)")
+    ax.set_xlabel("half (core.half), its buses left to right" if many else
+                  "bus of each half (core.half)" if per_bus else "half (core.half)")
     of = "" if capacity and top >= capacity else f", of {capacity} per bus"
-    ax.set_title(f"rows per bus{of} (numbers: sources sending into the bus)", loc="left")
+    ax.set_title(f"rows per bus{of}" + ("" if many else " (numbers: sources sending into the bus)"), loc="left")
     ax.legend(loc="upper right", ncols=3)
 
 
@@ -172,8 +189,8 @@ def _link_panel(ax, mapped) -> None:
     ax.set_xlabel("source neurons sending over the link")
     ax.set_ylabel("link")
     more = f"; the {len(shown)} busiest of {len(used)}" if len(used) > len(shown) else ""
-    ax.set_title(f"routing graph: load per link ({len(used)} of {len(mapped.links)} links carry events{more}; "
-                 "dark: links that can congest)", loc="left")
+    ax.set_title(f"routing graph: load per link ({len(used)} of {len(mapped.links)} links carry events{more})\n"
+                 "dark: links that can congest (finite events per cycle)", loc="left")
 
 
 def chip_figure(mapped):
@@ -201,13 +218,24 @@ def chip_figure(mapped):
     heights = [2.6 if ncols <= 2 else 2.1] * nrows + [2.4, 0.9 + 0.2 * max(n_links, 1)]
     with styled():
         fig = new_figure(10.0, 1.0 + sum(heights))
-        grid = fig.add_gridspec(len(heights), ncols, height_ratios=heights)
-        for i, h in enumerate(halves):
-            ax = fig.add_subplot(grid[i // ncols, i % ncols])
-            img, band = images[h]
-            _half_panel(ax, mapped, h, img, band, cmap, norm, mapped.rows_used, small=ncols > 2)
-        _bus_panel(fig.add_subplot(grid[nrows, :]), summary)
-        _link_panel(fig.add_subplot(grid[nrows + 1, :]), mapped)
+        # the halves and the two wide panels in subfigures of their own, so that the link names'
+        # margin does not squeeze the halves' grid
+        if halves:
+            top, bottom = fig.subfigures(2, 1, height_ratios=[sum(heights[:nrows]), sum(heights[nrows:])])
+            grid = top.add_gridspec(nrows, ncols)
+            small = ncols > 2
+            for i, h in enumerate(halves):
+                row, col = divmod(i, ncols)
+                ax = top.add_subplot(grid[row, col])
+                img, band = images[h]
+                below = i + ncols < len(halves)  # another half under this one
+                _half_panel(ax, mapped, h, img, band, cmap, norm, mapped.rows_used, small=small,
+                            ylabel=not small or col == 0, xlabel=not small or not below)
+        else:
+            bottom = fig
+        grid = bottom.add_gridspec(2, 1, height_ratios=heights[nrows:])
+        _bus_panel(bottom.add_subplot(grid[0]), summary)
+        _link_panel(bottom.add_subplot(grid[1]), mapped)
         handles = [Patch(color=palette[name], label=f"{name} ({'input' if name not in mapped.netlist.populations else 'population'})")
                    for name in names]
         handles.append(Patch(color=shade("#808080", 0.55), label="darker: inhibitory rows"))

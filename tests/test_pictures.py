@@ -58,6 +58,17 @@ def _labelled(ax) -> None:
     assert ax.get_ylabel(), f"panel {ax.get_title('left')!r} has no y label"
 
 
+def _inside(fig) -> None:
+    """Every panel, with its title, labels and tick labels, is inside the figure: nothing cut off."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    for ax in fig.axes:
+        box = ax.get_tightbbox(renderer)
+        assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= width + 1 and box.y1 <= height + 1, \
+            f"panel {ax.get_title('left')!r} is cut off: {box} outside {width:.0f} x {height:.0f}"
+
+
 def _bar_widths(ax) -> dict[str, float]:
     """Horizontal bars by their y tick label (summed over stacked bars)."""
     ticks = dict(zip(np.round(ax.get_yticks(), 6), [t.get_text() for t in ax.get_yticklabels()]))
@@ -80,6 +91,7 @@ def test_run_plot_draws_raster_trace_and_rates_of_the_single_neuron(tmp_path):
     raster, trace, rates = fig.axes  # one population, one trace, the rates: nothing else
     for ax in fig.axes:
         _labelled(ax)
+    _inside(fig)
     assert rates.get_xlabel() == "time (µs, hardware)"
     assert "neuron" in raster.get_ylabel() and "Hz" in rates.get_ylabel()
     # the raster shows exactly the run's spikes
@@ -127,6 +139,7 @@ def test_congested_links_get_their_panel(tmp_path):
     raster, rates, links = fig.axes
     for ax in fig.axes:
         _labelled(ax)
+    _inside(fig)
     assert links.get_xlabel() == "events (whole batch)" and "congested" in links.get_title("left")
     congested = [link for link in run.summary["links"] if link["dropped"]]
     assert [t.get_text() for t in links.get_yticklabels()] == [link["name"] for link in congested]
@@ -167,6 +180,7 @@ def test_biological_time_two_populations_and_the_sample_shown(tmp_path):
     run = load_run(out)
     fig = run_figure(run, sample=2)
     exc, inh, trace, rates = fig.axes
+    _inside(fig)
     assert rates.get_xlabel() == "time (ms, biological)" and "biological" in rates.get_ylabel()
     assert rates.get_xlim() == pytest.approx((0, 200))
     # one colour per population, the same in the raster and the rates
@@ -198,6 +212,7 @@ def test_a_4000_neuron_raster_is_one_image_not_thousands_of_markers(tmp_path):
     assert svg.count("<image") >= 2 and len(svg) < 5_000_000
     fig = run_figure(load_run(out))
     assert all(ax.get_lines()[0].get_rasterized() for ax in fig.axes[:2])
+    _inside(fig)
     assert fig.axes[-1].get_xlabel() == "time (ms, biological)"
 
 
@@ -297,6 +312,7 @@ def test_train_draws_curves_as_it_goes_and_plot_redraws_them(tmp_path):
     loss, acc, angle, dead, bursting, taus, weights, hist = fig.axes
     for ax in fig.axes:
         _labelled(ax)
+    _inside(fig)
     assert loss.get_xlabel() == "epoch" and acc.get_ylabel() == "accuracy (%)"
     np.testing.assert_allclose(loss.get_lines()[0].get_ydata(), [h["train_loss"] for h in history])
     train_line, test_line = acc.get_lines()
@@ -355,6 +371,7 @@ def test_the_documented_figures_hook_draws(tmp_path):
     assert [line.get_label() for line in angles.get_lines()] == ["hidden", "out"]
     np.testing.assert_allclose(angles.get_lines()[0].get_ydata(), [70, 60])
     assert fig.axes[5].get_xlabel() == "tau_mem (µs)"
+    _inside(fig)
 
 
 # ------------------------------------------------------------------------------------ the chip
@@ -389,6 +406,7 @@ def test_graph_plot_draws_halves_rows_per_bus_and_link_load(tmp_path, monkeypatc
     half0, half1, buses, links = fig.axes  # 300 neurons: two halves, then rows per bus and link load
     for ax in fig.axes:
         _labelled(ax)
+    _inside(fig)
     assert half0.get_title("left").startswith("core0.half0: 256 circuits") and half1.get_title("left").startswith("core0.half1: 48")
     assert [t.get_text() for t in half0.get_yticklabels()] == ["bus 0", "bus 1", "bus 2", "bus 3", "neurons"]
     # every synapse of the mapping is one coloured cell of its half's array
@@ -428,6 +446,27 @@ def test_graph_plot_of_an_ideal_chip_with_many_halves():
     assert len(fig.axes) == 16 + 2  # 4000 neurons on 16 halves of 256
     synapses, _ = fig.axes[0].get_images()
     assert synapses.get_array().shape[0] < 65536  # the rows in use, not the ideal chip's 65536
+    # a 4 x 4 grid: the outer panels carry the axis labels, every panel its half's name
+    halves, (buses, links) = fig.axes[:16], fig.axes[16:]
+    assert [bool(ax.get_ylabel()) for ax in halves] == [i % 4 == 0 for i in range(16)]
+    assert [bool(ax.get_xlabel()) for ax in halves] == [i >= 12 for i in range(16)]
+    assert [ax.get_title("left").split(":")[0] for ax in halves[:2]] == ["core0.half0", "core0.half1"]
+    _labelled(buses)
+    _labelled(links)
+    _inside(fig)
+
+
+def test_chip_view_of_many_halves_labels_halves_not_buses():
+    from chip.mapping import map_netlist
+    from chip.netlist import load_netlist
+
+    fig = pictures.chip_figure(map_netlist(load_netlist(REPO / "netlists" / "cuba.yaml")))
+    buses = fig.axes[-2]
+    names = [t.get_text() for t in buses.get_xticklabels()]
+    assert len(names) == 16 and names[0] == "core0.half0" and names[-1] == "core7.half1"
+    assert len(buses.patches) == 2 * 16 * 4  # excitatory and inhibitory rows of 4 buses per half
+    assert "buses left to right" in buses.get_xlabel()
+    _inside(fig)
 
 
 # ------------------------------------------------------------------------------------ installs
