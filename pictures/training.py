@@ -5,7 +5,8 @@ CHECKPOINT_DIR`` redraws the same picture from the checkpoint alone. Files in th
 directory:
 
 - ``training.png``: the training loss, train and test accuracy (%), every scalar metric the rules
-  report per epoch (``rule_*`` and what ``chipctl_epoch_finished`` adds: angles, fractions, ...),
+  report per epoch (``rule_*`` and what ``chipctl_epoch_finished`` adds: angles, fractions, ...;
+  the entries of a reported dict share one panel, a line each),
   a histogram of every metric that is a list of numbers (e.g. learned time constants; last epoch
   filled, first epoch outlined), and the panels rules return as data from ``chipctl_figures``;
 - ``training_figures.json``: those panels' data, so that a redraw needs no rule;
@@ -38,6 +39,8 @@ FIGURES_FILE = "training_figures.json"
 CHECKPOINT_FILE = "checkpoint.npz"  # rules.training.checkpoints names it; read through that module
 STANDARD = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "epoch_wall_s")
 TRAIN, TEST = PALETTE[0], PALETTE[1]
+# the metrics' colours: neither train's nor test's, and not the grey of a first epoch's outline
+METRIC_COLOURS = tuple(PALETTE[i] for i in (2, 4, 3, 5, 6, 8, 9))
 
 
 def is_training_dir(directory: str | os.PathLike) -> bool:
@@ -67,6 +70,15 @@ def flatten(metrics: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def metric_groups(scalars: list[str]) -> dict[str, list[str]]:
+    """Scalar metrics by panel: the entries of one reported dict (``angle_deg.hidden``,
+    ``angle_deg.out``) share the panel of their dict (``angle_deg``), one line each."""
+    groups: dict[str, list[str]] = {}
+    for key in scalars:
+        groups.setdefault(key.partition(".")[0], []).append(key)
+    return groups
 
 
 def metric_kinds(history: list[dict]) -> tuple[list[str], list[str]]:
@@ -136,8 +148,9 @@ def training_figure(history: list[dict], panels: dict[str, dict] | None = None, 
         raise PlotError("no epoch finished yet: nothing to draw")
     history = [flatten(h) for h in history]
     scalars, lists = metric_kinds(history)
+    groups = metric_groups(scalars)
     extra = [_panel(rule, name, spec) for rule, figs in (panels or {}).items() for name, spec in (figs or {}).items()]
-    n = 2 + len(scalars) + len(lists) + len(extra)
+    n = 2 + len(groups) + len(lists) + len(extra)
     cols = 2
     rows = math.ceil(n / cols)
     with styled():
@@ -158,11 +171,15 @@ def training_figure(history: list[dict], panels: dict[str, dict] | None = None, 
         ax.legend(loc="lower right")
         _epoch_axis(ax)
         i = 2
-        for key in scalars:
+        for name, keys in groups.items():
             ax = axes[i]
-            _line(ax, *_series(history, key), PALETTE[(i % 8) + 2])
-            ax.set_ylabel(unit_label(key))
-            ax.set_title(key, loc="left")
+            for j, key in enumerate(keys):
+                colour = METRIC_COLOURS[(i + j) % len(METRIC_COLOURS)]
+                _line(ax, *_series(history, key), colour, key[len(name) + 1:] or None)
+            ax.set_ylabel(unit_label(name))
+            ax.set_title(name, loc="left")
+            if len(keys) > 1:
+                ax.legend()
             _epoch_axis(ax)
             i += 1
         for key in lists:
@@ -174,7 +191,7 @@ def training_figure(history: list[dict], panels: dict[str, dict] | None = None, 
             if len(epochs) > 1:
                 ax.hist(first, bins=bins, histtype="step", color="0.45", lw=1.2,
                         label=f"epoch {epochs[0].get('epoch', 1)}")
-            ax.hist(last, bins=bins, color=PALETTE[(i % 8) + 2], alpha=0.75,
+            ax.hist(last, bins=bins, color=METRIC_COLOURS[i % len(METRIC_COLOURS)], alpha=0.75,
                     label=f"epoch {epochs[-1].get('epoch', len(history))}")
             ax.set_xlabel(unit_label(key))
             ax.set_ylabel("count")

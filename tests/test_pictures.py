@@ -304,12 +304,11 @@ def test_train_draws_curves_as_it_goes_and_plot_redraws_them(tmp_path):
     history, panels, title = load_training(ck)
     assert title == "yinyang_tiny on the ideal chip" and len(history) == 3
     fig = training_figure(history, panels, title)
-    # loss, accuracy, every scalar metric (the dict's entries each), the list metric's histogram,
-    # the rule's two panels
-    assert [ax.get_title("left") for ax in fig.axes] == ["loss", "accuracy", "angle_deg", "fraction.dead",
-                                                         "fraction.bursting", "tau_mem_us",
+    # loss, accuracy, every scalar metric (the dict's entries on one panel), the list metric's
+    # histogram, the rule's two panels
+    assert [ax.get_title("left") for ax in fig.axes] == ["loss", "accuracy", "angle_deg", "fraction", "tau_mem_us",
                                                          "figures: weights", "figures: taus"]
-    loss, acc, angle, dead, bursting, taus, weights, hist = fig.axes
+    loss, acc, angle, fraction, taus, weights, hist = fig.axes
     for ax in fig.axes:
         _labelled(ax)
     _inside(fig)
@@ -320,9 +319,11 @@ def test_train_draws_curves_as_it_goes_and_plot_redraws_them(tmp_path):
     np.testing.assert_array_equal(test_line.get_xdata(), [2, 3])  # evaluated every 2nd epoch and the last
     assert angle.get_ylabel() == "angle (°)"
     np.testing.assert_allclose(angle.get_lines()[0].get_ydata(), [40, 35, 30])
-    assert dead.get_ylabel() == "fraction, dead"
-    np.testing.assert_allclose(dead.get_lines()[0].get_ydata(), [0, 0.1, 0.2])
-    np.testing.assert_allclose(bursting.get_lines()[0].get_ydata(), [0.05] * 3)
+    dead, bursting = fraction.get_lines()
+    assert fraction.get_ylabel() == "fraction" and (dead.get_label(), bursting.get_label()) == ("dead", "bursting")
+    assert [t.get_text() for t in fraction.get_legend().get_texts()] == ["dead", "bursting"]
+    np.testing.assert_allclose(dead.get_ydata(), [0, 0.1, 0.2])
+    np.testing.assert_allclose(bursting.get_ydata(), [0.05] * 3)
     # the last epoch's list filled, the first outlined
     assert sum(p.get_height() for p in taus.patches if p.get_fill()) == 3
     assert taus.get_xlabel() == "tau mem (µs)" and taus.get_ylabel() == "count"
@@ -358,19 +359,27 @@ def test_the_documented_figures_hook_draws(tmp_path):
     exec(compile(block, "writing-a-rule.md", "exec"), namespace)
     host = SimpleNamespace(read_params=lambda population, name: np.array([9.5, 10.0, 12.5]))
     context = SimpleNamespace(host=host, output="out")
-    history = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.3 * e,
+    history = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.3 * e, "epoch_wall_s": 2.0 + e,
                 "angle_deg": {"hidden": 80.0 - 10 * e, "out": 60.0 - 10 * e}} for e in (1, 2)]
-    figures = {"angle_watch": namespace["AngleWatch"]().chipctl_figures(context, history)}
+    figures = {"training_watch": namespace["TrainingWatch"]().chipctl_figures(context, history)}
     pictures.training.write_training_pictures(tmp_path, history, figures)
     _not_blank(tmp_path / "training.png")
-    fig = training_figure(history, json.loads((tmp_path / "training_figures.json").read_text()))
+    stored = json.loads((tmp_path / "training_figures.json").read_text())
+    assert stored["training_watch"]["taus"]["values"] == {"learned": [9.5, 10.0, 12.5]}
+    fig = training_figure(history, stored)
     titles = [ax.get_title("left") for ax in fig.axes]
-    assert titles == ["loss", "accuracy", "angle_deg.hidden", "angle_deg.out", "angle_watch: angles",
-                      "angle_watch: taus"]
-    angles = fig.axes[4]
-    assert [line.get_label() for line in angles.get_lines()] == ["hidden", "out"]
-    np.testing.assert_allclose(angles.get_lines()[0].get_ydata(), [70, 60])
-    assert fig.axes[5].get_xlabel() == "tau_mem (µs)"
+    assert titles == ["loss", "accuracy", "angle_deg", "training_watch: loss_vs_time", "training_watch: taus"]
+    reported, by_time, taus = fig.axes[2:]
+    # the per-layer angles as reported, one panel, a line per layer
+    assert [line.get_label() for line in reported.get_lines()] == ["hidden", "out"]
+    np.testing.assert_allclose(reported.get_lines()[0].get_ydata(), [70, 60])
+    assert reported.get_ylabel() == "angle (°)"
+    # the rule's panels: its own x axis, and the values it read from the chip
+    [line] = by_time.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), [3, 7])
+    np.testing.assert_allclose(line.get_ydata(), [1, 0.5])
+    assert by_time.get_xlabel() == "wall-clock time (s)" and by_time.get_ylabel() == "training loss"
+    assert taus.get_xlabel() == "tau_mem (µs)" and len(taus.patches) == 1  # one filled step outline
     _inside(fig)
 
 
