@@ -337,6 +337,9 @@ def test_training_pictures_can_be_switched_off_and_need_a_directory(tmp_path):
     net.write_text(TRAIN.replace("epochs: 3", "epochs: 1"))
     _cli("train", net, "--checkpoint", tmp_path / "ck", "--no-plot")
     assert (tmp_path / "ck" / "checkpoint.npz").exists() and not (tmp_path / "ck" / "training.png").exists()
+    # the curves come from the checkpoint's history, so they can still be drawn afterwards
+    assert f"drew {tmp_path / 'ck' / 'training.png'}" in _cli("plot", tmp_path / "ck").output
+    _not_blank(tmp_path / "ck" / "training.png")
     result = _cli("train", net, "--plot", ok=False)
     assert result.exit_code == 2 and "--plot needs a checkpoint directory" in result.output
 
