@@ -38,7 +38,11 @@ def plot_path(directory, out=None, sample: int = 0):
     if (directory / "summary.json").is_file():
         return plot_run(directory, out, sample=sample)
     if is_training_dir(directory):
+        if sample:
+            raise PlotError(f"{directory}: --sample picks a sample of a run; this is a training checkpoint")
         return plot_training(directory, out)
+    if directory.is_file():
+        raise PlotError(f"{directory}: a file; chipctl plot draws a run directory or a checkpoint directory")
     if not directory.is_dir():
         raise PlotError(f"{directory}: no such directory")
     raise PlotError(f"{directory}: neither a run (summary.json, from chipctl run --out) nor a training "

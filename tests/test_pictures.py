@@ -220,6 +220,7 @@ def test_bad_directories_and_formats_are_one_line(tmp_path):
     for args, message in [
         (("plot", tmp_path / "nowhere"), "no such directory"),
         (("plot", tmp_path), "neither a run (summary.json"),
+        (("plot", SINGLE), "a file; chipctl plot draws a run directory or a checkpoint directory"),
         (("run", SINGLE, "--plot"), "--plot needs --out"),
     ]:
         result = _cli(*args, ok=False)
@@ -340,6 +341,8 @@ def test_training_pictures_can_be_switched_off_and_need_a_directory(tmp_path):
     # the curves come from the checkpoint's history, so they can still be drawn afterwards
     assert f"drew {tmp_path / 'ck' / 'training.png'}" in _cli("plot", tmp_path / "ck").output
     _not_blank(tmp_path / "ck" / "training.png")
+    bad = _cli("plot", tmp_path / "ck", "--sample", 1, ok=False)
+    assert bad.exit_code == 2 and "--sample picks a sample of a run" in bad.output
     result = _cli("train", net, "--plot", ok=False)
     assert result.exit_code == 2 and "--plot needs a checkpoint directory" in result.output
 
