@@ -535,3 +535,19 @@ def test_readme_picture_is_what_its_documented_command_draws(tmp_path):
     # which is why the share of changed pixels is what is compared)
     changed = np.mean(np.any(np.abs(committed - fresh) > 0.2, axis=-1))
     assert changed < 0.002, f"{image} is stale ({changed:.2%} of its pixels differ): redraw it with the README's command"
+
+
+def test_readme_picture_commands_run_as_written(tmp_path, monkeypatch):
+    """The README's --plot lines, on the README's own my.yaml, in a fresh directory."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## A netlist"):readme.index("## From Python")]
+    [netlist] = re.findall(r"^```yaml\n(.*?)^```$", section, flags=re.S | re.M)
+    lines = [line.split("#")[0].split() for line in section.splitlines() if "--plot" in line]
+    assert [words[:2] for words in lines] == [["chipctl", "graph"], ["chipctl", "run"]]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.yaml").write_text(netlist)
+    for words in lines:
+        _cli(*words[1:])
+    _not_blank(tmp_path / "my.chip.png")
+    _not_blank(tmp_path / "runs" / "my" / "run.png")
+
