@@ -2,10 +2,11 @@
 
 Job: re-export, by name, what a Python user of chipctl needs — loading a netlist
 (``load_netlist``, ``load_netlist_text``), the host interface (``HostInterface``, ``RunResult``,
-``Trace``, ``Correlation``, ``ProjectionInfo``), ``SpikeEvents``, the errors, the ``Trainer`` and
-the rule-author names of ``rules``. Boundary: nothing is defined here; each name is imported from
-its home module on first use, so ``import chipctl`` stays cheap (no emulator, no numba) until a
-name that needs them is touched.
+``Trace``, ``Correlation``, ``ProjectionInfo``), ``SpikeEvents``, the errors, the ``Trainer``,
+the rule-author names of ``rules`` and the pictures (``plot_run``, ``run_figure``, ...).
+Boundary: nothing is defined here; each name is imported from its home module on first use, so
+``import chipctl`` stays cheap (no emulator, no numba, no matplotlib) until a name that needs them
+is touched.
 
     import chipctl
 
@@ -49,6 +50,14 @@ _EXPORTS = {
     "LossTerm": "rules",
     "RuleSet": "rules",
     "check_rule": "rules",
+    # pictures (need the plot extra: matplotlib is imported when one is drawn)
+    "plot_run": "pictures",
+    "plot_training": "pictures",
+    "plot_chip": "pictures",
+    "run_figure": "pictures",
+    "training_figure": "pictures",
+    "chip_figure": "pictures",
+    "load_run": "pictures",
 }
 
 __all__ = list(_EXPORTS)

@@ -114,13 +114,20 @@ def run(netlist: Path = _NETLIST,
         batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Samples in the batch."),
         die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE,
         update_golden: bool = typer.Option(False, "--update-golden",
-                                           help="Write the run's spikes as the netlist's golden file.")):
+                                           help="Write the run's spikes as the netlist's golden file."),
+        plot: bool = typer.Option(False, "--plot", help="Also draw the run (run.png) beside the data in --out.")):
     """Run a netlist on the emulated chip and summarise the spikes."""
 
     def body():
         from chip.host import HostInterface
         from chip.output import summarize, write_outputs
 
+        if plot:
+            if out is None:
+                _fail("--plot needs --out: the picture is drawn from the files written there")
+            import pictures
+
+            pictures.require()  # before the run, not after it
         t_start = time.perf_counter()
         nl = _load(netlist, profile, die_seed, noise_seed, batch)
         host = HostInterface(nl)
@@ -132,6 +139,8 @@ def run(netlist: Path = _NETLIST,
         summary = summarize(host, result, wall_s=time.perf_counter() - t_start)
         if out is not None:
             write_outputs(out, host, result, summary)
+        if plot:
+            summary["plot"] = str(_draw(lambda pictures: pictures.plot_run(out)))
         if update_golden:
             from regression.runner import write_golden
 
@@ -158,6 +167,33 @@ def _print_summary(summary: dict, out: Optional[Path]) -> None:
             typer.echo(f"    link {link['name']}: offered {link['offered']}, dropped {link['dropped']}")
     if out is not None:
         typer.echo(f"  wrote {out}/spikes.npz, summary.json" + (", traces.npz" if summary.get("traces") else ""))
+    if summary.get("plot"):
+        typer.echo(f"  drew {summary['plot']}")
+
+
+def _draw(draw: Callable):
+    """Call ``draw(pictures)`` on the non-interactive backend (matplotlib is imported only here)."""
+    import pictures
+
+    pictures.use_agg()
+    return draw(pictures)
+
+
+@app.command()
+def plot(directory: Path = typer.Argument(..., help="A run directory (chipctl run --out) or a training "
+                                                    "checkpoint directory (chipctl train)."),
+         out: Optional[Path] = typer.Option(None, "--out", help="Picture file, .png, .svg or .pdf "
+                                            "(default: run.png or training.png in DIRECTORY)."),
+         sample: int = typer.Option(0, "--sample", min=0, help="Which sample of the batch a run's picture shows."),
+         as_json: bool = typer.Option(False, "--json", help="Print the picture's path as JSON.")):
+    """Draw a run (spike rasters, membrane traces as the ADC read them, rates, congested links) or a
+    training (loss, accuracy, rule metrics) from the files chipctl wrote."""
+
+    def body():
+        path = _draw(lambda pictures: pictures.plot_path(directory, out, sample=sample))
+        typer.echo(json.dumps({"plot": str(path)}) if as_json else f"drew {path}")
+
+    _guard(body)
 
 
 @app.command()
@@ -233,18 +269,29 @@ def schema():
 @app.command()
 def graph(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
           graphml: Optional[Path] = typer.Option(None, "--graphml", help="Write the routing graph as GraphML."),
-          as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON.")):
-    """Summarise the mapped routing graph (nodes, links, rows used) and optionally write it."""
+          as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+          plot: bool = typer.Option(False, "--plot", help="Draw the placement per core and half, the rows per bus "
+                                    "and the routing graph's load (default file: NETLIST's name + .chip.png here)."),
+          plot_out: Optional[Path] = typer.Option(None, "--out", help="Where --plot draws (.png, .svg or .pdf); "
+                                                  "implies --plot.")):
+    """Summarise the mapped routing graph (nodes, links, rows used) and optionally write or draw it."""
 
     def body():
         from chip.mapping import graph_summary, map_netlist, write_graphml
 
+        if plot or plot_out is not None:
+            import pictures
+
+            pictures.require()
         nl = _load(netlist, profile, None, None, None)
         mapped = map_netlist(nl)
         summary = _jsonable(graph_summary(mapped))
         if graphml is not None:
             write_graphml(mapped, graphml)
             summary["graphml"] = str(graphml)
+        if plot or plot_out is not None:
+            target = plot_out if plot_out is not None else Path(f"{netlist.stem}.chip.png")
+            summary["plot"] = str(_draw(lambda pictures: pictures.plot_chip(mapped, target)))
         if as_json:
             typer.echo(json.dumps(summary))
         else:
@@ -275,7 +322,10 @@ def train(netlist: Path = _NETLIST,
           checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory (overrides train.checkpoint)."),
           resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
           epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override train.epochs."),
-          die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE):
+          die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE,
+          plot: Optional[bool] = typer.Option(None, "--plot/--no-plot", help="Draw the training curves (training.png) "
+                                              "into the checkpoint directory after every epoch (default: when "
+                                              "matplotlib is installed).")):
     """Train the netlist's chip in the loop with its train: block (rules, data, optimizer)."""
 
     def body():
@@ -284,6 +334,7 @@ def train(netlist: Path = _NETLIST,
         nl = _load(netlist, profile, die_seed, noise_seed, None)
         bar = _Progress(f"training {nl.name}", after_s=0.0)
         trainer = Trainer(nl, extra_rules=tuple(rule), checkpoint=checkpoint, epochs=epochs, progress=bar)
+        drawn = _training_pictures(trainer, plot, f"{nl.name} on the {nl.chip.name} chip")
         if resume:
             trainer.resume()
         try:
@@ -295,6 +346,8 @@ def train(netlist: Path = _NETLIST,
                "train_loss": metrics["train_loss"], "wall_s": metrics["wall_s"],
                "checkpoint": str(trainer.checkpoint_dir) if trainer.checkpoint_dir else None,
                "history": metrics["history"]}
+        if drawn and metrics["history"]:
+            out["plot"] = str(drawn)
         if as_json:
             typer.echo(json.dumps(_jsonable(out)))
         else:
@@ -303,9 +356,33 @@ def train(netlist: Path = _NETLIST,
                 typer.echo(f"epoch {h['epoch']:>3}: loss {h['train_loss']:.4f}  train {h['train_accuracy']:.3f}{test}"
                            f"  ({h['epoch_wall_s']:.1f} s)")
             typer.echo(f"{nl.name}: {metrics['epochs']} epochs in {metrics['wall_s']:.1f} s"
-                       + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else ""))
+                       + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else "")
+                       + (f", curves in {out['plot']}" if out.get("plot") else ""))
 
     _guard(body)
+
+
+def _training_pictures(trainer, plot: Optional[bool], title: str) -> Optional[Path]:
+    """Hook the training pictures onto the trainer's epochs; their path, or None when none are drawn
+    (--no-plot, no checkpoint directory, or matplotlib missing without --plot: a notice)."""
+    if plot is False:
+        return None
+    if trainer.checkpoint_dir is None:
+        if plot:
+            _fail("--plot needs a checkpoint directory (train.checkpoint or --checkpoint): the curves are drawn there")
+        return None
+    import pictures
+
+    if not pictures.available():
+        if plot:
+            pictures.require()
+        typer.echo(f"chipctl: no training curves: {pictures.MISSING}", err=True)
+        return None
+    from pictures.training import TRAINING_PICTURE, TrainingPictures
+
+    pictures.use_agg()
+    trainer.on_epoch = TrainingPictures(trainer, title=title)
+    return trainer.checkpoint_dir / TRAINING_PICTURE
 
 
 @app.command("eval")

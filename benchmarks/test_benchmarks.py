@@ -94,3 +94,17 @@ def test_ablation_smoke(tmp_path):
     assert "| `all` |" in proc.stdout and "| `ideal` |" in proc.stdout
     rows = json.loads((tmp_path / "a.json").read_text())["rows"]
     assert set(rows) == {"all", "ideal"} and all(0.0 <= r["mean"] <= 1.0 for r in rows.values())
+
+
+def test_bench_pictures_smoke():
+    """The picture benchmark runs CUBA, draws it both ways and prints sane JSON (no timing asserts)."""
+    out = _run_json([str(HERE / "bench_pictures.py"), "--reps", "1", "--warmup", "0", "--formats", "png", "svg"],
+                    timeout=600)
+    assert out["neurons"] == 4000 and out["spikes_drawn"] > 10000  # CUBA: ~22 000 spikes in 1 s
+    assert set(out["formats"]) == {"png", "svg"}
+    for res in out["formats"].values():
+        for key in ("chipctl_s", "peer_s", "ratio_chipctl_over_peer", "chipctl_bytes", "peer_bytes"):
+            assert _positive(res[key]), key
+    # rasterized dots: chipctl's SVG holds images, the peer's one vector marker per spike
+    assert out["formats"]["svg"]["chipctl_bytes"] < out["formats"]["svg"]["peer_bytes"]
+    assert _positive(out["chipctl_plot_process_png_s"])

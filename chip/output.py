@@ -27,6 +27,7 @@ def summarize(host, result, *, wall_s: float) -> dict:
         "netlist": nl.name,
         "profile": nl.chip.name,
         "timescale": nl.timescale,
+        "time_factor_us": float(factor),  # hardware µs per µs of the netlist's time (pictures use it)
         "batch": result.batch,
         "populations": pops,
         "offered_events": int(result.offered_events),

@@ -18,6 +18,7 @@ Order of calls during ``chipctl train`` (one batch)::
       chipctl_after_update(context, batch, written)
     chipctl_epoch_finished(context, epoch, metrics)
     chipctl_state(context) / chipctl_load_state(context, state)   at checkpoints / on --resume
+    chipctl_figures(context, history)                when the training pictures are drawn
 
 Everything a batch does to the chip happens inside one host transaction: if any hook raises, the
 trainer names the plugin and the hook, every write of that batch is rolled back, and the last
@@ -30,7 +31,8 @@ membrane traces in ``chipctl_run_request`` and return weight and time-constant g
 as parameters); STDP weight transport asks for a timer and correlation sensors and writes feedback
 weights in ``chipctl_during_run`` (reading sensors with ``host.read_correlations``); the
 autoencoder regularizer returns terms from ``chipctl_loss_terms`` that any gradient rule picks up,
-with no import of the regularizer; calibration routines implement ``chipctl_calibrate``.
+with no import of the regularizer; calibration routines implement ``chipctl_calibrate``; a rule
+shows what it learns (angles, time constants) in the training pictures with ``chipctl_figures``.
 """
 
 from __future__ import annotations
@@ -142,3 +144,24 @@ def chipctl_calibrate(context, targets):
     codes (``host.write_codes``) so that effective parameters hit ``targets`` (population ->
     parameter -> value). Return a report dict (per parameter: spread before and after) — the first
     calibration plugin that returns one wins — or None to pass."""
+
+
+@hookspec
+def chipctl_figures(context, history):
+    """Return the figures this rule adds to the training pictures, or None: a dict of figure name
+    -> a panel as plain data, or a matplotlib ``Figure`` the rule drew itself.
+
+    Called after each epoch's checkpoint when ``chipctl train`` draws its pictures (the
+    checkpoint directory's ``training.png``; matplotlib installed, ``--no-plot`` not given).
+    ``history`` is the metrics of every epoch so far (a list of dicts, oldest first; copies).
+    A panel becomes part of ``training.png``, drawn in chipctl's style, and is stored beside it
+    (``training_figures.json``) so that ``chipctl plot CHECKPOINT_DIR`` redraws it without the
+    rule::
+
+        {"kind": "lines", "y": {label: values, ...}, "x": values,    # x default: epochs 1..n
+         "xlabel": "epoch", "ylabel": "angle to the true gradient (°)"}
+        {"kind": "hist", "values": {label: values, ...}, "xlabel": "tau_mem (µs)", "bins": 20}
+
+    A ``Figure`` is written as ``training.<rule>.<name>.png`` in the checkpoint directory (only
+    while training: redrawing needs the rule). Put units in the labels. Return value: dict or None.
+    """

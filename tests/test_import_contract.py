@@ -1,11 +1,11 @@
 """The import contract: who may import what, checked on the source (every import, lazy ones too).
 
-1. Outside ``chip/`` — rules, the regression-test package, the CLI, the ``chipctl`` module,
-   benchmarks and examples — nothing imports the emulator, the chip's configuration memory, the
-   die, the readout models or the mapping's internals: they use ``chip.host`` (and the netlist,
+1. Outside ``chip/`` — rules, the regression-test package, the pictures, the CLI, the ``chipctl``
+   module, benchmarks and examples — nothing imports the emulator, the chip's configuration memory,
+   the die, the readout models or the mapping's internals: they use ``chip.host`` (and the netlist,
    events, errors, profiles, units, analysis and the mapping's public entry points).
 2. The compiled kernel modules import nothing from the project (numpy, numba, math and each other).
-3. ``chip/`` never imports what is built on top of it (rules, regression, the CLI).
+3. ``chip/`` never imports what is built on top of it (rules, regression, the pictures, the CLI).
 
 Tests may import internals to unit-test them, so ``tests/`` is not checked. A violation fails
 with the file, line and the import that breaks the rule.
@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (1) modules nobody outside chip/ may import (a name or any of its submodules)
 CHIP_INTERNALS = ("chip.emulator", "chip.state", "chip.die", "chip.readout", "chip.mapping.")
-CLIENTS = ("rules", "regression", "cli.py", "chipctl.py", "benchmarks", "examples")
+CLIENTS = ("rules", "regression", "pictures", "cli.py", "chipctl.py", "benchmarks", "examples")
 # (2) the compiled kernel and what it may import
 KERNEL_MODULES = ("chip/emulator/kernel.py", "chip/emulator/links.py")
 KERNEL_ALLOWED = ("__future__", "math", "numpy", "numba", "chip.emulator.kernel", "chip.emulator.links")
 # (3) what chip/ is the floor for
-ABOVE_CHIP = ("rules", "regression", "cli", "chipctl")
+ABOVE_CHIP = ("rules", "regression", "pictures", "cli", "chipctl")
 
 
 def _module_of(path: Path, root: Path) -> str:
@@ -109,6 +109,7 @@ def test_the_project_keeps_its_import_contract():
     ("rules/bad_rule.py", "from chip.die import Die\n", "chip internals"),
     ("rules/bad_rule.py", "def f():\n    import chip.emulator.kernel\n", "chip internals"),
     ("regression/bad.py", "from chip.state import ChipState\n", "chip internals"),
+    ("pictures/bad.py", "from chip.readout import Trace\n", "chip internals"),
     ("cli.py", "from chip.mapping.rows import _assign_rows\n", "chip internals"),
     ("chip/emulator/kernel.py", "from ..errors import RunError\n", "imports nothing from the project"),
     ("chip/host.py", "from rules.training import Trainer\n", "chip/ is the floor"),
