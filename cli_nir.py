@@ -85,7 +85,8 @@ def register(app: typer.Typer, guard: Callable, load: Callable) -> None:
             if as_json:
                 typer.echo(json.dumps({"netlist": str(out), **report.to_dict()}))
             else:
-                typer.echo(f"{out}: {len(netlist.populations)} populations, {len(netlist.projections)} projections "
+                pops, projs = len(netlist.populations), len(netlist.projections)
+                typer.echo(f"{out}: {pops} population{'s' * (pops != 1)}, {projs} projection{'s' * (projs != 1)} "
                            f"on {chip.name}")
                 for line in report.lines():
                     typer.echo(f"  {line}")

@@ -485,3 +485,35 @@ def test_import_nir_reports_as_json(tmp_path):
     assert report["convention"] == "dirac" and report["profile"] == "bss2"
     assert {p["name"] for p in report["projections"]} == {"in_hidden", "hidden_hidden", "hidden_out"}
     load_netlist(tmp_path / "s.yaml")
+
+
+# ------------------------------------------------------------------------------ the docs
+def test_the_nir_page_runs_as_written(tmp_path, monkeypatch):
+    """docs/nir.md, in order, in a scratch copy of the checkout's netlists: each ```console line
+    "$ chipctl ..." prints the lines under it (stdout and stderr); each ```python block runs and
+    prints the plain block right after it, if there is one."""
+    import contextlib
+    import io
+    import shlex
+
+    shutil.copytree(REPO / "netlists", tmp_path / "netlists")
+    monkeypatch.chdir(tmp_path)
+    text = (REPO / "docs" / "nir.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```\n(?:\s*^```\n(.*?)^```$)?", text, flags=re.S | re.M)
+    ran = 0
+    for lang, body, shown in blocks:
+        if lang == "console":
+            for command, output in re.findall(r"^\$ (.*)\n((?:(?!\$ ).*\n)*)", body, flags=re.M):
+                args = shlex.split(command)
+                assert args[0] == "chipctl", command
+                proc = _cli(*args[1:], cwd=tmp_path)
+                assert (proc.stdout + proc.stderr).strip() == output.strip(), command
+                ran += 1
+        elif lang == "python":
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                exec(compile(body, "docs/nir.md", "exec"), {"__name__": "docs_nir"})
+            if shown:
+                assert out.getvalue().strip() == shown.strip()
+            ran += 1
+    assert ran >= 6

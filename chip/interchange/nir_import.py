@@ -58,6 +58,7 @@ class ProjectionReport:
     max_rounding_lsb: float      # largest |w - quantized w| of the synapses within range, in LSB
     rms_rounding: float          # model units
     saturated: int               # synapses beyond weight_full_scale (clipped to it)
+    full_scale_wanted: float | None = None  # what the file asked for, where the profile's range clipped it
 
 
 @dataclass
@@ -81,8 +82,9 @@ class ImportReport:
                 out.append(f"{p.name}: {p.pre} -> {p.post}, {p.sign}, {p.synapses} synapses, float weights "
                            f"(no rounding)")
             else:
+                wanted = "" if p.full_scale_wanted is None else f" (of {p.full_scale_wanted:.4g} wanted)"
                 out.append(f"{p.name}: {p.pre} -> {p.post}, {p.sign}, {p.synapses} synapses, full scale "
-                           f"{p.weight_full_scale:.4g}, LSB {p.lsb:.4g}: rounding max {p.max_rounding_lsb:.2f} LSB, "
+                           f"{p.weight_full_scale:.4g}{wanted}, LSB {p.lsb:.4g}: rounding max {p.max_rounding_lsb:.2f} LSB, "
                            f"rms {p.rms_rounding:.3g}; {p.saturated} saturated")
         return out
 
@@ -350,12 +352,13 @@ def nir_to_netlist(graph, profile: ChipProfile, *, file: str = "<nir>", time_sca
     reports = []
     top = profile.weight_max_code
     low_fs, high_fs = profile.weight_full_scale_range
-    full_scale = {}
+    full_scale, wanted = {}, {}
     for key in neurons:
         largest = max((float(np.abs(w).max()) for (_, post, w, _) in projections.values() if post == key and w.size),
                       default=0.0)
         chosen = full_scale_given.get(key, largest if largest > 0 else 1.0)
         full_scale[key] = float(np.clip(chosen, low_fs, high_fs))
+        wanted[key] = None if full_scale[key] == chosen else float(chosen)
     for key in neurons:
         pops[key] = Population(key, sizes[key], _params(file, key, params[key], full_scale[key]))
     proj_objs = {}
@@ -381,7 +384,8 @@ def nir_to_netlist(graph, profile: ChipProfile, *, file: str = "<nir>", time_sca
         err = values - codes * lsb
         reports.append(ProjectionReport(pname, pre, post, sign, int(values.size), fs, lsb,
                                         float(np.abs(err[inside]).max() / lsb) if inside.any() else 0.0,
-                                        float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0, saturated))
+                                        float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0, saturated,
+                                        wanted[post]))
 
     meta = getattr(graph, "metadata", None) or {}
     if not isinstance(meta, dict):
