@@ -58,8 +58,9 @@ def register(app: typer.Typer, guard: Callable, load: Callable) -> None:
     def import_nir(model: Path = typer.Argument(..., help="NIR file (HDF5)."),
                    out: Path = typer.Option(..., "-o", "--out", help="Netlist YAML file to write."),
                    profile: str = typer.Option("bss2", "--profile", help="Chip profile to map onto (bss2, ideal)."),
-                   time_scale: float = typer.Option(1.0, "--time-scale",
-                                                    help="Chip time = NIR time / this (1000: model ms become chip us)."),
+                   time_scale: Optional[float] = typer.Option(None, "--time-scale",
+                                                              help="Chip time = NIR time / this (1000: model ms become chip us); "
+                                                                   "default: what a chipctl export wrote, else 1."),
                    spikes: str = typer.Option("auto", "--spikes",
                                               help="What a spike is: auto, dirac (NIR's unit area) or step (area dt, snnTorch)."),
                    dt: Optional[float] = typer.Option(None, "--dt", help="The exporter's time step in s (with --spikes step)."),

@@ -286,6 +286,33 @@ def test_the_step_convention_of_discrete_exporters_is_recognized_and_reported():
     assert not np.allclose(forced.projections["fc"].weights.array, netlist.projections["fc"].weights.array)
 
 
+def test_a_continuous_graph_with_equal_time_constants_is_not_taken_for_the_step_convention():
+    # Norse-style: w_in = 1, r = 1; with tau_syn = tau_mem the two ratios agree (1/tau), but
+    # there is no time step: a spike is NIR's unit-area one
+    n = 2
+    node = nir.CubaLIF(tau_syn=np.full(n, 5e-6), tau_mem=np.full(n, 5e-6), r=np.ones(n), v_leak=np.zeros(n),
+                       v_threshold=np.ones(n), w_in=np.ones(n))
+    graph = nir.NIRGraph(nodes={"in": nir.Input(input_type={"input": np.array([n])}),
+                                "fc": nir.Linear(weight=np.full((n, n), 2e-6)), "lif": node},
+                         edges=[("in", "fc"), ("fc", "lif")])
+    netlist, report = nir_to_netlist(graph, IDEAL)
+    assert report.convention == "dirac"
+    np.testing.assert_allclose(netlist.projections["fc"].weights.array, 2e-6 / 5e-6)  # w_in * w / tau_syn
+
+
+def test_a_time_scale_written_by_export_is_used_by_import_and_reported(tmp_path):
+    original = _small_netlist()
+    export_nir(original, tmp_path / "bio.nir", time_scale=1000.0)
+    graph = nir.read(str(tmp_path / "bio.nir"))
+    assert graph.nodes["hidden"].tau_mem[0] == pytest.approx(8e-3)  # 8 µs on the chip: 8 ms of model time
+    imported, report = import_nir(tmp_path / "bio.nir", IDEAL)
+    assert report.time_scale == 1000.0 and report.time_scale_source == "from the file's metadata"
+    assert imported.populations["hidden"].params == original.populations["hidden"].params
+    assert imported.projections["in_hidden"].delay_us == 0.5 and imported.duration_us == original.duration_us
+    _, given = import_nir(tmp_path / "bio.nir", IDEAL, time_scale=1000.0)
+    assert given.time_scale_source == "given"
+
+
 def test_time_constants_outside_the_chip_suggest_a_time_scale():
     graph, _, _ = _snntorch_style()  # tau_mem 1 ms: 1000 µs on the chip at time scale 1
     with pytest.raises(InterchangeError, match=r"node 'lif': tau_mem = 1000 us .* try --time-scale 1000"):

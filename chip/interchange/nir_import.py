@@ -66,6 +66,7 @@ class ImportReport:
     file: str
     profile: str
     time_scale: float
+    time_scale_source: str       # given, from the file's metadata (a chipctl export), or default
     convention: str
     dt_s: float | None
     convention_reason: str
@@ -74,7 +75,7 @@ class ImportReport:
 
     def lines(self) -> list[str]:
         out = [f"spikes: {self.convention} — {self.convention_reason}",
-               f"time: NIR seconds x 1e6 / {self.time_scale:g} = chip us"]
+               f"time: NIR seconds x 1e6 / {self.time_scale:g} = chip us ({self.time_scale_source})"]
         for pop, tau in self.tau_ref_assumed.items():
             out.append(f"{pop}: no tau_ref in the file (NIR's CubaLIF has none); using {tau:g} us")
         for p in self.projections:
@@ -187,11 +188,22 @@ def _step_for(profile: ChipProfile, step_us: float | None) -> ChipProfile:
         return profile
 
 
-def nir_to_netlist(graph, profile: ChipProfile, *, file: str = "<nir>", time_scale: float = 1.0,
+def nir_to_netlist(graph, profile: ChipProfile, *, file: str = "<nir>", time_scale: float | None = None,
                    spikes: str = "auto", dt_s: float | None = None, duration_us: float | None = None,
                    name: str | None = None) -> tuple[Netlist, ImportReport]:
-    """The netlist of a NIR graph on ``profile``, and what was assumed and lost (see the module)."""
+    """The netlist of a NIR graph on ``profile``, and what was assumed and lost (see the module).
+    ``time_scale`` None: the one a chipctl export wrote into the graph's metadata, else 1."""
     nir = require_nir()
+    meta = getattr(graph, "metadata", None) or {}
+    if not isinstance(meta, dict):
+        meta = {}
+    time_scale_source = "given"
+    if time_scale is None:
+        written = _meta_number(meta, "time_scale") if _meta_text(meta, "generator") == "chipctl" else None
+        if written is not None and written > 0:
+            time_scale, time_scale_source = written, "from the file's metadata"
+        else:
+            time_scale, time_scale_source = 1.0, "default"
     if not time_scale > 0:
         raise InterchangeError(f"time scale must be positive, got {time_scale!r}", file=file)
     if spikes not in ("auto",) + SPIKE_CONVENTIONS:
@@ -253,12 +265,12 @@ def nir_to_netlist(graph, profile: ChipProfile, *, file: str = "<nir>", time_sca
             _fail(file, key, "tau_mem and tau_syn must be positive")
         sizes[key] = n
         p = {a: _uniform(file, key, a, arrays[a]) for a in ("tau_mem", "tau_syn", "v_leak", "v_threshold", "v_reset")}
-        meta = getattr(node, "metadata", None) or {}
-        if "weight_full_scale" in meta:
+        node_meta = getattr(node, "metadata", None) or {}
+        if "weight_full_scale" in node_meta:
             p["weight_full_scale"] = _uniform(file, key, "weight_full_scale (metadata)",
-                                              np.atleast_1d(np.asarray(meta["weight_full_scale"], dtype=np.float64)))
-        if "tau_ref" in meta:
-            p["tau_ref"] = _uniform(file, key, "tau_ref (metadata)", np.atleast_1d(np.asarray(meta["tau_ref"],
+                                              np.atleast_1d(np.asarray(node_meta["weight_full_scale"], dtype=np.float64)))
+        if "tau_ref" in node_meta:
+            p["tau_ref"] = _uniform(file, key, "tau_ref (metadata)", np.atleast_1d(np.asarray(node_meta["tau_ref"],
                                                                                               dtype=np.float64)))
         params[key] = p
         factors[key] = weight_factor(node, convention, dt)
@@ -387,9 +399,6 @@ def nir_to_netlist(graph, profile: ChipProfile, *, file: str = "<nir>", time_sca
                                         float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0, saturated,
                                         wanted[post]))
 
-    meta = getattr(graph, "metadata", None) or {}
-    if not isinstance(meta, dict):
-        meta = {}
     step_us = _meta_time(meta, "step", time_scale)
     chip = _step_for(profile, step_us) if _meta_text(meta, "profile") == profile.name else profile
     if duration_us is None:
@@ -406,7 +415,8 @@ def nir_to_netlist(graph, profile: ChipProfile, *, file: str = "<nir>", time_sca
         map_netlist(netlist)
     except MappingError as exc:
         raise MappingError(exc.message, file=file, field=exc.field) from None
-    report = ImportReport(file=file, profile=profile.name, time_scale=float(time_scale), convention=convention,
+    report = ImportReport(file=file, profile=profile.name, time_scale=float(time_scale),
+                          time_scale_source=time_scale_source, convention=convention,
                           dt_s=dt, convention_reason=reason, tau_ref_assumed=tau_ref_assumed, projections=reports)
     return netlist, report
 
@@ -440,12 +450,17 @@ def _meta_text(meta: dict, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _meta_time(meta: dict, key: str, time_scale: float) -> float | None:
+def _meta_number(meta: dict, key: str) -> float | None:
     try:
         value = float(np.asarray(meta[key], dtype=np.float64))
     except (KeyError, TypeError, ValueError):
         return None
-    return _us(value, time_scale) if math.isfinite(value) else None
+    return value if math.isfinite(value) else None
+
+
+def _meta_time(meta: dict, key: str, time_scale: float) -> float | None:
+    value = _meta_number(meta, key)
+    return None if value is None else _us(value, time_scale)
 
 
 def _us(seconds: float, time_scale: float) -> float:

@@ -21,7 +21,8 @@ Spikes. What one spike of the presynaptic side adds to I depends on what a spike
 * ``step`` — discrete-time exporters (snnTorch, SpikingJelly) write ``w_in = tau_syn / dt`` and
   ``r = tau_mem / dt``: their spike is a 1 held for one time step dt, of area dt. One spike adds
   ``w_in * w * dt / tau_syn`` (= w) to I. Recognized when ``w_in / tau_syn`` and ``r / tau_mem``
-  are one and the same number 1/dt for every neuron of the graph.
+  are one and the same number 1/dt for every neuron of the graph, dt is shorter than every time
+  constant, and ``w_in`` and ``r`` are not all 1.
 
 Either way the chip weight (model units added to the chip's I, per spike) is::
 
@@ -69,20 +70,26 @@ def to_nir_seconds(us, time_scale: float) -> np.ndarray:
 
 def detect_convention(neurons: dict) -> tuple[str, float | None, str]:
     """Which spike convention a graph's CubaLIF nodes were written in: ("step", dt, why) when
-    ``w_in / tau_syn == r / tau_mem`` is one number 1/dt over every neuron of every node, else
+    ``w_in / tau_syn == r / tau_mem`` is one number 1/dt over every neuron of every node, with dt
+    shorter than every time constant (a discrete exporter's tau = dt / (1 - decay) > dt) and not
+    all of ``w_in`` and ``r`` 1 (a continuous graph with tau_syn = tau_mem would match); else
     ("dirac", None, why)."""
-    ratios = []
+    ratios, taus, ones = [], [], True
     for node in neurons.values():
-        tau_syn = np.asarray(node.tau_syn, dtype=np.float64)
-        tau_mem = np.asarray(node.tau_mem, dtype=np.float64)
-        ratios.append(np.asarray(node.w_in, dtype=np.float64).ravel() / tau_syn.ravel())
-        ratios.append(np.asarray(node.r, dtype=np.float64).ravel() / tau_mem.ravel())
-    if ratios:
+        tau_syn = np.asarray(node.tau_syn, dtype=np.float64).ravel()
+        tau_mem = np.asarray(node.tau_mem, dtype=np.float64).ravel()
+        w_in = np.asarray(node.w_in, dtype=np.float64).ravel()
+        r = np.asarray(node.r, dtype=np.float64).ravel()
+        ratios += [w_in / tau_syn, r / tau_mem]
+        taus += [tau_syn, tau_mem]
+        ones = ones and bool(np.all(w_in == 1) and np.all(r == 1))
+    if ratios and not ones:
         k = np.concatenate(ratios)
         if np.all(np.isfinite(k)) and k.size and k[0] > 0 and np.allclose(k, k[0], rtol=1e-6, atol=0):
             dt = 1.0 / float(k[0])
-            return "step", dt, (f"w_in = tau_syn/dt and r = tau_mem/dt with dt = {dt:g} s (discrete-time exporters "
-                                f"such as snnTorch): a spike has area dt")
+            if dt < float(np.concatenate(taus).min()) * (1 - 1e-9):
+                return "step", dt, (f"w_in = tau_syn/dt and r = tau_mem/dt with dt = {dt:g} s (discrete-time "
+                                    f"exporters such as snnTorch): a spike has area dt")
     return "dirac", None, "NIR's unit-area spikes (w_in = tau_syn, r = 1 from chipctl; w_in = 1 from Norse, Rockpool)"
 
 
