@@ -544,3 +544,30 @@ def test_the_nir_page_runs_as_written(tmp_path, monkeypatch):
                 assert out.getvalue().strip() == shown.strip()
             ran += 1
     assert ran >= 6
+
+
+@pytest.mark.slow
+def test_the_shipped_yinyang_network_trained_one_epoch_keeps_its_accuracy_through_nir(tmp_path):
+    """The 25-100-3 Yin-Yang network of netlists/yinyang_ideal.yaml, trained for one epoch (about
+    a minute), exported from its checkpoint, imported on ideal: the same test accuracy."""
+    import yaml
+
+    from rules.training import Trainer
+    from rules.training.checkpoints import load_checkpoint
+
+    source = REPO / "netlists" / "yinyang_ideal.yaml"
+    ck = tmp_path / "ck"
+    Trainer(load_netlist(source), checkpoint=ck, epochs=1).fit()
+    trained = Trainer(load_netlist(source), checkpoint=ck)
+    trained.load_chip(load_checkpoint(ck))
+    accuracy = trained.evaluate("test")
+
+    assert _cli("export-nir", source, "--checkpoint", ck, "-o", tmp_path / "yy.nir").returncode == 0
+    proc = _cli("import-nir", tmp_path / "yy.nir", "--profile", "ideal", "-o", tmp_path / "back.yaml")
+    assert proc.returncode == 0, proc.stderr
+    back = yaml.safe_load((tmp_path / "back.yaml").read_text())
+    back["train"] = {k: v for k, v in yaml.safe_load(source.read_text())["train"].items() if k != "checkpoint"}
+    (tmp_path / "back.yaml").write_text(yaml.safe_dump(back))
+    again = Trainer(load_netlist(tmp_path / "back.yaml"))
+    assert again.evaluate("test") == accuracy
+    print(f"yinyang_ideal after one epoch: test accuracy {accuracy:.4f} before and after NIR")
