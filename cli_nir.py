@@ -15,6 +15,14 @@ import typer
 
 __all__ = ["register"]
 
+_OUT_NIR = typer.Option(..., "-o", "--out", help="NIR file to write (HDF5, usually .nir).")
+_CHECKPOINT = typer.Option(None, "--checkpoint", help="Training checkpoint directory: its trained weights and parameters.")
+_REALIZED = typer.Option(False, "--realized", help="What this die does (quantized, mismatched), not nominal values.")
+_EXPORT_TIME_SCALE = typer.Option(1.0, "--time-scale", help="NIR time = chip time x this (1000: chip us become model ms).")
+_IMPORT_TIME_SCALE = typer.Option(None, "--time-scale", help="Chip time = NIR time / this (1000: model ms become chip "
+                                                             "us); default: what a chipctl export wrote, else 1.")
+_SPIKES = typer.Option("auto", "--spikes", help="What a spike is: auto, dirac (NIR's unit area) or step (area dt).")
+
 
 def register(app: typer.Typer, guard: Callable, load: Callable) -> None:
     """Add the two commands to ``app``; ``guard`` turns chipctl errors into one line and exit 2,
@@ -22,13 +30,8 @@ def register(app: typer.Typer, guard: Callable, load: Callable) -> None:
 
     @app.command("export-nir")
     def export_nir(netlist: Path = typer.Argument(..., help="Netlist YAML file."),
-                   out: Path = typer.Option(..., "-o", "--out", help="NIR file to write (HDF5, usually .nir)."),
-                   checkpoint: Optional[Path] = typer.Option(None, "--checkpoint",
-                                                             help="Training checkpoint directory: write its trained weights and parameters."),
-                   realized: bool = typer.Option(False, "--realized",
-                                                 help="Write what this die does (quantized, mismatched) instead of nominal values."),
-                   time_scale: float = typer.Option(1.0, "--time-scale",
-                                                    help="NIR time = chip time x this (1000: chip us become model ms)."),
+                   out: Path = _OUT_NIR, checkpoint: Optional[Path] = _CHECKPOINT, realized: bool = _REALIZED,
+                   time_scale: float = _EXPORT_TIME_SCALE,
                    profile: Optional[str] = typer.Option(None, "--profile", help="Chip profile instead of the netlist's."),
                    die_seed: Optional[int] = typer.Option(None, "--die-seed", help="Seed of the die (with --realized)."),
                    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON.")):
@@ -58,13 +61,9 @@ def register(app: typer.Typer, guard: Callable, load: Callable) -> None:
     def import_nir(model: Path = typer.Argument(..., help="NIR file (HDF5)."),
                    out: Path = typer.Option(..., "-o", "--out", help="Netlist YAML file to write."),
                    profile: str = typer.Option("bss2", "--profile", help="Chip profile to map onto (bss2, ideal)."),
-                   time_scale: Optional[float] = typer.Option(None, "--time-scale",
-                                                              help="Chip time = NIR time / this (1000: model ms become chip us); "
-                                                                   "default: what a chipctl export wrote, else 1."),
-                   spikes: str = typer.Option("auto", "--spikes",
-                                              help="What a spike is: auto, dirac (NIR's unit area) or step (area dt, snnTorch)."),
-                   dt: Optional[float] = typer.Option(None, "--dt", help="The exporter's time step in s (with --spikes step)."),
-                   duration: Optional[float] = typer.Option(None, "--duration-us", help="Run duration of the netlist, chip us."),
+                   time_scale: Optional[float] = _IMPORT_TIME_SCALE, spikes: str = _SPIKES,
+                   dt: Optional[float] = typer.Option(None, "--dt", help="The exporter's time step in s (--spikes step)."),
+                   duration: Optional[float] = typer.Option(None, "--duration-us", help="Run duration, chip us."),
                    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")):
         """Turn a NIR graph into a netlist; report the spike convention assumed and the weight rounding."""
 

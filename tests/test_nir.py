@@ -286,6 +286,18 @@ def test_the_step_convention_of_discrete_exporters_is_recognized_and_reported():
     assert not np.allclose(forced.projections["fc"].weights.array, netlist.projections["fc"].weights.array)
 
 
+def test_the_step_convention_can_be_forced_with_the_exporters_dt():
+    graph, w, _ = _snntorch_style()
+    node = graph.nodes["lif"]
+    netlist, report = nir_to_netlist(graph, BSS2, time_scale=1000.0, spikes="step", dt_s=2e-4)
+    assert report.convention == "step" and report.dt_s == 2e-4 and "given" in report.convention_reason
+    want = (node.r * node.w_in * 2e-4 / node.tau_syn)[:, None] * w
+    np.testing.assert_allclose(netlist.projections["fc"].weights.array, want.T, rtol=1e-12)
+    dirac_graph = _chipctl_graph(np.random.default_rng(1))
+    with pytest.raises(InterchangeError, match="needs the exporter's time step"):
+        nir_to_netlist(dirac_graph, IDEAL, spikes="step")
+
+
 def test_a_continuous_graph_with_equal_time_constants_is_not_taken_for_the_step_convention():
     # Norse-style: w_in = 1, r = 1; with tau_syn = tau_mem the two ratios agree (1/tau), but
     # there is no time step: a spike is NIR's unit-area one
