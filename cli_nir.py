@@ -21,7 +21,8 @@ _REALIZED = typer.Option(False, "--realized", help="What this die does (quantize
 _EXPORT_TIME_SCALE = typer.Option(1.0, "--time-scale", help="NIR time = chip time x this (1000: chip us become model ms).")
 _IMPORT_TIME_SCALE = typer.Option(None, "--time-scale", help="Chip time = NIR time / this (1000: model ms become chip "
                                                              "us); default: what a chipctl export wrote, else 1.")
-_SPIKES = typer.Option("auto", "--spikes", help="What a spike is: auto, dirac (NIR's unit area) or step (area dt).")
+_SPIKES = typer.Option("auto", "--spikes", help="What a spike is: auto, dirac (NIR's unit area), step (area dt, "
+                                                "snnTorch) or jump (adds w_in*w, Norse).")
 
 
 def register(app: typer.Typer, guard: Callable, load: Callable) -> None:

@@ -310,6 +310,11 @@ def test_a_continuous_graph_with_equal_time_constants_is_not_taken_for_the_step_
     netlist, report = nir_to_netlist(graph, IDEAL)
     assert report.convention == "dirac"
     np.testing.assert_allclose(netlist.projections["fc"].weights.array, 2e-6 / 5e-6)  # w_in * w / tau_syn
+    # ... and a file with w_in = 1 may be Norse's, whose current jumps by w: the report says so
+    assert "--spikes jump" in report.convention_hint and any("--spikes jump" in line for line in report.lines())
+    jumped, jump_report = nir_to_netlist(graph, IDEAL, spikes="jump")
+    assert jump_report.convention == "jump" and jump_report.convention_hint is None
+    np.testing.assert_allclose(jumped.projections["fc"].weights.array, 2e-6)  # r * w_in * w
 
 
 def test_a_time_scale_written_by_export_is_used_by_import_and_reported(tmp_path):

@@ -70,12 +70,15 @@ class ImportReport:
     convention: str
     dt_s: float | None
     convention_reason: str
+    convention_hint: str | None = None  # a convention the file may have meant instead
     tau_ref_assumed: dict[str, float] = field(default_factory=dict)  # population -> µs, where none was given
     projections: list[ProjectionReport] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"spikes: {self.convention} — {self.convention_reason}",
-               f"time: NIR seconds x 1e6 / {self.time_scale:g} = chip us ({self.time_scale_source})"]
+        out = [f"spikes: {self.convention} — {self.convention_reason}"]
+        if self.convention_hint:
+            out.append(f"note: {self.convention_hint}")
+        out.append(f"time: NIR seconds x 1e6 / {self.time_scale:g} = chip us ({self.time_scale_source})")
         for pop, tau in self.tau_ref_assumed.items():
             out.append(f"{pop}: no tau_ref in the file (NIR's CubaLIF has none); using {tau:g} us")
         for p in self.projections:
@@ -245,8 +248,15 @@ def nir_to_netlist(graph, profile: ChipProfile, *, file: str = "<nir>", time_sca
         if not dt > 0:
             raise InterchangeError(f"dt must be positive, got {dt!r}", file=file)
         reason = f"given: a spike is a one-step pulse of area dt = {dt:g} s"
+    elif spikes == "jump":
+        convention, dt, reason = "jump", None, "given: a spike adds w_in * w to the current (Norse's LIFCell)"
     else:
         convention, dt, reason = "dirac", None, "given: NIR's unit-area spikes"
+    hint = None
+    if spikes == "auto" and convention == "dirac" and _meta_text(meta, "generator") != "chipctl" and all(
+            np.all(np.asarray(n.w_in) == 1) for n in neurons.values()):
+        hint = ("w_in = 1 everywhere: NIR's definition divides each weight by tau_syn; a file from Norse, "
+                "whose neurons add w per spike, wants --spikes jump")
 
     # --- neurons -> populations
     sizes: dict[str, int] = {}
@@ -417,7 +427,7 @@ def nir_to_netlist(graph, profile: ChipProfile, *, file: str = "<nir>", time_sca
         raise MappingError(exc.message, file=file, field=exc.field) from None
     report = ImportReport(file=file, profile=profile.name, time_scale=float(time_scale),
                           time_scale_source=time_scale_source, convention=convention,
-                          dt_s=dt, convention_reason=reason, tau_ref_assumed=tau_ref_assumed, projections=reports)
+                          dt_s=dt, convention_reason=reason, convention_hint=hint, tau_ref_assumed=tau_ref_assumed, projections=reports)
     return netlist, report
 
 

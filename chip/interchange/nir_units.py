@@ -15,18 +15,23 @@ time_scale`` seconds.
 Spikes. What one spike of the presynaptic side adds to I depends on what a spike *is*:
 
 * ``dirac`` — NIR's definition: S is a sum of Dirac deltas of unit area, so one spike through a
-  weight w adds ``w_in * w / tau_syn`` to I, and the membrane sees ``r * I``. Continuous-time
-  exporters write it (Norse and Rockpool leave ``w_in`` = 1 and put their scale in ``r``);
-  chipctl writes ``w_in = tau_syn`` and ``r = 1``, so that a NIR weight *is* the chip weight.
+  weight w adds ``w_in * w / tau_syn`` to I, and the membrane sees ``r * I``. chipctl writes
+  ``w_in = tau_syn`` and ``r = 1``, so that a NIR weight *is* the chip weight.
 * ``step`` — discrete-time exporters (snnTorch, SpikingJelly) write ``w_in = tau_syn / dt`` and
   ``r = tau_mem / dt``: their spike is a 1 held for one time step dt, of area dt. One spike adds
   ``w_in * w * dt / tau_syn`` (= w) to I. Recognized when ``w_in / tau_syn`` and ``r / tau_mem``
   are one and the same number 1/dt for every neuron of the graph, dt is shorter than every time
   constant, and ``w_in`` and ``r`` are not all 1.
 
-Either way the chip weight (model units added to the chip's I, per spike) is::
+* ``jump`` — not NIR's definition, but what Norse's ``LIFCell`` does (its synaptic current jumps
+  by the input, ``i + w``) while its exporter writes ``w_in = 1``, ``r = 1``: one spike adds
+  ``w_in * w`` to I. Never assumed on its own (a file with ``w_in = 1`` reads as ``dirac``, by the
+  definition); the import report points at it for such files, ``spikes="jump"`` selects it.
 
-    w_chip[pre, post] = r[post] * w_in[post] * area * W[post, pre] / tau_syn[post]
+The chip weight (model units added to the chip's I, per spike) is::
+
+    w_chip[pre, post] = r[post] * w_in[post] * area * W[post, pre] / tau_syn[post]   (dirac, step)
+    w_chip[pre, post] = r[post] * w_in[post] * W[post, pre]                          (jump)
 
 with area 1 (dirac) or dt (step), all times in the same unit, so the time scale does not enter.
 """
@@ -40,8 +45,9 @@ from ..errors import ChipctlError
 __all__ = ["SPIKE_CONVENTIONS", "US_PER_SECOND", "require_nir", "to_chip_us", "to_nir_seconds",
            "detect_convention", "weight_factor"]
 
-#: what a spike is: NIR's unit-area Dirac, or a discrete exporter's one-step pulse of area dt
-SPIKE_CONVENTIONS = ("dirac", "step")
+#: what a spike is: NIR's unit-area Dirac, a discrete exporter's one-step pulse of area dt, or a
+#: jump of the current by the weight (Norse's LIFCell)
+SPIKE_CONVENTIONS = ("dirac", "step", "jump")
 US_PER_SECOND = 1e6
 
 _EXTRA_HINT = "install the NIR extra: pip install 'chipctl[nir]'"
@@ -90,11 +96,13 @@ def detect_convention(neurons: dict) -> tuple[str, float | None, str]:
             if dt < float(np.concatenate(taus).min()) * (1 - 1e-9):
                 return "step", dt, (f"w_in = tau_syn/dt and r = tau_mem/dt with dt = {dt:g} s (discrete-time "
                                     f"exporters such as snnTorch): a spike has area dt")
-    return "dirac", None, "NIR's unit-area spikes (w_in = tau_syn, r = 1 from chipctl; w_in = 1 from Norse, Rockpool)"
+    return "dirac", None, "NIR's unit-area spikes, one adds w_in * w / tau_syn to the current"
 
 
 def weight_factor(node, convention: str, dt: float | None) -> np.ndarray:
     """Per postsynaptic neuron, the factor from a NIR weight to a chip weight (see the module)."""
+    if convention == "jump":
+        return (np.asarray(node.r, dtype=np.float64) * np.asarray(node.w_in, dtype=np.float64)).ravel()
     area = 1.0 if convention == "dirac" else float(dt)
     return (np.asarray(node.r, dtype=np.float64) * np.asarray(node.w_in, dtype=np.float64) * area
             / np.asarray(node.tau_syn, dtype=np.float64)).ravel()
