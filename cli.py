@@ -445,6 +445,12 @@ def rules_(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     _guard(body)
 
 
+# NIR in and out: their own module (the nir package is an optional extra)
+from cli_nir import register as _register_nir  # noqa: E402
+
+_register_nir(app, _guard, _load)
+
+
 def _jsonable(obj):
     import math
 

@@ -15,6 +15,7 @@ __all__ = [
     "RunError",
     "RuleError",
     "CheckpointError",
+    "InterchangeError",
 ]
 
 
@@ -77,3 +78,16 @@ class RuleError(ChipctlError):
 
 class CheckpointError(ChipctlError):
     """A checkpoint that is missing, incomplete or does not match the netlist."""
+
+
+class InterchangeError(ChipctlError):
+    """A file of another format (NIR) that cannot be read or does not fit a netlist; the message
+    names the file and the node: ``FILE: node 'NAME': what is wrong``."""
+
+    def __init__(self, message: str, *, file: str | None = None, node: str | None = None):
+        self.message = message
+        self.file = file
+        self.node = node
+        where = file or "<nir>"
+        what = f" node {node!r}:" if node else ""
+        super().__init__(f"{where}:{what} {message}")
