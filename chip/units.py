@@ -13,6 +13,7 @@ the netlist reader's, never this module's.
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = [
@@ -61,7 +62,15 @@ def _split(text, kind: str, table: dict[str, float]) -> tuple[float, str]:
     value, unit = float(match.group(1)), match.group(2)
     if unit not in table:
         raise UnitError(f"unknown {kind} unit {unit!r} in {text!r}; use one of {', '.join(table)}")
+    _finite(value * table[unit], text)
     return value, unit
+
+
+def _finite(value: float, text) -> float:
+    """A number that overflowed (``1e400 us``, ``1e308 s`` in µs) is out of range, not infinite."""
+    if not math.isfinite(value):
+        raise UnitError(f"number out of range in {text!r}")
+    return value
 
 
 def parse_time_us(text) -> float:
@@ -96,7 +105,10 @@ def parse_number(value) -> float:
     if isinstance(value, bool):
         raise UnitError(f"expected a number, got {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise UnitError(f"number out of range: {value!r}") from None
     if isinstance(value, str):
         try:
             return float(value.strip())

@@ -70,7 +70,7 @@ from .schema import (
     params_form,
 )
 from .validation import FieldReader, blame, show_value
-from .yaml_tree import parse_yaml
+from .yaml_tree import MAX_DOCUMENT_CHARS, parse_yaml
 
 __all__ = ["load_netlist", "load_netlist_text", "NetlistReader"]
 
@@ -712,6 +712,26 @@ def _read(text: str, *, filename: str, source_path: str | None, base_dir: Path, 
     return netlist.replace(source_path=source_path, lines=dict(tree.public)), reader
 
 
+def _read_text(path: Path, file: str) -> str:
+    """The text of a netlist file: a regular file of at most MAX_DOCUMENT_CHARS characters, read
+    no further than that (a device or a pipe is refused before anything is read)."""
+    try:
+        if not path.is_file():
+            if not path.exists():
+                raise NetlistError("netlist file not found", file=file)
+            raise NetlistError("not a regular file (a netlist is a YAML file)", file=file)
+        with open(path, "rb") as fh:
+            data = fh.read(4 * MAX_DOCUMENT_CHARS + 1)  # UTF-8: at most 4 bytes a character
+        if len(data) > 4 * MAX_DOCUMENT_CHARS:
+            raise NetlistError(f"the netlist is larger than {4 * MAX_DOCUMENT_CHARS} bytes; a netlist has at most "
+                               f"{MAX_DOCUMENT_CHARS} characters", file=file)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NetlistError(f"cannot read netlist: not UTF-8 text ({exc.reason} at byte {exc.start})", file=file) from None
+    except OSError as exc:
+        raise NetlistError(f"cannot read netlist: {exc.strerror or exc}", file=file) from None
+
+
 def load_netlist(path, *, profile: str | None = None, die_seed: int | None = None,
                  noise_seed: int | None = None, batch: int | None = None) -> Netlist:
     """Read and validate a netlist file.
@@ -722,12 +742,7 @@ def load_netlist(path, *, profile: str | None = None, die_seed: int | None = Non
     NetlistError (``FILE:LINE: field: message``) at the first problem.
     """
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NetlistError("netlist file not found", file=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NetlistError(f"cannot read netlist: {exc}", file=file) from None
+    text = _read_text(Path(path), file)
     netlist, _ = _read(text, filename=file, source_path=file, base_dir=Path(path).resolve().parent,
                        default_name=Path(path).stem, profile=profile, die_seed=die_seed,
                        noise_seed=noise_seed, batch=batch)
