@@ -47,16 +47,25 @@ def _fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
-def _guard(fn: Callable):
-    """Run a command body, turning chipctl's own errors into one line and exit 2."""
+def _guard(fn: Callable, force: bool = False):
+    """Run a command body, turning chipctl's own errors into one line and exit 2 (``force``: without
+    the per-run limits of chip.budget)."""
+    import contextlib
+
+    from chip.budget import unlimited
     from chip.errors import ChipctlError
 
     try:
-        return fn()
+        with unlimited() if force else contextlib.nullcontext():
+            return fn()
     except ChipctlError as exc:
         if _state["debug"]:
             raise
         _fail(exc.one_line())
+    except MemoryError:
+        if _state["debug"]:
+            raise
+        _fail("out of memory (the run is larger than this machine holds; see the estimate without --force)")
     except KeyboardInterrupt:
         typer.echo("chipctl: interrupted", err=True)
         raise typer.Exit(130)
@@ -105,6 +114,8 @@ _NETLIST = typer.Argument(..., help="Netlist YAML file.", exists=False)
 _PROFILE = typer.Option(None, "--profile", help="Chip profile to use instead of the netlist's (bss2, ideal).")
 _DIE = typer.Option(None, "--die-seed", help="Seed of the die's fixed-pattern mismatch.")
 _NOISE = typer.Option(None, "--noise-seed", help="Seed of the temporal noise.")
+_FORCE = typer.Option(False, "--force", help="Run even beyond the per-run memory and step limits "
+                      "(CHIPCTL_MAX_MEMORY, CHIPCTL_MAX_STEPS, CHIPCTL_MAX_NEURON_STEPS).")
 
 
 @app.command()
@@ -113,6 +124,7 @@ def run(netlist: Path = _NETLIST,
         as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
         batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Samples in the batch."),
         die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE,
+        force: bool = _FORCE,
         update_golden: bool = typer.Option(False, "--update-golden",
                                            help="Write the run's spikes as the netlist's golden file.")):
     """Run a netlist on the emulated chip and summarise the spikes."""
@@ -142,7 +154,7 @@ def run(netlist: Path = _NETLIST,
         else:
             _print_summary(summary, out)
 
-    _guard(body)
+    _guard(body, force)
 
 
 def _print_summary(summary: dict, out: Optional[Path]) -> None:
@@ -194,7 +206,8 @@ def test(paths: Optional[list[Path]] = typer.Argument(None, help="Netlist files 
 
 @app.command()
 def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
-             as_json: bool = typer.Option(False, "--json", help="Print the mapped summary as JSON.")):
+             as_json: bool = typer.Option(False, "--json", help="Print the mapped summary as JSON."),
+             force: bool = typer.Option(False, "--force", help="Do not check the run against the per-run limits.")):
     """Check a netlist: format (its train: and expect: blocks too), references, and that it fits
     the chip (it is mapped, not run)."""
 
@@ -211,6 +224,17 @@ def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
 
             parse_expect(nl)
         mapped = map_netlist(nl)
+        if not force:
+            from chip.budget import check_run
+
+            check_run(nl, mapped)
+            if nl.train is not None:
+                # a training or test batch: that many samples of the netlist's duration
+                from rules.training.config import parse_train
+
+                cfg = parse_train(nl)
+                for key, size in (("batch_size", cfg.batch_size), ("test_batch_size", cfg.test_batch_size)):
+                    check_run(nl, mapped, batch=size, batch_field=f"train.{key}")
         summary = graph_summary(mapped)
         if as_json:
             typer.echo(json.dumps({"netlist": nl.name, "ok": True, **_jsonable(summary)}))
@@ -275,7 +299,8 @@ def train(netlist: Path = _NETLIST,
           checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory (overrides train.checkpoint)."),
           resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
           epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override train.epochs."),
-          die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE):
+          die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE,
+          force: bool = _FORCE):
     """Train the netlist's chip in the loop with its train: block (rules, data, optimizer)."""
 
     def body():
@@ -305,7 +330,7 @@ def train(netlist: Path = _NETLIST,
             typer.echo(f"{nl.name}: {metrics['epochs']} epochs in {metrics['wall_s']:.1f} s"
                        + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else ""))
 
-    _guard(body)
+    _guard(body, force)
 
 
 @app.command("eval")
