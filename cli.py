@@ -72,17 +72,31 @@ def _guard(fn: Callable, force: bool = False):
 
 
 class _Progress:
-    """A progress bar on stderr that appears only once work has taken longer than ``after_s``."""
+    """Progress on stderr once work has taken longer than ``after_s``: a bar on a terminal, else
+    (a log, a pipe, a batch job) a plain line every ``every_s`` seconds. CHIPCTL_PROGRESS=1 forces
+    the bar, CHIPCTL_PROGRESS=0 silences both."""
 
-    def __init__(self, label: str, after_s: float = 2.0, enabled: bool = True):
+    def __init__(self, label: str, after_s: float = 2.0, enabled: bool = True, every_s: float = 5.0):
         self.label = label
         self.after_s = after_s
-        self.enabled = enabled and sys.stderr.isatty() or os.environ.get("CHIPCTL_PROGRESS") == "1"
+        setting = os.environ.get("CHIPCTL_PROGRESS")
+        self.enabled = (enabled and sys.stderr.isatty() and setting != "0") or setting == "1"
+        self.lines = enabled and not self.enabled and setting != "0"
+        self.every_s = every_s
         self.start = time.perf_counter()
+        self.last_line = None
         self.bar = None
         self.task = None
 
     def __call__(self, fraction: float, status: str = "") -> None:
+        if self.lines:
+            now = time.perf_counter()
+            if now - self.start >= max(self.after_s, self.every_s) and (
+                    self.last_line is None or now - self.last_line >= self.every_s):
+                self.last_line = now
+                typer.echo(f"chipctl: {self.label}: {100 * fraction:.0f}% after {now - self.start:.0f} s"
+                           + (f", {status}" if status else ""), err=True)
+            return
         if not self.enabled:
             return
         if self.bar is None:

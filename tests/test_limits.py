@@ -101,3 +101,21 @@ def test_the_host_checks_every_run_request():
     host.run(batch=2, duration_us=10.0)
     with pytest.raises(BudgetError, match="steps"):
         check_run(nl, limits=Limits(max_steps=100))
+
+
+@pytest.mark.slow
+def test_a_long_run_with_nothing_recorded_stays_small_and_reports_progress(tmp_path):
+    """10 s of hardware time (5e7 steps) of one neuron with nothing recorded: peak RSS under 300 MB
+    (measured 208 MB), and progress lines on a stderr that is not a terminal. About a minute of CPU."""
+    import os
+
+    from tests.measure import run_chipctl
+
+    text = SINGLE.replace("duration: 60 us", "duration: 10 s").split("record:")[0] + "record: {spikes: []}\n"
+    path = _write(tmp_path, text)
+    got = run_chipctl(["run", str(path)], cpu_limit_s=600, env={**os.environ, "CHIPCTL_PROGRESS": ""}, timeout=1800)
+    assert got.returncode == 0, got.stderr
+    assert got.peak_mb < 300, got.peak_mb
+    assert "10000000.000 us emulated" in got.stdout
+    progress = [l for l in got.stderr.splitlines() if l.startswith("chipctl: running single_neuron: ")]
+    assert len(progress) >= 2, got.stderr
