@@ -147,8 +147,17 @@ def run(netlist: Path = _NETLIST,
         from chip.host import HostInterface
         from chip.output import summarize, write_outputs
 
+        from chip.output import check_output_dir, check_output_file
+
         t_start = time.perf_counter()
         nl = _load(netlist, profile, die_seed, noise_seed, batch)
+        # outputs are checked before the run, not found unwritable after it
+        if out is not None:
+            check_output_dir(out, "--out")
+        if update_golden:
+            from regression.golden import golden_path
+
+            check_output_file(golden_path(nl), "--update-golden")
         host = HostInterface(nl)
         bar = _Progress(f"running {nl.name}")
         try:
@@ -276,7 +285,10 @@ def graph(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
 
     def body():
         from chip.mapping import graph_summary, map_netlist, write_graphml
+        from chip.output import check_output_file
 
+        if graphml is not None:
+            check_output_file(graphml, "--graphml")
         nl = _load(netlist, profile, None, None, None)
         mapped = map_netlist(nl)
         summary = _jsonable(graph_summary(mapped))
@@ -323,6 +335,10 @@ def train(netlist: Path = _NETLIST,
         nl = _load(netlist, profile, die_seed, noise_seed, None)
         bar = _Progress(f"training {nl.name}", after_s=0.0)
         trainer = Trainer(nl, extra_rules=tuple(rule), checkpoint=checkpoint, epochs=epochs, progress=bar)
+        if trainer.checkpoint_dir is not None and not resume:
+            from chip.output import check_output_dir
+
+            check_output_dir(trainer.checkpoint_dir, "--checkpoint" if checkpoint is not None else "train.checkpoint")
         if resume:
             trainer.resume()
         try:

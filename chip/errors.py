@@ -15,6 +15,7 @@ __all__ = [
     "RunError",
     "RuleError",
     "CheckpointError",
+    "OutputError",
 ]
 
 
@@ -77,3 +78,7 @@ class RuleError(ChipctlError):
 
 class CheckpointError(ChipctlError):
     """A checkpoint that is missing, incomplete or does not match the netlist."""
+
+
+class OutputError(ChipctlError):
+    """An output file or folder that cannot be written (checked before the run where possible)."""

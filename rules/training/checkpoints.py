@@ -38,21 +38,24 @@ def _flatten(prefix: str, value: Any, arrays: dict, meta: dict) -> None:
 
 def save_checkpoint(directory: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (nested dicts of arrays and JSON-able values) atomically."""
+    from chip.errors import OutputError
+    from chip.output import atomic_write
+
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"{directory}: cannot create the checkpoint folder ({exc.strerror})") from None
     arrays: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {}
     for key, value in payload.items():
         _flatten(key, value, arrays, meta)
     arrays["__meta__"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
     path = directory / CHECKPOINT_FILE
-    tmp = directory / (CHECKPOINT_FILE + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    try:
+        return atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    except OutputError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def _json_default(obj):
@@ -65,6 +68,9 @@ def _json_default(obj):
 
 def load_checkpoint(directory: str | Path) -> dict[str, Any]:
     """Read a checkpoint back into nested dicts (the shape ``save_checkpoint`` was given)."""
+    if Path(directory).is_file():
+        raise CheckpointError(f"{directory}: is a file; --checkpoint names the folder that train writes "
+                              f"{CHECKPOINT_FILE} into")
     path = Path(directory) / CHECKPOINT_FILE
     if not path.exists():
         raise CheckpointError(f"{path}: no checkpoint there (train first, or check --checkpoint)")
@@ -73,7 +79,12 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any]:
             arrays = {k: data[k] for k in data.files}
     except Exception as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint ({exc})") from None
-    meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+    try:
+        meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+        if not isinstance(meta, dict):
+            raise ValueError("its metadata is not a mapping")
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a chipctl checkpoint ({exc})") from None
     out: dict[str, Any] = {}
     for key, value in list(arrays.items()) + list(meta.items()):
         parts = key.split("/")
