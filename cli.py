@@ -18,8 +18,38 @@ from typing import Callable, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Emulate an analog neuromorphic core: run netlists, train with rule plugins, keep regression tests.")
+class _App(typer.Typer):
+    """The command line, with a bad command line (unknown option, a value out of range) reported
+    like bad input: one line on stderr, exit 2, not a usage box."""
+
+    def __call__(self, *args, **kwargs):
+        from typer.exceptions import TyperException
+
+        if kwargs.get("standalone_mode", True) is False:
+            return super().__call__(*args, **kwargs)
+        try:
+            code = super().__call__(*args, standalone_mode=False, **kwargs)
+        except TyperException as exc:  # the command line itself is wrong (typer's click errors)
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                typer.echo(ctx.get_help(), err=True)
+                sys.exit(2)
+            see = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+            typer.echo(_printable(f"chipctl: {exc.format_message()}{see}".replace("\n", " ")), err=True)
+            sys.exit(getattr(exc, "exit_code", 2) or 2)
+        except typer.Abort:
+            typer.echo("chipctl: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _printable(message: str) -> str:
+    """Control characters of hostile input shown escaped, so the message stays one visible line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+app = _App(add_completion=False, no_args_is_help=True,
+           help="Emulate an analog neuromorphic core: run netlists, train with rule plugins, keep regression tests.")
 
 _state = {"debug": False}
 
@@ -42,6 +72,7 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks ins
 
 
 def _fail(message: str, code: int = 2):
+    message = _printable(message)
     typer.echo(f"chipctl: {message}" if not message.startswith(("/", ".", "<")) and ":" not in message.split(" ")[0]
                else message, err=True)
     raise typer.Exit(code)

@@ -16,7 +16,8 @@ steps × 256 events × 32 bytes) and the membrane noise drawn ahead (at most 4 M
 × 3 chunks in flight). Spikes are not estimated (a run cannot know them in advance); they are
 moved out of the step loop in blocks and cost 24 bytes each.
 
-The limits (``Limits``): memory 4 GiB, 1e9 steps and 1e11 neuron-steps per run by default; the
+The limits (``Limits``): memory 4 GiB, 2e8 steps (40 s of hardware time at bss2's 0.2 µs step, a few minutes of
+CPU) and 1e11 neuron-steps per run by default; the
 environment variables ``CHIPCTL_MAX_MEMORY`` (bytes, or with a suffix K, M, G, T),
 ``CHIPCTL_MAX_STEPS`` and ``CHIPCTL_MAX_NEURON_STEPS`` change them, and ``chipctl … --force``
 lifts them for one command (the run may then fail for want of memory, which is reported in one
@@ -70,7 +71,7 @@ class Limits:
     """Per-run limits; ``None`` means unlimited (``Limits.none()``, what ``--force`` gives)."""
 
     max_bytes: float | None = 4 * _GIB
-    max_steps: float | None = 1e9
+    max_steps: float | None = 2e8
     max_neuron_steps: float | None = 1e11
 
     @classmethod

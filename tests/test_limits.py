@@ -47,7 +47,7 @@ def _one_line(result):
     (SINGLE.replace("duration: 60 us", "duration: 1000 s"), 5, "duration", "5e+09 steps of 0.2 us", None),
     (SINGLE.replace("duration: 60 us", "duration: 60 us\nbatch: 100000000"), 6, "batch", "batch 100000000", None),
     (POISSON, 7, "inputs.p.rate", "Poisson events", None),
-    (SINGLE.replace("duration: 60 us", "duration: 50 s"), 33, "record.membrane.0", "membrane samples", "256M"),
+    (SINGLE.replace("duration: 60 us", "duration: 20 s"), 33, "record.membrane.0", "membrane samples", "256M"),
 ])
 def test_too_big_a_run_is_refused_before_it_starts_naming_the_field(tmp_path, monkeypatch, command, text, line,
                                                                     field, words, limit):
