@@ -290,7 +290,13 @@ class HostInterface:
     def write_codes(self, population: str, name: str, codes) -> np.ndarray:
         self._check_param(name)
         sl = self._pop_slice(population)
+        size = sl.stop - sl.start
         codes = np.asarray(codes, dtype=np.float64)
+        if codes.ndim == 0:
+            codes = np.broadcast_to(codes, (size,))
+        if codes.shape != (size,):
+            raise WriteError(f"codes of {name} for {population!r} need {size} values, got shape {codes.shape}; "
+                             "nothing was written")
         if not np.all(np.isfinite(codes)):
             raise WriteError(f"refused to write non-finite codes to {population}.{name}")
         self.state.codes[name][sl] = self.transfer.store_code(name, codes)

@@ -101,17 +101,23 @@ def time_in(text, unit: str) -> float:
 
 
 def parse_number(value) -> float:
-    """A plain number, or text holding one ('5', ' 0.5 '); booleans and anything else are refused."""
+    """A plain finite number, or text holding one ('5', ' 0.5 '); booleans, NaN, infinities and
+    anything else are refused."""
     if isinstance(value, bool):
         raise UnitError(f"expected a number, got {value!r}")
     if isinstance(value, (int, float)):
         try:
-            return float(value)
+            number = float(value)
         except OverflowError:
             raise UnitError(f"number out of range: {value!r}") from None
-    if isinstance(value, str):
+    elif isinstance(value, str):
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
-            pass
-    raise UnitError(f"expected a number, got {value!r}")
+            raise UnitError(f"expected a number, got {value!r}") from None
+    else:
+        raise UnitError(f"expected a number, got {value!r}")
+    if not math.isfinite(number):
+        # 'nan', 'inf' and '1e400' read as floats; none of them is a number a netlist can mean
+        raise UnitError(f"expected a finite number, got {value!r}")
+    return number
