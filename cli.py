@@ -370,10 +370,12 @@ def train(netlist: Path = _NETLIST,
             from chip.output import check_output_dir
 
             check_output_dir(trainer.checkpoint_dir, "--checkpoint" if checkpoint is not None else "train.checkpoint")
-        if resume:
-            trainer.resume()
         try:
-            metrics = trainer.fit()
+            # one process per checkpoint folder, from reading the checkpoint to the last save
+            with trainer.locked():
+                if resume:
+                    trainer.resume()
+                metrics = trainer.fit()
         finally:
             bar.close()
         out = {"netlist": nl.name, "profile": nl.chip.name, "epochs": metrics["epochs"],

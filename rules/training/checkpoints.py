@@ -12,6 +12,7 @@ intact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -21,9 +22,50 @@ import numpy as np
 
 from chip.errors import CheckpointError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FILE"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_lock", "CHECKPOINT_FILE", "LOCK_FILE"]
 
 CHECKPOINT_FILE = "checkpoint.npz"
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def checkpoint_lock(directory: str | Path):
+    """Hold the checkpoint folder for one training process: a second ``chipctl train`` on the same
+    folder is refused (CheckpointError naming the folder and the holder's pid) instead of
+    interleaving its checkpoints with the first one's. An advisory lock (flock) on ``.lock`` in the
+    folder, released by the system however the holder ends, SIGKILL included."""
+    directory = Path(directory)
+    if directory.is_file():
+        raise CheckpointError(f"{directory}: is a file; --checkpoint names the folder that train writes "
+                              f"{CHECKPOINT_FILE} into")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise CheckpointError(f"{directory}: cannot use the checkpoint folder ({exc.strerror})") from None
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - no flock on this system: no lock
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise CheckpointError(f"{directory}: another chipctl train (pid {holder}) is using this checkpoint "
+                                      "folder; wait for it or give another --checkpoint") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        # temporary files of a writer that was killed while saving: nobody else writes here now
+        for stale in directory.glob(f".{CHECKPOINT_FILE}.*.tmp"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+        yield directory
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _flatten(prefix: str, value: Any, arrays: dict, meta: dict) -> None:

@@ -17,6 +17,7 @@ noise of (noise seed, run index), so ``--resume`` ends where an uninterrupted ru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ from chip.netlist import MembraneRecord, Netlist, Record
 from ..api import Batch, Gradients, LossTerm, RunRequest
 from ..manager import RuleSet
 from ..tasks import make_task
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import checkpoint_lock, load_checkpoint, save_checkpoint
 from .config import TrainConfig, parse_train
 from .optimizer import Adam
 
@@ -100,6 +101,7 @@ class Trainer:
         self.history: list[dict] = []
         self.progress = progress
         self.on_epoch: Callable[[dict], None] | None = None
+        self._lock_depth = 0
         self.x_train, self.y_train = self.task.data("train")
         self.x_test, self.y_test = self.task.data("test")
         self.rules.call("chipctl_configure")
@@ -196,7 +198,29 @@ class Trainer:
         return correct / len(y)
 
     # ------------------------------------------------------------------ epochs and checkpoints
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the checkpoint folder (``checkpoints.checkpoint_lock``) for the block; re-entrant,
+        nothing to hold without a checkpoint folder."""
+        if self.checkpoint_dir is None or self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield self
+            finally:
+                self._lock_depth -= 1
+            return
+        with checkpoint_lock(self.checkpoint_dir):
+            self._lock_depth += 1
+            try:
+                yield self
+            finally:
+                self._lock_depth -= 1
+
     def fit(self) -> dict:
+        with self.locked():
+            return self._fit()
+
+    def _fit(self) -> dict:
         start = time.perf_counter()
         cfg = self.config
         while self.epoch < cfg.epochs:
@@ -262,11 +286,20 @@ class Trainer:
         """Continue from the checkpoint: the chip (``load_chip``), the run counter, the optimizer,
         the epoch, the metrics so far and every rule's state. Returns ``load_chip``'s report."""
         from chip.errors import CheckpointError
-        import json
 
         if self.checkpoint_dir is None:
             raise CheckpointError("--resume needs a checkpoint directory (train.checkpoint or --checkpoint)")
-        data = load_checkpoint(self.checkpoint_dir)
+        with self.locked():
+            data = load_checkpoint(self.checkpoint_dir)
+            try:
+                return self._resume(data)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"{self.checkpoint_dir}: incomplete checkpoint ({type(exc).__name__}: "
+                                      f"{exc})") from None
+
+    def _resume(self, data: dict) -> dict:
+        import json
+
         report = self.load_chip(data)
         self.master = {k.replace("|", ":"): np.asarray(v) for k, v in data.get("master", {}).items()}
         self.optimizer.load({"m": {k.replace("|", ":"): v for k, v in data.get("adam_m", {}).items()},
