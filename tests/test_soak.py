@@ -127,3 +127,32 @@ def test_kill_anywhere_soak(tmp_path):
     _assert_same_training(_final(tmp_path / "straight_ck"), _final(ck))
     print(f"soak: {kills} kills over {attempts} starts, checkpoint epochs seen {epochs_seen}, "
           f"uninterrupted run {uninterrupted_s:.1f} s")
+
+
+def test_a_save_interrupted_midway_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    """Interrupted inside the write (an exception; a SIGKILL cannot clean up, see below): the old
+    checkpoint stays whole and the half-written temporary is gone."""
+    import rules.training.checkpoints as checkpoints
+
+    checkpoints.save_checkpoint(tmp_path, {"epoch": 1, "w": np.arange(4.0)})
+    before = (tmp_path / CHECKPOINT_FILE).read_bytes()
+
+    def half_then_interrupt(fh, **arrays):
+        fh.write(before[: len(before) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints.np, "savez", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.save_checkpoint(tmp_path, {"epoch": 2, "w": np.arange(4.0)})
+    monkeypatch.undo()
+    assert (tmp_path / CHECKPOINT_FILE).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]
+    assert int(load_checkpoint(tmp_path)["epoch"]) == 1
+
+
+def test_the_next_holder_clears_what_a_killed_save_left(tmp_path):
+    """A SIGKILL inside the write leaves its temporary file; the next trainer on the folder (which
+    holds the lock, so nobody else is writing) removes it."""
+    tmp_path.joinpath(f".{CHECKPOINT_FILE}.k3j4x.tmp").write_bytes(b"half")
+    with checkpoint_lock(tmp_path):
+        assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
