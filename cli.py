@@ -18,8 +18,38 @@ from typing import Callable, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Emulate an analog neuromorphic core: run netlists, train with rule plugins, keep regression tests.")
+class _App(typer.Typer):
+    """The command line, with a bad command line (unknown option, a value out of range) reported
+    like bad input: one line on stderr, exit 2, not a usage box."""
+
+    def __call__(self, *args, **kwargs):
+        from typer.exceptions import TyperException
+
+        if kwargs.get("standalone_mode", True) is False:
+            return super().__call__(*args, **kwargs)
+        try:
+            code = super().__call__(*args, standalone_mode=False, **kwargs)
+        except TyperException as exc:  # the command line itself is wrong (typer's click errors)
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                typer.echo(ctx.get_help(), err=True)
+                sys.exit(2)
+            see = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+            typer.echo(_printable(f"chipctl: {exc.format_message()}{see}".replace("\n", " ")), err=True)
+            sys.exit(getattr(exc, "exit_code", 2) or 2)
+        except typer.Abort:
+            typer.echo("chipctl: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _printable(message: str) -> str:
+    """Control characters of hostile input shown escaped, so the message stays one visible line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+app = _App(add_completion=False, no_args_is_help=True,
+           help="Emulate an analog neuromorphic core: run netlists, train with rule plugins, keep regression tests.")
 
 _state = {"debug": False}
 
@@ -42,38 +72,62 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks ins
 
 
 def _fail(message: str, code: int = 2):
+    message = _printable(message)
     typer.echo(f"chipctl: {message}" if not message.startswith(("/", ".", "<")) and ":" not in message.split(" ")[0]
                else message, err=True)
     raise typer.Exit(code)
 
 
-def _guard(fn: Callable):
-    """Run a command body, turning chipctl's own errors into one line and exit 2."""
+def _guard(fn: Callable, force: bool = False):
+    """Run a command body, turning chipctl's own errors into one line and exit 2 (``force``: without
+    the per-run limits of chip.budget)."""
+    import contextlib
+
+    from chip.budget import unlimited
     from chip.errors import ChipctlError
 
     try:
-        return fn()
+        with unlimited() if force else contextlib.nullcontext():
+            return fn()
     except ChipctlError as exc:
         if _state["debug"]:
             raise
         _fail(exc.one_line())
+    except MemoryError:
+        if _state["debug"]:
+            raise
+        _fail("out of memory (the run is larger than this machine holds; see the estimate without --force)")
     except KeyboardInterrupt:
         typer.echo("chipctl: interrupted", err=True)
         raise typer.Exit(130)
 
 
 class _Progress:
-    """A progress bar on stderr that appears only once work has taken longer than ``after_s``."""
+    """Progress on stderr once work has taken longer than ``after_s``: a bar on a terminal, else
+    (a log, a pipe, a batch job) a plain line every ``every_s`` seconds. CHIPCTL_PROGRESS=1 forces
+    the bar, CHIPCTL_PROGRESS=0 silences both."""
 
-    def __init__(self, label: str, after_s: float = 2.0, enabled: bool = True):
+    def __init__(self, label: str, after_s: float = 2.0, enabled: bool = True, every_s: float = 5.0):
         self.label = label
         self.after_s = after_s
-        self.enabled = enabled and sys.stderr.isatty() or os.environ.get("CHIPCTL_PROGRESS") == "1"
+        setting = os.environ.get("CHIPCTL_PROGRESS")
+        self.enabled = (enabled and sys.stderr.isatty() and setting != "0") or setting == "1"
+        self.lines = enabled and not self.enabled and setting != "0"
+        self.every_s = every_s
         self.start = time.perf_counter()
+        self.last_line = None
         self.bar = None
         self.task = None
 
     def __call__(self, fraction: float, status: str = "") -> None:
+        if self.lines:
+            now = time.perf_counter()
+            if now - self.start >= max(self.after_s, self.every_s) and (
+                    self.last_line is None or now - self.last_line >= self.every_s):
+                self.last_line = now
+                typer.echo(f"chipctl: {self.label}: {100 * fraction:.0f}% after {now - self.start:.0f} s"
+                           + (f", {status}" if status else ""), err=True)
+            return
         if not self.enabled:
             return
         if self.bar is None:
@@ -105,6 +159,8 @@ _NETLIST = typer.Argument(..., help="Netlist YAML file.", exists=False)
 _PROFILE = typer.Option(None, "--profile", help="Chip profile to use instead of the netlist's (bss2, ideal).")
 _DIE = typer.Option(None, "--die-seed", help="Seed of the die's fixed-pattern mismatch.")
 _NOISE = typer.Option(None, "--noise-seed", help="Seed of the temporal noise.")
+_FORCE = typer.Option(False, "--force", help="Run even beyond the per-run memory and step limits "
+                      "(CHIPCTL_MAX_MEMORY, CHIPCTL_MAX_STEPS, CHIPCTL_MAX_NEURON_STEPS).")
 
 
 @app.command()
@@ -113,6 +169,7 @@ def run(netlist: Path = _NETLIST,
         as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
         batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Samples in the batch."),
         die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE,
+        force: bool = _FORCE,
         update_golden: bool = typer.Option(False, "--update-golden",
                                            help="Write the run's spikes as the netlist's golden file."),
         plot: bool = typer.Option(False, "--plot", help="Also draw the run (run.png) beside the data in --out.")):
@@ -120,7 +177,7 @@ def run(netlist: Path = _NETLIST,
 
     def body():
         from chip.host import HostInterface
-        from chip.output import summarize, write_outputs
+        from chip.output import check_output_dir, check_output_file, summarize, write_outputs
 
         if plot:
             if out is None:
@@ -130,6 +187,13 @@ def run(netlist: Path = _NETLIST,
             pictures.require()  # before the run, not after it
         t_start = time.perf_counter()
         nl = _load(netlist, profile, die_seed, noise_seed, batch)
+        # outputs are checked before the run, not found unwritable after it
+        if out is not None:
+            check_output_dir(out, "--out")
+        if update_golden:
+            from regression.golden import golden_path
+
+            check_output_file(golden_path(nl), "--update-golden")
         host = HostInterface(nl)
         bar = _Progress(f"running {nl.name}")
         try:
@@ -151,7 +215,7 @@ def run(netlist: Path = _NETLIST,
         else:
             _print_summary(summary, out)
 
-    _guard(body)
+    _guard(body, force)
 
 
 def _print_summary(summary: dict, out: Optional[Path]) -> None:
@@ -230,7 +294,8 @@ def test(paths: Optional[list[Path]] = typer.Argument(None, help="Netlist files 
 
 @app.command()
 def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
-             as_json: bool = typer.Option(False, "--json", help="Print the mapped summary as JSON.")):
+             as_json: bool = typer.Option(False, "--json", help="Print the mapped summary as JSON."),
+             force: bool = typer.Option(False, "--force", help="Do not check the run against the per-run limits.")):
     """Check a netlist: format (its train: and expect: blocks too), references, and that it fits
     the chip (it is mapped, not run)."""
 
@@ -247,6 +312,17 @@ def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
 
             parse_expect(nl)
         mapped = map_netlist(nl)
+        if not force:
+            from chip.budget import check_run
+
+            check_run(nl, mapped)
+            if nl.train is not None:
+                # a training or test batch: that many samples of the netlist's duration
+                from rules.training.config import parse_train
+
+                cfg = parse_train(nl)
+                for key, size in (("batch_size", cfg.batch_size), ("test_batch_size", cfg.test_batch_size)):
+                    check_run(nl, mapped, batch=size, batch_field=f"train.{key}")
         summary = graph_summary(mapped)
         if as_json:
             typer.echo(json.dumps({"netlist": nl.name, "ok": True, **_jsonable(summary)}))
@@ -278,7 +354,10 @@ def graph(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
 
     def body():
         from chip.mapping import graph_summary, map_netlist, write_graphml
+        from chip.output import check_output_file
 
+        if graphml is not None:
+            check_output_file(graphml, "--graphml")
         if plot or plot_out is not None:
             import pictures
 
@@ -325,7 +404,8 @@ def train(netlist: Path = _NETLIST,
           die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE,
           plot: Optional[bool] = typer.Option(None, "--plot/--no-plot", help="Draw the training curves (training.png) "
                                               "into the checkpoint directory after every epoch (default: when "
-                                              "matplotlib is installed).")):
+                                              "matplotlib is installed)."),
+          force: bool = _FORCE):
     """Train the netlist's chip in the loop with its train: block (rules, data, optimizer)."""
 
     def body():
@@ -334,11 +414,17 @@ def train(netlist: Path = _NETLIST,
         nl = _load(netlist, profile, die_seed, noise_seed, None)
         bar = _Progress(f"training {nl.name}", after_s=0.0)
         trainer = Trainer(nl, extra_rules=tuple(rule), checkpoint=checkpoint, epochs=epochs, progress=bar)
+        if trainer.checkpoint_dir is not None and not resume:
+            from chip.output import check_output_dir
+
+            check_output_dir(trainer.checkpoint_dir, "--checkpoint" if checkpoint is not None else "train.checkpoint")
         drawn = _training_pictures(trainer, plot, f"{nl.name} on the {nl.chip.name} chip")
-        if resume:
-            trainer.resume()
         try:
-            metrics = trainer.fit()
+            # one process per checkpoint folder, from reading the checkpoint to the last save
+            with trainer.locked():
+                if resume:
+                    trainer.resume()
+                metrics = trainer.fit()
         finally:
             bar.close()
         out = {"netlist": nl.name, "profile": nl.chip.name, "epochs": metrics["epochs"],
@@ -359,7 +445,7 @@ def train(netlist: Path = _NETLIST,
                        + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else "")
                        + (f", curves in {out['plot']}" if out.get("plot") else ""))
 
-    _guard(body)
+    _guard(body, force)
 
 
 def _training_pictures(trainer, plot: Optional[bool], title: str) -> Optional[Path]:

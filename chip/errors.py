@@ -16,6 +16,7 @@ __all__ = [
     "RuleError",
     "CheckpointError",
     "InterchangeError",
+    "OutputError",
 ]
 
 
@@ -91,3 +92,7 @@ class InterchangeError(ChipctlError):
         where = file or "<nir>"
         what = f" node {node!r}:" if node else ""
         super().__init__(f"{where}:{what} {message}")
+
+
+class OutputError(ChipctlError):
+    """An output file or folder that cannot be written (checked before the run where possible)."""

@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from .budget import Limits, check_run
 from .die import Die, Transfer
 from .emulator import Emulator, LinkStats
 from .errors import RunError, WriteError
@@ -101,6 +102,7 @@ class HostInterface:
         self.state = self._initial_state()
         self.emulator = Emulator(self.mapped, self.die, self.state)
         self.runs_done = 0
+        self.limits: Limits | None = None  # None: chip.budget's (the environment's, or none with --force)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "HostInterface":
@@ -288,7 +290,13 @@ class HostInterface:
     def write_codes(self, population: str, name: str, codes) -> np.ndarray:
         self._check_param(name)
         sl = self._pop_slice(population)
+        size = sl.stop - sl.start
         codes = np.asarray(codes, dtype=np.float64)
+        if codes.ndim == 0:
+            codes = np.broadcast_to(codes, (size,))
+        if codes.shape != (size,):
+            raise WriteError(f"codes of {name} for {population!r} need {size} values, got shape {codes.shape}; "
+                             "nothing was written")
         if not np.all(np.isfinite(codes)):
             raise WriteError(f"refused to write non-finite codes to {population}.{name}")
         self.state.codes[name][sl] = self.transfer.store_code(name, codes)
@@ -341,6 +349,9 @@ class HostInterface:
         if not duration_us > 0:
             raise RunError("duration must be positive")
         record = nl.record if record is None else self._check_record(record)
+        # what the run will cost, before anything is drawn or allocated (chip.budget)
+        check_run(nl, self.mapped, limits=self.limits, batch=batch, duration_us=duration_us, record=record,
+                  given_inputs=inputs)
         events = {}
         for name, source in nl.inputs.items():
             if name in inputs:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 
-__all__ = ["summarize", "write_outputs"]
+from .errors import OutputError
+
+__all__ = ["summarize", "write_outputs", "check_output_dir", "check_output_file", "atomic_write"]
 
 
 def summarize(host, result, *, wall_s: float) -> dict:
@@ -47,16 +51,92 @@ def summarize(host, result, *, wall_s: float) -> dict:
     }
 
 
+# ---------------------------------------------------------------------- output paths
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path(".")
+
+
+def _probe(folder: Path, path: Path, what: str) -> None:
+    """A file can be created in ``folder`` (tried, not guessed from permission bits)."""
+    if not folder.is_dir():
+        raise OutputError(f"{path}: {what}: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{path}: {what}: cannot write in {folder} ({_why(exc)})") from None
+
+
+def check_output_dir(path: str | Path, what: str) -> None:
+    """Before a run: ``path`` is a folder we can write in, or one we can create (``what``: the
+    option or field that named it, for the message)."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise OutputError(f"{path}: {what}: exists and is not a folder (it names a folder to write into)")
+        _probe(path, path, what)
+        return
+    _probe(_existing_ancestor(path), path, what)
+
+
+def check_output_file(path: str | Path, what: str) -> None:
+    """Before the work: ``path`` can be written as a file — its folder exists and takes files, and
+    it is not itself a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: {what}: is a folder; give a file name")
+    folder = path.parent
+    if not folder.exists():
+        raise OutputError(f"{path}: {what}: no folder {folder} (create it first)")
+    _probe(folder, path, what)
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file whole or not at all: ``write(fh)`` into a temporary file beside it, flushed to
+    disk, then renamed over ``path``. A file-system error is one line naming the path."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as an ordinary open() would make it, not mkstemp's 0600
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({_why(exc)})") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return path
+
+
 def _atomic_savez(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
 def write_outputs(out: Path, host, result, summary: dict) -> None:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the folder ({_why(exc)})") from None
     arrays = {}
     for name, ev in result.spikes.items():
         arrays[f"{name}/batch"] = ev.batch
@@ -79,6 +159,5 @@ def write_outputs(out: Path, host, result, summary: dict) -> None:
             arrays[f"{name}/causal"] = c.causal
             arrays[f"{name}/acausal"] = c.acausal
         _atomic_savez(out / "correlations.npz", arrays)
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
-    os.replace(tmp, out / "summary.json")
+    text = json.dumps(summary, indent=2, sort_keys=True).encode()
+    atomic_write(out / "summary.json", lambda fh: fh.write(text))

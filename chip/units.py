@@ -13,6 +13,7 @@ the netlist reader's, never this module's.
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = [
@@ -61,7 +62,15 @@ def _split(text, kind: str, table: dict[str, float]) -> tuple[float, str]:
     value, unit = float(match.group(1)), match.group(2)
     if unit not in table:
         raise UnitError(f"unknown {kind} unit {unit!r} in {text!r}; use one of {', '.join(table)}")
+    _finite(value * table[unit], text)
     return value, unit
+
+
+def _finite(value: float, text) -> float:
+    """A number that overflowed (``1e400 us``, ``1e308 s`` in µs) is out of range, not infinite."""
+    if not math.isfinite(value):
+        raise UnitError(f"number out of range in {text!r}")
+    return value
 
 
 def parse_time_us(text) -> float:
@@ -92,14 +101,23 @@ def time_in(text, unit: str) -> float:
 
 
 def parse_number(value) -> float:
-    """A plain number, or text holding one ('5', ' 0.5 '); booleans and anything else are refused."""
+    """A plain finite number, or text holding one ('5', ' 0.5 '); booleans, NaN, infinities and
+    anything else are refused."""
     if isinstance(value, bool):
         raise UnitError(f"expected a number, got {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
         try:
-            return float(value.strip())
+            number = float(value)
+        except OverflowError:
+            raise UnitError(f"number out of range: {value!r}") from None
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
         except ValueError:
-            pass
-    raise UnitError(f"expected a number, got {value!r}")
+            raise UnitError(f"expected a number, got {value!r}") from None
+    else:
+        raise UnitError(f"expected a number, got {value!r}")
+    if not math.isfinite(number):
+        # 'nan', 'inf' and '1e400' read as floats; none of them is a number a netlist can mean
+        raise UnitError(f"expected a finite number, got {value!r}")
+    return number

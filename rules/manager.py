@@ -100,8 +100,13 @@ def load_rule(spec: str) -> tuple[str, Any]:
                             f"(or name one as module:Class){why}")
         target = spec
     obj = _import_target(target)
-    instance = obj() if isinstance(obj, type) else obj
+    try:
+        instance = obj() if isinstance(obj, type) else obj
+    except Exception as exc:  # a constructor that fails must name the rule, not show a traceback
+        raise RuleError(f"cannot create the rule: {type(exc).__name__}: {exc}", plugin=spec) from None
     name = getattr(instance, "name", "") or spec
+    if not isinstance(name, str):
+        raise RuleError(f"the rule's name must be a string, got {type(name).__name__}", plugin=spec)
     return name, instance
 
 
@@ -127,6 +132,9 @@ def _register(pm: pluggy.PluginManager, rule: Any, name: str) -> None:
         raise RuleError(f"cannot register: {exc}", plugin=name) from exc
     try:
         _check_registered(pm, rule, name)
+        if not pm.get_hookcallers(rule):
+            raise RuleError(f"{type(rule).__name__} implements no chipctl_* hook: not a rule (a rule is a class "
+                            "with @hookimpl methods; see docs/writing-a-rule.md)", plugin=name)
     except RuleError:
         pm.unregister(rule)
         raise
@@ -186,7 +194,8 @@ class RuleSet:
         for i, spec in enumerate(specs):
             name, rule = load_rule(spec)
             if name in self.rules:
-                raise RuleError("rule named twice", plugin=name)
+                raise RuleError("rule named twice (train.rules and --rule together name it more than once; "
+                                "--rule adds to train.rules)", plugin=name)
             defaults = {k: v[0] for k, v in rule_options(rule).items()}
             given = dict(options.get(name, options.get(spec, {})) or {})
             unknown = set(given) - set(defaults) if defaults else set()

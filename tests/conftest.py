@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# fuzzing (tests/test_fuzz.py): the default suite runs few examples, the same ones every time, and
+# writes no example database into the checkout; `pytest --hypothesis-profile=slow -m "slow or not
+# slow" tests/test_fuzz.py` runs many fresh ones
+settings.register_profile("default", max_examples=30, deadline=None, derandomize=True, database=None,
+                          print_blob=True)
+settings.register_profile("slow", max_examples=1000, deadline=None, database=None, print_blob=True)
+settings.load_profile("default")
 
 from chip.events import SpikeEvents
 from chip.netlist import (PARAMS_BY_MODEL, AllToAll, ConstantWeights, LIFParams, MembraneRecord, Netlist,

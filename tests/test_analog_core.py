@@ -104,6 +104,7 @@ def netlist(profile, *, trains, weight, params=None, sign="excitatory", duration
     """``model_size`` neurons driven all-to-all by one input channel per train (weight each)."""
     params = params or LIFParams(tau_mem_us=TAU_MEM, tau_syn_exc_us=TAU_SYN, tau_syn_inh_us=TAU_SYN,
                                  tau_ref_us=0.0, v_threshold=100.0, weight_full_scale=100.0)
+    params = _held(profile, params)
     period = max(profile.step_us, profile.cadc_min_period_us) if period_us is None else period_us
     inp = SpikeInput("in", len(trains), spikes=SpikeEvents.from_lists([list(t) for t in trains]))
     return Netlist(chip=profile, duration_us=duration_us, populations={"n": Population("n", model_size, params)},
@@ -111,6 +112,24 @@ def netlist(profile, *, trains, weight, params=None, sign="excitatory", duration
                    projections={"p": Projection("p", "in", "n", AllToAll(), ConstantWeights(weight), sign)},
                    record=Record(spikes=("n",), membrane=(MembraneRecord("n", tuple(range(model_size)), "cadc",
                                                                          period),)))
+
+
+def _held(profile, params):
+    """The parameters as the chip holds them: each clipped to the profile's range (the chip refuses
+    a netlist asking for more; these tests mean "as far as it goes", e.g. a threshold never reached)."""
+    from chip.die import Transfer
+
+    transfer = Transfer(profile)
+    held = {}
+    for f in dataclasses.fields(params):
+        value = getattr(params, f.name)
+        try:
+            lo, hi = transfer._range(f.name)
+        except KeyError:
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            held[f.name] = min(max(value, lo), hi)
+    return dataclasses.replace(params, **held)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -426,11 +426,14 @@ def _by_step(parts, n_steps: int):
         step, u, b, p, t = (np.concatenate(columns) for columns in zip(*parts))
         order = np.argsort(step, kind="stable")
         step = step[order]
-        ptr = np.searchsorted(step, np.arange(n_steps + 1), side="left").astype(i64)
+        # pointers up to the last step that has events (the kernel reads none past the end), so
+        # that a long run with a few inputs does not hold a pointer for every one of its steps
+        top = min(n_steps, int(step[-1]) + 1) if len(step) else 0
+        ptr = np.searchsorted(step, np.arange(max(top, 0) + 1), side="left").astype(i64)
         return (ptr, np.ascontiguousarray(u[order], dtype=i64), np.ascontiguousarray(b[order], dtype=i64),
                 np.ascontiguousarray(p[order], dtype=i64), np.ascontiguousarray(t[order], dtype=np.float64))
     z = np.zeros(0, dtype=i64)
-    return (np.zeros(n_steps + 1, dtype=i64), z, z, z, np.zeros(0))
+    return (np.zeros(1, dtype=i64), z, z, z, np.zeros(0))
 
 
 def _scratch(ev_cap: int, B: int, N: int, saturation: bool) -> Scratch:

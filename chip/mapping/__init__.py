@@ -50,6 +50,8 @@ neurons appear in the routing graph.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..netlist import Netlist
@@ -103,6 +105,8 @@ def map_netlist(netlist: Netlist) -> MappedChip:
         except ValueError as exc:
             raise _error(netlist, f"projections.{name}.weights", str(exc)) from None
 
+    _check_ranges(netlist, masks, weights)
+
     # each projection's connections, (pre index, post index) in the row-major order of its mask
     connections = {name: tuple(ix.astype(np.int64) for ix in np.nonzero(m)) for name, m in masks.items()}
     occupied_halves = sorted({int(h) for p in populations.values() for h in np.unique(p.halves())})
@@ -153,3 +157,69 @@ def map_netlist(netlist: Netlist) -> MappedChip:
         bus_rows=bus_rows,
         n_circuits=n_circuits,
     )
+
+
+_log = logging.getLogger("chip")
+
+
+def _check_ranges(netlist: Netlist, masks: dict, weights: dict) -> None:
+    """Nothing the netlist asks for is clipped silently by the chip: every analog parameter lies in
+    the profile's range, and on a profile with weight codes every initial weight within
+    ±weight_full_scale of its post neuron (beyond half a weight code: rounding is not clipping).
+
+    An error for parameters and for weights written as numbers (a constant, an array, bounds of a
+    uniform draw): a clipped value is another experiment than the one written, and the fix (a
+    smaller value or a larger weight_full_scale) is one line. A warning with the count for the
+    tails of a normal draw: initializing wider than the synapse holds and letting the chip clip is
+    common practice on hardware (the shipped yinyang_bss2 does it: 250 of 2500), so it is said,
+    with how many, not refused."""
+    from ..die import Transfer
+    from ..netlist import NormalWeights
+    from ..profiles import ANALOG_PARAMETERS
+
+    profile = netlist.chip
+    transfer = Transfer(profile)
+    full_scale = {}
+    for name, pop in netlist.populations.items():
+        for param in ANALOG_PARAMETERS:
+            if not hasattr(pop.params, param):
+                continue
+            value = np.asarray(getattr(pop.params, param), dtype=np.float64)
+            lo, hi = transfer._range(param)
+            slack = 1e-9 * max(abs(lo), abs(hi), 1e-300)
+            outside = (value < lo - slack) | (value > hi + slack)
+            if np.any(outside):
+                key = param.removesuffix("_us")
+                shown = float(value[outside].flat[0]) if value.ndim else float(value)
+                unit = " us" if param.endswith("_us") else ""
+                raise _error(netlist, f"populations.{name}.params.{key}",
+                             f"{shown:g}{unit} is outside what the {profile.name} chip can hold "
+                             f"({lo:g}{unit} to {hi:g}{unit}); it would be clipped")
+        wfs = np.broadcast_to(np.asarray(getattr(pop.params, "weight_full_scale", 1.0), dtype=np.float64),
+                              (pop.size,))
+        full_scale[name] = transfer.to_value("weight_full_scale", transfer.to_code("weight_full_scale", wfs))
+    top = profile.weight_max_code
+    if top is None:
+        return
+    for name, proj in netlist.projections.items():
+        w = np.asarray(weights[name], dtype=np.float64)
+        if not len(w):
+            continue
+        post = np.nonzero(masks[name])[1]
+        limit = full_scale[proj.post][post] * (1 + 0.5 / top)
+        over = np.abs(w) > limit
+        if np.any(over):
+            k = int(np.argmax(np.abs(w) - limit))
+            what = (f"{int(over.sum())} of {len(w)} initial weights exceed the weight_full_scale of {proj.post!r} "
+                    f"({full_scale[proj.post][post[k]]:g}; largest weight {w[k]:g})")
+            if isinstance(proj.weights, NormalWeights):
+                path = f"projections.{name}.weights"
+                line = netlist.line_of(path)
+                where = f"{netlist.source_path or '<netlist>'}" + (f":{line}" if line else "")
+                _log.warning(f"warning: {where}: {path}: {what}: clipped to ±weight_full_scale on the "
+                             f"{profile.name} chip")
+                continue
+            raise _error(netlist, f"projections.{name}.weights",
+                         f"{what} and would be clipped on the {profile.name} chip; raise populations.{proj.post}."
+                         f"params.weight_full_scale (up to {transfer._range('weight_full_scale')[1]:g}) or lower "
+                         f"the weights")

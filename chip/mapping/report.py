@@ -84,4 +84,6 @@ def write_graphml(mapped: MappedChip, path: str | PathLike) -> None:
     for node, names in on_half.items():
         if node in graph:
             graph.nodes[node]["groups"] = ",".join(names)
-    nx.write_graphml(graph, path)
+    from ..output import atomic_write
+
+    atomic_write(path, lambda fh: nx.write_graphml(graph, fh))

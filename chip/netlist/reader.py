@@ -69,10 +69,13 @@ from .schema import (
     ChipKey,
     params_form,
 )
-from .validation import FieldReader, blame, show_value
-from .yaml_tree import parse_yaml
+from .validation import INT_MAX, FieldReader, blame, show_value
+from .yaml_tree import MAX_DOCUMENT_CHARS, parse_yaml
 
-__all__ = ["load_netlist", "load_netlist_text", "NetlistReader"]
+__all__ = ["load_netlist", "load_netlist_text", "NetlistReader", "MAX_FILE_ARRAY_BYTES"]
+
+#: the largest array a spike or weight file may hold
+MAX_FILE_ARRAY_BYTES = 1 << 30
 
 
 class NetlistReader(FieldReader):
@@ -400,29 +403,72 @@ class NetlistReader(FieldReader):
         return out
 
     def _load_numpy(self, value, path: str, kind: str):
-        """np.load a file named relative to the netlist; errors name the field and the file."""
+        """A .npy array or the arrays of an .npz (a dict) named relative to the netlist; errors
+        name the field and the file. Each array's header is read first: one larger than
+        MAX_FILE_ARRAY_BYTES (a compressed .npz can hold far more than its size) or holding
+        Python objects is refused before it is read."""
         rel = self.string(value, path)
         full = self.base_dir / rel
         try:
-            return rel, np.load(full, allow_pickle=False)
-        except FileNotFoundError:
-            self.fail(path, f"{kind} file '{rel}' not found (looked for {full})")
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            if not full.is_file():
+                if full.exists():
+                    self.fail(path, f"{kind} file '{rel}' is not a regular file")
+                self.fail(path, f"{kind} file '{rel}' not found (looked for {full})")
+            with open(full, "rb") as fh:
+                zipped = fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06")  # as np.load tells .npz from .npy
+            if zipped:
+                arrays = {}
+                with zipfile.ZipFile(full) as archive:
+                    for info in archive.infolist():
+                        name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                        with archive.open(info) as fh:
+                            self._check_header(fh, path, rel, f"array '{name}'")
+                        with archive.open(info) as fh:
+                            arrays[name] = np.lib.format.read_array(fh, allow_pickle=False)
+                return rel, arrays
+            with open(full, "rb") as fh:
+                self._check_header(fh, path, rel, "the array")
+                fh.seek(0)
+                return rel, np.lib.format.read_array(fh, allow_pickle=False)
+        except NetlistError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
             self.fail(path, f"cannot read {kind} file '{rel}': {exc}")
 
+    def _check_header(self, fh, path: str, rel: str, what: str) -> None:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+        if dtype.hasobject:
+            self.fail(path, f"file '{rel}': {what} holds Python objects; only numbers are read")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > MAX_FILE_ARRAY_BYTES:
+            self.fail(path, f"file '{rel}': {what} of shape {shape} would take {nbytes / 2**30:.3g} GiB; "
+                            f"at most {MAX_FILE_ARRAY_BYTES / 2**30:g} GiB per array")
+
     def spike_file(self, value, path: str, size: int) -> tuple[str, SpikeEvents]:
-        rel, data = self._load_numpy(value, path, "spike")
-        if not hasattr(data, "files"):
+        rel, arrays = self._load_numpy(value, path, "spike")
+        if not isinstance(arrays, dict):
             self.fail(path, f"spike file '{rel}' must be an .npz with arrays neuron, time_us and optionally batch")
-        with data:
-            arrays = {key: np.asarray(data[key]) for key in data.files}
         for key in ("neuron", "time_us"):
             if key not in arrays:
                 self.fail(path, f"spike file '{rel}' has no array '{key}' (has: {', '.join(sorted(arrays)) or 'none'})")
+        for key in ("neuron", "time_us", "batch"):  # one event per entry: a matrix is not flattened
+            if key in arrays and arrays[key].ndim != 1:
+                self.fail(path, f"spike file '{rel}': '{key}' must be a 1-D array (one entry per spike), "
+                                f"got shape {arrays[key].shape}")
+        for key in ("size", "batch_size"):
+            value = arrays.get(key)
+            if value is not None and not (value.ndim == 0 and np.issubdtype(value.dtype, np.integer)
+                                          and 1 <= int(value) <= INT_MAX):
+                self.fail(path, f"spike file '{rel}': '{key}' must be one integer >= 1, got "
+                                f"{show_value(value.tolist())}")
+        for key in ("neuron", "time_us", "batch"):
+            if key in arrays and not (np.issubdtype(arrays[key].dtype, np.number) or arrays[key].dtype == bool):
+                self.fail(path, f"spike file '{rel}': '{key}' must hold numbers, got dtype {arrays[key].dtype}")
         n = arrays["time_us"].size
         batch = arrays.get("batch", np.zeros(n, dtype=np.int64))
-        neuron, time_us = arrays["neuron"].ravel(), arrays["time_us"].ravel().astype(np.float64)
-        batch = batch.ravel()
+        neuron, time_us = arrays["neuron"], arrays["time_us"].astype(np.float64)
         if not (batch.size == neuron.size == n):
             self.fail(path, f"spike file '{rel}': batch, neuron and time_us must have the same length")
         for key, arr in (("batch", batch), ("neuron", neuron)):
@@ -566,7 +612,6 @@ class NetlistReader(FieldReader):
     def file_weights(self, raw, path, where, n_pre, n_post):
         rel, array = self._load_numpy(raw["file"], where, "weight")
         if not isinstance(array, np.ndarray):
-            array.close()
             self.fail(where, f"weight file '{rel}' must be a .npy array, not an .npz archive")
         if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
             self.fail(where, f"weight file '{rel}' must hold real numbers, got dtype {array.dtype}")
@@ -712,6 +757,26 @@ def _read(text: str, *, filename: str, source_path: str | None, base_dir: Path, 
     return netlist.replace(source_path=source_path, lines=dict(tree.public)), reader
 
 
+def _read_text(path: Path, file: str) -> str:
+    """The text of a netlist file: a regular file of at most MAX_DOCUMENT_CHARS characters, read
+    no further than that (a device or a pipe is refused before anything is read)."""
+    try:
+        if not path.is_file():
+            if not path.exists():
+                raise NetlistError("netlist file not found", file=file)
+            raise NetlistError("not a regular file (a netlist is a YAML file)", file=file)
+        with open(path, "rb") as fh:
+            data = fh.read(4 * MAX_DOCUMENT_CHARS + 1)  # UTF-8: at most 4 bytes a character
+        if len(data) > 4 * MAX_DOCUMENT_CHARS:
+            raise NetlistError(f"the netlist is larger than {4 * MAX_DOCUMENT_CHARS} bytes; a netlist has at most "
+                               f"{MAX_DOCUMENT_CHARS} characters", file=file)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NetlistError(f"cannot read netlist: not UTF-8 text ({exc.reason} at byte {exc.start})", file=file) from None
+    except OSError as exc:
+        raise NetlistError(f"cannot read netlist: {exc.strerror or exc}", file=file) from None
+
+
 def load_netlist(path, *, profile: str | None = None, die_seed: int | None = None,
                  noise_seed: int | None = None, batch: int | None = None) -> Netlist:
     """Read and validate a netlist file.
@@ -722,12 +787,7 @@ def load_netlist(path, *, profile: str | None = None, die_seed: int | None = Non
     NetlistError (``FILE:LINE: field: message``) at the first problem.
     """
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NetlistError("netlist file not found", file=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NetlistError(f"cannot read netlist: {exc}", file=file) from None
+    text = _read_text(Path(path), file)
     netlist, _ = _read(text, filename=file, source_path=file, base_dir=Path(path).resolve().parent,
                        default_name=Path(path).stem, profile=profile, die_seed=die_seed,
                        noise_seed=noise_seed, batch=batch)

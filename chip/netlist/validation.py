@@ -28,7 +28,10 @@ from .model import nearest_line
 from .schema import FORM_KEYS, FORM_REQUIRED, NAME_PATTERN
 from .yaml_tree import join_path
 
-__all__ = ["FieldReader", "show_value", "did_you_mean", "blame"]
+__all__ = ["FieldReader", "show_value", "did_you_mean", "blame", "INT_MAX"]
+
+#: the largest integer a netlist field may hold (int64)
+INT_MAX = 2**63 - 1
 
 _NAME_RE = re.compile(NAME_PATTERN)
 
@@ -152,7 +155,9 @@ class FieldReader:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(path, f"expected an integer, got {show_value(value)}")
         if minimum is not None and value < minimum:
-            self.fail(path, f"must be >= {minimum}, got {value}")
+            self.fail(path, f"must be >= {minimum}, got {show_value(value)}")
+        if abs(value) > INT_MAX:  # every integer of a netlist must fit the 64-bit arrays it ends up in
+            self.fail(path, f"out of range: at most {INT_MAX} (2**63 - 1), got {show_value(value)}")
         return value
 
     def seed(self, value, path: str) -> int:
@@ -161,7 +166,10 @@ class FieldReader:
     def number(self, value, path: str, minimum: float | None = None, allow_inf: bool = False) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(path, f"expected a number, got {show_value(value)}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            self.fail(path, f"number out of range: {show_value(value)}")
         if math.isnan(value) or (math.isinf(value) and not allow_inf):
             self.fail(path, f"must be a finite number, got {value}")
         if minimum is not None and value < minimum:

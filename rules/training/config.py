@@ -66,7 +66,9 @@ class TrainReader(FieldReader):
         rules = train.get("rules", ["eventprop"])
         if isinstance(rules, str):
             rules = [rules]
-        if not isinstance(rules, list) or not rules or not all(isinstance(r, str) for r in rules):
+        if isinstance(rules, list) and not rules:
+            self.fail("train.rules", "no rules: training needs at least one rule (leave 'rules' out for eventprop)")
+        if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
             self.fail("train.rules", f"expected a list of rule names, got {show_value(train.get('rules'))}")
         options = self.mapping(train.get("options") or {}, "train.options", "a mapping rule -> options")
         for rule, opts in options.items():  # each rule's own options are free-form

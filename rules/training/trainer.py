@@ -17,6 +17,7 @@ noise of (noise seed, run index), so ``--resume`` ends where an uninterrupted ru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -24,13 +25,13 @@ from typing import Callable
 
 import numpy as np
 
-from chip.host import HostInterface, RunResult
+from chip.host import PARAMETERS, HostInterface, RunResult
 from chip.netlist import MembraneRecord, Netlist, Record
 
 from ..api import Batch, Gradients, LossTerm, RunRequest
 from ..manager import RuleSet
 from ..tasks import make_task
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import checkpoint_lock, load_checkpoint, save_checkpoint
 from .config import TrainConfig, parse_train
 from .optimizer import Adam
 
@@ -100,6 +101,7 @@ class Trainer:
         self.history: list[dict] = []
         self.progress = progress
         self.on_epoch: Callable[[dict], None] | None = None
+        self._lock_depth = 0
         self.x_train, self.y_train = self.task.data("train")
         self.x_test, self.y_test = self.task.data("test")
         self.rules.call("chipctl_configure")
@@ -123,8 +125,9 @@ class Trainer:
             terms: list[LossTerm] = []
             for got in rules.call("chipctl_loss_terms", batch=batch, result=result).values():
                 terms.extend(got or [])
-            grads = [g for g in rules.call("chipctl_gradients", batch=batch, result=result,
-                                           loss_terms=terms).values() if g is not None]
+            grads = [_checked_gradients(name, g, host) for name, g in
+                     rules.call("chipctl_gradients", batch=batch, result=result, loss_terms=terms).items()
+                     if g is not None]
             written, opt_state, new_master = self._apply(grads)
             rules.call("chipctl_after_update", batch=batch, written=written)
         # only now, with every hook through, does the optimizer move on
@@ -154,11 +157,14 @@ class Trainer:
                 total[f"p:{pop}:{name}"] = total.get(f"p:{pop}:{name}", 0.0) + dp
         params = {}
         for key in total:
-            if key not in self.master:
+            if key in self.master:
+                params[key] = self.master[key]
+            else:
+                # a master copy starts from what the chip holds; it is kept only if the batch
+                # goes through (train_step commits it with the optimizer's state)
                 kind, *rest = key.split(":")
-                self.master[key] = (self.host.read_weights(rest[0]) if kind == "w"
-                                    else self.host.read_params(rest[0], rest[1])).astype(np.float64)
-            params[key] = self.master[key]
+                params[key] = (self.host.read_weights(rest[0]) if kind == "w"
+                               else self.host.read_params(rest[0], rest[1])).astype(np.float64)
         new, state = self.optimizer.step(params, total)
         written = {}
         for key, value in new.items():
@@ -192,7 +198,29 @@ class Trainer:
         return correct / len(y)
 
     # ------------------------------------------------------------------ epochs and checkpoints
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the checkpoint folder (``checkpoints.checkpoint_lock``) for the block; re-entrant,
+        nothing to hold without a checkpoint folder."""
+        if self.checkpoint_dir is None or self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield self
+            finally:
+                self._lock_depth -= 1
+            return
+        with checkpoint_lock(self.checkpoint_dir):
+            self._lock_depth += 1
+            try:
+                yield self
+            finally:
+                self._lock_depth -= 1
+
     def fit(self) -> dict:
+        with self.locked():
+            return self._fit()
+
+    def _fit(self) -> dict:
         start = time.perf_counter()
         cfg = self.config
         while self.epoch < cfg.epochs:
@@ -258,11 +286,20 @@ class Trainer:
         """Continue from the checkpoint: the chip (``load_chip``), the run counter, the optimizer,
         the epoch, the metrics so far and every rule's state. Returns ``load_chip``'s report."""
         from chip.errors import CheckpointError
-        import json
 
         if self.checkpoint_dir is None:
             raise CheckpointError("--resume needs a checkpoint directory (train.checkpoint or --checkpoint)")
-        data = load_checkpoint(self.checkpoint_dir)
+        with self.locked():
+            data = load_checkpoint(self.checkpoint_dir)
+            try:
+                return self._resume(data)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"{self.checkpoint_dir}: incomplete checkpoint ({type(exc).__name__}: "
+                                      f"{exc})") from None
+
+    def _resume(self, data: dict) -> dict:
+        import json
+
         report = self.load_chip(data)
         self.master = {k.replace("|", ":"): np.asarray(v) for k, v in data.get("master", {}).items()}
         self.optimizer.load({"m": {k.replace("|", ":"): v for k, v in data.get("adam_m", {}).items()},
@@ -288,6 +325,45 @@ class Trainer:
             return self.host.import_config(data.get("chip"))
         except CheckpointError as exc:
             raise CheckpointError(f"{self.checkpoint_dir}: {exc}") from None
+
+
+def _checked_gradients(name: str, grads, host: HostInterface) -> Gradients:
+    """A rule's gradients as the optimizer can use them, or a RuleError naming the rule: the right
+    type, known projections and parameters, the right shapes, every number finite (a NaN would
+    otherwise be refused by the host's write with no word of which rule made it)."""
+    from chip.errors import RuleError
+
+    def fail(message):
+        raise RuleError(message, plugin=name, hook="chipctl_gradients")
+
+    if not isinstance(grads, Gradients):
+        fail(f"returned {type(grads).__name__}, not Gradients")
+    try:
+        loss = float(grads.loss)
+    except (TypeError, ValueError):
+        fail(f"loss must be a number, got {grads.loss!r}")
+    if not np.isfinite(loss):
+        fail(f"loss is {loss}")
+    for proj, dw in grads.weights.items():
+        if proj not in host.mapped.projections:
+            fail(f"gradient for unknown projection {proj!r}")
+        dw = np.asarray(dw)
+        shape = host.mapped.projections[proj].mask.shape
+        if dw.shape != shape or not np.issubdtype(dw.dtype, np.number):
+            fail(f"gradient for {proj!r} must be numbers of shape {shape}, got {dw.dtype} {dw.shape}")
+        if not np.all(np.isfinite(dw)):
+            fail(f"gradient for {proj!r} has {int(np.sum(~np.isfinite(dw)))} non-finite entries (NaN or inf)")
+    for key, dp in grads.params.items():
+        if not (isinstance(key, tuple) and len(key) == 2 and key[0] in host.mapped.populations
+                and key[1] in PARAMETERS):
+            fail(f"gradient for unknown parameter {key!r} (expected (population, parameter))")
+        dp = np.asarray(dp)
+        n = host.mapped.populations[key[0]].size
+        if dp.shape not in ((), (n,)) or not np.issubdtype(dp.dtype, np.number):
+            fail(f"gradient for {key!r} must be numbers of shape ({n},), got {dp.dtype} {dp.shape}")
+        if not np.all(np.isfinite(dp)):
+            fail(f"gradient for {key!r} has non-finite entries (NaN or inf)")
+    return grads
 
 
 def _json_list(history):
