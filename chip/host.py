@@ -101,6 +101,7 @@ class HostInterface:
         self.state = self._initial_state()
         self.emulator = Emulator(self.mapped, self.die, self.state)
         self.runs_done = 0
+        self.reference_reads = 0
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "HostInterface":
@@ -137,6 +138,13 @@ class HostInterface:
     @property
     def inputs(self) -> dict[str, int]:
         return {name: src.size for name, src in self.netlist.inputs.items()}
+
+    def circuits(self, population: str) -> np.ndarray:
+        """Global indices of the neuron circuits a population occupies, neuron by neuron (its
+        placement). A circuit's deviations belong to its place on the chip, so per-circuit
+        calibrations are kept by these indices."""
+        sl = self._pop_slice(population)
+        return np.arange(sl.start, sl.stop, dtype=np.int64)
 
     def projection(self, name: str) -> ProjectionInfo:
         proj = self._proj(name)
@@ -294,6 +302,25 @@ class HostInterface:
         self.state.codes[name][sl] = self.transfer.store_code(name, codes)
         self.state.touch(f"codes {population}.{name}")
         return self.read_codes(population, name)
+
+    def read_cadc_reference(self, population: str, *, samples: int = 1, noise_seed: int | None = None) -> np.ndarray:
+        """(samples, n) CADC codes of the channels of a population's neurons while every channel
+        reads the chip's shared reference line instead of its membrane — what the CADC's own
+        offset calibration reads. All channels see the same voltage (one global cell, in the middle
+        of the CADC's reliable range), so the differences between channels are their offsets;
+        the line's absolute level is no better known than the CADC's slope. Each read has fresh
+        read noise: call ``k`` of a host draws it from (noise seed, k), ``noise_seed`` replacing
+        the profile's. Raises ``RunError`` on a chip without a CADC model (``cadc_bits: null``)."""
+        from .readout import CADC
+
+        if self.profile.cadc_bits is None:
+            raise RunError("this chip has no CADC model (cadc_bits: null): its traces are exact values")
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+            raise RunError(f"samples must be an integer >= 1, got {samples!r}")
+        seed = self.profile.noise_seed if noise_seed is None else noise_seed
+        cadc = CADC.of_run(self.profile, self.die, (seed, self.reference_reads))
+        self.reference_reads += 1
+        return cadc.reference_codes(self.circuits(population), int(samples), cadc.reference_noise())
 
     def _check_param(self, name: str) -> None:
         if name not in ANALOG_PARAMETERS:
@@ -467,13 +494,10 @@ class HostInterface:
                                  "shape": [int(n) for n in mask.shape],
                                  "mask": _sha256(np.packbits(mask).tobytes() + str(mask.shape).encode())}
         structure = {"populations": populations, "projections": projections}
-        fields = {f: _canonical(getattr(p, f)) for f in self.PROFILE_IDENTITY_FIELDS}
-        # a digital refractory counter gives tau_ref's codes another meaning (ticks, not a DAC code)
-        fields["digital_refractory"] = bool(p.nonidealities.digital_refractory)
         return {
             "netlist": {"name": nl.name, "fingerprint": _sha256(_json(structure).encode()), **structure},
-            "profile": {"name": p.name, "fingerprint": _sha256(_json(fields).encode()), "fields": fields},
-            "die": {"seed": int(p.die_seed), "mismatch": _canonical(dataclasses.asdict(p.mismatch))},
+            "profile": profile_identity(p),
+            "die": die_identity(p),
         }
 
     def export_config(self) -> dict:
@@ -558,6 +582,21 @@ class HostInterface:
             raise CheckpointError(f"chip configuration does not fit: {exc}") from None
         return {"same_die": same_die, "trained_die_seed": die.get("seed"), "die_seed": int(self.profile.die_seed),
                 "runs_done": int(config.get("runs_done", 0))}
+
+
+def profile_identity(profile) -> dict:
+    """The kind of chip a profile is, as ``export_config`` names it: ``name``, the
+    ``PROFILE_IDENTITY_FIELDS`` (plus whether the refractory time is a digital counter's code) as
+    ``fields``, and their ``fingerprint``."""
+    fields = {f: _canonical(getattr(profile, f)) for f in HostInterface.PROFILE_IDENTITY_FIELDS}
+    # a digital refractory counter gives tau_ref's codes another meaning (ticks, not a DAC code)
+    fields["digital_refractory"] = bool(profile.nonidealities.digital_refractory)
+    return {"name": profile.name, "fingerprint": _sha256(_json(fields).encode()), "fields": fields}
+
+
+def die_identity(profile) -> dict:
+    """The die a profile's chip is: its ``seed`` and the ``mismatch`` sigmas."""
+    return {"seed": int(profile.die_seed), "mismatch": _canonical(dataclasses.asdict(profile.mismatch))}
 
 
 def _canonical(value):
