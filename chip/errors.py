@@ -15,6 +15,7 @@ __all__ = [
     "RunError",
     "RuleError",
     "CheckpointError",
+    "CalibrationError",
 ]
 
 
@@ -77,3 +78,13 @@ class RuleError(ChipctlError):
 
 class CheckpointError(ChipctlError):
     """A checkpoint that is missing, incomplete or does not match the netlist."""
+
+
+class CalibrationError(ChipctlError):
+    """A calibration file that cannot be read, is corrupted, or belongs to another die or kind of
+    chip (or does not fit the netlist it is named in); the message starts with the file."""
+
+    def __init__(self, message: str, *, file: str | None = None):
+        self.file = file
+        self.message = message
+        super().__init__(f"{file}: {message}" if file else message)

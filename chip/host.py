@@ -102,6 +102,9 @@ class HostInterface:
         self.emulator = Emulator(self.mapped, self.die, self.state)
         self.runs_done = 0
         self.reference_reads = 0
+        self.calibration = None
+        if netlist.calibration is not None:
+            self.load_calibration(netlist.calibration)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "HostInterface":
@@ -130,6 +133,24 @@ class HostInterface:
             self._store_weights(name, proj.initial_weights, np.ones(proj.n_synapses, dtype=bool))
         state.version = 0
         return state
+
+    def load_calibration(self, calibration) -> None:
+        """Put a calibration (a ``chip.calibration.Calibration`` or its file) on this chip: its
+        codes for every circuit of every population, through ``write_codes``. Refused in one line
+        (``CalibrationError``, naming the file), with nothing written, when it was made for another
+        die or kind of chip, or when a population's value of a calibrated parameter is not the
+        calibration's target. From then on a calibrated code reads as its target
+        (``read_params``) and writing the target writes it (``write_params``). A netlist's
+        ``chip.calibration`` is loaded this way when the host is made."""
+        from .calibration import Calibration
+
+        if not isinstance(calibration, Calibration):
+            calibration = Calibration.load(calibration)
+        calibration.check_chip(self.profile)
+        calibration.check_netlist(self.netlist)
+        with self.transaction():
+            calibration.apply(self)
+        self.calibration = calibration
 
     @property
     def populations(self) -> dict[str, int]:
@@ -268,13 +289,32 @@ class HostInterface:
 
     # ------------------------------------------------------------------ parameters
     def read_params(self, population: str, name: str) -> np.ndarray:
-        """Nominal model value (per neuron) of an analog parameter, from the code written."""
+        """Nominal model value (per neuron) of an analog parameter, from the code written. On a
+        calibrated chip, a circuit holding its calibrated code for a parameter reads that code's
+        target (what it was measured to be), unless the calibration did not reach it there."""
         self._check_param(name)
-        return self.transfer.to_value(name, self.state.codes[name][self._pop_slice(population)])
+        codes = self.state.codes[name][self._pop_slice(population)]
+        values = self.transfer.to_value(name, codes)
+        calibrated = self._calibrated(population, name)
+        if calibrated is not None:
+            cal_codes, reached, target = calibrated
+            values = np.where(reached & (codes == cal_codes), target, values)
+        return values
+
+    def _calibrated(self, population: str, name: str):
+        """(calibrated codes, reached, target) of a population's circuits for a parameter of the
+        chip's calibration, or None."""
+        cal = self.calibration
+        if cal is None or name not in cal.codes:
+            return None
+        circuits = self.circuits(population)
+        return cal.codes[name][circuits], cal.reached(name)[circuits], cal.targets[name]
 
     def write_params(self, population: str, name: str, values) -> np.ndarray:
         """Write a parameter (scalar or one value per neuron, model units / µs); returns the nominal
-        values of the codes actually written (quantized and clipped to the profile's range)."""
+        values of the codes actually written (quantized and clipped to the profile's range). On a
+        calibrated chip the calibration's target of a parameter is written as each circuit's
+        calibrated code (where the calibration reached it)."""
         self._check_param(name)
         sl = self._pop_slice(population)
         size = sl.stop - sl.start
@@ -284,7 +324,14 @@ class HostInterface:
             raise WriteError(f"{name} for {population!r} needs {size} values, got shape {values.shape}")
         if not np.all(np.isfinite(values)):
             raise WriteError(f"refused to write non-finite {name} to {population!r}; nothing was written")
-        self.state.codes[name][sl] = self.transfer.to_code(name, values)
+        codes = self.transfer.to_code(name, values)
+        calibrated = self._calibrated(population, name)
+        if calibrated is not None:
+            # the calibration's target is written as each circuit's calibrated code
+            cal_codes, reached, target = calibrated
+            at_target = reached & np.isclose(values, target, rtol=1e-9, atol=1e-12)
+            codes = np.where(at_target, cal_codes, codes)
+        self.state.codes[name][sl] = codes
         self.state.touch(f"param {population}.{name}")
         return self.read_params(population, name)
 
@@ -537,8 +584,9 @@ class HostInterface:
         structure) or the kind of chip (profile name or ``PROFILE_IDENTITY_FIELDS``) differ. The
         same die (seed and mismatch): every parameter and weight code is restored exactly
         (``write_codes``, ``write_weight_codes``). Another die of the same profile — a legitimate
-        experiment: parameters travel as nominal values (``write_params``) and weights as logical
-        values (``write_weights``), quantized by this chip. The run counter is reported, not set
+        experiment: parameters travel as nominal values (``write_params``: on a calibrated chip a
+        calibration target lands on this die's calibrated codes) and weights as logical values
+        (``write_weights``), quantized by this chip. The run counter is reported, not set
         (like ``restore``): the caller decides where the noise continues.
 
         Returns ``same_die``, ``trained_die_seed`` (the die the configuration came from),
