@@ -195,8 +195,8 @@ def test(paths: Optional[list[Path]] = typer.Argument(None, help="Netlist files 
 @app.command()
 def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
              as_json: bool = typer.Option(False, "--json", help="Print the mapped summary as JSON.")):
-    """Check a netlist: format (its train: and expect: blocks too), references, and that it fits
-    the chip (it is mapped, not run)."""
+    """Check a netlist: format (its train: and expect: blocks too), references, that it fits
+    the chip (it is mapped, not run), and that its calibration is for this die and these values."""
 
     def body():
         from chip.mapping import graph_summary, map_netlist
@@ -211,6 +211,12 @@ def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
 
             parse_expect(nl)
         mapped = map_netlist(nl)
+        if nl.calibration is not None:
+            from chip.calibration import Calibration
+
+            calibration = Calibration.load(nl.calibration)
+            calibration.check_chip(nl.chip)
+            calibration.check_netlist(nl)
         summary = graph_summary(mapped)
         if as_json:
             typer.echo(json.dumps({"netlist": nl.name, "ok": True, **_jsonable(summary)}))
@@ -363,8 +369,8 @@ def _print_calibration(summary: dict) -> None:
     mv = (p.v_model_one_v - p.v_model_zero_v) * 1e3  # mV per model unit
     typer.echo(f"calibrated {summary['profile']} die {summary['die_seed']}: {summary['circuits']} circuits in "
                f"{summary['wall_s']:.1f} s ({summary['runs']} runs), wrote {summary['out']}")
-    typer.echo(f"  {'parameter':<15} {'target':>8}  {'before: mean':>12} {'spread':>16}  {'after: mean':>11} "
-               f"{'spread':>16}  {'after/before':>12}  not reached")
+    typer.echo(f"  {'parameter':<15} {'target':>8} {'level':>8}  {'before: mean':>12} {'spread':>16}  "
+               f"{'after: mean':>11} {'spread':>16}  {'after/before':>12}  not reached")
 
     def spread(name, value):
         if value is None:
@@ -376,7 +382,9 @@ def _print_calibration(summary: dict) -> None:
 
     for name, row in summary["parameters"].items():
         ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
-        typer.echo(f"  {name:<15} {row['target']:>8g}  {num(row['before_mean']):>12} {spread(name, row['before_spread']):>16}"
+        level = "-" if row.get("level") is None else f"{row['level']:.4f}"
+        typer.echo(f"  {name:<15} {row['target']:>8g} {level:>8}  {num(row['before_mean']):>12} "
+                   f"{spread(name, row['before_spread']):>16}"
                    f"  {num(row['after_mean']):>11} {spread(name, row['after_spread']):>16}  {ratio:>12}  "
                    f"{row['unreached']}")
     for name, entries in summary["unreached"].items():
@@ -388,7 +396,7 @@ def _print_calibration(summary: dict) -> None:
         if len(entries) > 5:
             typer.echo(f"    {name}: {len(entries) - 5} more circuits not reached (all in the file and --json)")
     typer.echo("  spread: standard deviation after cutting 5 % of the circuits from each tail; potentials in "
-               "model units as the CADC reads them")
+               "model units as the CADC reads them; level: what every circuit of a potential was brought to")
 
 
 @app.command("eval")

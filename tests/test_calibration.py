@@ -83,14 +83,33 @@ def test_the_calibration_cuts_every_spread_below_calix_bars(small):
     assert not any(cal.unreached.values()) or sum(len(v) for v in cal.unreached.values()) <= 3
 
 
-def test_time_constants_hit_their_targets_and_potentials_their_cadc_reads(small):
-    cal, _, after, _ = small
+def test_time_constants_hit_their_targets_and_potentials_the_dies_median(small):
+    cal, before, after, _ = small
     for name in ("tau_mem_us", "tau_syn_exc_us", "tau_syn_inh_us"):
         assert abs(np.mean(after[name]) / cal.targets[name] - 1) < 0.01
-    # potentials are what the CADC reads: equal to each other, off the nominal by the die's CADC slope
-    for name in ("v_leak", "v_reset"):
-        assert abs(cal.report["parameters"][name]["after"]["mean"] - cal.targets[name]) < 0.005
+    # potentials (anchor median): every circuit at the level the median circuit reads at the
+    # target's nominal code, so the die keeps its nominal scale, whatever its CADC's slope
+    for name in ("v_leak", "v_reset", "v_threshold"):
+        entry = cal.report["parameters"][name]
+        assert entry["anchor"] == "median"
+        assert abs(entry["after"]["mean"] - entry["level"]) < 0.005
+        assert abs(np.mean(after[name]) - np.median(before[name])) < 0.01
     assert np.std(after["v_leak"] - after["v_reset"]) < 0.005
+
+
+def test_the_cadc_anchor_brings_potentials_to_the_cadc_reads_of_their_targets():
+    chip = SMALL.replace(neurons_per_core=32)
+    cal = calibrate_die(chip, targets={"v_leak": 0.0}, options={"calibration": {"anchor": "cadc"}})
+    entry = cal.report["parameters"]["v_leak"]
+    assert entry["level"] == 0.0 and abs(entry["after"]["mean"]) < 0.005
+    host = HostInterface(bench_netlist(chip, params=cal.targets))
+    host.load_calibration(cal)
+    # in truth off the target by the die's CADC slope, (0.45 V - 0.06 V) / slope + 0.06 V, and by
+    # the offset of the median channel (offsets are measured against it), here 32 channels
+    slope = host.die.setup().trace_gain
+    truth = ((0.06 + 0.39 / slope) - 0.45) / 0.3
+    assert abs(np.mean(host.emulator.effective_params()["v_leak"]) - truth) < 0.015
+    assert abs(truth) > 0.02
 
 
 def test_the_calibration_never_reads_the_die(small):
@@ -235,8 +254,11 @@ def test_a_calibration_for_another_die_or_other_values_is_refused(small, tmp_pat
         HostInterface(load_netlist(_netlist(tmp_path, cal, tau_mem="20 us")))
     with pytest.raises(NetlistError, match=r"net\.yaml:4: chip\.calibration: calibration file 'other\.yaml' not found"):
         load_netlist(_netlist(tmp_path, cal, file="other.yaml"))
-    # the CLI: one line on stderr, exit 2
+    # the CLI: one line on stderr, exit 2 (validate checks the calibration too)
+    result = CliRunner().invoke(app, ["validate", str(_netlist(tmp_path, cal, tau_mem="20 us"))])
+    assert result.exit_code == 2 and "population 'a' has tau_mem 20 us" in result.stderr
     path = _netlist(tmp_path, cal)
+    assert CliRunner().invoke(app, ["validate", str(path)]).exit_code == 0
     result = CliRunner().invoke(app, ["run", str(path), "--die-seed", "7"])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"{file}: calibration made for die seed 5, this chip is die seed 7"

@@ -150,8 +150,9 @@ class Bench:
     """One population of a host, measured through ``host.run`` and ``host.read_cadc_reference``.
 
     ``stimulus`` is an input with an excitatory and an inhibitory projection onto the population
-    whose first channel reaches every neuron (found by looking, or named). ``batch`` samples per
-    run; ``progress(status)`` is called before each run."""
+    whose first channel reaches every neuron, found among the host's projections (None when there
+    is none: then only potentials can be measured). ``batch`` samples per run (τ measurements use
+    more); ``progress(status)`` is called before each run."""
 
     def __init__(self, host, population: str, *, batch: int = 16, progress=None):
         self.host = host

@@ -49,6 +49,10 @@ class NeuronCalibration(Rule):
         "batch": (16, "samples per measurement run (tau_mem uses twice, tau_syn four times as many)"),
         "iterations": (4, "search steps per potential (time constants take one fewer)"),
         "report": (True, "measure every parameter before (nominal codes) and after, and report the spreads"),
+        "anchor": ("median", "what potentials are brought to: 'median', the level the die's median circuit reads "
+                             "at the target's nominal code (the die keeps the scale its codes give it), or 'cadc', "
+                             "the target as the CADC reads it (calix's absolute targets; they carry the die's CADC "
+                             "slope)"),
     }
 
     @hookimpl
@@ -77,6 +81,10 @@ class _Calibrator:
         self.targets = {name: float(targets[name]) for name in CALIBRATED if name in targets}
         self.options = options
         self.report_spreads = bool(options.get("report", True))
+        self.anchor = str(options.get("anchor", "median"))
+        if self.anchor not in ("median", "cadc"):
+            raise ValueError(f"option anchor must be median or cadc, got {self.anchor!r}")
+        self.levels: dict[str, float] = {}
         self.iterations = int(options.get("iterations", 4))
         self.listener = progress
         self.done_runs = 0
@@ -115,6 +123,19 @@ class _Calibrator:
             nominal[name] = host.read_codes(pop, name)
         offsets = bench.measure_cadc_offsets()
         before = self._measure_all() if self.report_spreads else {}
+        # what each potential is brought to, as the CADC reads it (NaN: nothing can be)
+        for name in ("v_leak", "v_reset", "v_threshold"):
+            if name not in self.targets:
+                continue
+            if self._beyond_rails(self.targets[name]):
+                self.levels[name] = float("nan")
+            elif self.anchor == "cadc":
+                self.levels[name] = self.targets[name]
+            else:
+                at_nominal = before[name] if name in before else self._measure_all((name,))[name]
+                readable = np.isfinite(at_nominal)
+                # a level read on a minority of the circuits says nothing about the others
+                self.levels[name] = float(np.median(at_nominal[readable])) if readable.mean() > 0.5 else float("nan")
         # every parameter from its nominal code: the targets as written
         for name, codes in nominal.items():
             host.write_codes(pop, name, codes)
@@ -133,6 +154,8 @@ class _Calibrator:
         for name, res in results.items():
             entry = {"target": self.targets[name], "kind": _KIND[name], "codes": res["codes"],
                      "steps": res["steps"], "unreached": res["unreached"]}
+            if name in self.levels:
+                entry["anchor"], entry["level"] = self.anchor, self.levels[name]
             if self.report_spreads:
                 entry["before"] = _stats(before[name])
                 entry["after"] = _stats(after[name])
@@ -149,12 +172,22 @@ class _Calibrator:
             "spread": "standard deviation after cutting 5 % of the circuits from each tail (as calix's tests)",
         }
 
-    def _measure_all(self) -> dict:
-        """Every targeted parameter measured once with the codes as they are now."""
+    def _beyond_rails(self, target: float) -> bool:
+        """Whether a potential's target is outside the membrane's rails (the profile's public
+        range): no code can hold a membrane there, and the rail would read as if it did."""
+        p = self.host.profile
+        if not p.nonidealities.membrane_rails:
+            return False
+        volts = p.v_model_zero_v + target * (p.v_model_one_v - p.v_model_zero_v)
+        low, high = p.membrane_rails_v
+        return not low <= volts <= high
+
+    def _measure_all(self, names=CALIBRATED) -> dict:
+        """Every targeted parameter (of ``names``) measured once with the codes as they are now."""
         bench = self.bench
         out = {}
         for name in CALIBRATED:
-            if name not in self.targets:
+            if name not in self.targets or name not in names:
                 continue
             target = self.targets[name]
             if name == "v_leak":
@@ -175,7 +208,8 @@ class _Calibrator:
         transfer = bench.transfer(name)
         log = name.startswith("tau_")
         if name == "v_threshold":
-            return self._calibrate_threshold(target, transfer)
+            return self._calibrate_threshold(target, self.levels[name], transfer)
+        goal = self.levels.get(name, target)
 
         def measure(codes):
             bench.set_codes(name, codes)
@@ -190,20 +224,35 @@ class _Calibrator:
 
         iterations = self.iterations - (1 if log else 0)
         stop = 0.2 * TOLERANCE[name]
-        found = secant_search(measure, target, start, transfer, log=log, iterations=max(iterations, 1), stop=stop)
+        found = secant_search(measure, goal, start, transfer, log=log, iterations=max(iterations, 1), stop=stop)
         return {"codes": found.codes, "steps": found.steps,
-                "unreached": self._unreached(name, target, found.codes, found.values)}
+                "unreached": self._unreached(name, goal, found.codes, found.values)}
 
-    def _unreached(self, name, target, codes, values) -> list:
+    def _unreached(self, name, goal, codes, values) -> list:
+        """The circuits further from ``goal`` (the target, or a potential's level) than the
+        tolerance, one entry each."""
         if name.startswith("tau_"):
             with np.errstate(invalid="ignore", divide="ignore"):
-                off = ~(np.abs(values / target - 1.0) <= TOLERANCE[name])
+                off = ~(np.abs(values / goal - 1.0) <= TOLERANCE[name])
         else:
-            off = ~(np.abs(values - target) <= TOLERANCE[name])
+            off = ~(np.abs(values - goal) <= TOLERANCE[name])
+        why = self._why_no_level(name) if not np.isfinite(goal) else None
         circuits = self.host.circuits(self.pop)
-        return [{"circuit": int(circuits[i]), "neuron": int(i), "target": target,
-                 "reached": None if not np.isfinite(values[i]) else float(values[i]), "code": float(codes[i])}
-                for i in np.nonzero(off)[0]]
+        out = []
+        for i in np.nonzero(off)[0]:
+            entry = {"circuit": int(circuits[i]), "neuron": int(i), "target": self.targets[name],
+                     "reached": None if not np.isfinite(values[i]) else float(values[i]), "code": float(codes[i])}
+            if name in self.levels and np.isfinite(goal):
+                entry["level"] = float(goal)
+            if why:
+                entry["why"] = why
+            out.append(entry)
+        return out
+
+    def _why_no_level(self, name: str) -> str:
+        if self._beyond_rails(self.targets[name]):
+            return "the target is beyond the membrane's rails"
+        return "at the target's nominal code most circuits read outside the CADC's reliable range"
 
     # ------------------------------------------------------------------ the threshold
     def _threshold_setup(self) -> None:
@@ -211,8 +260,8 @@ class _Calibrator:
         bench = self.bench
         bench.set_value("tau_ref_us", bench.value_range("tau_ref_us")[0])
 
-    def _calibrate_threshold(self, target: float, transfer) -> dict:
-        """Leak calibrated to read the threshold's target, then per circuit the lowest threshold
+    def _calibrate_threshold(self, target: float, level: float, transfer) -> dict:
+        """Leak calibrated to read the threshold's ``level``, then per circuit the lowest threshold
         code at which the neuron, starting from rest, no longer spikes in most samples of a short
         run: the threshold sits at the resting level (calix's leak-over-threshold idea, decided by
         spikes). The decision is within the membrane noise of the level; a margin common to all
@@ -225,9 +274,9 @@ class _Calibrator:
             bench.set_codes("v_leak", codes)
             return bench.rest(status="leak at the threshold")[0]
 
-        level = secant_search(rest_at, target, np.full(bench.n, leak.code(target)), leak, iterations=self.iterations,
+        leveled = secant_search(rest_at, level, np.full(bench.n, leak.code(target)), leak, iterations=self.iterations,
                               stop=0.2 * TOLERANCE["v_leak"])
-        bench.set_codes("v_leak", level.codes)
+        bench.set_codes("v_leak", leveled.codes)
         self._threshold_setup()
         bench.set_value("v_reset", target - 1.0)
 
@@ -241,7 +290,7 @@ class _Calibrator:
             host.write_codes(pop, name, value)
         # where the level could not be set (the leak does not get there, or the CADC cannot read
         # it) or no code flips the neuron, the threshold keeps its nominal code: reported, not guessed
-        leak_off = ~(np.abs(level.values - target) <= TOLERANCE["v_leak"])
+        leak_off = ~(np.abs(leveled.values - level) <= TOLERANCE["v_leak"])
         failed = leak_off | ~found | (codes <= 0)
         codes = np.where(failed, start, codes)
         unreached = []
@@ -250,10 +299,15 @@ class _Calibrator:
             why = ("the leak cannot be brought to the threshold's level, or the CADC cannot read it there"
                    if leak_off[i] else "no threshold code stops the spikes" if not found[i] else
                    "even the lowest threshold code is above the level")
-            unreached.append({"circuit": int(circuits[i]), "neuron": int(i), "target": target,
-                              "reached": None if not np.isfinite(level.values[i]) else float(level.values[i]),
-                              "code": float(codes[i]), "why": why + "; left at the nominal code"})
-        return {"codes": codes, "steps": level.steps + 1, "unreached": unreached}
+            if not np.isfinite(level):
+                why = self._why_no_level("v_threshold")
+            entry = {"circuit": int(circuits[i]), "neuron": int(i), "target": target,
+                     "reached": None if not np.isfinite(leveled.values[i]) else float(leveled.values[i]),
+                     "code": float(codes[i]), "why": why + "; left at the nominal code"}
+            if np.isfinite(level):
+                entry["level"] = float(level)
+            unreached.append(entry)
+        return {"codes": codes, "steps": leveled.steps + 1, "unreached": unreached}
 
     def _measure_threshold(self, target: float) -> np.ndarray:
         """Each circuit's threshold with its threshold codes as they are: the resting level (leak

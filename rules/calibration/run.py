@@ -68,12 +68,13 @@ def _without_values(stats):
 
 
 def spread_table(calibration: Calibration) -> list[dict]:
-    """One row per parameter of a calibration's report: target, mean and spread before and after
-    (model units or µs), their ratio, and how many circuits did not reach the target."""
+    """One row per parameter of a calibration's report: target, the level a potential was brought
+    to as the CADC reads it (None for time constants), mean and spread before and after (model
+    units or µs), their ratio, and how many circuits did not reach the target."""
     rows = []
     for name, entry in calibration.report.get("parameters", {}).items():
         before, after = entry.get("before", {}), entry.get("after", {})
-        rows.append({"parameter": name, "target": entry.get("target"),
+        rows.append({"parameter": name, "target": entry.get("target"), "level": entry.get("level"),
                      "before_mean": before.get("mean"), "before_spread": before.get("spread"),
                      "after_mean": after.get("mean"), "after_spread": after.get("spread"),
                      "ratio": entry.get("ratio"), "unreached": len(calibration.unreached.get(name, []))})
