@@ -324,6 +324,9 @@ def calibrate(out: Path = typer.Option(..., "--out", help="Write the calibration
               rule: list[str] = typer.Option([], "--rule", help="Calibration rule by name or module:Class, asked "
                                              "before the built-in one (repeatable)."),
               batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Samples per measurement run."),
+              anchor: Optional[str] = typer.Option(None, "--anchor", help="Potentials to the die's median at the "
+                                                   "targets' nominal codes (median, the default) or to the targets as "
+                                                   "the CADC reads them (cadc)."),
               no_report: bool = typer.Option(False, "--no-report", help="Skip measuring the spreads before and after."),
               as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object on stdout.")):
     """Calibrate a die: per-circuit codes of leak, reset, threshold, tau_mem and tau_syn, measured
@@ -339,7 +342,8 @@ def calibrate(out: Path = typer.Option(..., "--out", help="Write the calibration
         if PROFILES[profile].mismatch.off:
             raise CalibrationError(f"the {profile} chip has no mismatch: there is nothing to calibrate")
         wanted = read_targets(targets) if targets is not None else None
-        options = {"calibration": {k: v for k, v in (("batch", batch), ("report", not no_report)) if v is not None}}
+        options = {"calibration": {k: v for k, v in (("batch", batch), ("report", not no_report), ("anchor", anchor))
+                                   if v is not None}}
         bar = _Progress(f"calibrating {profile} die", after_s=0.0)
         try:
             cal = calibrate_die(profile, die_seed=die_seed, noise_seed=noise_seed, targets=wanted,

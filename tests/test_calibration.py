@@ -347,12 +347,12 @@ def test_chipctl_calibrate_writes_the_file_and_reports(tmp_path):
     targets.write_text("v_reset: null\nv_threshold: null\ntau_mem: null\ntau_syn: null\n")  # the leak only
     out = tmp_path / "cal.yaml"
     result = CliRunner().invoke(app, ["calibrate", "--die-seed", "3", "--targets", str(targets), "--out", str(out),
-                                      "--json"])
+                                      "--anchor", "cadc", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["die_seed"] == 3 and report["circuits"] == 512 and list(report["parameters"]) == ["v_leak"]
     row = report["parameters"]["v_leak"]
-    assert row["ratio"] < BARS["v_leak"] and row["unreached"] == 0
+    assert row["ratio"] < BARS["v_leak"] and row["unreached"] == 0 and row["level"] == 0.0
     cal = Calibration.load(out)
     assert cal.die["seed"] == 3 and list(cal.codes) == ["v_leak"]
     text = CliRunner().invoke(app, ["calibrate", "--die-seed", "3", "--targets", str(targets), "--out", str(out)])

@@ -5,7 +5,10 @@ Job: per population it is given targets for, find per-circuit codes of leak, res
 only (``rules.calibration.measure``) and searching all circuits at once
 (``rules.calibration.search``), in calix's order: the CADC's channel offsets first (every other
 measurement reads through the CADC), then the potentials, the time constants, and the threshold
-last (it is found against a leak calibrated to the threshold's level). Before and after, each
+last (it is found against a leak calibrated to the threshold's level). Potentials are brought to
+a level as the CADC reads it: by default the level the die's median circuit reads at the target's
+nominal code (so the die keeps the scale its codes give it, whatever its CADC's slope), or the
+target itself (option ``anchor: cadc``, calix's absolute targets). Before and after, each
 parameter is measured with the same measurement, nominal codes against calibrated ones, and its
 spread reported; circuits that cannot reach a target are reported one by one, their code left at
 the best one found.
@@ -105,6 +108,8 @@ class _Calibrator:
         total = sum(per[n] for n in self.targets)
         if self.report_spreads:
             total += 2 * sum(measure[n] for n in self.targets)
+        elif self.anchor == "median":  # the potentials' levels are measured at the nominal codes
+            total += sum(measure[n] for n in self.targets if n.startswith("v_"))
         return max(total, 1)
 
     def _tick(self, status: str) -> None:
