@@ -311,7 +311,7 @@ class Bench:
         by about ``lift`` (threshold out of reach), then it decays back; fit of L + A·e^{−t/τ} to the
         samples after the synaptic current has died away, the samples before the burst fixing L.
         ``tau_guess_us`` sets the burst, the fit window and the grid (τ/4 .. 4τ)."""
-        batch = 2 * self.batch if batch is None else batch
+        batch = 3 * self.batch if batch is None else batch
         p = self.profile
         lo_syn, hi_syn = self.value_range("tau_syn_exc_us")
         tau_syn = float(np.clip(tau_guess_us / 20.0, lo_syn, hi_syn))

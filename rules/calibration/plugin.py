@@ -49,7 +49,7 @@ class NeuronCalibration(Rule):
     description = ("Per-circuit codes for leak, reset, threshold, tau_mem and tau_syn, measured through the host "
                    "(CADC reads, spikes, decay fits), searched for all circuits at once.")
     options = {
-        "batch": (16, "samples per measurement run (tau_mem uses twice, tau_syn four times as many)"),
+        "batch": (16, "samples per measurement run (tau_mem uses three, tau_syn four times as many)"),
         "iterations": (4, "search steps per potential (time constants take one fewer)"),
         "report": (True, "measure every parameter before (nominal codes) and after, and report the spreads"),
         "anchor": ("median", "what potentials are brought to: 'median', the level the die's median circuit reads "

@@ -5,8 +5,8 @@ Job: two vectorized searches over per-circuit codes, each driving a measurement 
 
 - :func:`secant_search` for a measured value that grows with the code (potentials, time
   constants): the first step uses the nominal transfer's slope (as a Newton step), later steps
-  the secant through a circuit's last two measurements (kept within a factor of the nominal
-  slope, so that noise cannot send it astray), every step kept inside the bracket the
+  the secant through a circuit's last two measurements (when they differ clearly and the secant
+  is within a factor 2 of the nominal slope, so that noise cannot send it astray), every step kept inside the bracket the
   measurements so far have established (a bisection step where it would leave it). Mismatch
   that scales a value (the die's) is cancelled in one or two steps; the best code seen is kept.
   Time constants are searched on a log scale, where a scale factor is a shift.
@@ -72,7 +72,10 @@ def secant_search(measure, target, start, transfer, *, log: bool = False, iterat
         with np.errstate(invalid="ignore", divide="ignore"):
             secant = (f - prev_f) / (codes - prev_c)
         ratio = secant / nominal
-        slope = np.where(np.isfinite(ratio) & (ratio > 0.25) & (ratio < 4.0), secant, nominal)
+        # a secant through two measurements closer than the noise says more about the noise than
+        # about the slope: only a clear difference, and a slope near the nominal one, is used
+        clear = np.abs(f - prev_f) > 4.0 * stop
+        slope = np.where(np.isfinite(ratio) & clear & (ratio > 0.5) & (ratio < 2.0), secant, nominal)
         with np.errstate(invalid="ignore", divide="ignore"):
             step = -err / slope
         proposal = codes + np.where(np.isfinite(step), step, 0.0)
