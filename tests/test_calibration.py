@@ -4,13 +4,17 @@ netlists and hosts apply it through public writes."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
+import sys
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from chip.calibration import Calibration
+from chip.die import Die
 from chip.errors import CalibrationError, NetlistError, RuleError, RunError
 from chip.host import HostInterface
 from chip.netlist import load_netlist, load_netlist_text
@@ -54,27 +58,56 @@ class PublicOnly:
         setattr(self._host, name, value)
 
 
+@contextlib.contextmanager
+def die_guard():
+    """Every use of a die (made, or any attribute read) whose caller is not the chip's own code is
+    recorded, by module: the die answers the emulator, never a rule, however the rule got at it."""
+    outside: list[str] = []
+    init, getattribute = Die.__init__, Die.__getattribute__
+
+    def check():
+        module = sys._getframe(2).f_globals.get("__name__", "")
+        if not module.startswith("chip."):
+            outside.append(module)
+
+    def guarded_init(self, *args, **kwargs):
+        check()
+        init(self, *args, **kwargs)
+
+    def guarded_getattribute(self, name):
+        check()
+        return getattribute(self, name)
+
+    Die.__init__, Die.__getattribute__ = guarded_init, guarded_getattribute
+    try:
+        yield outside
+    finally:
+        Die.__init__, Die.__getattribute__ = init, getattribute
+
+
 @pytest.fixture(scope="module")
 def small():
-    """A 128-circuit die calibrated with every internal of its host out of reach, and the true
-    (effective) parameters of its circuits with nominal and with calibrated codes."""
+    """A 128-circuit die calibrated with every internal of its host out of reach and every use of
+    its die watched, and the true (effective) parameters of its circuits with nominal and with
+    calibrated codes."""
     views = []
 
     def view(host):
         views.append(PublicOnly(host))
         return views[-1]
 
-    cal = calibrate_die(SMALL, host_view=view)
+    with die_guard() as outside:
+        cal = calibrate_die(SMALL, host_view=view)
     host = HostInterface(bench_netlist(SMALL, params=cal.targets))
     before = host.emulator.effective_params()
     host.load_calibration(cal)
     after = host.emulator.effective_params()
-    return cal, before, after, views[0]
+    return cal, before, after, views[0], outside
 
 
 # ------------------------------------------------------------------------------ what it achieves
 def test_the_calibration_cuts_every_spread_below_calix_bars(small):
-    cal, before, after, _ = small
+    cal, before, after, *_ = small
     for row in spread_table(cal):
         name = row["parameter"]
         assert row["ratio"] <= BARS[name], row  # measured through the host, as calix's test does
@@ -84,7 +117,7 @@ def test_the_calibration_cuts_every_spread_below_calix_bars(small):
 
 
 def test_time_constants_hit_their_targets_and_potentials_the_dies_median(small):
-    cal, before, after, _ = small
+    cal, before, after, *_ = small
     for name in ("tau_mem_us", "tau_syn_exc_us", "tau_syn_inh_us"):
         assert abs(np.mean(after[name]) / cal.targets[name] - 1) < 0.01
     # potentials (anchor median): every circuit at the level the median circuit reads at the
@@ -113,8 +146,9 @@ def test_the_cadc_anchor_brings_potentials_to_the_cadc_reads_of_their_targets():
 
 
 def test_the_calibration_never_reads_the_die(small):
-    _, _, _, view = small
+    _, _, _, view, outside = small
     assert view.touched == []  # the whole calibration ran through the public interface
+    assert outside == []  # and the die answered only the chip's own code (the emulator's runs)
 
 
 class PeekAtTheDie(Rule):
@@ -128,6 +162,21 @@ class PeekAtTheDie(Rule):
 def test_a_calibration_that_reads_the_die_fails_behind_the_public_interface():
     with pytest.raises(RuleError, match=r"rule 'peek' in chipctl_calibrate: .*host\.die is not part"):
         calibrate_die(SMALL.replace(neurons_per_core=32), rules=(f"{__name__}:PeekAtTheDie",), host_view=PublicOnly)
+
+
+class MakeTheDie(Rule):
+    name = "make_the_die"
+
+    @hookimpl
+    def chipctl_calibrate(self, context, targets):
+        die = importlib.import_module("chip.die").Die(context.host.netlist.chip)  # around the host
+        return {"gains": die.gain["v_leak"]}
+
+
+def test_a_calibration_that_makes_the_die_itself_is_caught():
+    with die_guard() as outside:
+        calibrate_die(SMALL.replace(neurons_per_core=32), rules=(f"{__name__}:MakeTheDie",), host_view=PublicOnly)
+    assert outside and all(module == __name__ for module in outside)
 
 
 def test_targets_out_of_reach_are_reported_per_circuit_not_clipped():
