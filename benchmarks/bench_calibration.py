@@ -27,15 +27,19 @@ BARS = {"v_leak": 0.30, "v_reset": 0.20, "v_threshold": 0.35, "tau_mem_us": 0.45
         "tau_syn_inh_us": 0.20}
 
 
-def main(argv=None) -> int:
-    from chip.profiles import get_profile
-    from rules.calibration import calibrate_die, spread_table
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="bss2")
     parser.add_argument("--die-seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    from chip.profiles import get_profile
+    from rules.calibration import calibrate_die, spread_table
+
+    args = build_parser().parse_args(argv)
 
     chip = get_profile(args.profile)
     calibrate_die(chip.replace(neurons_per_core=64), targets={"v_leak": 0.0},

@@ -62,7 +62,7 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
           flush=True)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("netlist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -73,7 +73,11 @@ def main(argv=None) -> int:
     parser.add_argument("--calibrated", action="store_true",
                         help="calibrate each seed's die (rules.calibration) before training on it")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     stem = Path(args.netlist).stem + ("-calibrated" if args.calibrated else "")
     if args.child is not None:
         train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.calibrated)
