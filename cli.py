@@ -386,7 +386,7 @@ def _print_calibration(summary: dict) -> None:
 
     for name, row in summary["parameters"].items():
         ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
-        level = "-" if row.get("level") is None else f"{row['level']:.4f}"
+        level = "-" if row.get("level") is None or row["level"] != row["level"] else f"{row['level']:.4f}"  # NaN: unreadable
         typer.echo(f"  {name:<15} {row['target']:>8g} {level:>8}  {num(row['before_mean']):>12} "
                    f"{spread(name, row['before_spread']):>16}"
                    f"  {num(row['after_mean']):>11} {spread(name, row['after_spread']):>16}  {ratio:>12}  "

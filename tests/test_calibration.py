@@ -429,3 +429,17 @@ def test_whole_cores_meet_the_bars(capsys):
         lines.append(f"die {seed} wall {cal.made_by['wall_s']:.1f} s, {cal.report['runs']} runs")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+
+
+def test_the_summary_shows_an_unreadable_level_as_a_dash(capsys):
+    from cli import _print_calibration
+
+    row = {"parameter": "v_leak", "target": -1.2, "level": float("nan"), "before_mean": -0.91, "before_spread": 0.013,
+           "after_mean": -0.92, "after_spread": 0.012, "ratio": 0.92, "unreached": 2}
+    entry = {"circuit": 0, "target": -1.2, "reached": None, "code": 77, "why": "the target is beyond the membrane's rails"}
+    _print_calibration({"profile": "bss2", "die_seed": 1, "circuits": 2, "out": "cal.yaml", "wall_s": 1.0, "runs": 3,
+                        "parameters": {"v_leak": row}, "unreached": {"v_leak": [entry, {**entry, "circuit": 1}]}})
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.strip().startswith("v_leak "))
+    assert line.split()[:3] == ["v_leak", "-1.2", "-"] and "nan" not in out
+    assert "v_leak circuit 1: target -1.2, not measurable, code 77 (the target is beyond the membrane's rails)" in out
