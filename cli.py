@@ -296,8 +296,8 @@ def test(paths: Optional[list[Path]] = typer.Argument(None, help="Netlist files 
 def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
              as_json: bool = typer.Option(False, "--json", help="Print the mapped summary as JSON."),
              force: bool = typer.Option(False, "--force", help="Do not check the run against the per-run limits.")):
-    """Check a netlist: format (its train: and expect: blocks too), references, and that it fits
-    the chip (it is mapped, not run)."""
+    """Check a netlist: format (its train: and expect: blocks too), references, that it fits
+    the chip (it is mapped, not run), and that its calibration is for this die and these values."""
 
     def body():
         from chip.mapping import graph_summary, map_netlist
@@ -312,6 +312,12 @@ def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
 
             parse_expect(nl)
         mapped = map_netlist(nl)
+        if nl.calibration is not None:
+            from chip.calibration import Calibration
+
+            calibration = Calibration.load(nl.calibration)
+            calibration.check_chip(nl.chip)
+            calibration.check_netlist(nl)
         if not force:
             from chip.budget import check_run
 
@@ -469,6 +475,97 @@ def _training_pictures(trainer, plot: Optional[bool], title: str) -> Optional[Pa
     pictures.use_agg()
     trainer.on_epoch = TrainingPictures(trainer, title=title)
     return trainer.checkpoint_dir / TRAINING_PICTURE
+
+
+@app.command()
+def calibrate(out: Path = typer.Option(..., "--out", help="Write the calibration (YAML) here."),
+              profile: str = typer.Option("bss2", "--profile", help="Chip profile (bss2, ideal)."),
+              die_seed: Optional[int] = typer.Option(None, "--die-seed", help="The die to calibrate (default: the profile's)."),
+              noise_seed: Optional[int] = _NOISE,
+              targets: Optional[Path] = typer.Option(None, "--targets", help="Targets file (YAML); default: leak 0, "
+                                                     "reset 0, threshold 1, tau_mem 12 us, tau_syn 6 us."),
+              rule: list[str] = typer.Option([], "--rule", help="Calibration rule by name or module:Class, asked "
+                                             "before the built-in one (repeatable)."),
+              batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Samples per measurement run."),
+              anchor: Optional[str] = typer.Option(None, "--anchor", help="Potentials to the die's median at the "
+                                                   "targets' nominal codes (median, the default) or to the targets as "
+                                                   "the CADC reads them (cadc)."),
+              no_report: bool = typer.Option(False, "--no-report", help="Skip measuring the spreads before and after."),
+              as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object on stdout.")):
+    """Calibrate a die: per-circuit codes of leak, reset, threshold, tau_mem and tau_syn, measured
+    through the host interface; report the spread of each parameter before and after."""
+
+    def body():
+        from chip.errors import CalibrationError
+        from chip.profiles import PROFILES
+        from chip.output import check_output_file
+        from rules.calibration import calibrate_die, read_targets, spread_table
+
+        check_output_file(out, "--out")  # before the minutes of measuring, not after them
+        if profile not in PROFILES:
+            raise CalibrationError(f"unknown chip profile {profile!r}; known: {', '.join(sorted(PROFILES))}")
+        if PROFILES[profile].mismatch.off:
+            raise CalibrationError(f"the {profile} chip has no mismatch: there is nothing to calibrate")
+        wanted = read_targets(targets) if targets is not None else None
+        options = {"calibration": {k: v for k, v in (("batch", batch), ("report", not no_report), ("anchor", anchor))
+                                   if v is not None}}
+        bar = _Progress(f"calibrating {profile} die", after_s=0.0)
+        try:
+            cal = calibrate_die(profile, die_seed=die_seed, noise_seed=noise_seed, targets=wanted,
+                                rules=tuple(dict.fromkeys(tuple(rule) + ("calibration",))), options=options,
+                                progress=lambda f, status="": bar(f, status))
+        finally:
+            bar.close()
+        cal.dump(out)
+        report = cal.report
+        summary = {"profile": cal.profile["name"], "die_seed": cal.die["seed"], "circuits": cal.circuits,
+                   "out": str(out), "rule": cal.made_by.get("rule"), "wall_s": cal.made_by.get("wall_s"),
+                   "runs": report.get("runs"), "targets": cal.targets,
+                   "parameters": {row["parameter"]: row for row in spread_table(cal)},
+                   "unreached": cal.unreached}
+        if as_json:
+            typer.echo(json.dumps(_jsonable(summary)))
+            return
+        _print_calibration(summary)
+
+    _guard(body)
+
+
+def _print_calibration(summary: dict) -> None:
+    from chip.profiles import PROFILES
+
+    p = PROFILES[summary["profile"]]
+    mv = (p.v_model_one_v - p.v_model_zero_v) * 1e3  # mV per model unit
+    typer.echo(f"calibrated {summary['profile']} die {summary['die_seed']}: {summary['circuits']} circuits in "
+               f"{summary['wall_s']:.1f} s ({summary['runs']} runs), wrote {summary['out']}")
+    typer.echo(f"  {'parameter':<15} {'target':>8} {'level':>8}  {'before: mean':>12} {'spread':>16}  "
+               f"{'after: mean':>11} {'spread':>16}  {'after/before':>12}  not reached")
+
+    def spread(name, value):
+        if value is None:
+            return "-"
+        return f"{value:.4f} ({value * mv:.1f} mV)" if not name.endswith("_us") else f"{value:.3f} us"
+
+    def num(value, digits=4):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    for name, row in summary["parameters"].items():
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
+        level = "-" if row.get("level") is None or row["level"] != row["level"] else f"{row['level']:.4f}"  # NaN: unreadable
+        typer.echo(f"  {name:<15} {row['target']:>8g} {level:>8}  {num(row['before_mean']):>12} "
+                   f"{spread(name, row['before_spread']):>16}"
+                   f"  {num(row['after_mean']):>11} {spread(name, row['after_spread']):>16}  {ratio:>12}  "
+                   f"{row['unreached']}")
+    for name, entries in summary["unreached"].items():
+        for entry in entries[:5]:
+            reached = "not measurable" if entry.get("reached") is None else f"reached {entry['reached']:.4g}"
+            why = f" ({entry['why']})" if entry.get("why") else ""
+            typer.echo(f"    {name} circuit {entry['circuit']}: target {entry['target']:g}, {reached}, code "
+                       f"{entry['code']:g}{why}")
+        if len(entries) > 5:
+            typer.echo(f"    {name}: {len(entries) - 5} more circuits not reached (all in the file and --json)")
+    typer.echo("  spread: standard deviation after cutting 5 % of the circuits from each tail; potentials in "
+               "model units as the CADC reads them; level: what every circuit of a potential was brought to")
 
 
 @app.command("eval")

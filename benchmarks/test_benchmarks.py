@@ -63,6 +63,18 @@ def test_bench_cuba_missing_brian_is_skipped():
     assert out["ratios_chipctl_over_brian2"] == {}
 
 
+def test_bench_calibration_smoke():
+    out = _run_json([str(HERE / "bench_calibration.py"), "--die-seeds", "1"], timeout=900)
+    (die,) = out["dies"]
+    assert out["profile"] == "bss2" and die["die_seed"] == 1 and die["circuits"] == 512
+    assert _positive(die["calibrate_s"]) and _positive(die["calibrate_and_report_s"]) and die["runs"] > 0
+    assert {row["parameter"] for row in die["rows"]} == set(out["bars"])
+    for row in die["rows"]:
+        assert row["before_spread"] > row["after_spread"] > 0
+        assert row["ratio"] <= out["bars"][row["parameter"]], row  # calix's bars, on a whole core
+    assert not any(die["unreached"].values())
+
+
 def test_bench_yinyang_smoke():
     out = _run_json([str(HERE / "bench_yinyang_inference.py"), "--batches", "8,64", "--repeats", "1",
                      "--min-samples", "64"], timeout=600)

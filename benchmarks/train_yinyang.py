@@ -10,6 +10,15 @@ independent processes, ``--jobs`` at a time.
 
 Writes one checkpoint directory per seed under ``--out`` (default runs/<netlist>-seed<s>) and
 prints per-epoch lines as runs progress, then a summary (mean ± std over seeds).
+
+``--calibrated`` trains each seed's die calibrated: the child first calibrates that die for the
+values the netlist's populations use (``rules.calibration``, about 10 s for a core), writes the
+calibration into its checkpoint directory (runs/<netlist>-calibrated-seed<s>) and names it as the
+netlist's ``chip.calibration``; everything else is the same, so the two runs of a seed differ only
+in the calibration:
+
+    python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 1
+    python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 1 --calibrated
 """
 
 from __future__ import annotations
@@ -24,12 +33,22 @@ import time
 from pathlib import Path
 
 
-def train_one(netlist: str, seed: int, out: str, epochs: int | None) -> None:
+def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated: bool = False) -> None:
     """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end."""
     from chip.netlist import load_netlist
     from rules.training import Trainer
 
     nl = load_netlist(netlist, die_seed=seed, noise_seed=seed)
+    calibration = {}
+    if calibrated:
+        from rules.calibration import calibrate_die, targets_of_netlist
+
+        cal = calibrate_die(nl.chip, targets=targets_of_netlist(nl), options={"calibration": {"report": False}})
+        Path(out).mkdir(parents=True, exist_ok=True)
+        path = cal.dump(Path(out) / "calibration.yaml")
+        nl = nl.replace(calibration=str(path.resolve()))
+        calibration = {"calibration": str(path), "calibration_wall_s": cal.made_by["wall_s"],
+                       "unreached": {k: len(v) for k, v in cal.unreached.items()}}
     train = dict(nl.train)
     train.update(seed=seed, checkpoint=out)
     if epochs is not None:
@@ -39,10 +58,11 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None) -> None:
     trainer = Trainer(nl.replace(train=train, projections=projections))
     trainer.on_epoch = lambda m: print(json.dumps({"seed": seed, **m}), flush=True)
     metrics = trainer.fit()
-    print("FINAL " + json.dumps({"seed": seed, **{k: v for k, v in metrics.items() if k != "history"}}), flush=True)
+    print("FINAL " + json.dumps({"seed": seed, **calibration, **{k: v for k, v in metrics.items() if k != "history"}}),
+          flush=True)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("netlist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -50,11 +70,17 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out", default="runs")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--calibrated", action="store_true",
+                        help="calibrate each seed's die (rules.calibration) before training on it")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    stem = Path(args.netlist).stem
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    stem = Path(args.netlist).stem + ("-calibrated" if args.calibrated else "")
     if args.child is not None:
-        train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs)
+        train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.calibrated)
         return 0
 
     start = time.perf_counter()
@@ -68,6 +94,8 @@ def main(argv=None) -> int:
             cmd = [sys.executable, __file__, args.netlist, "--child", str(seed), "--out", args.out]
             if args.epochs is not None:
                 cmd += ["--epochs", str(args.epochs)]
+            if args.calibrated:
+                cmd += ["--calibrated"]
             running[seed] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         for seed, proc in list(running.items()):
             line = proc.stdout.readline()
@@ -87,17 +115,19 @@ def main(argv=None) -> int:
     tests = [finals[s]["test_accuracy"] for s in sorted(finals)]
     epoch_s = [h["epoch_wall_s"] for s in histories for h in histories[s]]
     summary = {
-        "netlist": args.netlist, "seeds": sorted(finals), "test_accuracy": tests,
+        "netlist": args.netlist, "calibrated": args.calibrated, "seeds": sorted(finals), "test_accuracy": tests,
         "test_accuracy_mean": statistics.mean(tests) if tests else None,
         "test_accuracy_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
         "train_accuracy": [finals[s]["train_accuracy"] for s in sorted(finals)],
+        "calibration": {s: {k: finals[s][k] for k in ("calibration", "calibration_wall_s", "unreached") if k in finals[s]}
+                        for s in sorted(finals)} if args.calibrated else None,
         "epoch_wall_s_median": statistics.median(epoch_s) if epoch_s else None,
         "jobs": args.jobs, "wall_s": time.perf_counter() - start, "histories": histories,
     }
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{args.netlist}: test accuracy {summary['test_accuracy_mean']:.4f} ± {summary['test_accuracy_std']:.4f} "
+        print(f"{args.netlist}{' (calibrated dies)' if args.calibrated else ''}: test accuracy {summary['test_accuracy_mean']:.4f} ± {summary['test_accuracy_std']:.4f} "
               f"over seeds {summary['seeds']} ({', '.join(f'{t:.3f}' for t in tests)}); "
               f"median epoch {summary['epoch_wall_s_median']:.1f} s with {args.jobs} jobs on this machine")
     return 0 if len(finals) == len(args.seeds) else 1

@@ -17,6 +17,7 @@ __all__ = [
     "CheckpointError",
     "InterchangeError",
     "OutputError",
+    "CalibrationError",
 ]
 
 
@@ -96,3 +97,13 @@ class InterchangeError(ChipctlError):
 
 class OutputError(ChipctlError):
     """An output file or folder that cannot be written (checked before the run where possible)."""
+
+
+class CalibrationError(ChipctlError):
+    """A calibration file that cannot be read, is corrupted, or belongs to another die or kind of
+    chip (or does not fit the netlist it is named in); the message starts with the file."""
+
+    def __init__(self, message: str, *, file: str | None = None):
+        self.file = file
+        self.message = message
+        super().__init__(f"{file}: {message}" if file else message)

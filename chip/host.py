@@ -103,6 +103,10 @@ class HostInterface:
         self.emulator = Emulator(self.mapped, self.die, self.state)
         self.runs_done = 0
         self.limits: Limits | None = None  # None: chip.budget's (the environment's, or none with --force)
+        self.reference_reads = 0
+        self.calibration = None
+        if netlist.calibration is not None:
+            self.load_calibration(netlist.calibration)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "HostInterface":
@@ -132,6 +136,24 @@ class HostInterface:
         state.version = 0
         return state
 
+    def load_calibration(self, calibration) -> None:
+        """Put a calibration (a ``chip.calibration.Calibration`` or its file) on this chip: its
+        codes for every circuit of every population, through ``write_codes``. Refused in one line
+        (``CalibrationError``, naming the file), with nothing written, when it was made for another
+        die or kind of chip, or when a population's value of a calibrated parameter is not the
+        calibration's target. From then on a calibrated code reads as its target
+        (``read_params``) and writing the target writes it (``write_params``). A netlist's
+        ``chip.calibration`` is loaded this way when the host is made."""
+        from .calibration import Calibration
+
+        if not isinstance(calibration, Calibration):
+            calibration = Calibration.load(calibration)
+        calibration.check_chip(self.profile)
+        calibration.check_netlist(self.netlist)
+        with self.transaction():
+            calibration.apply(self)
+        self.calibration = calibration
+
     @property
     def populations(self) -> dict[str, int]:
         return {name: p.size for name, p in self.mapped.populations.items()}
@@ -139,6 +161,13 @@ class HostInterface:
     @property
     def inputs(self) -> dict[str, int]:
         return {name: src.size for name, src in self.netlist.inputs.items()}
+
+    def circuits(self, population: str) -> np.ndarray:
+        """Global indices of the neuron circuits a population occupies, neuron by neuron (its
+        placement). A circuit's deviations belong to its place on the chip, so per-circuit
+        calibrations are kept by these indices."""
+        sl = self._pop_slice(population)
+        return np.arange(sl.start, sl.stop, dtype=np.int64)
 
     def projection(self, name: str) -> ProjectionInfo:
         proj = self._proj(name)
@@ -262,13 +291,32 @@ class HostInterface:
 
     # ------------------------------------------------------------------ parameters
     def read_params(self, population: str, name: str) -> np.ndarray:
-        """Nominal model value (per neuron) of an analog parameter, from the code written."""
+        """Nominal model value (per neuron) of an analog parameter, from the code written. On a
+        calibrated chip, a circuit holding its calibrated code for a parameter reads that code's
+        target (what it was measured to be), unless the calibration did not reach it there."""
         self._check_param(name)
-        return self.transfer.to_value(name, self.state.codes[name][self._pop_slice(population)])
+        codes = self.state.codes[name][self._pop_slice(population)]
+        values = self.transfer.to_value(name, codes)
+        calibrated = self._calibrated(population, name)
+        if calibrated is not None:
+            cal_codes, reached, target = calibrated
+            values = np.where(reached & (codes == cal_codes), target, values)
+        return values
+
+    def _calibrated(self, population: str, name: str):
+        """(calibrated codes, reached, target) of a population's circuits for a parameter of the
+        chip's calibration, or None."""
+        cal = self.calibration
+        if cal is None or name not in cal.codes:
+            return None
+        circuits = self.circuits(population)
+        return cal.codes[name][circuits], cal.reached(name)[circuits], cal.targets[name]
 
     def write_params(self, population: str, name: str, values) -> np.ndarray:
         """Write a parameter (scalar or one value per neuron, model units / µs); returns the nominal
-        values of the codes actually written (quantized and clipped to the profile's range)."""
+        values of the codes actually written (quantized and clipped to the profile's range). On a
+        calibrated chip the calibration's target of a parameter is written as each circuit's
+        calibrated code (where the calibration reached it)."""
         self._check_param(name)
         sl = self._pop_slice(population)
         size = sl.stop - sl.start
@@ -278,7 +326,14 @@ class HostInterface:
             raise WriteError(f"{name} for {population!r} needs {size} values, got shape {values.shape}")
         if not np.all(np.isfinite(values)):
             raise WriteError(f"refused to write non-finite {name} to {population!r}; nothing was written")
-        self.state.codes[name][sl] = self.transfer.to_code(name, values)
+        codes = self.transfer.to_code(name, values)
+        calibrated = self._calibrated(population, name)
+        if calibrated is not None:
+            # the calibration's target is written as each circuit's calibrated code
+            cal_codes, reached, target = calibrated
+            at_target = reached & np.isclose(values, target, rtol=1e-9, atol=1e-12)
+            codes = np.where(at_target, cal_codes, codes)
+        self.state.codes[name][sl] = codes
         self.state.touch(f"param {population}.{name}")
         return self.read_params(population, name)
 
@@ -302,6 +357,25 @@ class HostInterface:
         self.state.codes[name][sl] = self.transfer.store_code(name, codes)
         self.state.touch(f"codes {population}.{name}")
         return self.read_codes(population, name)
+
+    def read_cadc_reference(self, population: str, *, samples: int = 1, noise_seed: int | None = None) -> np.ndarray:
+        """(samples, n) CADC codes of the channels of a population's neurons while every channel
+        reads the chip's shared reference line instead of its membrane — what the CADC's own
+        offset calibration reads. All channels see the same voltage (one global cell, in the middle
+        of the CADC's reliable range), so the differences between channels are their offsets;
+        the line's absolute level is no better known than the CADC's slope. Each read has fresh
+        read noise: call ``k`` of a host draws it from (noise seed, k), ``noise_seed`` replacing
+        the profile's. Raises ``RunError`` on a chip without a CADC model (``cadc_bits: null``)."""
+        from .readout import CADC
+
+        if self.profile.cadc_bits is None:
+            raise RunError("this chip has no CADC model (cadc_bits: null): its traces are exact values")
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+            raise RunError(f"samples must be an integer >= 1, got {samples!r}")
+        seed = self.profile.noise_seed if noise_seed is None else noise_seed
+        cadc = CADC.of_run(self.profile, self.die, (seed, self.reference_reads))
+        self.reference_reads += 1
+        return cadc.reference_codes(self.circuits(population), int(samples), cadc.reference_noise())
 
     def _check_param(self, name: str) -> None:
         if name not in ANALOG_PARAMETERS:
@@ -478,13 +552,10 @@ class HostInterface:
                                  "shape": [int(n) for n in mask.shape],
                                  "mask": _sha256(np.packbits(mask).tobytes() + str(mask.shape).encode())}
         structure = {"populations": populations, "projections": projections}
-        fields = {f: _canonical(getattr(p, f)) for f in self.PROFILE_IDENTITY_FIELDS}
-        # a digital refractory counter gives tau_ref's codes another meaning (ticks, not a DAC code)
-        fields["digital_refractory"] = bool(p.nonidealities.digital_refractory)
         return {
             "netlist": {"name": nl.name, "fingerprint": _sha256(_json(structure).encode()), **structure},
-            "profile": {"name": p.name, "fingerprint": _sha256(_json(fields).encode()), "fields": fields},
-            "die": {"seed": int(p.die_seed), "mismatch": _canonical(dataclasses.asdict(p.mismatch))},
+            "profile": profile_identity(p),
+            "die": die_identity(p),
         }
 
     def export_config(self) -> dict:
@@ -524,8 +595,9 @@ class HostInterface:
         structure) or the kind of chip (profile name or ``PROFILE_IDENTITY_FIELDS``) differ. The
         same die (seed and mismatch): every parameter and weight code is restored exactly
         (``write_codes``, ``write_weight_codes``). Another die of the same profile — a legitimate
-        experiment: parameters travel as nominal values (``write_params``) and weights as logical
-        values (``write_weights``), quantized by this chip. The run counter is reported, not set
+        experiment: parameters travel as nominal values (``write_params``: on a calibrated chip a
+        calibration target lands on this die's calibrated codes) and weights as logical values
+        (``write_weights``), quantized by this chip. The run counter is reported, not set
         (like ``restore``): the caller decides where the noise continues.
 
         Returns ``same_die``, ``trained_die_seed`` (the die the configuration came from),
@@ -569,6 +641,21 @@ class HostInterface:
             raise CheckpointError(f"chip configuration does not fit: {exc}") from None
         return {"same_die": same_die, "trained_die_seed": die.get("seed"), "die_seed": int(self.profile.die_seed),
                 "runs_done": int(config.get("runs_done", 0))}
+
+
+def profile_identity(profile) -> dict:
+    """The kind of chip a profile is, as ``export_config`` names it: ``name``, the
+    ``PROFILE_IDENTITY_FIELDS`` (plus whether the refractory time is a digital counter's code) as
+    ``fields``, and their ``fingerprint``."""
+    fields = {f: _canonical(getattr(profile, f)) for f in HostInterface.PROFILE_IDENTITY_FIELDS}
+    # a digital refractory counter gives tau_ref's codes another meaning (ticks, not a DAC code)
+    fields["digital_refractory"] = bool(profile.nonidealities.digital_refractory)
+    return {"name": profile.name, "fingerprint": _sha256(_json(fields).encode()), "fields": fields}
+
+
+def die_identity(profile) -> dict:
+    """The die a profile's chip is: its ``seed`` and the ``mismatch`` sigmas."""
+    return {"seed": int(profile.die_seed), "mismatch": _canonical(dataclasses.asdict(profile.mismatch))}
 
 
 def _canonical(value):

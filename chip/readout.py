@@ -43,6 +43,12 @@ each code (linear, no offsets), as a real host converts them.
   spikes; introduced 2022 with default 1, default 0 since 2025) needs no counterpart: the times
   reported here are the true sample times.
 
+**Reference line**: the CADC's own offset calibration connects every channel to one shared line
+driven by a global cell; ``CADC.reference_codes`` reads it (``HostInterface.read_cadc_reference``)
+at the middle of the reliable range, through the same slope, offsets, noise (a stream of its own)
+and compression as a membrane read. The channels see the same voltage, so their differences are
+their offsets; the line's absolute level is as uncertain as the CADC's slope.
+
 **MADC**: 10 bits, linear over the profile's ``v_range_v`` (about 29 MSa/s on the chip, haldls
 ``src/haldls/vx/madc.cpp``). A figure of the BrainScaleS-2 demos suggests about 1.6 mV per MADC
 code, a lead read off a plot that is not used here. Its noise is not published: not modelled.
@@ -97,7 +103,7 @@ __all__ = ["Trace", "Correlation", "CADC", "adc_trace", "sample_delays", "Correl
 # the run's noise seed feeds these streams (each its own, so switching one effect off changes no
 # other draw): CADC read noise of a membrane record / of a projection's sensors, sample timing
 _STREAM = 41
-_TRACE_NOISE, _SENSOR_NOISE, _TIMING = 0, 1, 2
+_TRACE_NOISE, _SENSOR_NOISE, _TIMING, _REFERENCE_NOISE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,6 +180,21 @@ class CADC:
     def sensor_noise(self, index: int) -> np.random.Generator | None:
         """The run's stream of read noise for its sensor projection ``index`` (None without noise)."""
         return None if self.noise_lsb == 0.0 else _stream(self.noise_seed, _SENSOR_NOISE, index)
+
+    def reference_noise(self) -> np.random.Generator | None:
+        """The stream of read noise for reads of the reference line (None without noise)."""
+        return None if self.noise_lsb == 0.0 else _stream(self.noise_seed, _REFERENCE_NOISE, 0)
+
+    def reference_codes(self, channels, samples: int, rng: np.random.Generator | None) -> np.ndarray:
+        """(samples, channels) codes of every channel reading the shared reference line, held at
+        the middle of the reliable range of the nominal transfer (one global voltage: every
+        channel sees the same one), through this converter — its slope, the channels' offsets,
+        read noise and compression. Only differences between channels are meaningful to a host:
+        the line's absolute level is as uncertain as the CADC's slope."""
+        p = self.profile
+        level = 0.5 * (p.cadc_linear_codes[0] + p.cadc_linear_codes[1])
+        x = np.full((samples, len(channels)), self.gain * level)
+        return self.read(x, channels, rng)
 
     # --- the transfer ---
     def ideal_codes(self, model_values) -> np.ndarray:

@@ -68,7 +68,8 @@ class Gradients:
 @dataclass(eq=False)
 class RuleContext:
     """Handed to every hook: the chip (``host``), this rule's options, a seeded generator, where
-    training stands, and the task's wiring (``input``, ``output`` names, ``train`` block)."""
+    training stands, the task's wiring (``input``, ``output`` names, ``train`` block), and a
+    ``progress`` callback for long hooks (None when nobody listens)."""
 
     host: Any
     options: dict[str, Any]
@@ -79,6 +80,7 @@ class RuleContext:
     input: str | None = None
     output: str | None = None
     log: list = field(default_factory=list)
+    progress: Any = None  # fn(fraction, status) a long hook may report to (chipctl calibrate's bar), or None
 
 
 class Rule:

@@ -140,10 +140,15 @@ def chipctl_load_state(context, state):
 
 @hookspec(firstresult=True)
 def chipctl_calibrate(context, targets):
-    """Calibrate the chip: measure it through ``context.host`` (runs, traces) and write per-circuit
-    codes (``host.write_codes``) so that effective parameters hit ``targets`` (population ->
-    parameter -> value). Return a report dict (per parameter: spread before and after) — the first
-    calibration plugin that returns one wins — or None to pass."""
+    """Calibrate the chip: measure it through ``context.host`` (runs, traces, the CADC's reference
+    line) and write per-circuit codes (``host.write_codes``) so that every circuit measures
+    ``targets`` (population -> parameter -> value, model units and µs). Report progress through
+    ``context.progress(fraction, status)`` when it is not None. Return a report dict — per
+    population: ``parameters`` -> name -> ``target``, ``before`` / ``after`` (``mean``,
+    ``spread``), ``ratio``, ``unreached`` (the circuits that could not be brought to the target) —
+    the first calibration plugin that returns one wins; or None to pass. ``chipctl calibrate``
+    calls it (docs/calibration.md)."""
+
 
 
 @hookspec

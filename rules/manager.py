@@ -186,7 +186,8 @@ class RuleSet:
     tryfirst=True)`` / ``trylast=True`` move a rule's implementation to the front / back, as
     pluggy orders them."""
 
-    def __init__(self, specs: Iterable[str], *, host, train: dict, options: dict[str, dict], seed: int):
+    def __init__(self, specs: Iterable[str], *, host, train: dict, options: dict[str, dict], seed: int,
+                 progress=None):
         self.pm = make_plugin_manager()
         self.host = host
         self.contexts: dict[str, RuleContext] = {}
@@ -206,7 +207,8 @@ class RuleSet:
             self.rules[name] = rule
             self.contexts[name] = RuleContext(host=host, options={**defaults, **given},
                                               rng=np.random.default_rng([seed, i, 17]), train=train,
-                                              input=train.get("input"), output=train.get("output"))
+                                              input=train.get("input"), output=train.get("output"),
+                                              progress=progress)
         for name in reversed(list(self.rules)):
             _register(self.pm, self.rules[name], name)
 

@@ -668,7 +668,7 @@ def test_writing_a_rule_shows_the_example_file_verbatim():
     assert toml in _code_blocks((DOCS / "writing-a-rule.md").read_text(encoding="utf-8"), "toml")
 
 
-@pytest.mark.parametrize("doc", ["host-interface.md", "writing-a-rule.md"])
+@pytest.mark.parametrize("doc", ["host-interface.md", "writing-a-rule.md", "calibration.md"])
 def test_doc_examples_run(doc, monkeypatch):
     """The doc's ```python blocks are definitions: executed first, into one namespace; then every
     ```pycon block, in order, runs as one doctest session in that namespace."""

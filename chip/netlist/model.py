@@ -592,6 +592,7 @@ class Netlist:
     train: dict[str, Any] | None = None
     source_path: str | None = None
     lines: dict[str, int] = field(default_factory=dict)
+    calibration: str | None = None  # the calibration file (chip.calibration), resolved; the host applies it
 
     def line_of(self, path: str) -> int | None:
         """Best line for a dotted path: the path itself or its nearest recorded parent."""

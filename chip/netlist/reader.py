@@ -103,6 +103,7 @@ class NetlistReader(FieldReader):
         # timescale; chip() sets the speed-up first, since the chip section may change it.
         self.biological = timescale == "biological"
         chip = self.chip(raw.get("chip"), profile=profile, die_seed=die_seed, noise_seed=noise_seed)
+        calibration = self.calibration_file(raw.get("chip"))
 
         duration_us = self.time(raw["duration"], "duration", positive=True)
 
@@ -124,7 +125,8 @@ class NetlistReader(FieldReader):
 
         return Netlist(chip=chip, duration_us=duration_us, populations=populations, inputs=inputs,
                        projections=projections, record=record, batch=self.batch or 1, name=name,
-                       description=description, timescale=timescale, expect=expect, train=train)
+                       description=description, timescale=timescale, expect=expect, train=train,
+                       calibration=calibration)
 
     def block(self, raw: dict, key: str) -> dict | None:
         """``expect:`` / ``train:``: a mapping, kept as written (its readers check it)."""
@@ -153,7 +155,7 @@ class NetlistReader(FieldReader):
         changes: dict[str, Any] = {}
         where: dict[str, str] = {}
         for key, value in raw.items():
-            if key == "profile":
+            if key in ("profile", "calibration"):
                 continue
             spec = CHIP_KEYS[key]
             path = f"chip.{key}"
@@ -171,6 +173,17 @@ class NetlistReader(FieldReader):
             # ChipProfile checks combinations (step vs clock, ...): point at the field it names.
             hint = " (in hardware time: with timescale: biological, chip times are divided by the speedup too)"
             self.fail(blame(str(exc), where) or "chip", str(exc) + (hint if self.biological else ""))
+
+    def calibration_file(self, raw) -> str | None:
+        """``chip.calibration``: a calibration file (``chipctl calibrate``), relative to the
+        netlist; it must exist. Whether it fits the chip is the host's check when it applies it."""
+        if not isinstance(raw, dict) or raw.get("calibration") is None:
+            return None
+        rel = self.string(raw["calibration"], "chip.calibration")
+        full = (self.base_dir / rel).resolve()
+        if not full.is_file():
+            self.fail("chip.calibration", f"calibration file '{rel}' not found (looked for {full})")
+        return str(full)
 
     def chip_value(self, spec: ChipKey, value, path: str, base: ChipProfile):
         if spec.kind == "mismatch":

@@ -218,7 +218,9 @@ def _netlist_defs() -> dict:
     spike_times = {"oneOf": [trains, _ref("spike_times_unit")]}
     names = {"type": "array", "items": name}
 
-    chip = {"profile": {"enum": sorted(PROFILES), "default": "bss2"}}
+    chip = {"profile": {"enum": sorted(PROFILES), "default": "bss2"},
+            "calibration": {"type": "string",
+                            "description": "calibration file of this die (chipctl calibrate), relative to the netlist"}}
     chip.update({key: _chip_property_schema(spec) for key, spec in CHIP_KEYS.items()})
 
     default_model = NEURON_MODELS[0]

@@ -171,6 +171,8 @@ def netlist_to_dict(netlist: Netlist) -> dict:
     base = PROFILES.get(netlist.chip.name, PROFILES["bss2"])
     chip = chip_to_dict(netlist.chip, base, times.factor)
     chip["profile"] = base.name
+    if netlist.calibration is not None:
+        chip["calibration"] = netlist.calibration  # resolved, so the output stands alone
     out["chip"] = chip
 
     pops: dict[str, Any] = {}
