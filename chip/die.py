@@ -79,25 +79,7 @@ class Transfer:
         return self.digital_refractory and name == "tau_ref_us"
 
     def _range(self, name: str) -> tuple[float, float]:
-        p = self.profile
-        if name in VOLTAGE_PARAMETERS:
-            lo, hi = p.v_range_v
-            return self._v_to_model(lo), self._v_to_model(hi)
-        if name == "tau_ref_us":
-            return p.tau_ref_range_us
-        if name == "tau_adapt_us":
-            return p.tau_adapt_range_us
-        if name in ("tau_syn_exc_us", "tau_syn_inh_us"):
-            return p.tau_syn_range_us
-        if name == "adapt_coupling":
-            return p.adapt_coupling_range
-        if name in TIME_PARAMETERS:
-            return p.tau_range_us
-        if name == "weight_full_scale":
-            return p.weight_full_scale_range
-        if name == "adapt_increment":
-            return p.adapt_increment_range
-        raise KeyError(name)
+        return self.profile.parameter_range(name)
 
     def _v_to_model(self, volts):
         p = self.profile

@@ -273,6 +273,24 @@ class ChipProfile:
     def is_ideal(self) -> bool:
         return self.weight_bits is None
 
+    def parameter_range(self, name: str) -> tuple[float, float]:
+        """The nominal values a parameter's codes span on this chip, (low, high): potentials in
+        model units, times in µs. Beyond them a nominal value is clipped (a die's circuit may still
+        reach it through its mismatch, which is what a calibration searches for)."""
+        if name in ("v_leak", "v_reset", "v_threshold"):
+            lo, hi = self.v_range_v
+            scale = self.v_model_one_v - self.v_model_zero_v
+            return (lo - self.v_model_zero_v) / scale, (hi - self.v_model_zero_v) / scale
+        ranges = {"tau_ref_us": self.tau_ref_range_us, "tau_adapt_us": self.tau_adapt_range_us,
+                  "tau_syn_exc_us": self.tau_syn_range_us, "tau_syn_inh_us": self.tau_syn_range_us,
+                  "tau_mem_us": self.tau_range_us, "adapt_coupling": self.adapt_coupling_range,
+                  "weight_full_scale": self.weight_full_scale_range,
+                  "adapt_increment": self.adapt_increment_range}
+        if name not in ranges:
+            raise KeyError(name)
+        lo, hi = ranges[name]
+        return float(lo), float(hi)
+
     def _check_readout(self):
         """The readout block's fields (see chip.readout)."""
         for name in ("cadc_lsb_v", "correlation_tau_us", "correlation_amplitude_lsb", "correlation_baseline_lsb",

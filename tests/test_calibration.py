@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from chip.calibration import Calibration
 from chip.die import Die
-from chip.errors import CalibrationError, NetlistError, RuleError, RunError
+from chip.errors import CalibrationError, MappingError, NetlistError, RuleError, RunError
 from chip.host import HostInterface
 from chip.netlist import load_netlist, load_netlist_text
 from chip.profiles import get_profile
@@ -179,12 +179,15 @@ def test_a_calibration_that_makes_the_die_itself_is_caught():
     assert outside and all(module == __name__ for module in outside)
 
 
-def test_targets_out_of_reach_are_reported_per_circuit_not_clipped():
+def test_targets_out_of_reach_are_reported_per_circuit_not_clipped(tmp_path):
     chip = SMALL.replace(neurons_per_core=32)
     cal = calibrate_die(chip, targets={"tau_mem_us": 70.0, "v_leak": -1.2},
                         options={"calibration": {"report": False}})
-    host = HostInterface(bench_netlist(chip, params=cal.targets))
-    host.load_calibration(cal)
+    # a netlist that asks for 70 us without the calibration is refused (nothing clipped silently);
+    # one that names the calibration made for it gets what each circuit reached
+    with pytest.raises(MappingError, match="tau_mem: 70 us is outside"):
+        HostInterface(bench_netlist(chip, params=cal.targets, calibration=tmp_path / "none.yaml"))
+    host = HostInterface(bench_netlist(chip, params=cal.targets, calibration=cal.dump(tmp_path / "cal.yaml")))
     true = host.emulator.effective_params()
     # tau_mem: 70 us is above the 60 us the nominal codes give; only circuits whose mismatch makes
     # them slow enough get there, the others are reported one by one, at the top code

@@ -162,6 +162,22 @@ def map_netlist(netlist: Netlist) -> MappedChip:
 _log = logging.getLogger("chip")
 
 
+def _calibrated_parameters(netlist: Netlist) -> frozenset:
+    """The parameters the netlist's calibration sets per circuit. Their nominal values may lie
+    beyond what the nominal codes span: the calibration was searched for exactly those values (the
+    host refuses it otherwise) and its file lists every circuit that does not reach them. A file
+    that cannot be read is the host's to refuse, with its own message."""
+    if netlist.calibration is None:
+        return frozenset()
+    from ..calibration import Calibration
+    from ..errors import CalibrationError
+
+    try:
+        return frozenset(Calibration.load(netlist.calibration).targets)
+    except CalibrationError:
+        return frozenset()
+
+
 def _check_ranges(netlist: Netlist, masks: dict, weights: dict) -> None:
     """Nothing the netlist asks for is clipped silently by the chip: every analog parameter lies in
     the profile's range, and on a profile with weight codes every initial weight within
@@ -180,9 +196,10 @@ def _check_ranges(netlist: Netlist, masks: dict, weights: dict) -> None:
     profile = netlist.chip
     transfer = Transfer(profile)
     full_scale = {}
+    calibrated = _calibrated_parameters(netlist)
     for name, pop in netlist.populations.items():
         for param in ANALOG_PARAMETERS:
-            if not hasattr(pop.params, param):
+            if not hasattr(pop.params, param) or param in calibrated:
                 continue
             value = np.asarray(getattr(pop.params, param), dtype=np.float64)
             lo, hi = transfer._range(param)

@@ -22,17 +22,27 @@ STIMULUS_CHANNELS = 4
 
 
 def bench_netlist(profile: str | ChipProfile = "bss2", *, die_seed: int | None = None,
-                  noise_seed: int | None = None, size: int | None = None, params: dict | None = None) -> Netlist:
+                  noise_seed: int | None = None, size: int | None = None, params: dict | None = None,
+                  calibration: str | None = None) -> Netlist:
     """The bench on a chip: ``profile`` by name (its die and noise seeds replaced when given) or a
     whole ``ChipProfile``; the population covers every circuit unless ``size`` says fewer, with
-    the nominal ``params`` given (parameter -> value, e.g. a calibration's targets)."""
+    the nominal ``params`` given (parameter -> value, e.g. a calibration's targets).
+
+    Without a ``calibration`` (the bench a calibration measures with) a value beyond what the
+    nominal codes span is written at the edge of that span: it only starts the search, and which
+    circuits reach the target is the calibration's to find and report per circuit. With one (a
+    calibration file), the values are written as given and the netlist names the file."""
     chip = get_profile(profile) if isinstance(profile, str) else profile
     changes = {k: v for k, v in (("die_seed", die_seed), ("noise_seed", noise_seed)) if v is not None}
     chip = chip.replace(**changes) if changes else chip
     n = chip.total_neurons if size is None else int(size)
+    params = dict(params or {})
+    if calibration is None:
+        params = {name: min(max(value, chip.parameter_range(name)[0]), chip.parameter_range(name)[1])
+                  for name, value in params.items()}
     empty = "[" + ", ".join("[]" for _ in range(STIMULUS_CHANNELS)) + "]"
     written = ", ".join(f"{name[:-3]}: {value!r} us" if name.endswith("_us") else f"{name}: {value!r}"
-                        for name, value in (params or {}).items())
+                        for name, value in params.items())
     text = f"""
 name: calibration_bench
 description: one population on the chip's circuits and a stimulus input reaching all of them
@@ -49,4 +59,5 @@ record:
   spikes: [{POPULATION}]
 """
     netlist = load_netlist_text(text, filename="<calibration bench>")
-    return netlist.with_chip(chip)
+    netlist = netlist.with_chip(chip)
+    return netlist if calibration is None else netlist.replace(calibration=str(calibration))
