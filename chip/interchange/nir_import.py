@@ -393,9 +393,14 @@ def nir_to_netlist(graph, profile: ChipProfile, *, file: str = "<nir>", time_sca
             conn = OneToOne()
         else:
             conn = ExplicitPairs(np.argwhere(nonzero)) if nonzero.any() else AllToAll()
-        proj_objs[pname] = Projection(pname, pre, post, conn, ArrayWeights(w), sign, delay_us)
         fs = full_scale[post]
-        values = np.abs(w[nonzero]) if nonzero.any() else np.abs(w.ravel())
+        if top is not None:
+            # beyond the full scale the chip's synapse holds its top code: the netlist says so in
+            # its weights, and the report counts them (a netlist whose weights would be clipped
+            # silently is refused by the mapping)
+            w = np.clip(w, -fs, fs)
+        proj_objs[pname] = Projection(pname, pre, post, conn, ArrayWeights(w), sign, delay_us)
+        values = np.abs(projections[pname][2][nonzero]) if nonzero.any() else np.abs(projections[pname][2].ravel())
         if top is None:
             reports.append(ProjectionReport(pname, pre, post, sign, int(values.size), fs, None, 0.0, 0.0, 0))
             continue
