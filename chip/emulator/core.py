@@ -267,7 +267,8 @@ class _Run:
                                    traces, counters)
 
         t_load = time.perf_counter()
-        notice = threading.Timer(2.0, _log.info, args=(
+        # a cached loop loads in well under a second, a busy machine may take a few; compiling takes ~30 s
+        notice = threading.Timer(8.0, _log.info, args=(
             "compiling the emulator's step loop (first run after installing or updating; about 30 s, cached afterwards)",))
         notice.daemon = True
         notice.start()
