@@ -77,3 +77,13 @@ def test_bench_yinyang_smoke():
     peer = out["peer_figures_not_remeasured"]["snntorch"]
     assert "not re-measured" in peer["note"] and peer["setup"]
     assert all(_positive(v) for v in peer["samples_per_s"].values())
+
+
+def test_bench_sensors_smoke():
+    out = _run_json([str(HERE / "bench_sensors.py"), "--repeats", "1", "--batch", "2", "--duration-us", "50"],
+                    timeout=600)
+    assert set(out["median"]) == {"off", "timer", "sensors", "sensors_timer"}
+    for case, res in out["median"].items():
+        assert _positive(res["loop_s"]) and _positive(res["kernel_s"]), case
+        assert res["steps"] == 250 and res["spikes_per_sample"] > 0
+    assert out["median"]["sensors_timer"]["reads"] == 10 and out["median"]["sensors_timer"]["read_s"] > 0
