@@ -11,6 +11,7 @@ through B, ``backprop`` copies Wᵀ, state survives a checkpoint, ``chipctl trai
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -175,8 +176,9 @@ def test_state_survives_a_checkpoint_and_train_reports_angles(tmp_path):
 def test_train_json_reports_angles(tmp_path):
     path = tmp_path / "wt.yaml"
     text = open("netlists/wt_stdp_bss2.yaml").read()
-    text = text.replace("  epochs: 10\n", "  epochs: 1\n  train_size: 32\n  test_size: 32\n  test_batch_size: 32\n")
-    text = text.replace("batch_size: 64", "batch_size: 32")
+    for key, value in (("epochs", 1), ("train_size", 32), ("test_size", 32), ("batch_size", 32)):
+        text, n = re.subn(rf"\n  {key}: \d+\n", f"\n  {key}: {value}\n", text)
+        assert n == 1, key
     text = text.replace("noise: {h1: bg_h1, h2: bg_h2, out: bg_out}",
                         "noise: {h1: bg_h1, h2: bg_h2, out: bg_out}\n      initial_phases: 1\n"
                         "      phases_per_epoch: 0\n      phase_duration: 200\n      phase_batch: 2")
@@ -188,3 +190,34 @@ def test_train_json_reports_angles(tmp_path):
     assert set(out["angles_deg"]) == {"h1_h2", "h2_out"}
     assert all(0.0 <= a <= 180.0 for a in out["angles_deg"].values())
     assert "test_accuracy" in out
+
+
+def test_the_docs_page_matches_the_rule_and_the_netlists():
+    """docs/weight-transport.md: its train block is the STDP netlist's, its commands name files
+    that exist, every option it names is one of the rule's and the defaults it states are the
+    rule's."""
+    text = open("docs/weight-transport.md", encoding="utf-8").read()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    assert block in open("netlists/wt_stdp_bss2.yaml", encoding="utf-8").read()
+    commands = re.search(r"```\n(chipctl train.*?)```", text, re.S).group(1).strip().splitlines()
+    assert len(commands) == 4
+    for line in commands:
+        for word in line.split():
+            if word.endswith((".yaml", ".py")):
+                assert open(word), word
+    defaults = {k: v[0] for k, v in WeightTransport.options.items()}
+    table = text[text.index("## Options"):text.index("## Measured")]
+    for row in table.splitlines()[4:]:
+        if not row.startswith("| `"):
+            continue
+        names = re.findall(r"`(\w+)`", row.split("|")[1])
+        assert names and all(n in defaults for n in names), row
+        stated = [v.strip() for v in row.split("|")[2].split(",")]
+        if "required" in row.split("|")[2]:
+            continue
+        for name, value in zip(names, stated):
+            number = re.match(r"[−-]?[\d.]+", value)
+            if number:
+                assert float(number.group().replace("−", "-")) == float(defaults[name]), (name, value)
+            else:
+                assert value.strip("`") == str(defaults[name]).lower(), (name, value)

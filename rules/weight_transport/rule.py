@@ -98,8 +98,8 @@ class WeightTransport(Rule):
         "eta_halflife": (10.0, "phases after which eta has halved (eta / (1 + phase / halflife)); 0: constant"),
         "a_causal": (-1.0, "amplitude of the causal (pre before post) term: anti-Hebbian, < 0"),
         "a_acausal": (1.0, "amplitude of the acausal (post before pre) term: Hebbian, > 0"),
-        "decay": (0.0, "weight decay of B per tick, relative to its drive (pulls B towards 0)"),
-        "max_ratio": (None, "cap of |B| / |W| (Frobenius norms): B is scaled down to it after an update; "
+        "decay": (2.0, "weight decay of B per tick, relative to its drive (pulls B towards 0)"),
+        "max_ratio": (0.5, "cap of |B| / |W| (Frobenius norms): B is scaled down to it after an update; "
                             "aligned feedback closes positive loops W·B, which run away when B grows too "
                             "strong (none: no cap)"),
         "center": (True, "subtract the mean drive over the projection's synapses each tick: a lead or lag of "
