@@ -25,9 +25,11 @@ neuron's activation is read from its first spike (a = 1 − t/T, 0 when silent; 
 the output error e = a − target (``a_correct`` for the label's neuron, ``a_wrong`` for the others:
 an early and a later first spike) is sent down through B, not Wᵀ:
 
-    δ_L = e ⊙ g_L,     δ_l = (δ_{l+1} · B_{l+1}) ⊙ g_l,     dL/dW_l = a_{l−1}ᵀ δ_l / batch
+    δ_L = e ⊙ g_L,     δ_l = (δ_{l+1} · B_{l+1}) ⊙ g_l,
+    dL/dW_l[i, j] = Σ_samples a_i · [t_i + delay < t_j] · δ_j / batch
 
-(g: 1 where the neuron fired, ``silent_gate`` where it did not). ``mode`` chooses B: ``backprop``
+(g: 1 where the neuron fired, ``silent_gate`` where it did not; the bracket, ``causal_eligibility``,
+keeps the samples in which the presynaptic first spike could have moved the postsynaptic one). ``mode`` chooses B: ``backprop``
 writes Wᵀ to the feedback synapses before every batch (copied weights, the upper bound),
 ``feedback_alignment`` keeps the netlist's random B, ``stdp_alignment`` learns B in the phases.
 
@@ -111,6 +113,8 @@ class WeightTransport(Rule):
                                      "(none: it adapts in every phase)"),
         "a_correct": (0.6, "target activation of the correct output neuron (a first spike at 0.4 of the run)"),
         "a_wrong": (0.3, "target activation of the other output neurons (a later first spike, not silence)"),
+        "causal_eligibility": (True, "a weight's gradient counts only samples where its presynaptic first "
+                                     "spike came before the postsynaptic one (false: every sample)"),
         "silent_gate": (0.3, "error gate of a neuron that did not fire (1 for one that did)"),
     }
 
@@ -279,11 +283,11 @@ class WeightTransport(Rule):
         return None
 
     @staticmethod
-    def _activation(events: SpikeEvents, t_window: float) -> tuple[np.ndarray, np.ndarray]:
+    def _activation(events: SpikeEvents, t_window: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         first = events.first_spike_times()
         fired = np.isfinite(first)
         act = np.where(fired, np.clip(1.0 - np.where(fired, first, 0.0) / t_window, 0.0, 1.0), 0.0)
-        return act, fired
+        return act, fired, np.where(fired, first, np.inf)
 
     @hookimpl
     def chipctl_gradients(self, context, batch, result, loss_terms):
@@ -291,11 +295,13 @@ class WeightTransport(Rule):
             return None
         opt = context.options
         t_window = result.duration_us
-        acts, fired = [self._activation(result.inputs[context.input], t_window)[0]], []
+        a_in, _, t_in = self._activation(result.inputs[context.input], t_window)
+        acts, fired, times = [a_in], [], [t_in]
         for pop in self.layers:
-            a, f = self._activation(result.spikes[pop], t_window)
+            a, f, t = self._activation(result.spikes[pop], t_window)
             acts.append(a)
             fired.append(f)
+            times.append(t)
         gate = [np.where(f, 1.0, float(opt["silent_gate"])) for f in fired]
         n = result.batch
         target = np.full(acts[-1].shape, float(opt["a_wrong"]))
@@ -306,7 +312,14 @@ class WeightTransport(Rule):
         by_forward = {w: b for b, w in self.pairs.items()}
         grads = {}
         for k in range(len(self.projections) - 1, -1, -1):
-            grads[self.projections[k]] = acts[k].T @ delta / n
+            if bool(opt["causal_eligibility"]):
+                # only a presynaptic first spike before the postsynaptic one (or before the end,
+                # for a silent neuron) can have moved it
+                delay = float(np.mean(context.host.projection(self.projections[k]).delay_us))
+                before = (times[k][:, :, None] + delay) < np.minimum(times[k + 1], t_window)[:, None, :]
+                grads[self.projections[k]] = np.einsum("bi,bij,bj->ij", acts[k], before, delta) / n
+            else:
+                grads[self.projections[k]] = acts[k].T @ delta / n
             if k > 0:
                 b = self.b_chip[by_forward[self.projections[k]]]  # (n_{k+1}, n_k): error down through B
                 delta = (delta @ b) * gate[k - 1]
