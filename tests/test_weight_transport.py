@@ -221,3 +221,27 @@ def test_the_docs_page_matches_the_rule_and_the_netlists():
                 assert float(number.group().replace("−", "-")) == float(defaults[name]), (name, value)
             else:
                 assert value.strip("`") == str(defaults[name]).lower(), (name, value)
+
+
+def test_the_sensor_yardstick_is_what_ideal_sensors_hold():
+    """``nominal_pairs`` (from spikes alone) against the sensors of the ideal profile, which are
+    exact: the calibration's yardstick is the chip's pairing rule."""
+    from chip.events import SpikeEvents
+    from chip.netlist import Record
+    from rules.weight_transport.rule import nominal_pairs
+
+    host = HostInterface(load_netlist_text(PAIR_NETLIST.replace("profile: bss2", "profile: ideal")))
+    rng = np.random.default_rng(3)
+    inputs = {}
+    for name, size in (("bg_a", 12), ("bg_b", 8)):
+        n = rng.poisson(0.3 * 200.0, size=(2, size))
+        b = np.repeat(np.repeat(np.arange(2), size), n.ravel())
+        k = np.repeat(np.tile(np.arange(size), 2), n.ravel())
+        inputs[name] = SpikeEvents.from_arrays(b, k, rng.uniform(0, 200.0, len(b)), size, 2)
+    res = host.run(inputs, batch=2, duration_us=200.0, record=Record(spikes=("a", "b"), correlations=("fb",)))
+    corr = res.correlations["fb"]
+    sensed = (corr.causal + corr.acausal).sum(axis=0)
+    info = host.projection("fb")
+    nominal = nominal_pairs(res.spikes["b"], res.spikes["a"], info.delay_us, host.profile.correlation_tau_us)
+    assert sensed.sum() > 50
+    np.testing.assert_allclose(nominal, sensed, rtol=0.02, atol=0.05)

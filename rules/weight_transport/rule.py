@@ -78,6 +78,37 @@ def stdp_update(causal: np.ndarray, acausal: np.ndarray, b: np.ndarray, *, eta: 
     return eta * (drive - decay * b)
 
 
+def nominal_pairs(pre: SpikeEvents, post: SpikeEvents, delay_us: np.ndarray, tau_us: float) -> np.ndarray:
+    """Σ over samples of the causal + acausal sums that ideal nearest-neighbour sensors (amplitude
+    1, time constant ``tau_us``) would hold for every synapse (n_pre, n_post), from the spikes: a
+    post spike pairs with the latest presynaptic arrival (spike + delay) before it, an arrival with
+    the latest post spike before it. The yardstick against which a sensor's gain is measured."""
+    total = np.zeros((pre.size, post.size))
+    for b in range(pre.batch_size):
+        arrivals = [t + d for t, d in zip(pre.trains(b), delay_us)]
+        spikes = post.trains(b)
+        q_all = np.concatenate(spikes) if spikes else np.zeros(0)
+        q_id = np.concatenate([np.full(len(q), i) for i, q in enumerate(spikes)]) if spikes else np.zeros(0, int)
+        for j, p in enumerate(arrivals):
+            if len(p) == 0 or len(q_all) == 0:
+                continue
+            k = np.searchsorted(p, q_all, side="left") - 1  # latest arrival strictly before each post spike
+            ok = k >= 0
+            total[j] += np.bincount(q_id[ok], np.exp(-(q_all[ok] - p[k[ok]]) / tau_us), minlength=post.size)
+            for i, q in enumerate(spikes):  # latest post spike strictly before each arrival
+                if len(q) == 0:
+                    continue
+                m = np.searchsorted(q, p, side="left") - 1
+                good = m >= 0
+                total[j, i] += np.exp(-(p[good] - q[m[good]]) / tau_us).sum()
+    return total
+
+
+def _before(events: SpikeEvents, t_us: float) -> SpikeEvents:
+    keep = events.time_us < t_us
+    return SpikeEvents(events.batch[keep], events.neuron[keep], events.time_us[keep], events.size, events.batch_size)
+
+
 class WeightTransport(Rule):
     name = "weight_transport"
     description = ("Feedback synapses learn the forward weights from correlation sensors in noise-driven "
@@ -104,6 +135,9 @@ class WeightTransport(Rule):
         "max_ratio": (0.5, "cap of |B| / |W| (Frobenius norms): B is scaled down to it after an update; "
                             "aligned feedback closes positive loops W·B, which run away when B grows too "
                             "strong (none: no cap)"),
+        "calibrate_sensors": (False, "divide each synapse's drive by its sensor's gain, measured in the phases "
+                                     "as the sensor's causal + acausal sum over the sum ideal sensors would hold "
+                                     "for the recorded spikes (the chip's sensors differ by a fixed factor each)"),
         "center": (True, "subtract the mean drive over the projection's synapses each tick: a lead or lag of "
                           "whole populations moves every B alike and says nothing about single weights"),
         "target_rate": (50.0, "homeostasis: firing rate (kHz) each population is driven to in the phases"),
@@ -170,6 +204,9 @@ class WeightTransport(Rule):
         self.rates = {pop: np.full(host.populations[pop], float(opt["background_rate"])) for pop in self.noise}
         self.phases_done = 0
         self.angle_log: list[dict] = []
+        # sensor calibration: accumulated sensor sums and the ideal sums for the same spikes
+        self.sensed = {b: np.zeros(host.projection(b).shape) for b in self.pairs}
+        self.nominal = {b: np.zeros(host.projection(b).shape) for b in self.pairs}
         if self.mode == "backprop":
             self._copy_forward(host)
         self._log_angles(host, "configure")
@@ -230,12 +267,23 @@ class WeightTransport(Rule):
         for b in self.pairs:  # feedback synapses on, at the shadow's quantized values
             self.b_chip[b] = host.write_weights(b, self.shadow[b])
 
+        calibrate = bool(opt["calibrate_sensors"])
+        gains = {b: self.sensor_gain(b) for b in self.pairs} if calibrate else {}
+        sensed = {b: np.zeros_like(self.sensed[b]) for b in self.pairs}
+
+        last_tick = [0.0]
+
         def tick(t_us):
+            last_tick[0] = float(t_us)
             for b in self.pairs:
                 corr = host.read_correlations(b)
                 host.reset_correlations(b)
+                causal, acausal = corr.causal, corr.acausal
+                if calibrate:
+                    sensed[b] += (causal + acausal).sum(axis=0)
+                    causal, acausal = causal / gains[b], acausal / gains[b]
                 self.shadow[b] = self.shadow[b] + stdp_update(
-                    corr.causal, corr.acausal, self.shadow[b], eta=eta, a_causal=float(opt["a_causal"]),
+                    causal, acausal, self.shadow[b], eta=eta, a_causal=float(opt["a_causal"]),
                     a_acausal=float(opt["a_acausal"]), decay=float(opt["decay"]),
                     center=bool(opt["center"]))
                 if opt["max_ratio"] is not None:
@@ -251,6 +299,14 @@ class WeightTransport(Rule):
         record = Record(spikes=tuple(host.populations), correlations=tuple(self.pairs))
         res = host.run(self._background(host, opt, batch, duration), batch=batch, duration_us=duration,
                        record=record, timer=(float(opt["period"]), tick))
+        if calibrate:
+            tau = float(host.profile.correlation_tau_us)
+            for b in self.pairs:
+                pb = host.projection(b)
+                self.sensed[b] += sensed[b]
+                # the sensors were read up to the last tick: the yardstick counts the same spikes
+                self.nominal[b] += nominal_pairs(_before(res.spikes[pb.pre], last_tick[0] - pb.delay_us.min()),
+                                                 _before(res.spikes[pb.post], last_tick[0]), pb.delay_us, tau)
         rates = {}
         for pop in pops:
             r = res.spikes[pop].counts().mean(axis=0) / duration  # per µs
@@ -263,6 +319,13 @@ class WeightTransport(Rule):
         self._gate_off(host)
         self._log_angles(host, "phase")
         return {"rates_khz": rates, "angles_deg": self.angle_log[-1]["angles_deg"]}
+
+    def sensor_gain(self, b: str) -> np.ndarray:
+        """Each synapse's sensor gain against ideal sensors, from the phases so far (1 before any),
+        clipped to [0.25, 4]."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = np.where(self.nominal[b] > 20.0, self.sensed[b] / self.nominal[b], 1.0)
+        return np.clip(np.nan_to_num(g, nan=1.0), 0.25, 4.0)
 
     @hookimpl
     def chipctl_epoch_started(self, context, epoch):
@@ -338,6 +401,8 @@ class WeightTransport(Rule):
         return {"shadow": {b: v.copy() for b, v in self.shadow.items()},
                 "b_chip": {b: v.copy() for b, v in self.b_chip.items()},
                 "rates": {p: v.copy() for p, v in self.rates.items()},
+                "sensed": {b: v.copy() for b, v in self.sensed.items()},
+                "nominal": {b: v.copy() for b, v in self.nominal.items()},
                 "phases_done": self.phases_done,
                 "angle_log_json": json.dumps(self.angle_log),
                 "rng_json": json.dumps(self.rng.bit_generator.state)}
@@ -347,6 +412,9 @@ class WeightTransport(Rule):
         self.shadow = {b: np.asarray(v, dtype=np.float64) for b, v in state["shadow"].items()}
         self.b_chip = {b: np.asarray(v, dtype=np.float64) for b, v in state["b_chip"].items()}
         self.rates = {p: np.asarray(v, dtype=np.float64) for p, v in state.get("rates", {}).items()}
+        for key in ("sensed", "nominal"):
+            if key in state:
+                setattr(self, key, {b: np.asarray(v, dtype=np.float64) for b, v in state[key].items()})
         self.phases_done = int(state["phases_done"])
         self.angle_log = json.loads(state["angle_log_json"])
         self.rng.bit_generator.state = json.loads(state["rng_json"])
