@@ -132,7 +132,7 @@ class WeightTransport(Rule):
         "a_causal": (-1.0, "amplitude of the causal (pre before post) term: anti-Hebbian, < 0"),
         "a_acausal": (1.0, "amplitude of the acausal (post before pre) term: Hebbian, > 0"),
         "decay": (2.0, "weight decay of B per tick, relative to its drive (pulls B towards 0)"),
-        "max_ratio": (0.5, "cap of |B| / |W| (Frobenius norms): B is scaled down to it after an update; "
+        "max_ratio": (0.3, "cap of |B| / |W| (Frobenius norms): B is scaled down to it after an update; "
                             "aligned feedback closes positive loops W·B, which run away when B grows too "
                             "strong (none: no cap)"),
         "calibrate_sensors": (False, "divide each synapse's drive by its sensor's gain, measured in the phases "
