@@ -26,8 +26,8 @@ from rules.api import RuleContext  # noqa: E402
 from rules.weight_transport import WeightTransport  # noqa: E402
 
 
-def align(path: str, seed: int, phases: int, overrides: dict) -> dict:
-    nl = load_netlist(path, die_seed=seed, noise_seed=seed)
+def align(path: str, seed: int, phases: int, overrides: dict, profile: str | None = None) -> dict:
+    nl = load_netlist(path, die_seed=seed, noise_seed=seed, profile=profile)
     host = HostInterface(nl)
     rule = WeightTransport()
     opts = {k: v[0] for k, v in rule.options.items()}
@@ -86,13 +86,14 @@ def main(argv=None) -> int:
     ap.add_argument("--phases", type=int, default=60)
     ap.add_argument("--set", action="append", default=[], metavar="OPTION=JSON",
                     help="override a rule option, e.g. --set decay=0")
+    ap.add_argument("--profile", help="run on another chip profile (e.g. ideal: no mismatch, noise or quantization)")
     ap.add_argument("--json", action="store_true", help="print every run as one JSON object")
     ap.add_argument("--svg", help="draw the angle curves into this file")
     args = ap.parse_args(argv)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     runs = []
     for seed in args.seeds:
-        run = align(args.netlist, seed, args.phases, overrides)
+        run = align(args.netlist, seed, args.phases, overrides, args.profile)
         runs.append(run)
         print(f"seed {seed}: " + "  ".join(f"{k} {a0:.1f}° -> {a:.1f}°" for (k, a), a0 in
                                             zip(run["final"].items(), run["angles_deg"][0].values()))
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
     if args.svg:
         svg(runs, args.svg)
     if args.json:
-        print(json.dumps({"netlist": args.netlist, "phases": args.phases, "overrides": overrides, "runs": runs}))
+        print(json.dumps({"netlist": args.netlist, "profile": args.profile, "phases": args.phases,
+                          "overrides": overrides, "runs": runs}))
     return 0
 
 
