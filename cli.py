@@ -440,13 +440,17 @@ def train(netlist: Path = _NETLIST,
                "history": metrics["history"]}
         if drawn and metrics["history"]:
             out["plot"] = str(drawn)
+        last = metrics["history"][-1] if metrics["history"] else {}
+        if "angles_deg" in last:  # rules that learn feedback weights report layer -> angle (degrees)
+            out["angles_deg"] = last["angles_deg"]
         if as_json:
             typer.echo(json.dumps(_jsonable(out)))
         else:
             for h in metrics["history"]:
                 test = f"  test {h['test_accuracy']:.3f}" if "test_accuracy" in h else ""
                 typer.echo(f"epoch {h['epoch']:>3}: loss {h['train_loss']:.4f}  train {h['train_accuracy']:.3f}{test}"
-                           f"  ({h['epoch_wall_s']:.1f} s)")
+                           f"  ({h['epoch_wall_s']:.1f} s)"
+                           + ("".join(f"  {k} {v:.1f}°" for k, v in h["angles_deg"].items()) if "angles_deg" in h else ""))
             typer.echo(f"{nl.name}: {metrics['epochs']} epochs in {metrics['wall_s']:.1f} s"
                        + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else "")
                        + (f", curves in {out['plot']}" if out.get("plot") else ""))

@@ -120,3 +120,23 @@ def test_bench_pictures_smoke():
     # rasterized dots: chipctl's SVG holds images, the peer's one vector marker per spike
     assert out["formats"]["svg"]["chipctl_bytes"] < out["formats"]["svg"]["peer_bytes"]
     assert _positive(out["chipctl_plot_process_png_s"])
+
+
+def test_bench_sensors_smoke():
+    out = _run_json([str(HERE / "bench_sensors.py"), "--repeats", "1", "--batch", "2", "--duration-us", "50"],
+                    timeout=600)
+    assert set(out["median"]) == {"off", "timer", "sensors", "sensors_timer"}
+    for case, res in out["median"].items():
+        assert _positive(res["loop_s"]) and _positive(res["kernel_s"]), case
+        assert res["steps"] == 250 and res["spikes_per_sample"] > 0
+    assert out["median"]["sensors_timer"]["reads"] == 10 and out["median"]["sensors_timer"]["read_s"] > 0
+
+
+def test_wt_alignment_smoke(tmp_path):
+    svg = tmp_path / "angles.svg"
+    out = _run_json([str(HERE / "wt_alignment.py"), "netlists/wt_stdp_bss2.yaml", "--seeds", "1", "--phases", "2",
+                     "--set", "phase_duration=200", "--set", "period=100", "--svg", str(svg)], timeout=600)
+    run = out["runs"][0]
+    assert len(run["angles_deg"]) == 3 and set(run["final"]) == {"h1_h2", "h2_out"}
+    assert all(0.0 <= a <= 180.0 for a in run["final"].values())
+    assert svg.read_text().startswith("<svg")

@@ -3,11 +3,10 @@
 Boundary: the ADC model turns membrane samples (model units, as the emulator's step loop wrote
 them) into the integer codes a host reads, and codes back into nominal model units; the
 correlation sensors pair presynaptic arrivals and postsynaptic spikes per synapse and are read
-through the CADC. This module neither runs nor schedules anything: ``chip.emulator.core`` feeds
-the sensors once per step and reads the ADCs of a run with the die's offsets and the run's noise;
-``chip.host`` hands out what comes back. The sensors are host-side Python for now (which is why a
-run that records them steps one step per kernel call); moving their accumulation into the compiled
-loop is a later step.
+through the CADC. This module neither runs nor schedules anything: the compiled step loop
+(``chip.emulator.kernel``) accumulates the sensors into the arrays of :class:`CorrelationSensors`,
+``chip.emulator.core`` reads the ADCs of a run with the die's offsets and the run's noise, and
+``chip.host`` hands out what comes back.
 
 Each imperfection below is one switch of ``ChipProfile.nonidealities`` (on on ``bss2``, off on
 ``ideal``); the sizes are profile fields. The sources are the public BrainScaleS-2 software stack
@@ -216,21 +215,23 @@ class CADC:
         x = np.asarray(x, dtype=np.float64)
         if head <= 0:
             return x
-        return np.where(x > knee, knee + head * np.tanh((x - knee) / head), x)
+        return _soft_top(x, knee, head)
 
     def read(self, x, channels, rng: np.random.Generator | None) -> np.ndarray:
         """Integer codes of continuous codes ``x`` read on ``channels`` (broadcast against x's
         last axis): plus the channel's offset and fresh noise, compressed, rounded, clipped."""
-        x = np.asarray(x, dtype=np.float64)
+        x = np.array(x, dtype=np.float64)  # a copy: the steps below work in place
         if self.offsets_lsb is not None:
             if channels is None:
                 raise ValueError("a CADC with channel offsets reads on given channels")
-            x = x + self.offsets_lsb[np.asarray(channels)]
+            x += self.offsets_lsb[np.asarray(channels)]
         if rng is not None:
-            x = x + self.noise_lsb * rng.standard_normal(x.shape)
+            x += self.noise_lsb * rng.standard_normal(x.shape)
         if self.nonlinear:
             x = self.compress(x)
-        return np.clip(np.rint(x), 0, self.top).astype(np.int64)
+        np.rint(x, out=x)
+        np.clip(x, 0, self.top, out=x)
+        return x.astype(np.int64)
 
 
 def adc_trace(profile: ChipProfile, rec: MembraneRecord, times_us: np.ndarray, values: np.ndarray, *,
@@ -272,19 +273,30 @@ def _saturate(signal, knee: float, full: float) -> np.ndarray:
     """Soft saturation of the accumulated signal above ``knee`` towards ``full``."""
     if math.isinf(knee):
         return signal
-    head = full - knee
-    return np.where(signal > knee, knee + head * np.tanh((signal - knee) / head), signal)
+    return _soft_top(np.asarray(signal, dtype=np.float64), knee, full - knee)
+
+
+def _soft_top(x: np.ndarray, knee: float, head: float) -> np.ndarray:
+    """knee + head·tanh((x − knee)/head) above the knee, x below (a new array; tanh only where it
+    applies, since reads of many sensors are mostly below it)."""
+    out = x.copy()
+    above = x > knee
+    if above.any():
+        out[above] = knee + head * np.tanh((x[above] - knee) / head)
+    return out
 
 
 class CorrelationSensors:
     """The correlation sensors of some projections during one run (see the module docstring).
 
-    Per step the run calls :meth:`observe` with the presynaptic events that reached each
-    delivery unit and the step's spikes. The accumulators hold Σ gain·e^{−Δt/τ} per synapse (in
-    pairs of the nominal amplitude; gain and τ per synapse when ``correlation_spread`` is on).
-    :meth:`read` reads them through the CADC; :meth:`reset` clears them and reads the baseline.
-    An event that reaches its synapse inside the step its spike was emitted in is seen from the
-    next step on, as by the neurons: a pair with a postsynaptic spike in between is missed.
+    The compiled step loop accumulates them (``chip.emulator.kernel``): the arrays here are what
+    it writes, one flat run of sensors per projection (its (n_pre, n_post) mask in row-major
+    order), per sample. The accumulators hold Σ gain·e^{−Δt/τ} per synapse (in pairs of the
+    nominal amplitude; gain and τ per synapse when ``correlation_spread`` is on); with them the
+    memory of each synapse's latest presynaptic arrival and each neuron's latest spike, which a
+    reset keeps. :meth:`read` reads them through the CADC; :meth:`reset` clears them and reads the
+    baseline. Pairs are taken at the events' exact times, also for an event that reaches its
+    synapse within the step its spike was emitted in (which the neurons feel from the next step).
     """
 
     def __init__(self, mapped, projections, batch: int, die: Die, cadc: CADC):
@@ -296,10 +308,12 @@ class CorrelationSensors:
         self.knee = prof.correlation_saturation_lsb
         spread = prof.nonidealities.correlation_spread and prof.correlation_spread_sigma > 0
         self.sensors: dict[str, dict] = {}
-        for index, name in enumerate(projections):
+        self.base: dict[str, int] = {}
+        masks, gains, taus = [], [], []
+        total = 0
+        for name in projections:
             proj = mapped.projections[name]
             n_pre, n_post = proj.mask.shape
-            post = mapped.populations[proj.post]
             gain = np.ones((n_pre, n_post))
             tau = np.full((n_pre, n_post), float(prof.correlation_tau_us))
             if spread:
@@ -309,17 +323,34 @@ class CorrelationSensors:
                 g, h = die.correlation_spread(ids)
                 gain[proj.mask] = g
                 tau[proj.mask] *= h
+            self.base[name] = total
+            total += n_pre * n_post
+            masks.append(proj.mask.ravel())
+            gains.append(gain.ravel())
+            taus.append(tau.ravel())
+        def flat(parts, dtype):
+            return np.ascontiguousarray(np.concatenate(parts), dtype=dtype) if parts else np.zeros(0, dtype=dtype)
+
+        self.mask, self.gain, self.tau_us = flat(masks, np.bool_), flat(gains, np.float64), flat(taus, np.float64)
+        n = mapped.n_circuits if projections else 0
+        self.causal = np.zeros((batch, total))
+        self.acausal = np.zeros((batch, total))
+        self.last_pre_us = np.full((batch, total), -np.inf)
+        self.last_post_us = np.full((batch, n), -np.inf)
+        self.spike_us = np.full((batch, n), np.inf)
+        for index, name in enumerate(projections):
+            proj = mapped.projections[name]
+            post = mapped.populations[proj.post]
+            n_pre, n_post = proj.mask.shape
+            span = slice(self.base[name], self.base[name] + n_pre * n_post)
             self.sensors[name] = {
                 "mask": proj.mask,
                 "offset": post.offset,
                 "n_post": n_post,
                 "channels": post.offset + np.arange(n_post),
-                "gain": gain,
-                "tau": tau,
-                "last_pre": np.full((batch, n_pre, n_post), -np.inf),  # latest arrival at each synapse
-                "last_post": np.full((batch, n_post), -np.inf),
-                "causal": np.zeros((batch, n_pre, n_post)),
-                "acausal": np.zeros((batch, n_pre, n_post)),
+                # views of the accumulators the step loop writes, (batch, n_pre, n_post)
+                "causal": self.causal[:, span].reshape(batch, n_pre, n_post),
+                "acausal": self.acausal[:, span].reshape(batch, n_pre, n_post),
                 "rng": cadc.sensor_noise(index),
                 "baseline": None,
             }
@@ -330,51 +361,6 @@ class CorrelationSensors:
 
     def __contains__(self, projection: str) -> bool:
         return projection in self.sensors
-
-    # --- accumulation ---
-    def observe(self, events, b, neuron, t_spike_us) -> None:
-        """One step: ``events`` a list of (projection, first post neuron of the unit (global),
-        unit size, samples, presynaptic indices, arrival times) of the events that reached a
-        delivery unit; ``b``, ``neuron`` (global), ``t_spike_us`` the step's spikes."""
-        by_projection: dict[str, list] = {}
-        for projection, post_start, size, eb, ep, et in events:
-            c = self.sensors.get(projection)
-            if c is not None and len(eb):
-                lo = post_start - c["offset"]
-                by_projection.setdefault(projection, []).append((lo, lo + size, eb, ep, et))
-        for name, c in self.sensors.items():
-            units = by_projection.get(name, [])
-            sel = (neuron >= c["offset"]) & (neuron < c["offset"] + c["n_post"])
-            bs, js, ts = b[sel], neuron[sel] - c["offset"], t_spike_us[sel]
-            if not units and not len(bs):
-                continue
-            gain, tau, last_pre, last_post = c["gain"], c["tau"], c["last_pre"], c["last_post"]
-            if len(bs):
-                # causal: each spike with the latest arrival strictly before it (earlier steps, or
-                # this step's); at most one spike per neuron and step, so (bs, js) are distinct
-                cand = last_pre[bs, :, js]
-                for lo, hi, eb, ep, et in units:
-                    hit = (eb[None, :] == bs[:, None]) & (et[None, :] < ts[:, None]) & \
-                        ((js >= lo) & (js < hi))[:, None]
-                    si, ei = np.nonzero(hit)
-                    np.maximum.at(cand, (si, ep[ei]), et[ei])
-                seen = cand > -np.inf
-                age = np.where(seen, ts[:, None] - cand, 0.0)
-                c["causal"][bs, :, js] += np.where(seen, gain[:, js].T * np.exp(-age / tau[:, js].T), 0.0)
-            if units:
-                spiked = np.full(last_post.shape, np.inf)
-                spiked[bs, js] = ts
-                for lo, hi, eb, ep, et in units:
-                    # acausal: each arrival with the latest spike strictly before it
-                    now = spiked[eb, lo:hi]
-                    cand = np.where(now < et[:, None], now, last_post[eb, lo:hi])
-                    seen = (cand > -np.inf) & (cand < et[:, None])
-                    age = np.where(seen, et[:, None] - cand, 0.0)
-                    add = np.where(seen, gain[ep, lo:hi] * np.exp(-age / tau[ep, lo:hi]), 0.0)
-                    np.add.at(c["acausal"][:, :, lo:hi], (eb, ep), add)
-                for lo, hi, eb, ep, et in units:
-                    np.maximum.at(last_pre[:, :, lo:hi], (eb, ep), et[:, None])
-            last_post[bs, js] = ts
 
     # --- reading ---
     def _signal(self, pairs: np.ndarray) -> np.ndarray:

@@ -53,7 +53,7 @@ import numpy as np
 
 from . import kernel as kernels
 from .noise import MEMBRANE_STREAM, MembraneNoise, threshold_drift
-from .tables import (Calendar, ChipTables, NeuronState, Scratch, SpikeBuffer, StepConfig, TraceBuffer,
+from .tables import (Calendar, ChipTables, NeuronState, Scratch, SensorTable, SpikeBuffer, StepConfig, TraceBuffer,
                      build_tables, effective_params, link_table)
 from ..die import Die
 from ..events import SpikeEvents
@@ -237,11 +237,9 @@ class _Run:
 
         traces, tr_records = _trace_setup(emu.mapped, self.record, B, dt, n_steps, noise_seed)
         sensors = self.sensors
+        sense = _sensor_table(tables, sensors)
         timer_every = max(1, int(round(timer[0] / dt))) if timer is not None else None
         progress_every = max(1, n_steps // 100) if progress is not None else n_steps
-        # steps run in one call of the kernel: up to the next callback; one at a time where the
-        # host side acts every step (correlation sensors)
-        per_step = bool(sensors)
         # with noise: chunks of at most 4 Mi draws, and at least 8 chunks so that drawing the next
         # chunk's noise overlaps with running the current one
         max_chunk = max(1, min((1 << 22) // (B * N), -(-n_steps // 8))) if has_noise else n_steps
@@ -264,7 +262,7 @@ class _Run:
         # so that the loop's timing is the loop's
         def advance(first, last, xi):
             return kernels.advance(first, last, cfg, neurons, state, tables.synapses, cal, lnk, scratch, out, xi,
-                                   traces, counters)
+                                   traces, counters, sense)
 
         t_load = time.perf_counter()
         # a cached loop loads in well under a second, a busy machine may take a few; compiling takes ~30 s
@@ -279,26 +277,22 @@ class _Run:
         t_loop = time.perf_counter()
         kernel_load_s = t_loop - t_load
 
+        # steps run in one call of the kernel: up to the next callback
         chunks = []
         s = 0
         while s < n_steps:
-            if per_step:
-                s_end = s + 1
-            else:
-                s_end = min(n_steps, s + max_chunk, (s // progress_every + 1) * progress_every)
-                if timer_every is not None:
-                    s_end = min(s_end, (s // timer_every + 1) * timer_every)
+            s_end = min(n_steps, s + max_chunk, (s // progress_every + 1) * progress_every)
+            if timer_every is not None:
+                s_end = min(s_end, (s // timer_every + 1) * timer_every)
             chunks.append((s, s_end))
             s = s_end
-        noise = MembraneNoise(rng, chunks, B, N, prefetch=has_noise and not per_step and len(chunks) > 1) \
-            if has_noise else None
+        noise = MembraneNoise(rng, chunks, B, N, prefetch=has_noise and len(chunks) > 1) if has_noise else None
 
         try:
             for s, s_end in chunks:
                 xi = noise.next() if noise is not None else no_noise
                 if counters[kernels.C_SPIKES] + B * N > len(out.sample):
                     drain()
-                sp0 = int(counters[kernels.C_SPIKES])
                 cur = s
                 while True:
                     status = advance(cur, s_end, xi[cur - s:] if has_noise else xi)
@@ -310,30 +304,17 @@ class _Run:
                         growth["ring"] += 1
                     elif status == kernels.SPIKES_FULL:
                         drain()
-                        sp0 = 0
                         growth["spikes"] += 1
                     elif status == kernels.EVENTS_FULL:
                         scratch = _scratch(2 * int(counters[kernels.C_NEED]), B, N, saturation)
                         growth["events"] += 1
-                if sensors:
-                    # the correlation sensors see this step's events and spikes (one step per call)
-                    n_ev = int(counters[kernels.C_EVENTS])
-                    eu, eb = scratch.event_unit[:n_ev], scratch.event_sample[:n_ev]
-                    ep, et = scratch.event_index[:n_ev], scratch.event_time_us[:n_ev]
-                    events = []
-                    for ui in np.unique(eu):
-                        sel = eu == ui
-                        unit = tables.units[int(ui)]
-                        events.append((unit.projection, unit.post_start, unit.size, eb[sel], ep[sel], et[sel]))
-                    k = int(counters[kernels.C_SPIKES])
-                    sensors.observe(events, out.sample[sp0:k].copy(), out.neuron[sp0:k].copy(),
-                                    out.cycle[sp0:k] * clock)
                 if timer_every is not None and s_end % timer_every == 0:
                     timer[1]((s_end - 1) * dt + dt)
                     current = emu.tables(dt)  # the same object unless the callback wrote to the chip
                     if current is not tables:
                         tables = current
                         cfg, neurons = configure(tables)
+                        sense = _sensor_table(tables, sensors)
                 if progress is not None and (s_end % progress_every == 0 or s_end == n_steps):
                     progress(s_end / n_steps)
         finally:
@@ -445,6 +426,24 @@ def _scratch(ev_cap: int, B: int, N: int, saturation: bool) -> Scratch:
                    np.empty(B * N, i64), np.empty(B * N, i64), np.empty(ev_cap), np.empty(ev_cap),
                    np.empty(ev_cap), np.empty(ev_cap, i64), np.empty(B + 1, i64), np.empty(B, i64),
                    np.empty(per_neuron), np.empty(per_neuron))
+
+
+def _sensor_table(tables: ChipTables, sensors: CorrelationSensors) -> SensorTable:
+    """The kernel's view of a run's correlation sensors: their arrays, and where each delivery
+    unit's events land in them (empty arrays when no projection is recorded)."""
+    i64 = np.int64
+    names = list(sensors.sensors)
+    mapped = sensors.mapped
+    shape = [mapped.projections[name].mask.shape for name in names]
+    post0 = {name: mapped.populations[mapped.projections[name].post].offset for name in names}
+    unit_base = np.array([sensors.base.get(u.projection, -1) for u in tables.units], dtype=i64)
+    unit_n_post = np.array([mapped.projections[u.projection].mask.shape[1] if u.projection in post0 else 0
+                            for u in tables.units], dtype=i64)
+    unit_post0 = np.array([post0.get(u.projection, 0) for u in tables.units], dtype=i64)
+    return SensorTable(np.array([sensors.base[n] for n in names], dtype=i64), np.array([s[0] for s in shape], dtype=i64),
+                       np.array([s[1] for s in shape], dtype=i64), np.array([post0[n] for n in names], dtype=i64),
+                       unit_base, unit_n_post, unit_post0, sensors.mask, sensors.gain, sensors.tau_us,
+                       sensors.causal, sensors.acausal, sensors.last_pre_us, sensors.last_post_us, sensors.spike_us)
 
 
 def _split_spikes(mapped, sb, sn, sc) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -9,9 +9,11 @@ the way to step through it in a debugger.
 
 A step is spent in phases, one small compiled function each, called from the loop in
 :func:`advance`: decay, gathering and delivering the step's events, noise / refractory clamp /
-threshold test, the slow path of each marked neuron, ADC samples, emission. Status codes returned
-by :func:`advance` tell the caller to grow a buffer and call again; the kernel never leaves a step
-half done.
+threshold test, the slow path of each marked neuron, ADC samples, emission, and — for the
+projections whose correlation sensors a run records — the sensors (:func:`_sense`, after the
+emission, so that it also sees the events that arrive within the step they were emitted in).
+Status codes returned by :func:`advance` tell the caller to grow a buffer and call again; the
+kernel never leaves a step half done.
 
 The analog core's effects that a profile may switch on (``StepConfig``) take their own phases or
 variants, so that with all of them off the step is the plain one: an adaptation current
@@ -563,17 +565,97 @@ def _sample(s, V2, traces):
                 tr_out[b, js, kk] = V2[b, tr_idx[kk]]
 
 
+# ---------------------------------------------------------------------------------- correlation sensors
+
+
+@njit(cache=True, error_model="numpy")
+def _sense(s, dt, clock, n_ev, sp_lo, sp_hi, sp_b, sp_n, sp_c, syn, scr, cal, sen):
+    """8. The correlation sensors after step s (its spikes emitted): nearest-neighbour pairs of the
+    presynaptic events that reach a recorded synapse in step s and the step's spikes.
+
+    The events of step s are those whose arrival lies in it: the ones delivered in it (the
+    scratch list, left there by the step) and the ones that arrive in it but act from the next
+    step on, because they were emitted or sent in it (already in the calendar's next slot; as
+    the neurons do, the step loop gives them to step s + 1, the sensors see them at their time).
+    An event's step is floor(t/dt), as the calendar computes it. A spike pairs with the latest
+    arrival strictly before it (causal), an arrival with the latest spike strictly before it
+    (acausal); each adds gain·e^{−Δt/τ} of its synapse. With at most one spike per neuron and
+    step this is exact: first the acausal pairs and the arrivals before this step's spike of
+    their neuron, then the causal pairs, then the arrivals at or after that spike."""
+    ubase, unpost, upost0 = sen.unit_base, sen.unit_n_post, sen.unit_post0
+    pbase, pnpre, pnpost, ppost0 = sen.proj_base, sen.proj_n_pre, sen.proj_n_post, sen.proj_post0
+    mask, gain, tau = sen.mask, sen.gain, sen.tau_us
+    causal, acausal, last_pre, last_post, now = sen.causal, sen.acausal, sen.last_pre_us, sen.last_post_us, \
+        sen.spike_us
+    ustart, uend = syn.unit_start, syn.unit_end
+    slot = (s + 1) % cal.ring_count.shape[0]
+    for i in range(sp_lo, sp_hi):
+        now[sp_b[i], sp_n[i]] = sp_c[i] * clock
+    passes = 2 if sp_hi > sp_lo else 1
+    for pass_ in range(passes):
+        for src in range(2):
+            if src == 0:
+                ev_u, ev_b, ev_p, ev_t, n = scr.event_unit, scr.event_sample, scr.event_index, scr.event_time_us, n_ev
+            else:
+                ev_u, ev_b, ev_p, ev_t, n = cal.ring_unit[slot], cal.ring_sample[slot], cal.ring_index[slot], \
+                    cal.ring_time_us[slot], cal.ring_count[slot]
+            for e in range(n):
+                u = ev_u[e]
+                base = ubase[u]
+                if base < 0:
+                    continue
+                et = ev_t[e]
+                own = np.int64(math.floor(et / dt + 1e-9))
+                if (src == 0 and own < s) or (src == 1 and own > s):
+                    continue  # sensed in the step before, or arrives in the next step
+                b = ev_b[e]
+                row = base + ev_p[e] * unpost[u] - upost0[u]
+                for j in range(ustart[u], uend[u]):
+                    k = row + j
+                    if not mask[k]:
+                        continue
+                    ts = now[b, j]
+                    if pass_ == 0:
+                        tp = ts if ts < et else last_post[b, j]
+                        if tp < et and tp > -math.inf:
+                            acausal[b, k] += gain[k] * math.exp(-(et - tp) / tau[k])
+                        if et < ts and et > last_pre[b, k]:
+                            last_pre[b, k] = et
+                    elif et >= ts and et > last_pre[b, k]:
+                        last_pre[b, k] = et
+        if pass_ == 0:
+            for i in range(sp_lo, sp_hi):
+                b = sp_b[i]
+                n = sp_n[i]
+                ts = now[b, n]
+                for q in range(pbase.shape[0]):
+                    jl = n - ppost0[q]
+                    if jl < 0 or jl >= pnpost[q]:
+                        continue
+                    for pre in range(pnpre[q]):
+                        k = pbase[q] + pre * pnpost[q] + jl
+                        tp = last_pre[b, k]
+                        if mask[k] and tp > -math.inf:
+                            causal[b, k] += gain[k] * math.exp(-(ts - tp) / tau[k])
+    for i in range(sp_lo, sp_hi):
+        b = sp_b[i]
+        n = sp_n[i]
+        last_post[b, n] = now[b, n]
+        now[b, n] = math.inf
+
+
 # ---------------------------------------------------------------------------------- the loop
 
 
 @njit(cache=True, nogil=True)
-def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, traces, counters):
+def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, traces, counters, sen):
     """Run steps s_begin..s_end−1 (or until a buffer asks to grow: see the status codes).
 
     Per step: exact decay of every neuron; delivery of the step's events (end-of-step effect of each
     by superposition); the gains of saturating inputs; noise; refractory clamp; threshold test; the
     slow path for neurons that cross or leave refractoriness; the rails; trace samples; emission of
-    the step's spikes into the calendar.
+    the step's spikes into the calendar; the correlation sensors of the projections in ``sen``
+    (none: an empty table).
     The state is left in ``state.v``, ``.i_exc``, ``.i_inh``, ``.adapt`` on return. ``xi`` holds the
     noise of steps s_begin.. as (steps, B, N) (any shape when ``cfg.has_noise`` is False).
 
@@ -602,8 +684,11 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
     swapped = False
     status = DONE
 
+    sensing = sen.proj_base.shape[0] > 0
+
     # spikes of an earlier call that did not fit into the calendar
     if counters[C_EMITTED] < counters[C_SPIKES]:
+        sp_pending = counters[C_EMITTED]
         if cfg.link_model:
             ok = emit_through_links(counters[C_EMITTED], counters[C_SPIKES], M, clock, dt, sp_b, sp_n, sp_c, syn,
                                     cal, lnk, counters, cfg.n_pop_sources)
@@ -612,6 +697,9 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
                              counters)
         if not ok:
             return RING_FULL
+        if sensing:  # the step those spikes belong to is sensed once they are in the calendar
+            _sense(s_begin - 1, dt, clock, counters[C_EVENTS], sp_pending, counters[C_SPIKES], sp_b, sp_n, sp_c,
+                   syn, scr, cal, sen)
 
     s = s_begin
     while s < s_end:
@@ -711,6 +799,8 @@ def advance(s_begin, s_end, cfg, nrn, state, syn, cal, lnk, scr, spikes, xi, tra
         if not ok:
             status = RING_FULL
             break
+        if sensing:
+            _sense(s - 1, dt, clock, n_ev, sp_first, counters[C_SPIKES], sp_b, sp_n, sp_c, syn, scr, cal, sen)  # 8.
 
     counters[C_NEXT] = s
     if swapped:

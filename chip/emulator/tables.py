@@ -21,7 +21,7 @@ from ..die import Die, Transfer
 from ..state import ChipState
 
 __all__ = ["StepConfig", "NeuronTable", "NeuronState", "SynapseTable", "Calendar", "LinkTable", "LinkRoutes",
-           "Scratch", "SpikeBuffer", "TraceBuffer", "DeliveryUnit", "ChipTables", "build_tables",
+           "Scratch", "SpikeBuffer", "TraceBuffer", "SensorTable", "DeliveryUnit", "ChipTables", "build_tables",
            "effective_params", "effective_weights", "link_table"]
 
 
@@ -223,6 +223,38 @@ class TraceBuffer(NamedTuple):
     every_steps: np.ndarray
     values: np.ndarray
     late: np.ndarray
+
+
+class SensorTable(NamedTuple):
+    """The correlation sensors of one run as the kernel accumulates them (see ``chip.readout``).
+
+    A recorded projection q owns the sensors ``proj_base[q] + pre·proj_n_post[q] + post`` of the
+    flat arrays (its connections in the row-major order of its (n_pre, n_post) mask, positions
+    without a synapse included and masked out by ``mask``); per projection (K,): ``proj_base``,
+    ``proj_n_pre``, ``proj_n_post``, ``proj_post0`` (global index of its post neuron 0). Per
+    delivery unit (U,): ``unit_base`` the sensor base of its projection (−1: not recorded),
+    ``unit_n_post``, ``unit_post0`` the same of that projection. Per sensor (S,): ``mask``,
+    ``gain`` (amplitude factor), ``tau_us``. Per sample and sensor (B, S): the accumulators
+    ``causal`` and ``acausal`` (pairs of the nominal amplitude) and ``last_pre_us``, the latest
+    presynaptic arrival; per sample and neuron (B, N): ``last_post_us``, the latest spike, and
+    ``spike_us``, this step's spike while the step is sensed (+inf otherwise). With no projection
+    recorded every array is empty (K = S = 0) and the kernel skips the sensors."""
+
+    proj_base: np.ndarray
+    proj_n_pre: np.ndarray
+    proj_n_post: np.ndarray
+    proj_post0: np.ndarray
+    unit_base: np.ndarray
+    unit_n_post: np.ndarray
+    unit_post0: np.ndarray
+    mask: np.ndarray
+    gain: np.ndarray
+    tau_us: np.ndarray
+    causal: np.ndarray
+    acausal: np.ndarray
+    last_pre_us: np.ndarray
+    last_post_us: np.ndarray
+    spike_us: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------

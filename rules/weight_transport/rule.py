@@ -1,0 +1,420 @@
+"""STDP weight transport (Gierlich et al. 2025, "spike-based alignment learning") as a rule plugin.
+
+The weight-transport problem: error feedback in a physical network travels on its own synapses B,
+which nobody can copy from the forward synapses W. Here B learns W from spike timing alone. In
+*alignment phases* the network fires stochastically, driven by Poisson background on every
+neuron; a plasticity timer reads each feedback projection's causal / acausal correlation sensors
+(``host.read_correlations``, then ``host.reset_correlations``) and moves B by
+
+    ΔB = η(t) · (a_acausal · acausal + a_causal · causal − decay · B)        (batch mean)
+
+with a Hebbian acausal term (a_acausal > 0) and an anti-Hebbian causal term (a_causal < 0). For a
+feedback synapse B[j, i] (pre j, post i) that mirrors W[i, j] (pre i, post j), an acausal pair is
+"i fired, then j": the footprint of W[i, j] driving j. The causal term cancels the pairs that
+independent firing produces anyway (as many causal as acausal), leaving B[j, i] ∝ W[i, j]. The
+rule keeps a float shadow copy of B (the plasticity processor's memory) and writes it to the chip
+quantized (6-bit, signed through row pairs on ``bss2``) after every timer tick. A homeostatic
+controller sets the background rate of each population so that it fires at ``target_rate``.
+
+Between phases the feedback synapses are switched off (their weights written as 0 and kept by the
+rule), so they do not disturb the task's forward runs; the values the chip stored at the end of the
+last phase are what the error feedback uses.
+
+The learning setup: a feed-forward chain input → hidden … → output trained on the task. Each
+neuron's activation is read from its first spike (a = 1 − t/T, 0 when silent; inputs the same);
+the output error e = a − target (``a_correct`` for the label's neuron, ``a_wrong`` for the others:
+an early and a later first spike) is sent down through B, not Wᵀ:
+
+    δ_L = e ⊙ g_L,     δ_l = (δ_{l+1} · B_{l+1}) ⊙ g_l,
+    dL/dW_l[i, j] = Σ_samples a_i · [t_i + delay < t_j] · δ_j / batch
+
+(g: 1 where the neuron fired, ``silent_gate`` where it did not; the bracket, ``causal_eligibility``,
+keeps the samples in which the presynaptic first spike could have moved the postsynaptic one). ``mode`` chooses B: ``backprop``
+writes Wᵀ to the feedback synapses before every batch (copied weights, the upper bound),
+``feedback_alignment`` keeps the netlist's random B, ``stdp_alignment`` learns B in the phases.
+
+The rule reads only what the host interface exposes: spikes, correlation sensors, and weights
+it or the trainer wrote.
+"""
+
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import numpy as np
+
+from chip.errors import RuleError
+from chip.events import SpikeEvents
+from chip.netlist import Record
+
+from ..api import Gradients, Rule, RunRequest
+from ..hookspecs import hookimpl
+
+__all__ = ["WeightTransport", "MODES", "alignment_angle", "stdp_update"]
+
+MODES = ("stdp_alignment", "feedback_alignment", "backprop")
+
+
+def alignment_angle(w: np.ndarray, b: np.ndarray) -> float:
+    """Angle in degrees between vec(W) (n_pre, n_post) and vec(Bᵀ), B being (n_post, n_pre);
+    90 when either is all zeros."""
+    w = np.asarray(w, dtype=np.float64).ravel()
+    bt = np.asarray(b, dtype=np.float64).T.ravel()
+    nw, nb = np.linalg.norm(w), np.linalg.norm(bt)
+    if nw == 0 or nb == 0:
+        return 90.0
+    return float(np.degrees(np.arccos(np.clip(w @ bt / (nw * nb), -1.0, 1.0))))
+
+
+def stdp_update(causal: np.ndarray, acausal: np.ndarray, b: np.ndarray, *, eta: float, a_causal: float,
+                a_acausal: float, decay: float, center: bool = False) -> np.ndarray:
+    """ΔB from one read of the sensors (batch, n_pre, n_post): the batch mean of
+    a_acausal · acausal + a_causal · causal (less its mean over the projection's synapses when
+    ``center``), minus decay · B, times eta."""
+    drive = (a_acausal * np.asarray(acausal) + a_causal * np.asarray(causal)).mean(axis=0)
+    if center:
+        drive = drive - drive.mean()
+    return eta * (drive - decay * b)
+
+
+def nominal_pairs(pre: SpikeEvents, post: SpikeEvents, delay_us: np.ndarray, tau_us: float) -> np.ndarray:
+    """Σ over samples of the causal + acausal sums that ideal nearest-neighbour sensors (amplitude
+    1, time constant ``tau_us``) would hold for every synapse (n_pre, n_post), from the spikes: a
+    post spike pairs with the latest presynaptic arrival (spike + delay) before it, an arrival with
+    the latest post spike before it. The yardstick against which a sensor's gain is measured."""
+    total = np.zeros((pre.size, post.size))
+    for b in range(pre.batch_size):
+        arrivals = [t + d for t, d in zip(pre.trains(b), delay_us)]
+        spikes = post.trains(b)
+        q_all = np.concatenate(spikes) if spikes else np.zeros(0)
+        q_id = np.concatenate([np.full(len(q), i) for i, q in enumerate(spikes)]) if spikes else np.zeros(0, int)
+        for j, p in enumerate(arrivals):
+            if len(p) == 0 or len(q_all) == 0:
+                continue
+            k = np.searchsorted(p, q_all, side="left") - 1  # latest arrival strictly before each post spike
+            ok = k >= 0
+            total[j] += np.bincount(q_id[ok], np.exp(-(q_all[ok] - p[k[ok]]) / tau_us), minlength=post.size)
+            for i, q in enumerate(spikes):  # latest post spike strictly before each arrival
+                if len(q) == 0:
+                    continue
+                m = np.searchsorted(q, p, side="left") - 1
+                good = m >= 0
+                total[j, i] += np.exp(-(p[good] - q[m[good]]) / tau_us).sum()
+    return total
+
+
+def _before(events: SpikeEvents, t_us: float) -> SpikeEvents:
+    keep = events.time_us < t_us
+    return SpikeEvents(events.batch[keep], events.neuron[keep], events.time_us[keep], events.size, events.batch_size)
+
+
+class WeightTransport(Rule):
+    name = "weight_transport"
+    description = ("Feedback synapses learn the forward weights from correlation sensors in noise-driven "
+                   "phases (STDP weight transport); hidden layers learn from errors sent back through them.")
+    options = {
+        "mode": ("stdp_alignment", "stdp_alignment (B learned by this rule), feedback_alignment (B fixed, as "
+                                   "in the netlist) or backprop (B = Wᵀ copied before every batch)"),
+        "feedback": (None, "feedback projection -> the forward projection it mirrors (required), e.g. "
+                           "{h2_h1: h1_h2, out_h2: h2_out}"),
+        "noise": (None, "population -> Poisson input that drives it in the alignment phases (required for "
+                        "stdp_alignment), e.g. {h1: bg_h1}"),
+        "learn_forward": (True, "return gradients for the forward chain (false: only align B, W stays)"),
+        "initial_phases": (40, "alignment phases before the first epoch"),
+        "phases_per_epoch": (2, "alignment phases at the start of every epoch after that"),
+        "phase_duration": (1000.0, "length of one alignment phase, µs"),
+        "phase_batch": (16, "independent noise realisations run side by side in a phase"),
+        "period": (500.0, "plasticity timer: read, reset and update every this many µs (on bss2 a pair is half a "
+                           "CADC code: a read must gather many pairs to rise above the read noise)"),
+        "eta": (0.02, "learning rate of B per timer tick (model units per pair)"),
+        "eta_halflife": (10.0, "phases after which eta has halved (eta / (1 + phase / halflife)); 0: constant"),
+        "a_causal": (-1.0, "amplitude of the causal (pre before post) term: anti-Hebbian, < 0"),
+        "a_acausal": (1.0, "amplitude of the acausal (post before pre) term: Hebbian, > 0"),
+        "decay": (2.0, "weight decay of B per tick, relative to its drive (pulls B towards 0)"),
+        "max_ratio": (0.3, "cap of |B| / |W| (Frobenius norms): B is scaled down to it after an update; "
+                            "aligned feedback closes positive loops W·B, which run away when B grows too "
+                            "strong (none: no cap)"),
+        "calibrate_sensors": (False, "divide each synapse's drive by its sensor's gain, measured in the phases "
+                                     "as the sensor's causal + acausal sum over the sum ideal sensors would hold "
+                                     "for the recorded spikes (the chip's sensors differ by a fixed factor each)"),
+        "center": (True, "subtract the mean drive over the projection's synapses each tick: a lead or lag of "
+                          "whole populations moves every B alike and says nothing about single weights"),
+        "target_rate": (50.0, "homeostasis: firing rate (kHz) each population is driven to in the phases"),
+        "background_rate": (0.23, "initial Poisson rate per background channel, events per µs"),
+        "homeostasis_gain": (0.2, "exponent of the multiplicative rate controller"),
+        "homeostasis_phases": (None, "phases during which the controller adapts, then the rates are frozen "
+                                     "(none: it adapts in every phase)"),
+        "a_correct": (0.6, "target activation of the correct output neuron (a first spike at 0.4 of the run)"),
+        "a_wrong": (0.3, "target activation of the other output neurons (a later first spike, not silence)"),
+        "causal_eligibility": (True, "a weight's gradient counts only samples where its presynaptic first "
+                                     "spike came before the postsynaptic one (false: every sample)"),
+        "silent_gate": (0.3, "error gate of a neuron that did not fire (1 for one that did)"),
+    }
+
+    # ------------------------------------------------------------------ configuration
+    @hookimpl
+    def chipctl_configure(self, context):
+        host, opt = context.host, context.options
+        self.mode = str(opt["mode"])
+        if self.mode not in MODES:
+            raise RuleError(f"option mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        feedback = opt["feedback"]
+        if not isinstance(feedback, dict) or not feedback:
+            raise RuleError("option feedback: expected a mapping feedback projection -> forward projection")
+        self.pairs: dict[str, str] = {}
+        for b, w in feedback.items():
+            for name in (b, w):
+                if name not in host.projections:
+                    raise RuleError(f"option feedback: unknown projection {name!r}; the netlist has "
+                                    f"{', '.join(host.projections)}")
+            pb, pw = host.projection(b), host.projection(w)
+            if (pb.pre, pb.post) != (pw.post, pw.pre):
+                raise RuleError(f"option feedback: {b!r} ({pb.pre} -> {pb.post}) does not run back along "
+                                f"{w!r} ({pw.pre} -> {pw.post})")
+            if pb.sign != "signed":
+                raise RuleError(f"option feedback: {b!r} must be a signed projection (sign: signed)")
+            self.pairs[str(b)] = str(w)
+        self.noise: dict[str, str] = {}
+        if self.mode == "stdp_alignment":
+            noise = opt["noise"]
+            if not isinstance(noise, dict) or not noise:
+                raise RuleError("option noise: stdp_alignment needs a mapping population -> Poisson input")
+            for pop, src in noise.items():
+                if pop not in host.populations:
+                    raise RuleError(f"option noise: unknown population {pop!r}")
+                if src not in host.inputs:
+                    raise RuleError(f"option noise: unknown input {src!r}")
+                if host.inputs[src] != host.populations[pop]:
+                    raise RuleError(f"option noise: input {src!r} has {host.inputs[src]} channels, "
+                                    f"population {pop!r} has {host.populations[pop]}")
+                self.noise[str(pop)] = str(src)
+        if float(opt["period"]) <= 0 or float(opt["phase_duration"]) <= 0:
+            raise RuleError("options period and phase_duration must be positive")
+        self.layers, self.projections = self._chain(context)
+        missing = [w for w in self.projections[1:] if w not in self.pairs.values()]
+        if bool(opt["learn_forward"]) and missing:
+            raise RuleError(f"option feedback: no feedback projection for {', '.join(missing)}; every "
+                            "forward projection above the first needs one")
+        self.rng = np.random.default_rng(context.rng.integers(2 ** 63))
+        # B as the chip stored it at the end of the last phase (what the error feedback uses), and
+        # the plasticity processor's float copy of it
+        self.b_chip = {b: host.read_weights(b) for b in self.pairs}
+        self.shadow = {b: v.copy() for b, v in self.b_chip.items()}
+        self.rates = {pop: np.full(host.populations[pop], float(opt["background_rate"])) for pop in self.noise}
+        self.phases_done = 0
+        self.angle_log: list[dict] = []
+        # sensor calibration: accumulated sensor sums and the ideal sums for the same spikes
+        self.sensed = {b: np.zeros(host.projection(b).shape) for b in self.pairs}
+        self.nominal = {b: np.zeros(host.projection(b).shape) for b in self.pairs}
+        if self.mode == "backprop":
+            self._copy_forward(host)
+        self._log_angles(host, "configure")
+        self._gate_off(host)
+
+    def _chain(self, context):
+        host = context.host
+        graph = nx.DiGraph()
+        back = set(self.pairs)
+        for name, proj in host.projections.items():
+            if name not in back:
+                graph.add_edge(proj.pre, proj.post, projection=name)
+        try:
+            path = nx.shortest_path(graph, context.input, context.output)
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            raise RuleError(f"no chain of forward projections from {context.input!r} to {context.output!r}") from None
+        return path[1:], [graph.edges[a, b]["projection"] for a, b in zip(path[:-1], path[1:])]
+
+    # ------------------------------------------------------------------ B on the chip
+    def _gate_off(self, host):
+        """Feedback synapses off between phases: the values stay in the rule (``b_chip``)."""
+        for b in self.pairs:
+            host.write_weights(b, np.zeros_like(self.b_chip[b]))
+
+    def _copy_forward(self, host):
+        for b, w in self.pairs.items():
+            self.b_chip[b] = host.write_weights(b, host.read_weights(w).T)
+            self.shadow[b] = self.b_chip[b].copy()
+
+    def angles(self, host) -> dict[str, float]:
+        """Forward projection -> angle (degrees) between vec(W) and vec(Bᵀ), B as last stored."""
+        return {w: alignment_angle(host.read_weights(w), self.b_chip[b]) for b, w in self.pairs.items()}
+
+    def _log_angles(self, host, when):
+        self.angle_log.append({"phase": self.phases_done, "when": when, "angles_deg": self.angles(host)})
+
+    # ------------------------------------------------------------------ alignment phases
+    def _background(self, host, opt, batch, duration):
+        out = {}
+        for pop, src in self.noise.items():
+            rate = self.rates[pop]
+            n = self.rng.poisson(rate[None, :] * duration, size=(batch, rate.size))
+            b = np.repeat(np.repeat(np.arange(batch), rate.size), n.ravel())
+            nn = np.repeat(np.tile(np.arange(rate.size), batch), n.ravel())
+            t = self.rng.uniform(0.0, duration, len(b))
+            out[src] = SpikeEvents.from_arrays(b, nn, t, rate.size, batch)
+        for src, size in host.inputs.items():  # the task's inputs stay silent in a phase
+            out.setdefault(src, SpikeEvents.empty(size, batch))
+        return out
+
+    def run_phase(self, context) -> dict:
+        """One alignment phase on the chip: background noise, B updated on the timer. Returns the
+        rates (kHz per population) and the angles after it."""
+        host, opt = context.host, context.options
+        batch, duration = int(opt["phase_batch"]), float(opt["phase_duration"])
+        halflife = float(opt["eta_halflife"])
+        eta = float(opt["eta"]) / (1.0 + self.phases_done / halflife if halflife > 0 else 1.0)
+        for b in self.pairs:  # feedback synapses on, at the shadow's quantized values
+            self.b_chip[b] = host.write_weights(b, self.shadow[b])
+
+        calibrate = bool(opt["calibrate_sensors"])
+        gains = {b: self.sensor_gain(b) for b in self.pairs} if calibrate else {}
+        sensed = {b: np.zeros_like(self.sensed[b]) for b in self.pairs}
+
+        last_tick = [0.0]
+
+        def tick(t_us):
+            last_tick[0] = float(t_us)
+            for b in self.pairs:
+                corr = host.read_correlations(b)
+                host.reset_correlations(b)
+                causal, acausal = corr.causal, corr.acausal
+                if calibrate:
+                    sensed[b] += (causal + acausal).sum(axis=0)
+                    causal, acausal = causal / gains[b], acausal / gains[b]
+                self.shadow[b] = self.shadow[b] + stdp_update(
+                    causal, acausal, self.shadow[b], eta=eta, a_causal=float(opt["a_causal"]),
+                    a_acausal=float(opt["a_acausal"]), decay=float(opt["decay"]),
+                    center=bool(opt["center"]))
+                if opt["max_ratio"] is not None:
+                    cap = float(opt["max_ratio"]) * np.linalg.norm(host.read_weights(self.pairs[b]))
+                    norm = np.linalg.norm(self.shadow[b])
+                    if norm > cap > 0:
+                        self.shadow[b] = self.shadow[b] * (cap / norm)
+                fs = host.read_params(host.projection(b).post, "weight_full_scale")[None, :]
+                self.shadow[b] = np.clip(self.shadow[b], -fs, fs)
+                self.b_chip[b] = host.write_weights(b, self.shadow[b])
+
+        pops = tuple(self.noise)
+        record = Record(spikes=tuple(host.populations), correlations=tuple(self.pairs))
+        res = host.run(self._background(host, opt, batch, duration), batch=batch, duration_us=duration,
+                       record=record, timer=(float(opt["period"]), tick))
+        if calibrate:
+            tau = float(host.profile.correlation_tau_us)
+            for b in self.pairs:
+                pb = host.projection(b)
+                self.sensed[b] += sensed[b]
+                # the sensors were read up to the last tick: the yardstick counts the same spikes
+                self.nominal[b] += nominal_pairs(_before(res.spikes[pb.pre], last_tick[0] - pb.delay_us.min()),
+                                                 _before(res.spikes[pb.post], last_tick[0]), pb.delay_us, tau)
+        rates = {}
+        for pop in pops:
+            r = res.spikes[pop].counts().mean(axis=0) / duration  # per µs
+            rates[pop] = float(r.mean() * 1e3)
+            if opt["homeostasis_phases"] is None or self.phases_done < int(opt["homeostasis_phases"]):
+                target = float(opt["target_rate"]) / 1e3
+                gain = float(opt["homeostasis_gain"])
+                self.rates[pop] = np.clip(self.rates[pop] * (target / np.maximum(r, 0.2 * target)) ** gain, 0.0, 5.0)
+        self.phases_done += 1
+        self._gate_off(host)
+        self._log_angles(host, "phase")
+        return {"rates_khz": rates, "angles_deg": self.angle_log[-1]["angles_deg"]}
+
+    def sensor_gain(self, b: str) -> np.ndarray:
+        """Each synapse's sensor gain against ideal sensors, from the phases so far (1 before any),
+        clipped to [0.25, 4]."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = np.where(self.nominal[b] > 20.0, self.sensed[b] / self.nominal[b], 1.0)
+        return np.clip(np.nan_to_num(g, nan=1.0), 0.25, 4.0)
+
+    @hookimpl
+    def chipctl_epoch_started(self, context, epoch):
+        if self.mode != "stdp_alignment":
+            return
+        n = int(context.options["phases_per_epoch"])
+        if self.phases_done == 0:
+            n += int(context.options["initial_phases"])
+        for _ in range(n):
+            self.run_phase(context)
+
+    # ------------------------------------------------------------------ learning through B
+    @hookimpl
+    def chipctl_run_request(self, context, batch):
+        if self.mode == "backprop":
+            self._copy_forward(context.host)
+            self._gate_off(context.host)
+        return None
+
+    @staticmethod
+    def _activation(events: SpikeEvents, t_window: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        first = events.first_spike_times()
+        fired = np.isfinite(first)
+        act = np.where(fired, np.clip(1.0 - np.where(fired, first, 0.0) / t_window, 0.0, 1.0), 0.0)
+        return act, fired, np.where(fired, first, np.inf)
+
+    @hookimpl
+    def chipctl_gradients(self, context, batch, result, loss_terms):
+        if not bool(context.options["learn_forward"]):
+            return None
+        opt = context.options
+        t_window = result.duration_us
+        a_in, _, t_in = self._activation(result.inputs[context.input], t_window)
+        acts, fired, times = [a_in], [], [t_in]
+        for pop in self.layers:
+            a, f, t = self._activation(result.spikes[pop], t_window)
+            acts.append(a)
+            fired.append(f)
+            times.append(t)
+        gate = [np.where(f, 1.0, float(opt["silent_gate"])) for f in fired]
+        n = result.batch
+        target = np.full(acts[-1].shape, float(opt["a_wrong"]))
+        target[np.arange(n), batch.labels] = float(opt["a_correct"])
+        err = acts[-1] - target
+        loss = float(np.mean(np.sum(0.5 * err ** 2, axis=1)))
+        delta = err * gate[-1]
+        by_forward = {w: b for b, w in self.pairs.items()}
+        grads = {}
+        for k in range(len(self.projections) - 1, -1, -1):
+            if bool(opt["causal_eligibility"]):
+                # only a presynaptic first spike before the postsynaptic one (or before the end,
+                # for a silent neuron) can have moved it
+                delay = float(np.mean(context.host.projection(self.projections[k]).delay_us))
+                before = (times[k][:, :, None] + delay) < np.minimum(times[k + 1], t_window)[:, None, :]
+                grads[self.projections[k]] = np.einsum("bi,bij,bj->ij", acts[k], before, delta) / n
+            else:
+                grads[self.projections[k]] = acts[k].T @ delta / n
+            if k > 0:
+                b = self.b_chip[by_forward[self.projections[k]]]  # (n_{k+1}, n_k): error down through B
+                delta = (delta @ b) * gate[k - 1]
+        pred = np.argmax(np.where(fired[-1], acts[-1], -1.0), axis=1)
+        pred[~fired[-1].any(axis=1)] = -1
+        return Gradients(loss=loss, weights=grads, metrics={"accuracy": float(np.mean(pred == batch.labels))})
+
+    # ------------------------------------------------------------------ logging and state
+    @hookimpl
+    def chipctl_epoch_finished(self, context, epoch, metrics):
+        self._log_angles(context.host, f"epoch {epoch + 1}")
+        return {"angles_deg": self.angle_log[-1]["angles_deg"], "alignment_phases": self.phases_done}
+
+    @hookimpl
+    def chipctl_state(self, context):
+        return {"shadow": {b: v.copy() for b, v in self.shadow.items()},
+                "b_chip": {b: v.copy() for b, v in self.b_chip.items()},
+                "rates": {p: v.copy() for p, v in self.rates.items()},
+                "sensed": {b: v.copy() for b, v in self.sensed.items()},
+                "nominal": {b: v.copy() for b, v in self.nominal.items()},
+                "phases_done": self.phases_done,
+                "angle_log_json": json.dumps(self.angle_log),
+                "rng_json": json.dumps(self.rng.bit_generator.state)}
+
+    @hookimpl
+    def chipctl_load_state(self, context, state):
+        self.shadow = {b: np.asarray(v, dtype=np.float64) for b, v in state["shadow"].items()}
+        self.b_chip = {b: np.asarray(v, dtype=np.float64) for b, v in state["b_chip"].items()}
+        self.rates = {p: np.asarray(v, dtype=np.float64) for p, v in state.get("rates", {}).items()}
+        for key in ("sensed", "nominal"):
+            if key in state:
+                setattr(self, key, {b: np.asarray(v, dtype=np.float64) for b, v in state[key].items()})
+        self.phases_done = int(state["phases_done"])
+        self.angle_log = json.loads(state["angle_log_json"])
+        self.rng.bit_generator.state = json.loads(state["rng_json"])

@@ -1,0 +1,247 @@
+"""STDP weight transport: feedback weights learn the forward ones from the correlation sensors.
+
+The angle test runs the rule's alignment phases on a small bss2 network (one forward projection
+and its feedback projection) and needs the angle between vec(W) and vec(Bᵀ) to fall from ≈ 90°
+well below a loose bar; the same test with the sign of either term flipped must stay above it,
+so a broken rule fails here. The rest: options are checked, the learning setup sends the error
+through B, ``backprop`` copies Wᵀ, state survives a checkpoint, ``chipctl train --json`` reports
+``angles_deg``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from chip.errors import RuleError
+from chip.host import HostInterface
+from chip.netlist import load_netlist, load_netlist_text
+from cli import app
+from rules.api import RuleContext
+from rules.manager import RuleSet
+from rules.training import Trainer
+from rules.weight_transport import WeightTransport, alignment_angle, stdp_update
+
+PAIR_NETLIST = """
+name: wt_pair
+duration: 50 us
+batch: 4
+chip: {profile: bss2}
+populations:
+  a: {size: 12, params: {tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, weight_full_scale: 1.0}}
+  b: {size: 8, params: {tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, weight_full_scale: 1.0}}
+inputs:
+  bg_a: {size: 12, type: poisson, rate: 0 Hz}
+  bg_b: {size: 8, type: poisson, rate: 0 Hz}
+projections:
+  w: {pre: a, post: b, sign: signed, weights: {normal: {mean: 0, std: 0.4}, seed: 2}}
+  fb: {pre: b, post: a, sign: signed, weights: {normal: {mean: 0, std: 0.05}, seed: 4}}
+  bg_a: {pre: bg_a, post: a, connectivity: one_to_one, weights: 0.6}
+  bg_b: {pre: bg_b, post: b, connectivity: one_to_one, weights: 0.6}
+"""
+
+PAIR_OPTIONS = {"feedback": {"fb": "w"}, "noise": {"a": "bg_a", "b": "bg_b"}, "learn_forward": False,
+                "phase_batch": 8, "phase_duration": 1000.0, "period": 500.0}
+ANGLE_BAR = 55.0  # degrees; from ≈ 90 at the start
+PHASES = 8
+
+
+def _aligned_rule(seed=1, **options):
+    host = HostInterface(load_netlist_text(PAIR_NETLIST))
+    rule = WeightTransport()
+    opts = {k: v[0] for k, v in rule.options.items()}
+    opts.update(PAIR_OPTIONS, **options)
+    ctx = RuleContext(host=host, options=opts, rng=np.random.default_rng(seed), train={}, input="a", output="b")
+    rule.chipctl_configure(ctx)
+    return host, rule, ctx
+
+
+@pytest.mark.parametrize("a_causal, a_acausal, aligns", [
+    (-1.0, 1.0, True),    # the rule: anti-Hebbian causal, Hebbian acausal
+    (1.0, 1.0, False),    # causal term with the wrong sign
+    (-1.0, -1.0, False),  # acausal term with the wrong sign
+])
+def test_feedback_weights_align_only_with_the_rules_signs(a_causal, a_acausal, aligns):
+    host, rule, ctx = _aligned_rule(a_causal=a_causal, a_acausal=a_acausal)
+    start = rule.angles(host)["w"]
+    assert 75.0 < start < 105.0, start
+    for _ in range(PHASES):
+        out = rule.run_phase(ctx)
+    angle = out["angles_deg"]["w"]
+    assert min(out["rates_khz"].values()) > 10.0, out  # the noise drove the network
+    if aligns:
+        assert angle < ANGLE_BAR, (angle, rule.angle_log)
+    else:
+        assert angle > ANGLE_BAR, (angle, rule.angle_log)
+
+
+def test_feedback_synapses_are_off_between_phases_and_on_in_them():
+    host, rule, ctx = _aligned_rule()
+    assert not host.read_weights("fb").any()
+    seen = []
+    original = host.read_correlations
+
+    def spy(projection):
+        seen.append(np.abs(host.read_weights("fb")).sum())
+        return original(projection)
+
+    host.read_correlations = spy
+    rule.run_phase(ctx)
+    assert seen and all(s > 0 for s in seen)
+    assert not host.read_weights("fb").any()
+    assert np.abs(rule.b_chip["fb"]).sum() > 0
+
+
+def test_update_and_angle_helpers():
+    causal = np.array([[[2.0]], [[0.0]]])
+    acausal = np.array([[[3.0]], [[1.0]]])
+    # batch mean of 1·acausal − 1·causal = 1; decay pulls 0.5·B = 0.25 off
+    d = stdp_update(causal, acausal, np.array([[0.5]]), eta=0.1, a_causal=-1.0, a_acausal=1.0, decay=0.5)
+    np.testing.assert_allclose(d, [[0.075]])
+    w = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # (3 pre, 2 post)
+    assert alignment_angle(w, w.T) == pytest.approx(0.0, abs=1e-6)
+    assert alignment_angle(w, -w.T) == pytest.approx(180.0)
+    assert alignment_angle(w, np.zeros((2, 3))) == 90.0
+
+
+def _wt_netlist(tmp_path, mode, **train):
+    nl = load_netlist("netlists/wt_stdp_bss2.yaml")
+    t = dict(nl.train)
+    opts = dict(t["options"]["weight_transport"], mode=mode, initial_phases=2, phases_per_epoch=1,
+                phase_duration=200.0, period=100.0, phase_batch=4)
+    t.update(options={"weight_transport": opts}, train_size=64, test_size=64, epochs=1, batch_size=32,
+             test_batch_size=64, checkpoint=str(tmp_path / "ck"), **train)
+    return nl.replace(train=t)
+
+
+def test_bad_options_are_refused_with_the_rule_named(tmp_path):
+    nl = _wt_netlist(tmp_path, "stdp_alignment")
+    host = HostInterface(nl)
+    for bad, words in (({"mode": "copy"}, "mode"), ({"feedback": {"h2_h1": "in_h1"}}, "does not run back"),
+                       ({"feedback": {"nope": "h1_h2"}}, "unknown projection"),
+                       ({"noise": {"h1": "bg_h2"}}, "channels")):
+        opts = dict(nl.train["options"]["weight_transport"], **bad)
+        rules = RuleSet(["weight_transport"], host=host, train=nl.train, options={"weight_transport": opts}, seed=0)
+        with pytest.raises(RuleError, match=words) as err:
+            rules.call("chipctl_configure")
+        assert "weight_transport" in str(err.value)
+
+
+def test_hidden_updates_use_the_feedback_weights_not_the_forward_ones(tmp_path):
+    trainer = Trainer(_wt_netlist(tmp_path, "feedback_alignment"))
+    rule = trainer.rules.rules["weight_transport"]
+    ctx = trainer.rules.contexts["weight_transport"]
+    x, y = trainer.x_train[:32], trainer.y_train[:32]
+    batch = trainer._batch(trainer.x_train, trainer.y_train, np.arange(32), training=True)
+    result = trainer.host.run(batch.inputs, batch=32)
+    g1 = rule.chipctl_gradients(ctx, batch, result, [])
+    assert set(g1.weights) == {"in_h1", "h1_h2", "h2_out"}
+    assert np.abs(g1.weights["in_h1"]).sum() > 0 and np.abs(g1.weights["h1_h2"]).sum() > 0
+    rule.b_chip = {b: -v for b, v in rule.b_chip.items()}  # flip B: the hidden gradients flip, the top one stays
+    g2 = rule.chipctl_gradients(ctx, batch, result, [])
+    np.testing.assert_allclose(g2.weights["h2_out"], g1.weights["h2_out"])
+    np.testing.assert_allclose(g2.weights["h1_h2"], -g1.weights["h1_h2"])
+    np.testing.assert_allclose(g2.weights["in_h1"], g1.weights["in_h1"])  # two flips
+
+
+def test_backprop_mode_copies_the_forward_weights(tmp_path):
+    trainer = Trainer(_wt_netlist(tmp_path, "backprop"))
+    trainer.fit()
+    rule = trainer.rules.rules["weight_transport"]
+    for angle in rule.angles(trainer.host).values():
+        assert angle < 3.0  # Wᵀ through the 6-bit synapses of another neuron's full scale
+    assert not any(trainer.host.read_weights(b).any() for b in rule.pairs)
+
+
+def test_state_survives_a_checkpoint_and_train_reports_angles(tmp_path):
+    trainer = Trainer(_wt_netlist(tmp_path, "stdp_alignment"))
+    trainer.fit()
+    rule = trainer.rules.rules["weight_transport"]
+    assert rule.phases_done == 3
+    again = Trainer(_wt_netlist(tmp_path, "stdp_alignment"))
+    again.resume()
+    other = again.rules.rules["weight_transport"]
+    assert other.phases_done == 3
+    for b in rule.pairs:
+        np.testing.assert_array_equal(other.shadow[b], rule.shadow[b])
+        np.testing.assert_array_equal(other.b_chip[b], rule.b_chip[b])
+    assert other.rng.bit_generator.state == rule.rng.bit_generator.state
+    assert trainer.history[-1]["angles_deg"] == rule.angles(trainer.host)
+
+
+def test_train_json_reports_angles(tmp_path):
+    path = tmp_path / "wt.yaml"
+    text = open("netlists/wt_stdp_bss2.yaml").read()
+    for key, value in (("epochs", 1), ("train_size", 32), ("test_size", 32), ("batch_size", 32)):
+        text, n = re.subn(rf"\n  {key}: \d+\n", f"\n  {key}: {value}\n", text)
+        assert n == 1, key
+    text = text.replace("noise: {h1: bg_h1, h2: bg_h2, out: bg_out}",
+                        "noise: {h1: bg_h1, h2: bg_h2, out: bg_out}\n      initial_phases: 1\n"
+                        "      phases_per_epoch: 0\n      phase_duration: 200\n      phase_batch: 2")
+    path.write_text(text)
+    (tmp_path / "yinyang_batch.npz").write_bytes(open("netlists/yinyang_batch.npz", "rb").read())
+    result = CliRunner().invoke(app, ["train", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out["angles_deg"]) == {"h1_h2", "h2_out"}
+    assert all(0.0 <= a <= 180.0 for a in out["angles_deg"].values())
+    assert "test_accuracy" in out
+
+
+def test_the_docs_page_matches_the_rule_and_the_netlists():
+    """docs/weight-transport.md: its train block is the STDP netlist's, its commands name files
+    that exist, every option it names is one of the rule's and the defaults it states are the
+    rule's."""
+    text = open("docs/weight-transport.md", encoding="utf-8").read()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    assert block in open("netlists/wt_stdp_bss2.yaml", encoding="utf-8").read()
+    commands = re.search(r"```\n(chipctl train.*?)```", text, re.S).group(1).strip().splitlines()
+    assert len(commands) == 4
+    for line in commands:
+        for word in line.split():
+            if word.endswith((".yaml", ".py")):
+                assert open(word), word
+    defaults = {k: v[0] for k, v in WeightTransport.options.items()}
+    table = text[text.index("## Options"):text.index("## Measured")]
+    for row in table.splitlines()[4:]:
+        if not row.startswith("| `"):
+            continue
+        names = re.findall(r"`(\w+)`", row.split("|")[1])
+        assert names and all(n in defaults for n in names), row
+        stated = [v.strip() for v in row.split("|")[2].split(",")]
+        if "required" in row.split("|")[2]:
+            continue
+        for name, value in zip(names, stated):
+            number = re.match(r"[−-]?[\d.]+", value)
+            if number:
+                assert float(number.group().replace("−", "-")) == float(defaults[name]), (name, value)
+            else:
+                assert value.strip("`") == str(defaults[name]).lower(), (name, value)
+
+
+def test_the_sensor_yardstick_is_what_ideal_sensors_hold():
+    """``nominal_pairs`` (from spikes alone) against the sensors of the ideal profile, which are
+    exact: the calibration's yardstick is the chip's pairing rule."""
+    from chip.events import SpikeEvents
+    from chip.netlist import Record
+    from rules.weight_transport.rule import nominal_pairs
+
+    host = HostInterface(load_netlist_text(PAIR_NETLIST.replace("profile: bss2", "profile: ideal")))
+    rng = np.random.default_rng(3)
+    inputs = {}
+    for name, size in (("bg_a", 12), ("bg_b", 8)):
+        n = rng.poisson(0.3 * 200.0, size=(2, size))
+        b = np.repeat(np.repeat(np.arange(2), size), n.ravel())
+        k = np.repeat(np.tile(np.arange(size), 2), n.ravel())
+        inputs[name] = SpikeEvents.from_arrays(b, k, rng.uniform(0, 200.0, len(b)), size, 2)
+    res = host.run(inputs, batch=2, duration_us=200.0, record=Record(spikes=("a", "b"), correlations=("fb",)))
+    corr = res.correlations["fb"]
+    sensed = (corr.causal + corr.acausal).sum(axis=0)
+    info = host.projection("fb")
+    nominal = nominal_pairs(res.spikes["b"], res.spikes["a"], info.delay_us, host.profile.correlation_tau_us)
+    assert sensed.sum() > 50
+    np.testing.assert_allclose(nominal, sensed, rtol=0.02, atol=0.05)
