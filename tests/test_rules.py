@@ -23,7 +23,7 @@ from chip.errors import RuleError
 from chip.host import HostInterface
 from chip.netlist import Record
 from chip.netlist import load_netlist, load_netlist_text
-from rules.api import Batch, Rule, RunRequest
+from rules.api import Batch, Gradients, Rule, RunRequest
 from rules.training.checkpoints import CHECKPOINT_FILE, load_checkpoint
 from rules.hookspecs import hookimpl
 from rules.manager import RuleSet
@@ -698,3 +698,32 @@ def test_writing_a_rule_netlists_load_and_parse():
         config = parse_train(netlist)
         assert config.rules and config.input in netlist.inputs and config.output in netlist.populations
         HostInterface(netlist)  # and it fits the chip
+
+
+# ------------------------------------------------------------------------------ metrics a rule reports
+class MetricReporter(Rule):
+    """A gradient rule with nothing to learn that reports metrics of every shape a rule might."""
+
+    name = "metric_reporter"
+    description = "Test rule: reports numpy, dict and list metrics."
+
+    @hookimpl
+    def chipctl_gradients(self, context, batch, result, loss_terms):
+        return Gradients(loss=0.0, metrics={"gain": np.float32(0.5), "per_layer": {"a": np.float32(1.5), "b": 2},
+                                            "notes": ["x"]})
+
+    @hookimpl
+    def chipctl_epoch_finished(self, epoch, metrics):
+        return {"extra": np.float32(0.25)}
+
+
+def test_numpy_and_per_layer_metrics_reach_the_history_and_the_checkpoint(tmp_path):
+    netlist = load_netlist_text(train_netlist_text([f"{__name__}:MetricReporter"], train_size=32))
+    trainer = Trainer(netlist, checkpoint=tmp_path / "ck")
+    trainer.fit()
+    last = trainer.history[-1]
+    assert last["rule_gain"] == pytest.approx(0.5) and last["rule_notes"] == ["x"]
+    assert last["rule_per_layer"] == {"a": 1.5, "b": 2.0}
+    again = Trainer(netlist, checkpoint=tmp_path / "ck")
+    again.resume()
+    assert again.history[-1]["rule_per_layer"] == {"a": 1.5, "b": 2.0} and again.history[-1]["extra"] == 0.25

@@ -139,10 +139,15 @@ class Trainer:
         rule_metrics = {}
         for g in grads:
             for key, value in g.metrics.items():
-                if isinstance(value, (int, float)):
+                # numbers (numpy's too) are averaged over the epoch, lists united, a dict of
+                # numbers (say, per layer) is the epoch's last; anything else is not a metric
+                if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
                     rule_metrics[key] = float(value)
                 elif isinstance(value, (list, tuple)):
                     rule_metrics[key] = sorted(set(rule_metrics.get(key, [])) | set(value))
+                elif isinstance(value, dict):
+                    rule_metrics[key] = {str(k): float(v) for k, v in value.items()
+                                         if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
         return {"loss": float(loss), "correct": int(np.sum(pred == batch.labels)), "n": batch.size,
                 "rule_metrics": rule_metrics}
 
@@ -232,6 +237,7 @@ class Trainer:
             n_batches = int(np.ceil(len(order) / cfg.batch_size))
             rule_sums: dict[str, float] = {}
             rule_lists: dict[str, list] = {}
+            rule_dicts: dict[str, dict] = {}
             t_epoch = time.perf_counter()
             for i in range(n_batches):
                 self.rules.set_progress(epoch, i)
@@ -241,6 +247,8 @@ class Trainer:
                 for key, value in out["rule_metrics"].items():
                     if isinstance(value, float):
                         rule_sums[key] = rule_sums.get(key, 0.0) + value / n_batches
+                    elif isinstance(value, dict):
+                        rule_dicts[key] = value
                     else:
                         rule_lists[key] = sorted(set(rule_lists.get(key, [])) | set(value))
                 correct += out["correct"]
@@ -252,6 +260,7 @@ class Trainer:
                        "epoch_wall_s": time.perf_counter() - t_epoch}
             metrics.update({f"rule_{k}": v for k, v in rule_sums.items() if k != "accuracy"})
             metrics.update({f"rule_{k}": v for k, v in rule_lists.items()})
+            metrics.update({f"rule_{k}": v for k, v in rule_dicts.items()})
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 metrics["test_accuracy"] = self.evaluate("test")
             for extra in self.rules.call("chipctl_epoch_finished", epoch=epoch, metrics=metrics).values():
@@ -369,4 +378,11 @@ def _checked_gradients(name: str, grads, host: HostInterface) -> Gradients:
 def _json_list(history):
     import json
 
-    return json.dumps(history)
+    def plain(value):  # numpy numbers and arrays a rule put into its metrics
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        raise TypeError(f"a metric of type {type(value).__name__} cannot be stored in a checkpoint")
+
+    return json.dumps(history, default=plain)
