@@ -174,7 +174,7 @@ class HostInterface:
         post_half = np.asarray(proj.post_half)
         lat = np.array([[self.mapped.routes[(int(g), int(h))].latency_cycles for h in np.unique(post_half)]
                         for g in proj.pre_group]).max(axis=1) if len(proj.pre_group) else np.zeros(0)
-        return ProjectionInfo(name, proj.pre, proj.post, proj.sign, proj.mask.copy(),
+        return ProjectionInfo(name, proj.pre, proj.post, proj.sign, proj.mask,
                               lat * self.profile.clock_us + proj.delay_us)
 
     @property
@@ -204,8 +204,8 @@ class HostInterface:
         proj = self._proj(projection)
         scale = float(self.profile.weight_max_code or 1)
         wfs = self._full_scale(proj.post)[proj.post_index]
-        dense = np.zeros(proj.mask.shape)
-        dense[proj.mask] = (self.state.exc_code[projection] - self.state.inh_code[projection]) / scale * wfs
+        dense = np.zeros(proj.shape)
+        dense[proj.pre_index, proj.post_index] = (self.state.exc_code[projection] - self.state.inh_code[projection]) / scale * wfs
         return dense
 
     def write_weights(self, projection: str, values, *, mask: np.ndarray | None = None) -> np.ndarray:
@@ -215,12 +215,14 @@ class HostInterface:
         given); weights of the wrong sign for an excitatory or inhibitory projection become 0. Returns the weights as now stored (full matrix)."""
         proj = self._proj(projection)
         values = np.asarray(values, dtype=np.float64)
-        if values.shape != proj.mask.shape:
-            raise WriteError(f"weights for {projection!r} must have shape {proj.mask.shape}, got {values.shape}")
-        where = proj.mask if mask is None else (proj.mask & np.asarray(mask, dtype=bool))
-        if not np.all(np.isfinite(values[where])):
+        if values.shape != proj.shape:
+            raise WriteError(f"weights for {projection!r} must have shape {proj.shape}, got {values.shape}")
+        at = (proj.pre_index, proj.post_index)
+        where = np.ones(proj.n_synapses, dtype=bool) if mask is None else np.broadcast_to(
+            np.asarray(mask, dtype=bool), proj.shape)[at]
+        if not np.all(np.isfinite(values[at][where])):
             raise WriteError(f"refused to write non-finite weights to {projection!r}; nothing was written")
-        self._store_weights(projection, values[proj.mask], where[proj.mask])
+        self._store_weights(projection, values[at], where)
         self.state.touch(f"weights {projection}")
         return self.read_weights(projection)
 
@@ -255,9 +257,9 @@ class HostInterface:
         synapse: whole numbers 0..2^weight_bits − 1 on a quantized profile, the fraction of
         ``weight_full_scale`` on a float one. The logical weight is (exc − inh) · step."""
         proj = self._proj(projection)
-        exc, inh = np.zeros(proj.mask.shape), np.zeros(proj.mask.shape)
-        exc[proj.mask] = self.state.exc_code[projection]
-        inh[proj.mask] = self.state.inh_code[projection]
+        exc, inh = np.zeros(proj.shape), np.zeros(proj.shape)
+        exc[proj.pre_index, proj.post_index] = self.state.exc_code[projection]
+        inh[proj.pre_index, proj.post_index] = self.state.inh_code[projection]
         return exc, inh
 
     def write_weight_codes(self, projection: str, exc, inh) -> tuple[np.ndarray, np.ndarray]:
@@ -270,10 +272,10 @@ class HostInterface:
         given = {}
         for kind, values in (("excitatory", exc), ("inhibitory", inh)):
             values = np.asarray(values, dtype=np.float64)
-            if values.shape != proj.mask.shape:
-                raise WriteError(f"{kind} weight codes for {projection!r} must have shape {proj.mask.shape}, "
+            if values.shape != proj.shape:
+                raise WriteError(f"{kind} weight codes for {projection!r} must have shape {proj.shape}, "
                                  f"got {values.shape}")
-            values = values[proj.mask]
+            values = values[proj.pre_index, proj.post_index]
             top = self.profile.weight_max_code
             bad = ~np.isfinite(values) | (values < 0)
             if top is not None:

@@ -420,7 +420,11 @@ def _analog_core(profile, neurons: NeuronTable):
 
 
 def _route_latency(mapped, proj, half) -> np.ndarray:
-    return np.array([mapped.routes[(int(g), int(half))].latency_cycles for g in np.asarray(proj.pre_group)])
+    """Route latency (cycles) of each pre neuron of ``proj`` to ``half``: one route lookup per
+    source group, not per neuron."""
+    groups, inverse = np.unique(np.asarray(proj.pre_group), return_inverse=True)
+    per_group = np.array([mapped.routes[(int(g), int(half))].latency_cycles for g in groups])
+    return per_group[np.asarray(inverse).ravel()] if len(groups) else np.zeros(0, dtype=np.int64)
 
 
 def _route_of(mapped, proj, half, link_model: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -518,7 +522,7 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
                                                 _route_latency(mapped, proj, halves[j - 1])):
                 boundaries.append(j)
         boundaries.append(post.size)
-        n_pre = proj.mask.shape[0]
+        n_pre = proj.shape[0]
         nonzero = np.zeros(proj.n_synapses, dtype=bool)
         for w in (w_exc, w_inh):
             if w is not None:
