@@ -157,35 +157,52 @@ class _SignPacking:
     def __init__(self, netlist: Netlist, populations: dict[str, PlacedPopulation], entries, nph: int):
         self.n_columns = nph
         self.pre_names: list[str] = []
-        counts: dict[str, np.ndarray] = {}
-        # per projection: (name, pre, pre index, position, column, copy) of its connections here
-        self.connections = []
+        # per projection: (name, pre, pre index, position, column) of its connections here
+        found = []
         for name, ii, jj, pos in entries:
             pre = netlist.projections[name].pre
-            if pre not in counts:
+            if pre not in self.pre_names:
                 self.pre_names.append(pre)
-                counts[pre] = np.zeros((netlist.size_of(pre), nph), dtype=np.int32)
             cols = (populations[netlist.projections[name].post].offset + jj) % nph
-            # pairs within one projection are unique, so fancy-index += counts each exactly once
-            copy = counts[pre][ii, cols]
-            counts[pre][ii, cols] += 1
-            self.connections.append((name, pre, ii, pos, cols, copy))
+            found.append((name, pre, ii, pos, cols))
 
-        # units: (pre name index, copy, neuron index) and the columns each one needs
+        # Copy k of a (source, column) is its k-th connection in entry order (pairs within one
+        # projection are unique): the rank of each connection among the earlier ones with the same
+        # (pre index, column), from a stable sort of their keys, without any (size, columns) table.
+        copy_of: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(found)
         unit_pre, unit_copy, unit_index, unit_cols, unit_ncols = [], [], [], [], []
+        self.copies, self.sizes = {}, {}
         for p, pre in enumerate(self.pre_names):
-            c = counts[pre]
-            for k in range(int(c.max())):
-                present = c > k
-                neurons = np.flatnonzero(present.any(axis=1))
-                sub = present[neurons]
-                unit_pre.append(np.full(neurons.size, p, dtype=np.int64))
-                unit_copy.append(np.full(neurons.size, k, dtype=np.int64))
-                unit_index.append(neurons)
-                unit_ncols.append(sub.sum(axis=1))
-                unit_cols.append(sub)
-        self.copies = {pre: int(counts[pre].max()) for pre in self.pre_names}
-        self.sizes = {pre: counts[pre].shape[0] for pre in self.pre_names}
+            mine = [e for e, f in enumerate(found) if f[1] == pre]
+            ii = np.concatenate([found[e][2] for e in mine]).astype(np.int64, copy=False)
+            cols = np.concatenate([found[e][4] for e in mine]).astype(np.int64, copy=False)
+            key = ii * nph + cols
+            order = np.argsort(key, kind="stable")
+            ranked = key[order]
+            first = np.r_[True, ranked[1:] != ranked[:-1]]
+            run_start = np.flatnonzero(first)
+            rank = np.arange(key.size) - np.repeat(run_start, np.diff(np.r_[run_start, key.size]))
+            copy = np.empty(key.size, dtype=np.int64)
+            copy[order] = rank
+            bounds = np.cumsum([0] + [found[e][2].size for e in mine])
+            for k, e in enumerate(mine):
+                copy_of[e] = copy[bounds[k]:bounds[k + 1]]
+            size = netlist.size_of(pre)
+            self.copies[pre] = int(copy.max()) + 1 if copy.size else 0
+            self.sizes[pre] = size
+            # units in order of copy, then neuron index; each unit's columns ascending
+            ukey = copy * size + ii
+            by_unit = np.lexsort((cols, ukey))
+            ukey_sorted = ukey[by_unit]
+            starts = np.flatnonzero(np.r_[True, ukey_sorted[1:] != ukey_sorted[:-1]])
+            keys = ukey_sorted[starts]
+            unit_pre.append(np.full(keys.size, p, dtype=np.int64))
+            unit_copy.append(keys // size)
+            unit_index.append(keys % size)
+            unit_ncols.append(np.diff(np.r_[starts, key.size]))
+            unit_cols.append(cols[by_unit])
+        self.connections = [(name, pre, ii, pos, cols, copy_of[e])
+                            for e, (name, pre, ii, pos, cols) in enumerate(found)]
         if unit_pre:
             self.unit_pre = np.concatenate(unit_pre)
             self.unit_copy = np.concatenate(unit_copy)
@@ -204,7 +221,7 @@ class _SignPacking:
         """Each unit's columns, as Python lists (what the row bitsets index)."""
         if not self.n_units:
             return []
-        cols = np.concatenate([np.nonzero(sub)[1] for sub in self._unit_cols]).tolist()
+        cols = np.concatenate(self._unit_cols).tolist()  # per unit, its columns ascending
         starts = np.concatenate(([0], np.cumsum(self.unit_ncols))).tolist()
         return [cols[starts[u]:starts[u + 1]] for u in range(self.n_units)]
 
