@@ -37,7 +37,9 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation],
         post = populations[proj.post]
         ii, jj = connections[name]
         halves = (post.offset + jj) // nph
-        order = np.argsort(halves, kind="stable")
+        # a stable sort of small integers is a radix sort: linear in the connections
+        order = np.argsort(halves.astype(np.int16) if halves.size and halves.max() < 1 << 15 else halves,
+                           kind="stable")
         ii, jj, halves = ii[order], jj[order], halves[order]
         first, last = post.offset // nph, (post.offset + post.size - 1) // nph
         bounds = np.searchsorted(halves, np.arange(first, last + 2))
@@ -176,31 +178,31 @@ class _SignPacking:
             mine = [e for e, f in enumerate(found) if f[1] == pre]
             ii = np.concatenate([found[e][2] for e in mine]).astype(np.int64, copy=False)
             cols = np.concatenate([found[e][4] for e in mine]).astype(np.int64, copy=False)
-            key = ii * nph + cols
-            order = np.argsort(key, kind="stable")
-            ranked = key[order]
-            first = np.r_[True, ranked[1:] != ranked[:-1]]
-            run_start = np.flatnonzero(first)
-            rank = np.arange(key.size) - np.repeat(run_start, np.diff(np.r_[run_start, key.size]))
-            copy = np.empty(key.size, dtype=np.int64)
-            copy[order] = rank
+            if len(mine) == 1:  # one projection from this source here: every connection is copy 0
+                copy = np.zeros(ii.size, dtype=np.int64)
+            else:
+                key = ii * nph + cols
+                order = np.argsort(key, kind="stable")
+                ranked = key[order]
+                run_start = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+                rank = np.arange(key.size) - np.repeat(run_start, np.diff(np.r_[run_start, key.size]))
+                copy = np.empty(key.size, dtype=np.int64)
+                copy[order] = rank
             bounds = np.cumsum([0] + [found[e][2].size for e in mine])
             for k, e in enumerate(mine):
                 copy_of[e] = copy[bounds[k]:bounds[k + 1]]
             size = netlist.size_of(pre)
             self.copies[pre] = int(copy.max()) + 1 if copy.size else 0
             self.sizes[pre] = size
-            # units in order of copy, then neuron index; each unit's columns ascending
+            # units in order of copy, then neuron index (each unit's columns: see columns())
             ukey = copy * size + ii
-            by_unit = np.lexsort((cols, ukey))
-            ukey_sorted = ukey[by_unit]
-            starts = np.flatnonzero(np.r_[True, ukey_sorted[1:] != ukey_sorted[:-1]])
-            keys = ukey_sorted[starts]
+            per_key = np.bincount(ukey, minlength=self.copies[pre] * size)
+            keys = np.flatnonzero(per_key)
             unit_pre.append(np.full(keys.size, p, dtype=np.int64))
             unit_copy.append(keys // size)
             unit_index.append(keys % size)
-            unit_ncols.append(np.diff(np.r_[starts, key.size]))
-            unit_cols.append(cols[by_unit])
+            unit_ncols.append(per_key[keys])
+            unit_cols.append((ukey, cols))
         self.connections = [(name, pre, ii, pos, cols, copy_of[e])
                             for e, (name, pre, ii, pos, cols) in enumerate(found)]
         if unit_pre:
@@ -221,7 +223,8 @@ class _SignPacking:
         """Each unit's columns, as Python lists (what the row bitsets index)."""
         if not self.n_units:
             return []
-        cols = np.concatenate(self._unit_cols).tolist()  # per unit, its columns ascending
+        # per unit (in unit order: copy, then neuron index), its columns ascending
+        cols = np.concatenate([cols[np.lexsort((cols, ukey))] for ukey, cols in self._unit_cols]).tolist()
         starts = np.concatenate(([0], np.cumsum(self.unit_ncols))).tolist()
         return [cols[starts[u]:starts[u + 1]] for u in range(self.n_units)]
 
