@@ -243,8 +243,12 @@ class HostInterface:
             codes = frac
         exc = self.state.exc_code[projection]
         inh = self.state.inh_code[projection]
-        exc[where] = np.maximum(codes, 0.0)[where]
-        inh[where] = np.maximum(-codes, 0.0)[where]
+        # the side a one-sign projection lacks stays the zeros it was made as (never written, it
+        # takes no memory pages)
+        if proj.sign != "inhibitory":
+            exc[where] = np.maximum(codes, 0.0)[where]
+        if proj.sign != "excitatory":
+            inh[where] = np.maximum(-codes, 0.0)[where]
 
     def weight_step(self, projection: str) -> np.ndarray | None:
         """Model-unit size of one weight code for each post neuron (None on float profiles)."""

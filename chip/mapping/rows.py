@@ -29,10 +29,10 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation],
     input_buses = {name: {h: np.zeros(netlist.size_of(name), dtype=np.int64) for h in halves}
                    for name, halves in input_halves.items()}
 
-    # per half: the connections of each projection that land on it, as (pre index, post index,
-    # position in the projection's connection vector), split by target half (contiguous runs of
-    # post neurons)
-    per_half: dict[int, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]] = {h: [] for h in occupied_halves}
+    # per half: the connections of each projection that land on it, as their positions in the
+    # projection's connection vector, split by target half (contiguous runs of post neurons); the
+    # pre and post indices are gathered per half when it is packed
+    per_half: dict[int, list[tuple[str, np.ndarray]]] = {h: [] for h in occupied_halves}
     for name, proj in netlist.projections.items():
         post = populations[proj.post]
         ii, jj = connections[name]
@@ -40,17 +40,17 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation],
         # a stable sort of small integers is a radix sort: linear in the connections
         order = np.argsort(halves.astype(np.int16) if halves.size and halves.max() < 1 << 15 else halves,
                            kind="stable")
-        ii, jj, halves = ii[order], jj[order], halves[order]
         first, last = post.offset // nph, (post.offset + post.size - 1) // nph
-        bounds = np.searchsorted(halves, np.arange(first, last + 2))
+        bounds = np.r_[0, np.cumsum(np.bincount(halves - first, minlength=last - first + 1))]
         for half, a, b in zip(range(first, last + 1), bounds[:-1], bounds[1:]):
             if b > a:
-                per_half[half].append((name, ii[a:b], jj[a:b], order[a:b]))
+                per_half[half].append((name, order[a:b]))
+        del halves
 
     rows_used: dict[int, tuple[int, int]] = {}
     bus_rows: dict[int, tuple[tuple[int, int], ...]] = {}
     for half in occupied_halves:
-        entries = per_half[half]
+        entries = [(name, connections[name][0][pos], connections[name][1][pos], pos) for name, pos in per_half[half]]
         sign_of = {name: netlist.projections[name].sign for name, *_ in entries}
         exc = _SignPacking(netlist, populations, [e for e in entries if sign_of[e[0]] != "inhibitory"], nph)
         inh = _SignPacking(netlist, populations, [e for e in entries if sign_of[e[0]] != "excitatory"], nph)
