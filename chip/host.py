@@ -230,25 +230,28 @@ class HostInterface:
         """Store weights given per connection (vectors over the projection's connections)."""
         proj = self.mapped.projections[projection]
         max_code = self.profile.weight_max_code
-        wfs = self._full_scale(proj.post)[proj.post_index]
-        frac = np.asarray(values, dtype=np.float64) / wfs
+        # in place on one temporary: at millions of synapses each extra vector is tens of MB
+        frac = np.asarray(values, dtype=np.float64) / self._full_scale(proj.post)[proj.post_index]
         if proj.sign == "excitatory":
-            frac = np.maximum(frac, 0.0)
+            np.maximum(frac, 0.0, out=frac)
         elif proj.sign == "inhibitory":
-            frac = np.minimum(frac, 0.0)
+            np.minimum(frac, 0.0, out=frac)
         if max_code is not None:
-            frac = np.clip(frac, -1.0, 1.0)
-            codes = np.rint(frac * max_code)
-        else:
-            codes = frac
-        exc = self.state.exc_code[projection]
-        inh = self.state.inh_code[projection]
+            np.clip(frac, -1.0, 1.0, out=frac)
+            frac *= max_code
+            np.rint(frac, out=frac)
+        codes = frac
+        everywhere = bool(np.all(where))
         # the side a one-sign projection lacks stays the zeros it was made as (never written, it
         # takes no memory pages)
-        if proj.sign != "inhibitory":
-            exc[where] = np.maximum(codes, 0.0)[where]
-        if proj.sign != "excitatory":
-            inh[where] = np.maximum(-codes, 0.0)[where]
+        for side, sign, store in ((1.0, "inhibitory", self.state.exc_code[projection]),
+                                  (-1.0, "excitatory", self.state.inh_code[projection])):
+            if proj.sign == sign:
+                continue
+            if everywhere:
+                np.maximum(side * codes, 0.0, out=store)
+            else:
+                store[where] = np.maximum(side * codes, 0.0)[where]
 
     def weight_step(self, projection: str) -> np.ndarray | None:
         """Model-unit size of one weight code for each post neuron (None on float profiles)."""

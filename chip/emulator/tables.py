@@ -349,7 +349,7 @@ def effective_weights(mapped, die: Die, state: ChipState, projection: str, *, ex
     sl = slice(post.offset, post.offset + post.size)
     wfs = die.effective(transfer, "weight_full_scale", state.codes["weight_full_scale"][sl],
                         np.arange(post.offset, post.offset + post.size))[proj.post_index]
-    wfs = wfs * die.setup().weight_gain  # the die's global synaptic strength (1 without setup variation)
+    wfs *= die.setup().weight_gain  # the die's global synaptic strength (1 without setup variation)
     scale = float(die.profile.weight_max_code or 1)
     result = []
     for want, codes, ids in ((exc, state.exc_code[projection], proj.exc_synapse),
@@ -357,10 +357,11 @@ def effective_weights(mapped, die: Die, state: ChipState, projection: str, *, ex
         if not want:
             result.append(None)
             continue
-        w = codes / scale * wfs
+        w = codes / scale  # in place from here: one vector per side at millions of synapses
+        w *= wfs
         gain = die.synapse_gain(ids)
         if gain is not None:
-            w = w * gain
+            w *= gain
         result.append(w)
     return result[0], result[1]
 
@@ -538,7 +539,10 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
                 nonzero |= w != 0
         # connections are in row-major order, so a post range keeps each row's columns sorted
         for a, b in zip(boundaries[:-1], boundaries[1:]):
-            sel = nonzero if (a, b) == (0, post.size) else nonzero & (proj.post_index >= a) & (proj.post_index < b)
+            if (a, b) != (0, post.size):
+                sel = nonzero & (proj.post_index >= a) & (proj.post_index < b)
+            else:  # the whole projection: views instead of copies when every synapse is in
+                sel = slice(None) if nonzero.all() else nonzero
             r = proj.pre_index[sel]
             rows_per_unit.append(np.bincount(r, minlength=n_pre))
             at = slice(filled, filled + len(r))

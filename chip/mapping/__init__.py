@@ -100,10 +100,14 @@ def map_netlist(netlist: Netlist) -> MappedChip:
         n_pre, n_post = netlist.size_of(proj.pre), populations[proj.post].size
         shapes[name] = (int(n_pre), int(n_post))
         try:
-            connections[name] = realize_pairs(proj.connectivity, n_pre, n_post,
-                                              same_population=proj.pre == proj.post)
+            pre_index, post_index = realize_pairs(proj.connectivity, n_pre, n_post,
+                                                  same_population=proj.pre == proj.post)
         except ValueError as exc:
             raise _error(netlist, f"projections.{name}.connectivity", str(exc)) from None
+        # indices kept at the width the sizes need: half the memory of int64 for any real netlist
+        index_type = np.int32 if max(n_pre, n_post) < 1 << 31 else np.int64
+        connections[name] = (pre_index.astype(index_type), post_index.astype(index_type))
+        del pre_index, post_index
         try:
             weights[name] = realize_weights_at(proj.weights, *connections[name], shapes[name], proj.sign)
         except ValueError as exc:

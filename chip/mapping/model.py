@@ -44,6 +44,8 @@ class PlacedProjection:
     (``pre_index, post_index = np.nonzero(mask)``; ``dense[mask] = vector`` scatters one back).
     ``shape`` is (n_pre, n_post); the boolean ``mask`` of that shape is made on request from
     ``pre_index`` and ``post_index`` (it is not kept: memory grows with the connections present).
+    ``pre_index`` and ``post_index`` are int32 (int64 only for populations of 2^31 neurons or
+    more); ``initial_weights`` of a constant initializer is a read-only broadcast of the value.
     The vectors: ``initial_weights`` (signed model units), ``exc_synapse`` / ``inh_synapse`` the global synapse
     id carrying each connection on an excitatory / inhibitory row, -1 where there is none (a signed
     projection has both). ``pre_group`` indexes ``MappedChip.source_groups``; ``post_half`` is the

@@ -158,7 +158,8 @@ def _bernoulli_pairs(seed: int, p: float, n_pre: int, n_post: int) -> tuple[np.n
 def _constant(init: ConstantWeights, pre: np.ndarray, post: np.ndarray, shape, sign: str) -> np.ndarray:
     value = float(init.value)
     _check_sign_of_given(np.array([value]), sign, f"constant weight {value}")
-    return np.full(pre.size, value + 0.0)  # + 0.0 turns a -0.0 into 0.0
+    # one value for every connection: a read-only broadcast, no memory per connection
+    return np.broadcast_to(np.float64(value + 0.0), pre.shape)  # + 0.0 turns a -0.0 into 0.0
 
 
 def _drawn_at(draw, pre: np.ndarray, post: np.ndarray, shape) -> np.ndarray:
@@ -204,6 +205,7 @@ def realize_weights_at(init: Weights, pre: np.ndarray, post: np.ndarray, shape, 
     """Initial weights in signed model units of the connections (pre[k], post[k]) of a projection
     of ``shape`` (n_pre, n_post), connections in row-major order (as ``realize_pairs`` gives them):
     ``realize_weights(init, mask, sign)[mask]`` without any (n_pre, n_post) matrix of weights.
+    A constant initializer gives a read-only broadcast (copy it to write into it).
     """
     if sign not in SIGNS:
         raise ValueError(f"unknown sign {sign!r}; use one of {', '.join(SIGNS)}")
