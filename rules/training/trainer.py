@@ -31,7 +31,7 @@ from ..api import Batch, Gradients, LossTerm, RunRequest
 from ..manager import RuleSet
 from ..tasks import make_task
 from .checkpoints import load_checkpoint, save_checkpoint
-from .config import TrainConfig, parse_train
+from .config import parse_train
 from .optimizer import Adam
 
 __all__ = ["Trainer", "decode"]
@@ -61,6 +61,7 @@ def _merge_requests(requests: dict[str, RunRequest | None], base: Record, host: 
     membrane: dict[str, set[int]] = {}
     correlations: set[str] = set(base.correlations)
     timer = None
+    period = None
     if decoder == "max_membrane":
         membrane.setdefault(output, set()).update(range(host.populations[output]))
     for req in requests.values():
@@ -71,8 +72,11 @@ def _merge_requests(requests: dict[str, RunRequest | None], base: Record, host: 
         correlations.update(req.correlations)
         if req.timer_us is not None:
             timer = req.timer_us if timer is None else min(timer, req.timer_us)
-    records = tuple(MembraneRecord(pop, tuple(sorted(ns)), "cadc", host.profile.cadc_min_period_us or host.profile.step_us)
-                    for pop, ns in membrane.items())
+        if req.membrane_period_us is not None:
+            period = req.membrane_period_us if period is None else min(period, req.membrane_period_us)
+    if period is None:
+        period = host.profile.cadc_min_period_us or host.profile.step_us
+    records = tuple(MembraneRecord(pop, tuple(sorted(ns)), "cadc", period) for pop, ns in membrane.items())
     record = Record(spikes=tuple(host.populations), membrane=records, correlations=tuple(sorted(correlations)))
     return record, timer
 
