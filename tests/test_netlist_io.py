@@ -82,6 +82,7 @@ populations:
       v_threshold: 1.0
       weight_full_scale: 2
     v_init: 0.1
+    reset: hard
   out:
     size: 3
     model: ALIF

@@ -23,9 +23,9 @@ import dataclasses
 import math
 from typing import Any
 
-from ..profiles import ADAPTATION_MECHANISMS, PROFILES, ChipProfile, Mismatch, Nonidealities
+from ..profiles import ADAPTATION_MECHANISMS, PROFILES, RESET_CIRCUITS, ChipProfile, Mismatch, Nonidealities
 from ..units import RATE_UNITS_HZ, TIME_UNITS_US, VOLTAGE_UNITS_V, quantity_pattern
-from .model import ADCS, INPUT_KINDS, NEURON_MODELS, PARAMS_BY_MODEL, SIGNS, TIMESCALES
+from .model import ADCS, INPUT_KINDS, NEURON_MODELS, PARAMS_BY_MODEL, RESETS, SIGNS, TIMESCALES
 
 __all__ = [
     "netlist_schema",
@@ -95,7 +95,7 @@ _CHIP_RENAMES = {"noise_membrane": "noise"}
 _SUFFIX_UNITS = {"_us": "us", "_ns": "ns", "_v": "V"}
 _TYPE_KINDS = {"int": "int", "int | None": "bits", "float": "number", "tuple[float, float]": "pair", "str": "choice"}
 #: ChipProfile fields of type str -> their allowed values
-_CHIP_CHOICES = {"adaptation": ADAPTATION_MECHANISMS}
+_CHIP_CHOICES = {"adaptation": ADAPTATION_MECHANISMS, "reset_circuit": RESET_CIRCUITS}
 
 
 def _chip_key_table() -> dict[str, ChipKey]:
@@ -250,7 +250,11 @@ def _netlist_defs() -> dict:
                             "model": {"enum": list(NEURON_MODELS), "default": default_model},
                             "params": {"type": "object",
                                        "description": "nominal parameters: the keys of the model's params form"},
-                            "v_init": _ref("v_init")}, required=["size"], allOf=params_by_model),
+                            "v_init": _ref("v_init"),
+                            "reset": {"enum": list(RESETS), "default": RESETS[0],
+                                      "description": "hard: to v_reset; soft: u <- u - theta (Yin et al.; "
+                                                     "needs reset_circuit: subtractive)"}},
+                           required=["size"], allOf=params_by_model),
         **{params_form(m): _params_schema(m) for m in NEURON_MODELS},
         "v_init": {"oneOf": [number, _ref("v_init_uniform")],
                    "description": "initial membrane (model units); default: at the leak"},

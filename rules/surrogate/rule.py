@@ -134,11 +134,8 @@ class Surrogate(Rule):
             raise RuleError("option learn: tau_adapt needs an adaptive (ALIF) population on the path")
 
     def _adaptation(self, host, pop: str) -> str:
-        inc = host.read_params(pop, "adapt_increment")
-        cpl = host.read_params(pop, "adapt_coupling")
-        if host.profile.adaptation == "current":
-            return "current" if (np.any(inc > 0) or np.any(cpl > 0)) else "none"
-        return "threshold" if np.any(inc > 0) else "none"
+        """What the population's adaptation acts on, as the chip has it (none for LIF)."""
+        return host.neuron_model(pop)["adaptation"] or "none"
 
     # ------------------------------------------------------------------ the run
     @hookimpl
@@ -168,8 +165,7 @@ class Surrogate(Rule):
         return m.Network(self.dt, pops, projs, {context.input: host.inputs[context.input]})
 
     def _soft(self, host, pop: str) -> bool:
-        reset = getattr(host, "reset_mode", None)
-        return bool(reset is not None and reset(pop) == "soft")
+        return host.neuron_model(pop)["reset"] == "soft"
 
     def _grid(self, result) -> int:
         return int(math.ceil(result.duration_us / self.dt - 1e-9))
