@@ -66,7 +66,7 @@ CONNECTIVITY_FORMS = ("all_to_all", "probability", "explicit")
 WEIGHT_FORMS = ("normal", "uniform", "file", "array")
 
 #: ``train.task``: the data sets the training front end builds
-TRAIN_TASKS = ("yinyang",)
+TRAIN_TASKS = ("yinyang", "memory", "shd")
 #: ``train.decode``: how the output population's activity becomes a class
 TRAIN_DECODERS = ("first_spike", "spike_count", "max_membrane")
 
@@ -340,6 +340,10 @@ def _train_defs() -> dict:
             "train_size": {**count, "default": 5000, "description": "training samples"},
             "test_size": {**count, "default": 1000, "description": "test samples"},
             "decode": {"enum": list(TRAIN_DECODERS), "default": TRAIN_DECODERS[0]},
+            "decode_window": {**_pair(_ref("time")),
+                              "description": "max_membrane: the samples decoded, [t0, t1] (default: all)"},
+            "memory": {"oneOf": [optional, _ref("train_memory")]},
+            "shd": {"oneOf": [optional, _ref("train_shd")]},
             "eval_every": {**count, "default": 1, "description": "evaluate every this many epochs"},
             "weight_clip": {"type": "boolean", "default": True,
                             "description": "clip written weights to ±weight_full_scale"},
@@ -350,6 +354,9 @@ def _train_defs() -> dict:
             "betas": {**_pair({"type": "number", "minimum": 0, "exclusiveMaximum": 1}), "default": [0.9, 0.999]},
             "eps": {"type": "number", "exclusiveMinimum": 0, "default": 1e-8},
             "gamma": {"type": "number", "minimum": 0, "default": 1.0, "description": "learning-rate factor per epoch"},
+            "lr_params": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0},
+                          "description": "Adam's step for neuron parameters by name (tau_mem, tau_adapt: µs), "
+                                         "instead of lr"},
         }, description="the host-side optimizer (Adam only)"),
         "train_encoding": _obj({
             "t_early": {**_ref("time"), "description": "spike time of feature value 0 (default 2 us)"},
@@ -357,6 +364,24 @@ def _train_defs() -> dict:
             "bias": {**_ref("time"), "description": "time of the bias spike (default 2 us)"},
             "duplicate": {**count, "description": "repetitions of the 5 channels (default: input size / 5)"},
         }, description="latency code of the yinyang task"),
+        "train_memory": _obj({
+            "classes": {**count, "description": "number of patterns (default 3)"},
+            "pattern_channels": {**count, "description": "input channels the patterns use (default 16)"},
+            "cue_channels": {**count, "description": "input channels of the cue, after them (default 4)"},
+            "active": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                       "description": "fraction of the pattern channels a class drives (default 0.25)"},
+            "pattern": {**_pair(_ref("time")), "description": "window of the pattern (default [0, 10] us)"},
+            "cue": {**_pair(_ref("time")), "description": "window of the cue (default [70, 80] us)"},
+            "rate": {**_ref("rate"), "description": "rate of pattern and cue channels (default 300 kHz)"},
+            "noise_rate": {**_ref("rate"), "description": "rate of every channel in the delay (default 10 kHz)"},
+            "seed": {**_ref("seed"), "description": "the patterns and the samples (default 0)"},
+        }, description="the temporal-memory task (rules/tasks/memory.py)"),
+        "train_shd": _obj({
+            "train": {"type": "string", "description": "HDF5 file of the training split (relative: to the netlist)"},
+            "test": {"type": "string", "description": "HDF5 file of the test split"},
+            "time_scale": {**_ref("time"), "description": "hardware time per second of recording (default 1000 us)"},
+            "t_max": {**_ref("time"), "description": "spikes after this are dropped (default 1000 us)"},
+        }, required=["train", "test"], description="Spiking Heidelberg Digits from the user's files (needs h5py)"),
     }
 
 

@@ -38,9 +38,9 @@ __all__ = ["Trainer", "decode"]
 
 
 
-def decode(result: RunResult, output: str, how: str) -> np.ndarray:
+def decode(result: RunResult, output: str, how: str, window: tuple[float, float] | None = None) -> np.ndarray:
     """Predicted class per sample: earliest first spike (silent = never; all silent = -1), most
-    spikes, or highest membrane sample."""
+    spikes, or highest membrane sample (of the samples within ``window``, µs, if given)."""
     ev = result.spikes[output]
     if how == "first_spike":
         first = ev.first_spike_times()
@@ -53,7 +53,11 @@ def decode(result: RunResult, output: str, how: str) -> np.ndarray:
         pred[counts.max(axis=1) == 0] = -1
         return pred
     tr = result.trace(output)
-    return np.argmax(tr.values.max(axis=1), axis=1)
+    values = tr.values
+    if window is not None:
+        keep = (tr.time_us >= window[0]) & (tr.time_us <= window[1])
+        values = values[:, keep] if keep.any() else values
+    return np.argmax(values.max(axis=1), axis=1)
 
 
 def _merge_requests(requests: dict[str, RunRequest | None], base: Record, host: HostInterface, output: str,
@@ -135,7 +139,7 @@ class Trainer:
         if opt_state is not None:
             self.optimizer.commit(opt_state)
             self.master.update(new_master)
-        pred = decode(result, self.config.output, self.config.decode)
+        pred = decode(result, self.config.output, self.config.decode, self.config.decode_window)
         loss = sum(g.loss for g in grads) + sum(t.value for t in terms)
         rule_metrics = {}
         for g in grads:
@@ -163,7 +167,10 @@ class Trainer:
                 self.master[key] = (self.host.read_weights(rest[0]) if kind == "w"
                                     else self.host.read_params(rest[0], rest[1])).astype(np.float64)
             params[key] = self.master[key]
-        new, state = self.optimizer.step(params, total)
+        lrs = {key: self.config.lr_params[key.split(":")[2]] * self.optimizer.lr / self.config.lr
+               for key in total if key.startswith("p:") and key.split(":")[2] in self.config.lr_params
+               and self.config.lr > 0}
+        new, state = self.optimizer.step(params, total, lrs=lrs)
         written = {}
         for key, value in new.items():
             kind, *rest = key.split(":")
@@ -191,7 +198,8 @@ class Trainer:
             # evaluation noise comes from its own stream so evaluating never shifts training's noise
             result = self.host.run(batch.inputs, batch=batch.size, record=record,
                                    noise_seed=self.host.profile.noise_seed + 7919 * (1 + self.epoch) + start)
-            correct += int(np.sum(decode(result, self.config.output, self.config.decode) == batch.labels))
+            correct += int(np.sum(decode(result, self.config.output, self.config.decode,
+                                         self.config.decode_window) == batch.labels))
         self.host.runs_done = snapshot_runs
         return correct / len(y)
 
