@@ -77,3 +77,16 @@ def test_bench_yinyang_smoke():
     peer = out["peer_figures_not_remeasured"]["snntorch"]
     assert "not re-measured" in peer["note"] and peer["setup"]
     assert all(_positive(v) for v in peer["samples_per_s"].values())
+
+
+def test_bench_surrogate_snntorch_smoke():
+    args = [str(HERE / "bench_surrogate_snntorch.py"), "--batches", "1"]
+    snn = os.environ.get("SNNTORCH_PYTHON")
+    if snn:
+        args += ["--snntorch-python", snn]
+    out = _run_json(args, timeout=900)
+    assert _positive(out["chipctl"]["s_per_batch"]) and _positive(out["chipctl_epoch_s"])
+    assert set(out["chipctl"]["parts_s_per_batch"]) == {"chip_run", "observations", "tape", "backward",
+                                                        "trainer_and_other"}
+    if snn:
+        assert _positive(out["ratio_chipctl_over_snntorch"])

@@ -7,6 +7,7 @@ independent processes, ``--jobs`` at a time.
 
     python benchmarks/train_yinyang.py netlists/yinyang_ideal.yaml --seeds 1 2 3 --jobs 2
     python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 2 --json
+    python benchmarks/train_yinyang.py netlists/yinyang_surrogate_bss2.yaml --mismatch-scale 2   # decalibrated
 
 Writes one checkpoint directory per seed under ``--out`` (default runs/<netlist>-seed<s>) and
 prints per-epoch lines as runs progress, then a summary (mean ± std over seeds).
@@ -24,12 +25,16 @@ import time
 from pathlib import Path
 
 
-def train_one(netlist: str, seed: int, out: str, epochs: int | None) -> None:
-    """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end."""
+def train_one(netlist: str, seed: int, out: str, epochs: int | None, mismatch_scale: float = 1.0) -> None:
+    """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end.
+    ``mismatch_scale`` multiplies every fixed-pattern sigma of the chip (2: a decalibrated chip)."""
     from chip.netlist import load_netlist
     from rules.training import Trainer
 
     nl = load_netlist(netlist, die_seed=seed, noise_seed=seed)
+    if mismatch_scale != 1.0:
+        sigmas = {k: mismatch_scale * v for k, v in dataclasses.asdict(nl.chip.mismatch).items()}
+        nl = nl.replace(chip=nl.chip.replace(mismatch=dataclasses.replace(nl.chip.mismatch, **sigmas)))
     train = dict(nl.train)
     train.update(seed=seed, checkpoint=out)
     if epochs is not None:
@@ -50,11 +55,13 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out", default="runs")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--mismatch-scale", type=float, default=1.0,
+                        help="multiply every fixed-pattern mismatch sigma of the chip (2: decalibrated)")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     stem = Path(args.netlist).stem
     if args.child is not None:
-        train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs)
+        train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.mismatch_scale)
         return 0
 
     start = time.perf_counter()
@@ -68,6 +75,8 @@ def main(argv=None) -> int:
             cmd = [sys.executable, __file__, args.netlist, "--child", str(seed), "--out", args.out]
             if args.epochs is not None:
                 cmd += ["--epochs", str(args.epochs)]
+            if args.mismatch_scale != 1.0:
+                cmd += ["--mismatch-scale", str(args.mismatch_scale)]
             running[seed] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         for seed, proc in list(running.items()):
             line = proc.stdout.readline()
@@ -87,7 +96,8 @@ def main(argv=None) -> int:
     tests = [finals[s]["test_accuracy"] for s in sorted(finals)]
     epoch_s = [h["epoch_wall_s"] for s in histories for h in histories[s]]
     summary = {
-        "netlist": args.netlist, "seeds": sorted(finals), "test_accuracy": tests,
+        "netlist": args.netlist, "mismatch_scale": args.mismatch_scale, "seeds": sorted(finals),
+        "test_accuracy": tests,
         "test_accuracy_mean": statistics.mean(tests) if tests else None,
         "test_accuracy_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
         "train_accuracy": [finals[s]["train_accuracy"] for s in sorted(finals)],

@@ -268,3 +268,29 @@ def test_short_yinyang_training_on_bss2_learns(tmp_path):
     metrics = trainer.fit()
     assert metrics["test_accuracy"] >= 0.5, metrics["history"]
     assert metrics["test_accuracy"] >= before + 0.15, (before, metrics["history"])
+
+
+@pytest.mark.parametrize("adapt,soft", [("none", False), ("threshold", True), ("current", False)])
+def test_vectorized_tape_and_backward_equal_the_step_by_step_reference(adapt, soft):
+    """The vectorized observed tape and backward pass compute the same numbers as the
+    step-by-step reference (observed spikes, membranes and holds; readout and spike terms)."""
+    net, arrivals, K = _net(adapt, soft)
+    sim = m.simulate(net, arrivals, K)  # 0/1 spikes
+    rng = np.random.default_rng(3)
+    spikes = {name: sim.s[name] for name in net.populations}
+    membrane = {name: sim.u[name] + rng.normal(0, 0.05, sim.u[name].shape) for name in net.populations}
+    holds = {name: (rng.random(sim.s[name].shape) < 0.1).astype(float) for name in net.populations}
+    args = (net, arrivals, K, spikes, membrane, holds, ("fast_sigmoid", 10.0))
+    fast, ref = m.observed_tape(*args), m.observed_tape_stepwise(*args)
+    for field in ("u", "um", "I", "A", "theta_eff", "s", "h", "psi"):
+        for name in net.populations:
+            np.testing.assert_allclose(getattr(fast, field)[name], getattr(ref, field)[name], rtol=1e-12, atol=1e-12)
+    du = {"o": rng.normal(size=sim.u["o"].shape)}
+    ds = {"h": rng.normal(size=sim.s["h"].shape)}
+    for detach in (False, True):
+        (w1, p1), (w2, p2) = m.backward(net, fast, du, ds, detach), m.backward_stepwise(net, ref, du, ds, detach)
+        for key in w2:
+            np.testing.assert_allclose(w1[key], w2[key], rtol=1e-10, atol=1e-12)
+        assert set(p1) == set(p2)
+        for key in p2:
+            np.testing.assert_allclose(p1[key], p2[key], rtol=1e-10, atol=1e-12)

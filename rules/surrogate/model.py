@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["Population", "Projection", "Network", "Tape", "kappa", "simulate", "observed_tape", "backward",
-           "SURROGATES", "surrogate_derivative"]
+           "observed_tape_stepwise", "backward_stepwise", "SURROGATES", "surrogate_derivative"]
 
 
 def kappa(h, tau, tau_m):
@@ -274,8 +274,8 @@ def simulate(net: Network, arrivals: dict, K: int, *, relax: float | None = None
     return tape
 
 
-def observed_tape(net: Network, arrivals: dict, K: int, spikes: dict, membrane: dict, holds: dict,
-                  surrogate: tuple[str, float]) -> Tape:
+def observed_tape_stepwise(net: Network, arrivals: dict, K: int, spikes: dict, membrane: dict, holds: dict,
+                           surrogate: tuple[str, float]) -> Tape:
     """A tape from the chip's observations: ``spikes`` population -> (B, K+1, n) spikes per step,
     ``membrane`` population -> (B, K+1, n) membrane u on the grid (observed), ``holds`` population
     -> (B, K+1, n) 1 where the neuron is held at reset. The currents and adaptation follow the
@@ -310,9 +310,10 @@ def observed_tape(net: Network, arrivals: dict, K: int, spikes: dict, membrane: 
 
 # ------------------------------------------------------------------------------- backward
 
-def backward(net: Network, tape: Tape, dl_du: dict | None = None, dl_ds: dict | None = None,
-             detach_reset: bool = False) -> tuple[dict, dict]:
-    """Reverse-mode gradients along ``tape``. ``dl_du`` / ``dl_ds``: population -> (B, K+1, n),
+def backward_stepwise(net: Network, tape: Tape, dl_du: dict | None = None, dl_ds: dict | None = None,
+                      detach_reset: bool = False) -> tuple[dict, dict]:
+    """The reference: :func:`backward` one step of the whole network at a time (any graph of
+    populations, cycles between populations too). Reverse-mode gradients along ``tape``. ``dl_du`` / ``dl_ds``: population -> (B, K+1, n),
     d loss / d u_k and d loss / d s_k (direct terms). Returns (weights: projection name -> dW
     (n_pre, n_post), params: (population, "tau_mem_us" | "tau_adapt_us") -> (n,)). Sums over the
     batch (the direct terms carry any 1/B). ``detach_reset``: no gradient through the reset's
@@ -385,4 +386,184 @@ def backward(net: Network, tape: Tape, dl_du: dict | None = None, dl_ds: dict | 
         params[(name, "tau_mem_us")] = a["am"] * f["dam_dtm"] + a["ks"] * f["dks_dtm"] + a["ka"] * f["dka_dtm"]
         if p.adapt != "none":
             params[(name, "tau_adapt_us")] = a["aa"] * f["daa_dta"] + a["ka"] * f["dka_dta"] + a["g"] * f["dg_dta"]
+    return dW, params
+
+
+# ------------------------------------------------------------------------------- vectorized forms
+# The same tape and the same gradients as the step-by-step functions above, with everything that
+# is not a recurrence over time done for all steps at once: a population's input drive, its
+# membrane prediction and surrogate, the gradients that reach it from the populations it feeds,
+# the weight and time-constant gradients. Only the recurrences stay in a loop over steps, with
+# elementwise work (and one matrix product per step for a recurrent projection onto itself).
+
+
+def _shifted(x: np.ndarray, lag: int) -> np.ndarray:
+    """y[:, k] = x[:, k − lag] (0 where k − lag < 1): spikes of step k − lag arrive at step k."""
+    y = np.zeros_like(x)
+    if lag < x.shape[1] - 1:
+        y[:, lag + 1:] = x[:, 1:x.shape[1] - lag]
+    return y
+
+
+def _delivered(net: Network, q: Projection, spikes: dict, arrivals: dict) -> np.ndarray:
+    """What projection q delivers at every step: (B, K+1, n_pre)."""
+    if q.name in arrivals:
+        return arrivals[q.name]
+    if q.pre in arrivals:
+        return arrivals[q.pre]
+    return _shifted(spikes[q.pre], q.lag)
+
+
+def observed_tape(net: Network, arrivals: dict, K: int, spikes: dict, membrane: dict, holds: dict,
+                  surrogate: tuple[str, float]) -> Tape:
+    """A tape from the chip's observations (see :func:`observed_tape_stepwise`, the same values)."""
+    B = next(iter(arrivals.values())).shape[0] if arrivals else next(iter(spikes.values())).shape[0]
+    tape = _empty_tape(net, B, K, arrivals)
+    for name, p in net.populations.items():
+        f = p.factors(net.dt)
+        s, u = spikes[name], membrane[name]
+        tape.s[name][...] = s
+        tape.u[name][...] = u
+        tape.h[name][...] = holds[name]
+        x = np.zeros((B, K + 1, p.n))
+        for q in net.incoming(name):
+            x += _delivered(net, q, spikes, arrivals) @ q.w
+        I, A, Ap = tape.I[name], tape.A[name], np.zeros((B, K + 1, p.n))
+        adapting = p.adapt != "none"
+        inc = p.inc if (adapting and p.inc is not None) else 0.0
+        for k in range(1, K + 1):
+            I[:, k] = f["as"] * I[:, k - 1] + x[:, k]
+            if adapting:
+                Ap[:, k] = f["aa"] * A[:, k - 1] + f["g"] * u[:, k - 1]
+                A[:, k] = Ap[:, k] + inc * s[:, k]
+        tape.um[name][:, 1:] = f["am"] * u[:, :-1] + f["ks"] * I[:, :-1] - f["ka"] * A[:, :-1]
+        th = p.theta + (Ap if p.adapt == "threshold" else 0.0)
+        tape.theta_eff[name][:, 1:] = np.broadcast_to(th, tape.theta_eff[name].shape)[:, 1:]
+        if p.readout:
+            continue
+        th = tape.theta_eff[name][:, 1:]
+        v = np.where(s[:, 1:] > 0, th, u[:, 1:])
+        psi = surrogate_derivative(surrogate[0], v - th, surrogate[1])
+        held = (holds[name][:, 1:] > 0) & (s[:, 1:] == 0)
+        tape.psi[name][:, 1:] = np.where(held, 0.0, psi)
+    return tape
+
+
+def _reverse_topological(net: Network) -> list[str] | None:
+    """Populations so that each comes after every population it feeds (self-projections aside), or
+    None when projections between populations form a cycle."""
+    order, state = [], {}
+
+    def visit(name):
+        if state.get(name) == 1:
+            return False
+        if state.get(name) == 2:
+            return True
+        state[name] = 1
+        for q in net.outgoing(name):
+            if q.post != name and q.post in net.populations and not visit(q.post):
+                return False
+        state[name] = 2
+        order.append(name)
+        return True
+
+    for name in net.populations:
+        if not visit(name):
+            return None
+    return order
+
+
+def backward(net: Network, tape: Tape, dl_du: dict | None = None, dl_ds: dict | None = None,
+             detach_reset: bool = False) -> tuple[dict, dict]:
+    """Reverse-mode gradients along ``tape``. ``dl_du`` / ``dl_ds``: population -> (B, K+1, n),
+    d loss / d u_k and d loss / d s_k (direct terms). Returns (weights: projection name -> dW
+    (n_pre, n_post), params: (population, "tau_mem_us" | "tau_adapt_us") -> (n,)). Sums over the
+    batch (the direct terms carry any 1/B). ``detach_reset``: no gradient through the reset's
+    dependence on s (a common choice; off for the exact gradient).
+
+    Populations are taken one at a time, from the readout back (a population's gradient needs
+    those of the populations it feeds over all steps); with a cycle between populations the
+    step-by-step :func:`backward_stepwise` does it (the same result)."""
+    order = _reverse_topological(net)
+    if order is None:
+        return backward_stepwise(net, tape, dl_du, dl_ds, detach_reset)
+    dl_du = dl_du or {}
+    dl_ds = dl_ds or {}
+    K = tape.K
+    B = next(iter(tape.u.values())).shape[0]
+    gI_all: dict[str, np.ndarray] = {}
+    dW = {q.name: np.zeros_like(q.w) for q in net.projections}
+    params = {}
+    for name in order:
+        p = net.populations[name]
+        f = p.factors(net.dt)
+        s, h, um, th = tape.s[name], tape.h[name], tape.um[name], tape.theta_eff[name]
+        psi = tape.psi[name]
+        # what reaches this population's spikes from the populations it feeds, all steps at once
+        gs_all = np.zeros((B, K + 1, p.n))
+        if name in dl_ds:
+            gs_all += dl_ds[name]
+        recurrent = []
+        for q in net.outgoing(name):
+            if q.post == name:
+                recurrent.append(q)
+            elif q.post in gI_all and q.lag <= K:
+                gs_all[:, 1:K + 1 - q.lag] += gI_all[q.post][:, 1 + q.lag:] @ q.w.T
+        du_direct = dl_du.get(name)
+        gI = np.zeros((B, K + 2, p.n))
+        gum_all = np.zeros((B, K + 1, p.n))
+        gAp_all = np.zeros((B, K + 1, p.n))
+        cu = np.zeros((B, p.n))
+        cI = np.zeros((B, p.n))
+        cA = np.zeros((B, p.n))
+        adapting = p.adapt != "none"
+        inc = p.inc if (adapting and p.inc is not None) else 0.0
+        for k in range(K, 0, -1):
+            gI[:, k] = cI
+            gu = cu + du_direct[:, k] if du_direct is not None else cu
+            gs = gs_all[:, k]
+            for q in recurrent:
+                if k + q.lag <= K:
+                    gs = gs + gI[:, k + q.lag] @ q.w.T
+            gAp = cA
+            if adapting:
+                gs = gs + inc * cA
+            gur = (1 - h[:, k]) * gu
+            if p.readout:
+                gum = gur
+                gth = 0.0
+            elif p.soft_reset:
+                gum = gur
+                if not detach_reset:
+                    gs = gs - th[:, k] * gur
+                gth = -s[:, k] * gur
+            else:
+                gum = gur * (1 - s[:, k])
+                if not detach_reset:
+                    gs = gs + gur * (p.reset - um[:, k])
+                gth = 0.0
+            if not p.readout:
+                gum = gum + gs * psi[:, k]
+                gth = gth - gs * psi[:, k]
+            if p.adapt == "threshold":
+                gAp = gAp + gth
+            gum_all[:, k], gAp_all[:, k] = gum, gAp
+            cu = f["am"] * gum + f["g"] * gAp
+            cI = f["as"] * gI[:, k] + f["ks"] * gum
+            cA = f["aa"] * gAp - f["ka"] * gum
+        gI_all[name] = gI[:, :K + 1]
+        u0, I0, A0 = tape.u[name][:, :-1], tape.I[name][:, :-1], tape.A[name][:, :-1]
+        gm, ga = gum_all[:, 1:], gAp_all[:, 1:]
+
+        def acc(a, b):
+            return np.einsum("bkn,bkn->n", a, b)
+
+        params[(name, "tau_mem_us")] = acc(gm, u0) * f["dam_dtm"] + acc(gm, I0) * f["dks_dtm"] \
+            - acc(gm, A0) * f["dka_dtm"]
+        if adapting:
+            params[(name, "tau_adapt_us")] = acc(ga, A0) * f["daa_dta"] - acc(gm, A0) * f["dka_dta"] \
+                + acc(ga, u0) * f["dg_dta"]
+        for q in net.incoming(name):
+            delivered = _delivered(net, q, tape.s, tape.arrivals)
+            dW[q.name] += delivered[:, 1:].reshape(-1, delivered.shape[2]).T @ gI_all[name][:, 1:].reshape(-1, p.n)
     return dW, params
