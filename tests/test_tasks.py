@@ -48,19 +48,24 @@ def test_memory_samples_are_reproducible_and_hold_the_class_only_in_the_pattern(
     assert max(cue_counts) - min(cue_counts) < 4
 
 
+def _memory_text() -> str:
+    text = (ROOT / "netlists/memory_lif_bss2.yaml").read_text()
+    return text.replace("path: memory_batch.npz", f"path: {ROOT / 'netlists/memory_batch.npz'}")
+
+
 def test_memory_fields_are_checked_with_their_lines():
-    text = (ROOT / "netlists/memory_lif_bss2.yaml").read_text().replace("cue_channels: 4", "cue_channels: 5")
+    text = _memory_text().replace("cue_channels: 4", "cue_channels: 5")
     with pytest.raises(NetlistError, match=r"train.input: the memory task needs pattern_channels \+ cue_channels = 21"):
         validate_train(load_netlist_text(text))
-    text = (ROOT / "netlists/memory_lif_bss2.yaml").read_text().replace("cue: [70 us, 80 us]", "cue: [80 us, 70 us]")
+    text = _memory_text().replace("cue: [70 us, 80 us]", "cue: [80 us, 70 us]")
     with pytest.raises(NetlistError, match=r":\d+: train.memory.cue: end 70 us is not after start 80 us"):
         validate_train(load_netlist_text(text))
-    text = (ROOT / "netlists/memory_lif_bss2.yaml").read_text().replace("tau_mem: 0.05}", "tau_memory: 0.05}")
+    text = _memory_text().replace("tau_mem: 0.05}", "tau_memory: 0.05}")
     with pytest.raises(NetlistError, match=r"train.optimizer.lr_params.tau_memory: unknown neuron parameter"):
         parse_train(load_netlist_text(text))
     cfg = parse_train(load_netlist(ROOT / "netlists/memory_alif_bss2.yaml"))
     assert cfg.decode_window == (70.0, 90.0)
-    assert cfg.lr_params == {"tau_mem_us": 0.05, "tau_adapt_us": 0.5}
+    assert cfg.lr_params == {"tau_mem_us": 0.05, "tau_adapt_us": 1.0}
 
 
 def _write_shd(path: Path, n: int, seed: int) -> None:
@@ -148,4 +153,4 @@ def test_decode_window_and_parameter_steps_in_training(tmp_path):
     before = trainer.host.read_params("hidden", "tau_adapt_us").copy()
     trainer.fit()
     moved = np.abs(trainer.host.read_params("hidden", "tau_adapt_us") - before)
-    assert 0.2 < np.median(moved) <= 2 * 0.5 + 1.0  # 2 batches of steps of 0.5 us (+ quantization)
+    assert 0.2 < np.median(moved) <= 2 * 1.0 + 1.0  # 2 batches of steps of 1 us (+ quantization)
