@@ -122,6 +122,13 @@ class HostInterface:
                 codes[param][sl] = self.transfer.to_code(param, getattr(pop.params, param))
             adaptive[sl] = pop.model == "ALIF"
             soft[sl] = pop.reset == "soft"
+            if pop.reset == "soft" and self.profile.reset_circuit != "subtractive":
+                # the reader refuses this with the netlist's line; a Netlist built in Python gets here
+                from .errors import MappingError
+
+                raise MappingError(f"population {name!r}: soft reset (u <- u - theta) needs a chip whose reset can "
+                                   f"subtract the threshold (reset_circuit: subtractive); the {self.profile.name} "
+                                   f"neuron resets to the potential v_reset", field=f"populations.{name}.reset")
         state = ChipState(codes=codes, adaptive=adaptive, exc_code={}, inh_code={},
                           soft_reset=soft if soft.any() else None)
         for name, proj in self.mapped.projections.items():

@@ -129,3 +129,14 @@ def test_tau_adapt_is_writable_quantized_and_mismatched_on_bss2():
     spread = effective / got - 1
     assert 0.02 < np.std(spread) < 0.3  # the die's 10 % spread of time constants
     assert host.neuron_model("n") == {"model": "ALIF", "adaptation": "current", "reset": "hard"}
+
+
+def test_a_soft_reset_built_in_python_is_refused_by_a_bss2_host():
+    import dataclasses
+
+    from chip.errors import MappingError
+
+    nl = load_netlist_text(_netlist())
+    bss2 = dataclasses.replace(nl, chip=PROFILES["bss2"])
+    with pytest.raises(MappingError, match="populations.n.reset: population 'n': soft reset"):
+        HostInterface(bss2)
