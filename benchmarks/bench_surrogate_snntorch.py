@@ -14,7 +14,8 @@ discrete model in torch. Measured in one run, one after the other, each on one t
 snnTorch is not a dependency: it runs in its own environment (``--snntorch-python``, a Python
 with torch and snntorch; see benchmarks/README.md), from this same file (``--snntorch-child``).
 Prints seconds per batch and per 5000-sample epoch for both, their ratio and where chipctl's time
-goes (chip run, the rule's observations / tape / backward, the trainer's writes).
+goes (chip run, the rule's observations / tape / backward, the trainer's writes); and, in the same
+run, EventProp in the loop on the same network (``netlists/yinyang_bss2.yaml``) for comparison.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 NETLIST = Path(__file__).resolve().parent.parent / "netlists" / "yinyang_surrogate_bss2.yaml"
+EVENTPROP_NETLIST = NETLIST.parent / "yinyang_bss2.yaml"
 EPOCH_SAMPLES = 5000
 
 
@@ -84,6 +86,37 @@ def bench_chipctl(batches: int) -> dict:
     per = {k: v / batches for k, v in parts.items()}
     per["trainer_and_other"] = total / batches - sum(per.values())
     return {"s_per_batch": total / batches, "parts_s_per_batch": per}
+
+
+def bench_eventprop(batches: int) -> dict:
+    """EventProp in the loop on the same network (yinyang_bss2.yaml), the same harness."""
+    import numpy as np
+
+    from chip.netlist import load_netlist
+    from rules.training import Trainer
+
+    nl = load_netlist(EVENTPROP_NETLIST)
+    trainer = Trainer(nl.replace(train=dict(nl.train, train_size=64 * (batches + 2), test_size=64, epochs=1,
+                                            checkpoint=None)))
+    run_s = [0.0]
+    host_run = trainer.host.run
+
+    def timed_run(*a, **k):
+        t = time.perf_counter()
+        out = host_run(*a, **k)
+        run_s[0] += time.perf_counter() - t
+        return out
+
+    trainer.host.run = timed_run
+    x, y = trainer.x_train, trainer.y_train
+    for i in range(2):
+        trainer.train_step(trainer._batch(x, y, np.arange(i * 64, (i + 1) * 64), training=True))
+    run_s[0] = 0.0
+    t0 = time.perf_counter()
+    for i in range(2, batches + 2):
+        trainer.train_step(trainer._batch(x, y, np.arange(i * 64, (i + 1) * 64), training=True))
+    total = time.perf_counter() - t0
+    return {"s_per_batch": total / batches, "chip_run_s_per_batch": run_s[0] / batches}
 
 
 def bench_snntorch(batches: int) -> dict:
@@ -162,6 +195,7 @@ def main(argv=None) -> int:
         return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     ours = bench_chipctl(args.batches)
+    eventprop = bench_eventprop(args.batches)
     theirs = None
     if args.snntorch_python:
         env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -172,8 +206,9 @@ def main(argv=None) -> int:
             return 1
         theirs = json.loads(proc.stdout.strip().splitlines()[-1])
     per_epoch = EPOCH_SAMPLES / 64
-    out = {"batches": args.batches, "chipctl": ours, "snntorch": theirs,
+    out = {"batches": args.batches, "chipctl": ours, "snntorch": theirs, "eventprop": eventprop,
            "chipctl_epoch_s": ours["s_per_batch"] * per_epoch,
+           "eventprop_epoch_s": eventprop["s_per_batch"] * per_epoch,
            "snntorch_epoch_s": theirs["s_per_batch"] * per_epoch if theirs else None,
            "ratio_chipctl_over_snntorch": ours["s_per_batch"] / theirs["s_per_batch"] if theirs else None}
     if args.json:
@@ -183,6 +218,8 @@ def main(argv=None) -> int:
           f"{out['chipctl_epoch_s']:.1f} s per {EPOCH_SAMPLES}-sample epoch")
     for key, value in ours["parts_s_per_batch"].items():
         print(f"    {key:>18}: {value:.3f} s ({100 * value / ours['s_per_batch']:.0f} %)")
+    print(f"EventProp in the loop, same network (yinyang_bss2.yaml): {eventprop['s_per_batch']:.3f} s per batch "
+          f"({eventprop['chip_run_s_per_batch']:.3f} s of it the chip run), {out['eventprop_epoch_s']:.1f} s per epoch")
     if theirs:
         print(f"snnTorch {theirs['snntorch']} (torch {theirs['torch']}, 1 thread): {theirs['s_per_batch']:.3f} s per batch, "
               f"{out['snntorch_epoch_s']:.1f} s per epoch")

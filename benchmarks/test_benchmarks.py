@@ -86,6 +86,7 @@ def test_bench_surrogate_snntorch_smoke():
         args += ["--snntorch-python", snn]
     out = _run_json(args, timeout=900)
     assert _positive(out["chipctl"]["s_per_batch"]) and _positive(out["chipctl_epoch_s"])
+    assert _positive(out["eventprop_epoch_s"])
     assert set(out["chipctl"]["parts_s_per_batch"]) == {"chip_run", "observations", "tape", "backward",
                                                         "trainer_and_other"}
     if snn:

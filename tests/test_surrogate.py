@@ -294,3 +294,24 @@ def test_vectorized_tape_and_backward_equal_the_step_by_step_reference(adapt, so
         assert set(p1) == set(p2)
         for key in p2:
             np.testing.assert_allclose(p1[key], p2[key], rtol=1e-10, atol=1e-12)
+
+
+def test_spike_informed_reconstruction_rises_to_the_threshold_and_restarts_from_the_reset():
+    """Between the samples around a spike the linear interpolation cuts the rise short; with
+    spike_informed the grid goes up to θ at the spike and on from the reset."""
+    from chip.events import SpikeEvents
+    from chip.readout import Trace
+
+    host, rule, ctx = _configured("ideal", spike_informed=True)
+    rule.dt = 0.2
+    grid = np.arange(26) * 0.2
+    trace = Trace("hidden", (0,), "cadc", np.array([1.8, 3.6]), np.array([[[0.5], [0.0]]]), None)
+    u = rule._on_grid(trace, "hidden", host, 1, grid, 1)
+    assert u[0, 12, 0] == pytest.approx(0.5 * (1 - 0.6 / 1.8))  # linear between the samples
+    pop = m.Population("hidden", 1, tau_mem=np.ones(1), tau_syn=np.ones(1), theta=np.ones(1), reset=np.zeros(1),
+                       tau_ref=np.zeros(1))
+    rule._through_spikes(u, trace, SpikeEvents.from_arrays([0], [0], [3.0], 1, 1), pop, grid)
+    assert u[0, 9, 0] == pytest.approx(0.5)                     # the sample itself stays
+    assert u[0, 12, 0] == pytest.approx(0.5 + 0.5 * 0.6 / 1.2)  # on the way up to θ at 3.0 us
+    assert u[0, 15, 0] == pytest.approx(1.0)                    # the spike
+    assert u[0, 16, 0] == pytest.approx(0.0) and u[0, 18, 0] == pytest.approx(0.0)  # from the reset to the sample

@@ -58,6 +58,8 @@ class Surrogate(Rule):
         "rate_reg": (0.0, "weight of a spike-count regulariser on the hidden populations: "
                           "rate_reg * mean((count - rate_target)^2) over neurons and samples"),
         "rate_target": (1.0, "spikes per neuron and sample the regulariser pulls towards"),
+        "spike_informed": (False, "reconstruct the membrane between CADC samples with the spike times: up to the "
+                                  "threshold at a spike, from the reset after it (default: linear between samples)"),
     }
 
     # ------------------------------------------------------------------ configure
@@ -79,6 +81,7 @@ class Surrogate(Rule):
         self.scale = float(opts["scale"])
         self.detach_reset = bool(opts["detach_reset"])
         self.rate_reg, self.rate_target = float(opts["rate_reg"]), float(opts["rate_target"])
+        self.spike_informed = bool(opts["spike_informed"])
         window = opts["window"]
         if window is not None:
             if not (isinstance(window, (list, tuple)) and len(window) == 2 and float(window[0]) < float(window[1])):
@@ -205,7 +208,37 @@ class Surrogate(Rule):
                     h[b, (grid >= t - 1e-9) & (grid < t + r - 1e-9), n] = 1.0
             holds[name] = h
             membrane[name] = self._on_grid(result.trace(name), name, host, p.n, grid, B)
+            if self.spike_informed and not p.readout:
+                self._through_spikes(membrane[name], result.trace(name), ev, p, grid)
         return K, arrivals, spikes, holds, membrane
+
+    def _through_spikes(self, u, trace, ev, p, grid):
+        """Between the two CADC samples around a spike, the chip's membrane rose to the threshold,
+        was reset at the spike and held: the grid points there are put on the line from the sample
+        before to (t_spike, θ), and from (t_spike, reset) to the sample after, instead of on the
+        line between the two samples (which cuts the rise short)."""
+        t = np.concatenate([[0.0], np.asarray(trace.time_us, dtype=np.float64)])
+        recorded = set(int(c) for c in trace.neurons)
+        eps = 1e-9
+        for b, n, ts in zip(ev.batch, ev.neuron, ev.time_us):
+            if int(n) not in recorded:
+                continue
+            j = int(np.searchsorted(t, ts - eps, side="left")) - 1    # the last sample before the spike
+            if j < 0:
+                continue
+            t_next = t[j + 1] if j + 1 < len(t) else grid[-1] + self.dt
+            lo = int(np.searchsorted(grid, t[j] + eps, side="right"))  # grid points after that sample
+            mid = int(np.searchsorted(grid, ts + eps, side="right"))   # ... up to the spike
+            hi = int(np.searchsorted(grid, t_next - eps, side="left"))  # ... before the next sample
+            if mid > lo:
+                u0 = u[b, lo - 1, n] if lo >= 1 else 0.0
+                t0 = grid[lo - 1] if lo >= 1 else 0.0
+                span = max(ts - t0, 1e-12)
+                u[b, lo:mid, n] = u0 + (p.theta[n] - u0) * (grid[lo:mid] - t0) / span
+            if hi > mid:
+                u1 = u[b, hi, n] if hi < u.shape[1] else p.reset[n]
+                span = max(t_next - ts, 1e-12)
+                u[b, mid:hi, n] = p.reset[n] + (u1 - p.reset[n]) * (grid[mid:hi] - ts) / span
 
     def _on_grid(self, trace, name, host, n, grid, B):
         """The trace's samples (at their true times) linearly interpolated onto the grid, as u =
