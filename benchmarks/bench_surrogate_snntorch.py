@@ -10,6 +10,7 @@ discrete model in torch. Measured in one run, one after the other, each on one t
 
     python benchmarks/bench_surrogate_snntorch.py --batches 20 \
         --snntorch-python /path/to/snntorch-venv/bin/python [--json]
+    python benchmarks/bench_surrogate_snntorch.py --batches 5 --dt 0.6 --skip-eventprop   # a coarser host grid
 
 snnTorch is not a dependency: it runs in its own environment (``--snntorch-python``, a Python
 with torch and snntorch; see benchmarks/README.md), from this same file (``--snntorch-child``).
@@ -33,7 +34,7 @@ EVENTPROP_NETLIST = NETLIST.parent / "yinyang_bss2.yaml"
 EPOCH_SAMPLES = 5000
 
 
-def bench_chipctl(batches: int) -> dict:
+def bench_chipctl(batches: int, dt: float | None = None) -> dict:
     import numpy as np
 
     from chip.netlist import load_netlist
@@ -43,6 +44,10 @@ def bench_chipctl(batches: int) -> dict:
 
     nl = load_netlist(NETLIST)
     train = dict(nl.train, train_size=64 * (batches + 2), test_size=64, epochs=1, checkpoint=None)
+    if dt is not None:  # the rule's host grid (default: the chip's step)
+        options = dict(train.get("options") or {})
+        options["surrogate"] = dict(options.get("surrogate") or {}, dt=dt)
+        train["options"] = options
     trainer = Trainer(nl.replace(train=train))
     parts = {"chip_run": 0.0, "observations": 0.0, "tape": 0.0, "backward": 0.0}
     host_run = trainer.host.run
@@ -187,6 +192,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--snntorch-python", default=None, help="a Python with torch and snntorch")
+    parser.add_argument("--dt", type=float, default=None,
+                        help="the surrogate rule's host grid in us (default: the chip's step, 0.2 us)")
+    parser.add_argument("--skip-eventprop", action="store_true", help="do not time EventProp")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--snntorch-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -194,8 +202,8 @@ def main(argv=None) -> int:
         print(json.dumps(bench_snntorch(args.batches)))
         return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    ours = bench_chipctl(args.batches)
-    eventprop = bench_eventprop(args.batches)
+    ours = bench_chipctl(args.batches, args.dt)
+    eventprop = None if args.skip_eventprop else bench_eventprop(args.batches)
     theirs = None
     if args.snntorch_python:
         env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -206,9 +214,9 @@ def main(argv=None) -> int:
             return 1
         theirs = json.loads(proc.stdout.strip().splitlines()[-1])
     per_epoch = EPOCH_SAMPLES / 64
-    out = {"batches": args.batches, "chipctl": ours, "snntorch": theirs, "eventprop": eventprop,
+    out = {"batches": args.batches, "dt_us": args.dt, "chipctl": ours, "snntorch": theirs, "eventprop": eventprop,
            "chipctl_epoch_s": ours["s_per_batch"] * per_epoch,
-           "eventprop_epoch_s": eventprop["s_per_batch"] * per_epoch,
+           "eventprop_epoch_s": eventprop["s_per_batch"] * per_epoch if eventprop else None,
            "snntorch_epoch_s": theirs["s_per_batch"] * per_epoch if theirs else None,
            "ratio_chipctl_over_snntorch": ours["s_per_batch"] / theirs["s_per_batch"] if theirs else None}
     if args.json:
@@ -218,8 +226,9 @@ def main(argv=None) -> int:
           f"{out['chipctl_epoch_s']:.1f} s per {EPOCH_SAMPLES}-sample epoch")
     for key, value in ours["parts_s_per_batch"].items():
         print(f"    {key:>18}: {value:.3f} s ({100 * value / ours['s_per_batch']:.0f} %)")
-    print(f"EventProp in the loop, same network (yinyang_bss2.yaml): {eventprop['s_per_batch']:.3f} s per batch "
-          f"({eventprop['chip_run_s_per_batch']:.3f} s of it the chip run), {out['eventprop_epoch_s']:.1f} s per epoch")
+    if eventprop:
+        print(f"EventProp in the loop, same network (yinyang_bss2.yaml): {eventprop['s_per_batch']:.3f} s per batch "
+              f"({eventprop['chip_run_s_per_batch']:.3f} s of it the chip run), {out['eventprop_epoch_s']:.1f} s per epoch")
     if theirs:
         print(f"snnTorch {theirs['snntorch']} (torch {theirs['torch']}, 1 thread): {theirs['s_per_batch']:.3f} s per batch, "
               f"{out['snntorch_epoch_s']:.1f} s per epoch")

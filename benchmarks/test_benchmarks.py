@@ -91,3 +91,10 @@ def test_bench_surrogate_snntorch_smoke():
                                                         "trainer_and_other"}
     if snn:
         assert _positive(out["ratio_chipctl_over_snntorch"])
+
+
+def test_bench_surrogate_coarser_host_grid_smoke():
+    out = _run_json([str(HERE / "bench_surrogate_snntorch.py"), "--batches", "1", "--dt", "0.6", "--skip-eventprop"],
+                    timeout=900)
+    assert out["dt_us"] == 0.6 and out["eventprop"] is None and out["eventprop_epoch_s"] is None
+    assert _positive(out["chipctl"]["s_per_batch"]) and _positive(out["chipctl"]["parts_s_per_batch"]["tape"])
