@@ -8,6 +8,7 @@ independent processes, ``--jobs`` at a time.
     python benchmarks/train_yinyang.py netlists/yinyang_ideal.yaml --seeds 1 2 3 --jobs 2
     python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 2 --json
     python benchmarks/train_yinyang.py netlists/yinyang_surrogate_bss2.yaml --mismatch-scale 2   # decalibrated
+    python benchmarks/train_yinyang.py netlists/yinyang_surrogate_bss2.yaml --seeds 1 --epochs 10 --resume   # go on
 
 Writes one checkpoint directory per seed under ``--out`` (default runs/<netlist>-seed<s>) and
 prints per-epoch lines as runs progress, then a summary (mean ± std over seeds).
@@ -25,9 +26,11 @@ import time
 from pathlib import Path
 
 
-def train_one(netlist: str, seed: int, out: str, epochs: int | None, mismatch_scale: float = 1.0) -> None:
+def train_one(netlist: str, seed: int, out: str, epochs: int | None, mismatch_scale: float = 1.0,
+              resume: bool = False) -> None:
     """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end.
-    ``mismatch_scale`` multiplies every fixed-pattern sigma of the chip (2: a decalibrated chip)."""
+    ``mismatch_scale`` multiplies every fixed-pattern sigma of the chip (2: a decalibrated chip);
+    ``resume`` continues from the checkpoint in ``out`` (ending where an uninterrupted run would)."""
     from chip.netlist import load_netlist
     from rules.training import Trainer
 
@@ -42,6 +45,8 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, mismatch_sc
     projections = {name: dataclasses.replace(p, weights=dataclasses.replace(p.weights, seed=p.weights.seed + 100 * seed))
                    for name, p in nl.projections.items()}
     trainer = Trainer(nl.replace(train=train, projections=projections))
+    if resume:
+        trainer.resume()
     trainer.on_epoch = lambda m: print(json.dumps({"seed": seed, **m}), flush=True)
     metrics = trainer.fit()
     print("FINAL " + json.dumps({"seed": seed, **{k: v for k, v in metrics.items() if k != "history"}}), flush=True)
@@ -57,11 +62,14 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--mismatch-scale", type=float, default=1.0,
                         help="multiply every fixed-pattern mismatch sigma of the chip (2: decalibrated)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue each seed from its checkpoint under --out up to --epochs")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     stem = Path(args.netlist).stem
     if args.child is not None:
-        train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.mismatch_scale)
+        train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.mismatch_scale,
+                  args.resume)
         return 0
 
     start = time.perf_counter()
@@ -77,6 +85,8 @@ def main(argv=None) -> int:
                 cmd += ["--epochs", str(args.epochs)]
             if args.mismatch_scale != 1.0:
                 cmd += ["--mismatch-scale", str(args.mismatch_scale)]
+            if args.resume:
+                cmd += ["--resume"]
             running[seed] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         for seed, proc in list(running.items()):
             line = proc.stdout.readline()
