@@ -435,6 +435,7 @@ def train(netlist: Path = _NETLIST,
             bar.close()
         out = {"netlist": nl.name, "profile": nl.chip.name, "epochs": metrics["epochs"],
                "train_accuracy": metrics["train_accuracy"], "test_accuracy": metrics["test_accuracy"],
+               "test_acc": metrics["test_accuracy"],  # the short name scripts read
                "train_loss": metrics["train_loss"], "wall_s": metrics["wall_s"],
                "checkpoint": str(trainer.checkpoint_dir) if trainer.checkpoint_dir else None,
                "history": metrics["history"]}

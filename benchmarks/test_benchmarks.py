@@ -140,3 +140,24 @@ def test_wt_alignment_smoke(tmp_path):
     assert len(run["angles_deg"]) == 3 and set(run["final"]) == {"h1_h2", "h2_out"}
     assert all(0.0 <= a <= 180.0 for a in run["final"].values())
     assert svg.read_text().startswith("<svg")
+
+
+def test_bench_surrogate_snntorch_smoke():
+    args = [str(HERE / "bench_surrogate_snntorch.py"), "--batches", "1"]
+    snn = os.environ.get("SNNTORCH_PYTHON")
+    if snn:
+        args += ["--snntorch-python", snn]
+    out = _run_json(args, timeout=900)
+    assert _positive(out["chipctl"]["s_per_batch"]) and _positive(out["chipctl_epoch_s"])
+    assert _positive(out["eventprop_epoch_s"])
+    assert set(out["chipctl"]["parts_s_per_batch"]) == {"chip_run", "observations", "tape", "backward",
+                                                        "trainer_and_other"}
+    if snn:
+        assert _positive(out["ratio_chipctl_over_snntorch"])
+
+
+def test_bench_surrogate_coarser_host_grid_smoke():
+    out = _run_json([str(HERE / "bench_surrogate_snntorch.py"), "--batches", "1", "--dt", "0.6", "--skip-eventprop"],
+                    timeout=900)
+    assert out["dt_us"] == 0.6 and out["eventprop"] is None and out["eventprop_epoch_s"] is None
+    assert _positive(out["chipctl"]["s_per_batch"]) and _positive(out["chipctl"]["parts_s_per_batch"]["tape"])

@@ -35,11 +35,13 @@ class Batch:
 class RunRequest:
     """What a rule needs from a run. ``membrane``: population -> neuron indices (CADC);
     ``correlations``: projections whose sensors to read; ``timer_us``: call chipctl_during_run
-    this often (None: no timer)."""
+    this often (None: no timer); ``membrane_period_us``: the longest CADC sample period the rule
+    can use (None: the ADC's minimum; the trainer takes the shortest any rule asks for)."""
 
     membrane: dict[str, tuple[int, ...]] = field(default_factory=dict)
     correlations: tuple[str, ...] = ()
     timer_us: float | None = None
+    membrane_period_us: float | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -39,9 +39,9 @@ __all__ = ["Trainer", "decode"]
 
 
 
-def decode(result: RunResult, output: str, how: str) -> np.ndarray:
+def decode(result: RunResult, output: str, how: str, window: tuple[float, float] | None = None) -> np.ndarray:
     """Predicted class per sample: earliest first spike (silent = never; all silent = -1), most
-    spikes, or highest membrane sample."""
+    spikes, or highest membrane sample (of the samples within ``window``, µs, if given)."""
     ev = result.spikes[output]
     if how == "first_spike":
         first = ev.first_spike_times()
@@ -54,7 +54,11 @@ def decode(result: RunResult, output: str, how: str) -> np.ndarray:
         pred[counts.max(axis=1) == 0] = -1
         return pred
     tr = result.trace(output)
-    return np.argmax(tr.values.max(axis=1), axis=1)
+    values = tr.values
+    if window is not None:
+        keep = (tr.time_us >= window[0]) & (tr.time_us <= window[1])
+        values = values[:, keep] if keep.any() else values
+    return np.argmax(values.max(axis=1), axis=1)
 
 
 def _merge_requests(requests: dict[str, RunRequest | None], base: Record, host: HostInterface, output: str,
@@ -62,6 +66,7 @@ def _merge_requests(requests: dict[str, RunRequest | None], base: Record, host: 
     membrane: dict[str, set[int]] = {}
     correlations: set[str] = set(base.correlations)
     timer = None
+    period = None
     if decoder == "max_membrane":
         membrane.setdefault(output, set()).update(range(host.populations[output]))
     for req in requests.values():
@@ -72,8 +77,11 @@ def _merge_requests(requests: dict[str, RunRequest | None], base: Record, host: 
         correlations.update(req.correlations)
         if req.timer_us is not None:
             timer = req.timer_us if timer is None else min(timer, req.timer_us)
-    records = tuple(MembraneRecord(pop, tuple(sorted(ns)), "cadc", host.profile.cadc_min_period_us or host.profile.step_us)
-                    for pop, ns in membrane.items())
+        if req.membrane_period_us is not None:
+            period = req.membrane_period_us if period is None else min(period, req.membrane_period_us)
+    if period is None:
+        period = host.profile.cadc_min_period_us or host.profile.step_us
+    records = tuple(MembraneRecord(pop, tuple(sorted(ns)), "cadc", period) for pop, ns in membrane.items())
     record = Record(spikes=tuple(host.populations), membrane=records, correlations=tuple(sorted(correlations)))
     return record, timer
 
@@ -134,7 +142,7 @@ class Trainer:
         if opt_state is not None:
             self.optimizer.commit(opt_state)
             self.master.update(new_master)
-        pred = decode(result, self.config.output, self.config.decode)
+        pred = decode(result, self.config.output, self.config.decode, self.config.decode_window)
         loss = sum(g.loss for g in grads) + sum(t.value for t in terms)
         rule_metrics = {}
         for g in grads:
@@ -170,7 +178,10 @@ class Trainer:
                 kind, *rest = key.split(":")
                 params[key] = (self.host.read_weights(rest[0]) if kind == "w"
                                else self.host.read_params(rest[0], rest[1])).astype(np.float64)
-        new, state = self.optimizer.step(params, total)
+        lrs = {key: self.config.lr_params[key.split(":")[2]] * self.optimizer.lr / self.config.lr
+               for key in total if key.startswith("p:") and key.split(":")[2] in self.config.lr_params
+               and self.config.lr > 0}
+        new, state = self.optimizer.step(params, total, lrs=lrs)
         written = {}
         for key, value in new.items():
             kind, *rest = key.split(":")
@@ -198,7 +209,8 @@ class Trainer:
             # evaluation noise comes from its own stream so evaluating never shifts training's noise
             result = self.host.run(batch.inputs, batch=batch.size, record=record,
                                    noise_seed=self.host.profile.noise_seed + 7919 * (1 + self.epoch) + start)
-            correct += int(np.sum(decode(result, self.config.output, self.config.decode) == batch.labels))
+            correct += int(np.sum(decode(result, self.config.output, self.config.decode,
+                                         self.config.decode_window) == batch.labels))
         self.host.runs_done = snapshot_runs
         return correct / len(y)
 
