@@ -275,6 +275,9 @@ def train(netlist: Path = _NETLIST,
           checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory (overrides train.checkpoint)."),
           resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
           epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override train.epochs."),
+          picture: Optional[Path] = typer.Option(
+              None, "--picture", help="Autoencoder tasks: the PNG of originals beside reconstructions "
+                                      "(default: reconstructions.png in the checkpoint directory, else NAME_reconstructions.png)."),
           die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE):
     """Train the netlist's chip in the loop with its train: block (rules, data, optimizer)."""
 
@@ -296,6 +299,11 @@ def train(netlist: Path = _NETLIST,
                "train_loss": metrics["train_loss"], "wall_s": metrics["wall_s"],
                "checkpoint": str(trainer.checkpoint_dir) if trainer.checkpoint_dir else None,
                "history": metrics["history"]}
+        for key in ("dead_fraction", "bursting_fraction", "reconstruction_mse"):
+            if key in metrics:
+                out[key] = metrics[key]
+        if hasattr(trainer.task, "targets"):
+            out["picture"] = _reconstruction_picture(trainer, nl, picture)
         if as_json:
             typer.echo(json.dumps(_jsonable(out)))
         else:
@@ -307,6 +315,22 @@ def train(netlist: Path = _NETLIST,
                        + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else ""))
 
     _guard(body)
+
+
+def _reconstruction_picture(trainer, nl, picture: Optional[Path]) -> Optional[str]:
+    """Write originals beside reconstructions (needs matplotlib; without it, one notice line)."""
+    from rules.training.picture import write_reconstructions
+
+    if picture is None:
+        picture = (trainer.checkpoint_dir / "reconstructions.png" if trainer.checkpoint_dir
+                   else Path(f"{nl.name}_reconstructions.png"))
+    originals, recons = trainer.reconstructions(10)
+    written = write_reconstructions(picture, originals, recons,
+                                    title=f"{nl.name}: test MSE {trainer.health.get('reconstruction_mse', float('nan')):.4f}")
+    if written is None:
+        typer.echo("chipctl: no reconstruction picture: matplotlib is not installed (pip install matplotlib)", err=True)
+        return None
+    return str(written)
 
 
 @app.command("eval")
