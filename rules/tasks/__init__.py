@@ -117,15 +117,6 @@ def _digits(train: dict, netlist, reader: FieldReader) -> DigitsTask:
 
     spec = reader.keys(train.get("digits") or {}, "train.digits", "train_digits")
     p = "train.digits"
-    size = netlist.inputs[train["input"]].size
-    if size != PIXELS:
-        reader.fail("train.input", f"the digits task needs an input of {PIXELS} channels (8x8 pixels); "
-                                   f"input {train['input']!r} has {size}")
-    try:
-        import sklearn.datasets  # noqa: F401
-    except ImportError:
-        reader.fail("train.task", "the digits task needs scikit-learn, which ships the 8x8 digits "
-                                  "(pip install 'chipctl[digits]')")
     kw = {}
     if "coding" in spec:
         kw["coding"] = reader.choice(spec["coding"], f"{p}.coding", CODINGS, "coding")
@@ -135,6 +126,15 @@ def _digits(train: dict, netlist, reader: FieldReader) -> DigitsTask:
     if "seed" in spec:
         kw["seed"] = reader.seed(spec["seed"], f"{p}.seed")
     sizes = _sizes(train, reader, {})
+    size = netlist.inputs[train["input"]].size
+    if size != PIXELS:
+        reader.fail("train.input", f"the digits task needs an input of {PIXELS} channels (8x8 pixels); "
+                                   f"input {train['input']!r} has {size}")
+    try:
+        import sklearn.datasets  # noqa: F401
+    except ImportError:
+        reader.fail("train.task", "the digits task needs scikit-learn, which ships the 8x8 digits "
+                                  "(pip install 'chipctl[digits]')")
     if sizes.get("train_size", 0) + sizes.get("test_size", DigitsTask.test_size) > 1797:
         reader.fail("train.train_size", "train_size + test_size exceed the 1797 digits")
     return DigitsTask(input_size=size, **sizes, **kw)
