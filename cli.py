@@ -311,6 +311,11 @@ def train(netlist: Path = _NETLIST,
                 test = f"  test {h['test_accuracy']:.3f}" if "test_accuracy" in h else ""
                 typer.echo(f"epoch {h['epoch']:>3}: loss {h['train_loss']:.4f}  train {h['train_accuracy']:.3f}{test}"
                            f"  ({h['epoch_wall_s']:.1f} s)")
+            if "dead_fraction" in metrics:
+                mse = f", reconstruction MSE {metrics['reconstruction_mse']:.4f}" if "reconstruction_mse" in metrics else ""
+                typer.echo(f"hidden neurons: {metrics['dead_fraction']:.1%} dead, "
+                           f"{metrics['bursting_fraction']:.1%} bursting{mse}"
+                           + (f"; picture {out['picture']}" if out.get("picture") else ""))
             typer.echo(f"{nl.name}: {metrics['epochs']} epochs in {metrics['wall_s']:.1f} s"
                        + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else ""))
 
