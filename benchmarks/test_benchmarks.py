@@ -91,3 +91,12 @@ def test_bench_surrogate_snntorch_smoke():
                                                         "trainer_and_other"}
     if snn:
         assert _positive(out["ratio_chipctl_over_snntorch"])
+
+
+def test_autoencoder_baseline_smoke():
+    out = _run_json([str(HERE / "autoencoder_baseline.py"), "netlists/digits_ae_bss2.yaml", "--seeds", "1", "2",
+                     "--epochs", "3"], timeout=300)
+    assert out["shape"] == [64, 32, 64] and out["epochs"] == 3
+    runs = out["seeds"].values()
+    assert all(len(r["history"]) == 3 and r["history"][-1] < r["history"][0] for r in runs)  # it learns
+    assert 0 < out["mean_test_mse"] < out["mean_image_mse"] * 1.2
