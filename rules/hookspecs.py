@@ -27,12 +27,12 @@ which share the same host interface.
 Built in today: EventProp, which reads spike times in ``chipctl_gradients``, and surrogate
 gradients (``rules.surrogate``), which ask for membrane traces in ``chipctl_run_request`` (with the
 CADC period they can use) and return weight and time-constant gradients (written as parameters),
-carrying back other rules' loss terms on spike counts and membrane samples. The hooks are
+carrying back other rules' loss terms on spike counts and membrane samples, and the autoencoder
+regularizer (``rules.autoencoder``), which only returns such terms. The hooks are
 designed for the rules that come next, without changing this contract: STDP weight transport
 asks for a timer and correlation sensors and writes feedback weights in ``chipctl_during_run``
-(reading sensors with ``host.read_correlations``); the autoencoder regularizer returns terms from
-``chipctl_loss_terms`` that any gradient rule picks up, with no import of the regularizer;
-calibration routines implement ``chipctl_calibrate``.
+(reading sensors with ``host.read_correlations``); calibration routines implement
+``chipctl_calibrate``.
 """
 
 from __future__ import annotations
