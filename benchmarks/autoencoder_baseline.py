@@ -8,7 +8,7 @@ linear), trained on the same split, batch size, epochs and learning rate with th
     python benchmarks/autoencoder_baseline.py netlists/digits_ae_bss2.yaml --seeds 1 2 3
 
 Prints the test MSE per seed (the initial weights' seed) and their mean and spread; ``--json``
-prints one JSON object. ``--epochs`` overrides the netlist's.
+prints one JSON object. ``--epochs`` and ``--lr`` override the netlist's.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     parser.add_argument("netlist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="override the netlist's learning rate")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -77,14 +78,15 @@ def main(argv=None) -> int:
     hidden = [p for p in nl.populations if p != cfg.output]
     n_hidden = sum(nl.populations[p].size for p in hidden)
     epochs = args.epochs or cfg.epochs
+    lr = args.lr if args.lr is not None else cfg.lr
     runs = {}
     for seed in args.seeds:
-        history, dead = train_baseline(x_tr, x_te, n_hidden, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, epochs=epochs,
+        history, dead = train_baseline(x_tr, x_te, n_hidden, lr=lr, betas=cfg.betas, eps=cfg.eps, epochs=epochs,
                                        batch_size=cfg.batch_size, gamma=cfg.gamma, seed=seed, order_seed=cfg.seed)
         runs[seed] = {"test_mse": history[-1], "history": history, "dead_fraction": dead}
     finals = np.array([r["test_mse"] for r in runs.values()])
     out = {"netlist": nl.name, "shape": [x_tr.shape[1], n_hidden, x_tr.shape[1]], "epochs": epochs,
-           "train_size": len(x_tr), "test_size": len(x_te), "lr": cfg.lr, "batch_size": cfg.batch_size,
+           "train_size": len(x_tr), "test_size": len(x_te), "lr": lr, "batch_size": cfg.batch_size,
            "seeds": runs, "mean_test_mse": float(finals.mean()), "std_test_mse": float(finals.std(ddof=1))
            if len(finals) > 1 else 0.0, "mean_image_mse": float(np.mean((x_te - x_tr.mean(axis=0)) ** 2))}
     if args.json:
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
         for seed, r in runs.items():
             print(f"seed {seed}: test MSE {r['test_mse']:.4f}  (dead ReLUs {r['dead_fraction']:.2f})")
         print(f"{nl.name} non-spiking {out['shape']}: test MSE {out['mean_test_mse']:.4f} ± {out['std_test_mse']:.4f} "
-              f"over {len(finals)} seeds, {epochs} epochs; the mean image scores {out['mean_image_mse']:.4f}")
+              f"over {len(finals)} seeds, {epochs} epochs, lr {lr:g}; the mean image scores {out['mean_image_mse']:.4f}")
     return 0
 
 
