@@ -161,3 +161,12 @@ def test_bench_surrogate_coarser_host_grid_smoke():
                     timeout=900)
     assert out["dt_us"] == 0.6 and out["eventprop"] is None and out["eventprop_epoch_s"] is None
     assert _positive(out["chipctl"]["s_per_batch"]) and _positive(out["chipctl"]["parts_s_per_batch"]["tape"])
+
+
+def test_autoencoder_baseline_smoke():
+    out = _run_json([str(HERE / "autoencoder_baseline.py"), "netlists/digits_ae_bss2.yaml", "--seeds", "1", "2",
+                     "--epochs", "3"], timeout=300)
+    assert out["shape"] == [64, 32, 64] and out["epochs"] == 3
+    runs = out["seeds"].values()
+    assert all(len(r["history"]) == 3 and r["history"][-1] < r["history"][0] for r in runs)  # it learns
+    assert 0 < out["mean_test_mse"] < out["mean_image_mse"] * 1.2

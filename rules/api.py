@@ -19,12 +19,14 @@ __all__ = ["Batch", "RunRequest", "LossTerm", "Gradients", "RuleContext", "Rule"
 @dataclass(frozen=True, eq=False)
 class Batch:
     """One batch of a task: the input events per input source, the labels, the sample indices
-    into the data set, and whether it is a training or an evaluation batch."""
+    into the data set, whether it is a training or an evaluation batch, and, for tasks that have
+    them (an autoencoder's), the targets a reconstruction is compared with ((batch, ...), or None)."""
 
     inputs: dict[str, SpikeEvents]
     labels: np.ndarray
     indices: np.ndarray
     training: bool = True
+    targets: np.ndarray | None = None
 
     @property
     def size(self) -> int:

@@ -31,9 +31,9 @@ they can use) and return weight and time-constant gradients (written as paramete
 other rules' loss terms on spike counts and membrane samples; STDP weight transport, which runs its
 own noise-driven phases from ``chipctl_epoch_started`` (a plasticity timer reading sensors with
 ``host.read_correlations`` and writing feedback weights) and returns gradients through those
-feedback weights; and the calibration, which implements ``chipctl_calibrate``. The autoencoder
-regularizer returns terms from ``chipctl_loss_terms`` that any gradient rule picks up, with no
-import of the regularizer; a rule shows what it learns (angles, time constants) in the training
+feedback weights; the autoencoder regularizer (``rules.autoencoder``), which only returns terms
+from ``chipctl_loss_terms`` that any gradient rule picks up, with no import of the regularizer; and
+the calibration, which implements ``chipctl_calibrate``. A rule shows what it learns (angles, time constants) in the training
 pictures with ``chipctl_figures``.
 """
 

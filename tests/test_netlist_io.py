@@ -216,6 +216,7 @@ train:
   memory: {classes: 2, pattern_channels: 2, cue_channels: 1, active: 0.5, pattern: [0 us, 2 us],
            cue: [10 us, 12 us], rate: 100 kHz, noise_rate: 1 kHz, seed: 3}
   shd: {train: shd_train.h5, test: shd_test.h5, time_scale: 1000 us, t_max: 20 us}
+  digits: {coding: latency, window: [0 us, 20 us], max_spikes: 4, seed: 2}
 """
 
 W = np.array([[-0.1, -0.2, 0.0], [-1.0, -0.5, -0.25]])
@@ -617,6 +618,8 @@ def test_validator_and_schema_accept_the_same_keys(rich_path):
     for name in ("shd_train.h5", "shd_test.h5"):  # the shd task checks that its files are there
         (rich_path.parent / name).write_bytes(b"")
     make_task({**raw, "task": "shd"}, netlist, reader=train)
+    with pytest.raises(NetlistError, match="the digits task needs an input of 64 channels"):
+        make_task({**raw, "task": "digits"}, netlist, reader=train)  # its keys are read before the size check
     seen |= expect.seen | train.seen
     assert seen == _schema_keys()
 

@@ -66,7 +66,7 @@ CONNECTIVITY_FORMS = ("all_to_all", "probability", "explicit")
 WEIGHT_FORMS = ("normal", "uniform", "file", "array")
 
 #: ``train.task``: the data sets the training front end builds
-TRAIN_TASKS = ("yinyang", "memory", "shd")
+TRAIN_TASKS = ("yinyang", "memory", "shd", "digits")
 #: ``train.decode``: how the output population's activity becomes a class
 TRAIN_DECODERS = ("first_spike", "spike_count", "max_membrane")
 
@@ -346,6 +346,7 @@ def _train_defs() -> dict:
                               "description": "max_membrane: the samples decoded, [t0, t1] (default: all)"},
             "memory": {"oneOf": [optional, _ref("train_memory")]},
             "shd": {"oneOf": [optional, _ref("train_shd")]},
+            "digits": {"oneOf": [optional, _ref("train_digits")]},
             "eval_every": {**count, "default": 1, "description": "evaluate every this many epochs"},
             "weight_clip": {"type": "boolean", "default": True,
                             "description": "clip written weights to ±weight_full_scale"},
@@ -384,6 +385,13 @@ def _train_defs() -> dict:
             "time_scale": {**_ref("time"), "description": "hardware time per second of recording (default 1000 us)"},
             "t_max": {**_ref("time"), "description": "spikes after this are dropped (default 1000 us)"},
         }, required=["train", "test"], description="Spiking Heidelberg Digits from the user's files (needs h5py)"),
+        "train_digits": _obj({
+            "coding": {"enum": ["rate", "latency"], "default": "rate",
+                       "description": "rate: round(v * max_spikes) evenly spaced spikes; latency: one spike, bright early"},
+            "window": {**_pair(_ref("time")), "description": "where the input spikes lie (default [0, 20] us)"},
+            "max_spikes": {**count, "description": "rate code: spikes of a white pixel (default 4)"},
+            "seed": {**_ref("seed"), "description": "the fixed train/test split (default 0)"},
+        }, description="scikit-learn's 8x8 digits for autoencoders (rules/tasks/digits.py; needs scikit-learn)"),
     }
 
 

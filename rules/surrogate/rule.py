@@ -33,7 +33,7 @@ from . import model as m
 
 __all__ = ["Surrogate"]
 
-LOSSES = ("max_ce", "sum_softmax_ce")
+LOSSES = ("max_ce", "sum_softmax_ce", "reconstruction_mse")
 TAU_PARAMS = {"tau_mem": "tau_mem_us", "tau_adapt": "tau_adapt_us"}
 
 
@@ -45,7 +45,9 @@ class Surrogate(Rule):
         "readout": (None, "non-spiking population read through the CADC whose membrane is the loss's "
                           "input (default: train.output)"),
         "loss": ("max_ce", "max_ce: cross-entropy on each readout neuron's maximum over time; "
-                           "sum_softmax_ce: cross-entropy on the softmax summed (averaged) over time"),
+                           "sum_softmax_ce: cross-entropy on the softmax summed (averaged) over time; "
+                           "reconstruction_mse: squared error between each readout neuron's mean membrane over the "
+                           "window (model units above v_leak) and the task's target (an autoencoder's image)"),
         "scale": (5.0, "logits per model unit of readout membrane"),
         "window": (None, "[t0, t1] in µs: the readout samples the loss sees (default: the whole run)"),
         "surrogate": ("fast_sigmoid", "fast_sigmoid (SuperSpike: 1/(1+beta|x|)^2) or multi_gaussian (Yin et al.)"),
@@ -298,6 +300,33 @@ class Surrogate(Rule):
             du[:, k, cols] += self.scale * dz[:, jj]
         return loss, du, pred
 
+    def reconstruction_loss(self, trace, targets, vl, K):
+        """Mean squared error between the readout's reconstruction — each neuron's mean membrane
+        (u = V − v_leak, model units) over the samples in the window — and ``targets`` (B, n):
+        (loss, d loss / d u at each sample's grid step (B, K+1, n), reconstruction (B, n))."""
+        t = np.asarray(trace.time_us, dtype=np.float64)
+        cols = np.asarray(trace.neurons)
+        keep = np.ones(len(t), dtype=bool) if self.window is None else (t >= self.window[0]) & (t <= self.window[1])
+        if not keep.any():
+            raise RuleError(f"option window {list(self.window)} holds no readout sample (samples at "
+                            f"{t.min():.3g}..{t.max():.3g} us)")
+        idx = np.nonzero(keep)[0]
+        u = trace.values[:, idx] - vl[cols]
+        B, J, n = u.shape
+        targets = np.asarray(targets, dtype=np.float64).reshape(B, -1)
+        if targets.shape[1] != len(vl) or n != len(vl):
+            raise RuleError(f"loss reconstruction_mse: the task's targets have {targets.shape[1]} values per sample, "
+                            f"the readout {self.readout!r} has {len(vl)} neurons ({n} read)")
+        recon = u.mean(axis=1)
+        err = recon - targets[:, cols]
+        loss = float(np.mean(err ** 2))
+        g = 2.0 * err / err.size / J                               # d loss / d u per sample
+        du = np.zeros((B, K + 1, len(vl)))
+        kk = np.clip(np.rint(t[idx] / self.dt).astype(np.int64), 0, K)
+        for k in kk:
+            du[:, k, cols] += g
+        return loss, du, recon
+
     # ------------------------------------------------------------------ gradients
     @hookimpl
     def chipctl_gradients(self, context, batch, result, loss_terms):
@@ -307,11 +336,18 @@ class Surrogate(Rule):
         tape = m.observed_tape(net, arrivals, K, spikes, membrane, holds, self.surrogate)
         ro = net.populations[self.readout]
         vl = host.read_params(self.readout, "v_leak")
-        loss, du_ro, pred = self.readout_loss(result.trace(self.readout), batch.labels, vl, K)
+        if self.loss_kind == "reconstruction_mse":
+            targets = getattr(batch, "targets", None)
+            if targets is None:
+                raise RuleError("loss reconstruction_mse needs a task with targets (e.g. train.task: digits)")
+            loss, du_ro, recon = self.reconstruction_loss(result.trace(self.readout), targets, vl, K)
+            metrics = {"reconstruction_mse": loss}
+        else:
+            loss, du_ro, pred = self.readout_loss(result.trace(self.readout), batch.labels, vl, K)
+            metrics = {"accuracy": float(np.mean(pred == batch.labels))}
         dl_du = {self.readout: du_ro}
         dl_ds: dict[str, np.ndarray] = {}
         B = result.batch
-        metrics = {"accuracy": float(np.mean(pred == batch.labels))}
         if self.rate_reg > 0:
             hidden = [p for p in self.pops if p != self.readout]
             n_all = sum(net.populations[p].n for p in hidden) * B

@@ -4,7 +4,8 @@ A task knows its data set (generated offline or read from the user's files, no d
 spike encoding; the trainer asks it for batches (``data(split)`` -> (x, labels), ``encode(x)`` ->
 ``SpikeEvents``, ``n_classes``). Built in: ``yinyang`` (Kriener et al., latency code with a bias
 spike, :mod:`.yinyang`), ``memory`` (a pattern, a noisy delay, a cue; :mod:`.memory`) and ``shd``
-(Spiking Heidelberg Digits from HDF5 files the user brings; :mod:`.shd`). ``make_task`` builds the task a netlist's ``train:`` block names, reading the
+(Spiking Heidelberg Digits from HDF5 files the user brings; :mod:`.shd`) and ``digits`` (scikit-learn's
+8×8 digits for autoencoders, rate or latency code, the image as the target; :mod:`.digits`). ``make_task`` builds the task a netlist's ``train:`` block names, reading the
 task's fields with the netlist's validation kit, so its errors point at the block's lines.
 """
 
@@ -13,11 +14,12 @@ from __future__ import annotations
 from chip.netlist.schema import TRAIN_TASKS
 from chip.netlist.validation import FieldReader
 
+from .digits import CODINGS, DigitsTask
 from .memory import MemoryTask
 from .shd import SHDTask
 from .yinyang import YinYangTask
 
-__all__ = ["YinYangTask", "MemoryTask", "SHDTask", "make_task", "TASKS"]
+__all__ = ["YinYangTask", "MemoryTask", "SHDTask", "DigitsTask", "make_task", "TASKS"]
 
 #: the task names ``train.task`` accepts (the schema's)
 TASKS = TRAIN_TASKS
@@ -110,8 +112,36 @@ def _shd(train: dict, netlist, reader: FieldReader) -> SHDTask:
                    **_sizes(train, reader, {}), **kw)
 
 
+def _digits(train: dict, netlist, reader: FieldReader) -> DigitsTask:
+    from .digits import PIXELS
+
+    spec = reader.keys(train.get("digits") or {}, "train.digits", "train_digits")
+    p = "train.digits"
+    kw = {}
+    if "coding" in spec:
+        kw["coding"] = reader.choice(spec["coding"], f"{p}.coding", CODINGS, "coding")
+    kw["window_us"] = _window(spec.get("window"), f"{p}.window", reader, DigitsTask.window_us)
+    if "max_spikes" in spec:
+        kw["max_spikes"] = reader.integer(spec["max_spikes"], f"{p}.max_spikes", minimum=1)
+    if "seed" in spec:
+        kw["seed"] = reader.seed(spec["seed"], f"{p}.seed")
+    sizes = _sizes(train, reader, {})
+    size = netlist.inputs[train["input"]].size
+    if size != PIXELS:
+        reader.fail("train.input", f"the digits task needs an input of {PIXELS} channels (8x8 pixels); "
+                                   f"input {train['input']!r} has {size}")
+    try:
+        import sklearn.datasets  # noqa: F401
+    except ImportError:
+        reader.fail("train.task", "the digits task needs scikit-learn, which ships the 8x8 digits "
+                                  "(pip install 'chipctl[digits]')")
+    if sizes.get("train_size", 0) + sizes.get("test_size", DigitsTask.test_size) > 1797:
+        reader.fail("train.train_size", "train_size + test_size exceed the 1797 digits")
+    return DigitsTask(input_size=size, **sizes, **kw)
+
+
 #: task name -> builder (train block, netlist, reader) -> task
-_BUILDERS = {"yinyang": _yinyang, "memory": _memory, "shd": _shd}
+_BUILDERS = {"yinyang": _yinyang, "memory": _memory, "shd": _shd, "digits": _digits}
 assert set(_BUILDERS) == set(TASKS), "every task name of the schema needs a builder"
 
 
