@@ -46,6 +46,16 @@ projections:
 {extra}"""
 
 
+# the ideal chip's values that bss2 cannot hold (no refractory time of 0, full scale at most 2,
+# so no weight of 4)
+BSS2_UNHELD, BSS2_HELD = "tau_ref: 0 us, v_reset: -0.5,\n              weight_full_scale: 10", \
+    "tau_ref: 2 us, v_reset: -0.5,\n              weight_full_scale: 2"
+
+
+def _bss2_held(text: str) -> str:
+    return text.replace(BSS2_UNHELD, BSS2_HELD).replace(f"weights: {W}}}", "weights: 2}")
+
+
 def _drive(t):
     """The membrane a unit-free LIF neuron would have from the inputs alone (no reset)."""
     return sum(W * kappa(t - s, TAU_SYN) for s in T_IN)
@@ -119,6 +129,7 @@ def test_a_soft_reset_changes_the_chips_identity_but_not_other_fingerprints():
 def test_tau_adapt_is_writable_quantized_and_mismatched_on_bss2():
     text = _netlist(profile="bss2", reset="hard").replace("clock: 0.001 ns, step: 0.1 us", "").replace(
         "    size: 1\n    model", "    size: 8\n    model")
+    text = _bss2_held(text)
     host = HostInterface(load_netlist_text(text))
     want = np.linspace(30.0, 400.0, 8)
     got = host.write_params("n", "tau_adapt_us", want)
@@ -136,7 +147,7 @@ def test_a_soft_reset_built_in_python_is_refused_by_a_bss2_host():
 
     from chip.errors import MappingError
 
-    nl = load_netlist_text(_netlist())
+    nl = load_netlist_text(_bss2_held(_netlist()))
     bss2 = dataclasses.replace(nl, chip=PROFILES["bss2"])
     with pytest.raises(MappingError, match="populations.n.reset: population 'n': soft reset"):
         HostInterface(bss2)
