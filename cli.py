@@ -407,6 +407,9 @@ def train(netlist: Path = _NETLIST,
           checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory (overrides train.checkpoint)."),
           resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
           epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override train.epochs."),
+          picture: Optional[Path] = typer.Option(
+              None, "--picture", help="Autoencoder tasks: the PNG of originals beside reconstructions "
+                                      "(default: reconstructions.png in the checkpoint directory, else NAME_reconstructions.png)."),
           die_seed: Optional[int] = _DIE, noise_seed: Optional[int] = _NOISE, profile: Optional[str] = _PROFILE,
           plot: Optional[bool] = typer.Option(None, "--plot/--no-plot", help="Draw the training curves (training.png) "
                                               "into the checkpoint directory after every epoch (default: when "
@@ -435,6 +438,7 @@ def train(netlist: Path = _NETLIST,
             bar.close()
         out = {"netlist": nl.name, "profile": nl.chip.name, "epochs": metrics["epochs"],
                "train_accuracy": metrics["train_accuracy"], "test_accuracy": metrics["test_accuracy"],
+               "test_acc": metrics["test_accuracy"],  # the short name scripts read
                "train_loss": metrics["train_loss"], "wall_s": metrics["wall_s"],
                "checkpoint": str(trainer.checkpoint_dir) if trainer.checkpoint_dir else None,
                "history": metrics["history"]}
@@ -443,6 +447,11 @@ def train(netlist: Path = _NETLIST,
         last = metrics["history"][-1] if metrics["history"] else {}
         if "angles_deg" in last:  # rules that learn feedback weights report layer -> angle (degrees)
             out["angles_deg"] = last["angles_deg"]
+        for key in ("dead_fraction", "bursting_fraction", "reconstruction_mse"):
+            if key in metrics:
+                out[key] = metrics[key]
+        if hasattr(trainer.task, "targets"):
+            out["picture"] = _reconstruction_picture(trainer, nl, picture)
         if as_json:
             typer.echo(json.dumps(_jsonable(out)))
         else:
@@ -451,6 +460,11 @@ def train(netlist: Path = _NETLIST,
                 typer.echo(f"epoch {h['epoch']:>3}: loss {h['train_loss']:.4f}  train {h['train_accuracy']:.3f}{test}"
                            f"  ({h['epoch_wall_s']:.1f} s)"
                            + ("".join(f"  {k} {v:.1f}°" for k, v in h["angles_deg"].items()) if "angles_deg" in h else ""))
+            if "dead_fraction" in metrics:
+                mse = f", reconstruction MSE {metrics['reconstruction_mse']:.4f}" if "reconstruction_mse" in metrics else ""
+                typer.echo(f"hidden neurons: {metrics['dead_fraction']:.1%} dead, "
+                           f"{metrics['bursting_fraction']:.1%} bursting{mse}"
+                           + (f"; picture {out['picture']}" if out.get("picture") else ""))
             typer.echo(f"{nl.name}: {metrics['epochs']} epochs in {metrics['wall_s']:.1f} s"
                        + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else "")
                        + (f", curves in {out['plot']}" if out.get("plot") else ""))
@@ -570,6 +584,22 @@ def _print_calibration(summary: dict) -> None:
             typer.echo(f"    {name}: {len(entries) - 5} more circuits not reached (all in the file and --json)")
     typer.echo("  spread: standard deviation after cutting 5 % of the circuits from each tail; potentials in "
                "model units as the CADC reads them; level: what every circuit of a potential was brought to")
+
+
+def _reconstruction_picture(trainer, nl, picture: Optional[Path]) -> Optional[str]:
+    """Write originals beside reconstructions (needs matplotlib; without it, one notice line)."""
+    from rules.training.picture import write_reconstructions
+
+    if picture is None:
+        picture = (trainer.checkpoint_dir / "reconstructions.png" if trainer.checkpoint_dir
+                   else Path(f"{nl.name}_reconstructions.png"))
+    originals, recons = trainer.reconstructions(10)
+    written = write_reconstructions(picture, originals, recons,
+                                    title=f"{nl.name}: test MSE {trainer.health.get('reconstruction_mse', float('nan')):.4f}")
+    if written is None:
+        typer.echo("chipctl: no reconstruction picture: matplotlib is not installed (pip install matplotlib)", err=True)
+        return None
+    return str(written)
 
 
 @app.command("eval")

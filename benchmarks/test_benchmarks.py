@@ -142,6 +142,36 @@ def test_wt_alignment_smoke(tmp_path):
     assert svg.read_text().startswith("<svg")
 
 
+def test_bench_surrogate_snntorch_smoke():
+    args = [str(HERE / "bench_surrogate_snntorch.py"), "--batches", "1"]
+    snn = os.environ.get("SNNTORCH_PYTHON")
+    if snn:
+        args += ["--snntorch-python", snn]
+    out = _run_json(args, timeout=900)
+    assert _positive(out["chipctl"]["s_per_batch"]) and _positive(out["chipctl_epoch_s"])
+    assert _positive(out["eventprop_epoch_s"])
+    assert set(out["chipctl"]["parts_s_per_batch"]) == {"chip_run", "observations", "tape", "backward",
+                                                        "trainer_and_other"}
+    if snn:
+        assert _positive(out["ratio_chipctl_over_snntorch"])
+
+
+def test_bench_surrogate_coarser_host_grid_smoke():
+    out = _run_json([str(HERE / "bench_surrogate_snntorch.py"), "--batches", "1", "--dt", "0.6", "--skip-eventprop"],
+                    timeout=900)
+    assert out["dt_us"] == 0.6 and out["eventprop"] is None and out["eventprop_epoch_s"] is None
+    assert _positive(out["chipctl"]["s_per_batch"]) and _positive(out["chipctl"]["parts_s_per_batch"]["tape"])
+
+
+def test_autoencoder_baseline_smoke():
+    out = _run_json([str(HERE / "autoencoder_baseline.py"), "netlists/digits_ae_bss2.yaml", "--seeds", "1", "2",
+                     "--epochs", "3"], timeout=300)
+    assert out["shape"] == [64, 32, 64] and out["epochs"] == 3
+    runs = out["seeds"].values()
+    assert all(len(r["history"]) == 3 and r["history"][-1] < r["history"][0] for r in runs)  # it learns
+    assert 0 < out["mean_test_mse"] < out["mean_image_mse"] * 1.2
+
+
 def test_bench_scale_smoke():
     """Two small sizes, chipctl only: the table's figures are there and sane, and a size larger
     than the ideal chip's 64 cores is run on more cores rather than refused."""

@@ -7,6 +7,8 @@ independent processes, ``--jobs`` at a time.
 
     python benchmarks/train_yinyang.py netlists/yinyang_ideal.yaml --seeds 1 2 3 --jobs 2
     python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 2 --json
+    python benchmarks/train_yinyang.py netlists/yinyang_surrogate_bss2.yaml --mismatch-scale 2   # decalibrated
+    python benchmarks/train_yinyang.py netlists/yinyang_surrogate_bss2.yaml --seeds 1 --epochs 10 --resume   # go on
 
 Writes one checkpoint directory per seed under ``--out`` (default runs/<netlist>-seed<s>) and
 prints per-epoch lines as runs progress, then a summary (mean ± std over seeds).
@@ -33,12 +35,19 @@ import time
 from pathlib import Path
 
 
-def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated: bool = False) -> None:
-    """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end."""
+def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated: bool = False,
+              mismatch_scale: float = 1.0, resume: bool = False) -> None:
+    """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end.
+    ``calibrated``: calibrate the seed's die for the netlist's values first; ``mismatch_scale``
+    multiplies every fixed-pattern sigma of the chip (2: a decalibrated chip); ``resume`` continues
+    from the checkpoint in ``out`` (ending where an uninterrupted run would)."""
     from chip.netlist import load_netlist
     from rules.training import Trainer
 
     nl = load_netlist(netlist, die_seed=seed, noise_seed=seed)
+    if mismatch_scale != 1.0:
+        sigmas = {k: mismatch_scale * v for k, v in dataclasses.asdict(nl.chip.mismatch).items()}
+        nl = nl.replace(chip=nl.chip.replace(mismatch=dataclasses.replace(nl.chip.mismatch, **sigmas)))
     calibration = {}
     if calibrated:
         from rules.calibration import calibrate_die, targets_of_netlist
@@ -56,6 +65,8 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
     projections = {name: dataclasses.replace(p, weights=dataclasses.replace(p.weights, seed=p.weights.seed + 100 * seed))
                    for name, p in nl.projections.items()}
     trainer = Trainer(nl.replace(train=train, projections=projections))
+    if resume:
+        trainer.resume()
     trainer.on_epoch = lambda m: print(json.dumps({"seed": seed, **m}), flush=True)
     metrics = trainer.fit()
     print("FINAL " + json.dumps({"seed": seed, **calibration, **{k: v for k, v in metrics.items() if k != "history"}}),
@@ -72,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--calibrated", action="store_true",
                         help="calibrate each seed's die (rules.calibration) before training on it")
+    parser.add_argument("--mismatch-scale", type=float, default=1.0,
+                        help="multiply every fixed-pattern mismatch sigma of the chip (2: decalibrated)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue each seed from its checkpoint under --out up to --epochs")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -80,7 +95,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     stem = Path(args.netlist).stem + ("-calibrated" if args.calibrated else "")
     if args.child is not None:
-        train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.calibrated)
+        train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.calibrated,
+                  args.mismatch_scale, args.resume)
         return 0
 
     start = time.perf_counter()
@@ -96,6 +112,10 @@ def main(argv=None) -> int:
                 cmd += ["--epochs", str(args.epochs)]
             if args.calibrated:
                 cmd += ["--calibrated"]
+            if args.mismatch_scale != 1.0:
+                cmd += ["--mismatch-scale", str(args.mismatch_scale)]
+            if args.resume:
+                cmd += ["--resume"]
             running[seed] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         for seed, proc in list(running.items()):
             line = proc.stdout.readline()
@@ -115,7 +135,8 @@ def main(argv=None) -> int:
     tests = [finals[s]["test_accuracy"] for s in sorted(finals)]
     epoch_s = [h["epoch_wall_s"] for s in histories for h in histories[s]]
     summary = {
-        "netlist": args.netlist, "calibrated": args.calibrated, "seeds": sorted(finals), "test_accuracy": tests,
+        "netlist": args.netlist, "calibrated": args.calibrated, "mismatch_scale": args.mismatch_scale,
+        "seeds": sorted(finals), "test_accuracy": tests,
         "test_accuracy_mean": statistics.mean(tests) if tests else None,
         "test_accuracy_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
         "train_accuracy": [finals[s]["train_accuracy"] for s in sorted(finals)],

@@ -120,13 +120,23 @@ class HostInterface:
         n = self.mapped.n_circuits
         codes = {name: np.zeros(n) for name in ANALOG_PARAMETERS}
         adaptive = np.zeros(n, dtype=bool)
+        soft = np.zeros(n, dtype=bool)
         for name, placed in self.mapped.populations.items():
             pop = self.netlist.populations[name]
             sl = slice(placed.offset, placed.offset + placed.size)
             for param in ANALOG_PARAMETERS:
                 codes[param][sl] = self.transfer.to_code(param, getattr(pop.params, param))
             adaptive[sl] = pop.model == "ALIF"
-        state = ChipState(codes=codes, adaptive=adaptive, exc_code={}, inh_code={})
+            soft[sl] = pop.reset == "soft"
+            if pop.reset == "soft" and self.profile.reset_circuit != "subtractive":
+                # the reader refuses this with the netlist's line; a Netlist built in Python gets here
+                from .errors import MappingError
+
+                raise MappingError(f"population {name!r}: soft reset (u <- u - theta) needs a chip whose reset can "
+                                   f"subtract the threshold (reset_circuit: subtractive); the {self.profile.name} "
+                                   f"neuron resets to the potential v_reset", field=f"populations.{name}.reset")
+        state = ChipState(codes=codes, adaptive=adaptive, exc_code={}, inh_code={},
+                          soft_reset=soft if soft.any() else None)
         for name, proj in self.mapped.projections.items():
             state.exc_code[name] = np.zeros(proj.n_synapses)
             state.inh_code[name] = np.zeros(proj.n_synapses)
@@ -186,6 +196,16 @@ class HostInterface:
             return self.mapped.projections[name]
         except KeyError:
             raise WriteError(f"unknown projection {name!r}; known: {', '.join(self.mapped.projections)}") from None
+
+    def neuron_model(self, population: str) -> dict:
+        """What a population's neurons are, beyond their parameters: ``model`` (``"LIF"`` or
+        ``"ALIF"``), ``adaptation`` (what an ALIF neuron's adaptation acts on on this chip:
+        ``"threshold"`` or ``"current"``; None for LIF) and ``reset`` (``"hard"``: to v_reset;
+        ``"soft"``: u <- u − θ)."""
+        self._pop_slice(population)
+        pop = self.netlist.populations[population]
+        return {"model": pop.model, "adaptation": self.profile.adaptation if pop.model == "ALIF" else None,
+                "reset": pop.reset}
 
     def _pop_slice(self, population: str) -> slice:
         try:
@@ -553,7 +573,9 @@ class HostInterface:
 
     def _identity(self) -> dict:
         nl, p = self.netlist, self.profile
-        populations = {name: {"size": int(pop.size), "model": pop.model} for name, pop in nl.populations.items()}
+        # a soft reset is part of the structure (written only where used, so other fingerprints stay)
+        populations = {name: {"size": int(pop.size), "model": pop.model, **({"reset": pop.reset} if pop.reset != "hard" else {})}
+                       for name, pop in nl.populations.items()}
         projections = {}
         for name, placed in self.mapped.projections.items():
             mask = np.ascontiguousarray(placed.mask, dtype=bool)

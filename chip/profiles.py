@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 __all__ = ["Mismatch", "Nonidealities", "ChipProfile", "PROFILES", "get_profile", "ANALOG_PARAMETERS",
-           "ADAPTATION_MECHANISMS"]
+           "ADAPTATION_MECHANISMS", "RESET_CIRCUITS"]
 
 # Analog neuron parameters held as codes on the chip, in the order the die draws them.
 ANALOG_PARAMETERS = (
@@ -40,6 +40,11 @@ ANALOG_PARAMETERS = (
 #: variable (θ = v_threshold + A); ``current`` — AdEx-style, A is a current that pulls the membrane
 #: down and is driven by the membrane (τ_adapt dA/dt = −A + a·(V − v_leak), the chip's mechanism)
 ADAPTATION_MECHANISMS = ("threshold", "current")
+
+#: what a neuron's reset can do: ``potential`` — reset to the potential v_reset (the BSS-2
+#: circuit); ``subtractive`` — also Yin et al.'s soft reset u ← u − θ for populations with
+#: ``reset: soft`` (in continuous time, at the crossing u = θ, so it leaves u at the leak)
+RESET_CIRCUITS = ("potential", "subtractive")
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,7 @@ class ChipProfile:
     adapt_coupling_range: tuple[float, float] = (0.0, 1.0)  # subthreshold adaptation a, current per unit of V
     tau_syn_range_us: tuple[float, float] = (0.5, 60.0)  # synaptic time constants (tau_range_us: the others)
     threshold_drift: float = 0.0  # std of a run's threshold offset, fraction of v_threshold − v_leak
+    reset_circuit: str = "potential"  # one of RESET_CIRCUITS: whether populations may ask for a soft reset
     # --- event routing ---
     input_links: int = 1                # FPGA → chip links
     input_link_capacity: float = 1.0    # events per clock cycle per link
@@ -319,6 +325,8 @@ class ChipProfile:
         low, high = self.membrane_rails_v
         if not low < high:
             raise ValueError(f"membrane_rails_v must be [low, high] with low < high, got {self.membrane_rails_v!r}")
+        if self.reset_circuit not in RESET_CIRCUITS:
+            raise ValueError(f"reset_circuit must be one of {', '.join(RESET_CIRCUITS)}, got {self.reset_circuit!r}")
         if self.adaptation not in ADAPTATION_MECHANISMS:
             raise ValueError(f"adaptation must be one of {', '.join(ADAPTATION_MECHANISMS)}, got {self.adaptation!r}")
         low, high = self.tau_syn_range_us
@@ -408,6 +416,7 @@ PROFILES: dict[str, ChipProfile] = {
         adapt_increment_range=(0.0, 1e9),
         adapt_coupling_range=(0.0, 1e9),
         tau_syn_range_us=(1e-3, 1e9),
+        reset_circuit="subtractive",
         v_range_v=(-1e9, 1e9),
         mismatch=Mismatch(),
         noise_membrane=0.0,

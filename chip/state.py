@@ -19,13 +19,15 @@ class ChipState:
     """codes[parameter]: (neurons,) float codes (whole numbers on quantized profiles);
     exc_code/inh_code[projection]: weight codes per connection, (n_synapses,) in the order of the
     projection's connection vector (row-major over its mask, see ``chip.mapping.PlacedProjection``);
-    adaptive: (neurons,) bool, ALIF neurons. ``version`` increases on every write."""
+    adaptive: (neurons,) bool, ALIF neurons; soft_reset: (neurons,) bool, neurons whose reset
+    subtracts the threshold (None: none). ``version`` increases on every write."""
 
     codes: dict[str, np.ndarray]
     adaptive: np.ndarray
     exc_code: dict[str, np.ndarray]
     inh_code: dict[str, np.ndarray]
     version: int = 0
+    soft_reset: np.ndarray | None = None
 
     def copy(self) -> "ChipState":
         return ChipState(
@@ -34,6 +36,7 @@ class ChipState:
             exc_code={k: v.copy() for k, v in self.exc_code.items()},
             inh_code={k: v.copy() for k, v in self.inh_code.items()},
             version=self.version,
+            soft_reset=None if self.soft_reset is None else self.soft_reset.copy(),
         )
 
     def restore(self, snapshot: "ChipState") -> None:

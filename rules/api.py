@@ -19,12 +19,14 @@ __all__ = ["Batch", "RunRequest", "LossTerm", "Gradients", "RuleContext", "Rule"
 @dataclass(frozen=True, eq=False)
 class Batch:
     """One batch of a task: the input events per input source, the labels, the sample indices
-    into the data set, and whether it is a training or an evaluation batch."""
+    into the data set, whether it is a training or an evaluation batch, and, for tasks that have
+    them (an autoencoder's), the targets a reconstruction is compared with ((batch, ...), or None)."""
 
     inputs: dict[str, SpikeEvents]
     labels: np.ndarray
     indices: np.ndarray
     training: bool = True
+    targets: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -35,11 +37,13 @@ class Batch:
 class RunRequest:
     """What a rule needs from a run. ``membrane``: population -> neuron indices (CADC);
     ``correlations``: projections whose sensors to read; ``timer_us``: call chipctl_during_run
-    this often (None: no timer)."""
+    this often (None: no timer); ``membrane_period_us``: the longest CADC sample period the rule
+    can use (None: the ADC's minimum; the trainer takes the shortest any rule asks for)."""
 
     membrane: dict[str, tuple[int, ...]] = field(default_factory=dict)
     correlations: tuple[str, ...] = ()
     timer_us: float | None = None
+    membrane_period_us: float | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,15 +25,16 @@ trainer names the plugin and the hook, every write of that batch is rolled back,
 checkpoint stays valid. ``chipctl_calibrate`` is the extension point for calibration routines,
 which share the same host interface.
 
-Built in today: EventProp, which reads spike times in ``chipctl_gradients``, and STDP weight
-transport, which runs its own noise-driven phases from ``chipctl_epoch_started`` (a plasticity
-timer reading sensors with ``host.read_correlations`` and writing feedback weights) and returns
-gradients through those feedback weights. The hooks are designed for the rules that come next,
-without changing this contract: surrogate gradients ask for membrane traces in
-``chipctl_run_request`` and return weight and time-constant gradients (written as parameters); the
-autoencoder regularizer returns terms from ``chipctl_loss_terms`` that any gradient rule picks up,
-with no import of the regularizer; calibration routines implement ``chipctl_calibrate``; a rule
-shows what it learns (angles, time constants) in the training pictures with ``chipctl_figures``.
+Built in today: EventProp, which reads spike times in ``chipctl_gradients``; surrogate gradients
+(``rules.surrogate``), which ask for membrane traces in ``chipctl_run_request`` (with the CADC period
+they can use) and return weight and time-constant gradients (written as parameters), carrying back
+other rules' loss terms on spike counts and membrane samples; STDP weight transport, which runs its
+own noise-driven phases from ``chipctl_epoch_started`` (a plasticity timer reading sensors with
+``host.read_correlations`` and writing feedback weights) and returns gradients through those
+feedback weights; the autoencoder regularizer (``rules.autoencoder``), which only returns terms
+from ``chipctl_loss_terms`` that any gradient rule picks up, with no import of the regularizer; and
+the calibration, which implements ``chipctl_calibrate``. A rule shows what it learns (angles, time constants) in the training
+pictures with ``chipctl_figures``.
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ populations:
       v_threshold: 1.0
       weight_full_scale: 2
     v_init: 0.1
+    reset: hard
   out:
     size: 3
     model: ALIF
@@ -198,7 +199,7 @@ train:
   rules: [eventprop]
   options:
     eventprop: {tau0: 0.6}
-  optimizer: {name: adam, lr: 0.005, betas: [0.9, 0.999], eps: 1.0e-8, gamma: 0.9}
+  optimizer: {name: adam, lr: 0.005, betas: [0.9, 0.999], eps: 1.0e-8, gamma: 0.9, lr_params: {tau_mem: 0.05}}
   epochs: 3
   batch_size: 8
   test_batch_size: 8
@@ -208,8 +209,14 @@ train:
   train_size: 16
   test_size: 16
   decode: first_spike
+  decode_window: [1 us, 20 us]
   eval_every: 1
   weight_clip: true
+  # the other tasks' blocks (read when train.task names them)
+  memory: {classes: 2, pattern_channels: 2, cue_channels: 1, active: 0.5, pattern: [0 us, 2 us],
+           cue: [10 us, 12 us], rate: 100 kHz, noise_rate: 1 kHz, seed: 3}
+  shd: {train: shd_train.h5, test: shd_test.h5, time_scale: 1000 us, t_max: 20 us}
+  digits: {coding: latency, window: [0 us, 20 us], max_spikes: 4, seed: 2}
 """
 
 W = np.array([[-0.1, -0.2, 0.0], [-1.0, -0.5, -0.25]])
@@ -605,7 +612,14 @@ def test_validator_and_schema_accept_the_same_keys(rich_path):
     expect = ExpectReader(netlist)
     assert [run.name for run in expect.read()] == ["every-check"]
     train = TrainReader(netlist)
-    make_task(train.read().raw, netlist, reader=train)
+    raw = train.read().raw
+    make_task(raw, netlist, reader=train)
+    make_task({**raw, "task": "memory"}, netlist, reader=train)
+    for name in ("shd_train.h5", "shd_test.h5"):  # the shd task checks that its files are there
+        (rich_path.parent / name).write_bytes(b"")
+    make_task({**raw, "task": "shd"}, netlist, reader=train)
+    with pytest.raises(NetlistError, match="the digits task needs an input of 64 channels"):
+        make_task({**raw, "task": "digits"}, netlist, reader=train)  # its keys are read before the size check
     seen |= expect.seen | train.seen
     assert seen == _schema_keys()
 

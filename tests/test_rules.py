@@ -303,7 +303,8 @@ def test_entry_point_rule_is_listed_and_trains(tmp_path):
     listed = _chipctl("rules", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     rules = {item["name"]: item for item in json.loads(listed.stdout)}
-    assert "eventprop" in rules
+    assert "eventprop" in rules and "surrogate" in rules and "error" not in rules["surrogate"]
+    assert {"loss", "surrogate", "learn", "sample_period", "dt"} <= set(rules["surrogate"]["options"])
     stdp = rules["pair_stdp"]
     assert stdp["target"] == "chipctl_pair_stdp:PairSTDP" and "error" not in stdp
     assert set(stdp["options"]) == {"projection", "eta", "a_plus", "a_minus"}
@@ -315,6 +316,7 @@ def test_entry_point_rule_is_listed_and_trains(tmp_path):
     assert trained.returncode == 0, trained.stderr
     out = json.loads(trained.stdout)
     assert out["epochs"] == 1 and out["checkpoint"] == str(ck)
+    assert out["test_acc"] == out["test_accuracy"] is not None
 
     initial = HostInterface(load_netlist(net))
     trained = HostInterface(load_netlist(net))

@@ -335,6 +335,9 @@ def effective_params(die: Die, state: ChipState) -> dict[str, np.ndarray]:
     out = {name: die.effective(transfer, name, code, circuits) for name, code in state.codes.items()}
     out["adapt_increment"] = np.where(state.adaptive, out["adapt_increment"], 0.0)
     out["adapt_coupling"] = np.where(state.adaptive, out["adapt_coupling"], 0.0)
+    if state.soft_reset is not None:
+        # u <- u - theta at the crossing, where u = theta: the membrane goes to its own leak
+        out["v_reset"] = np.where(state.soft_reset, out["v_leak"], out["v_reset"])
     return out
 
 

@@ -84,6 +84,8 @@ __all__ = [
 SIGNS = ("excitatory", "inhibitory", "signed")
 #: the membrane ADCs: ``cadc`` (one channel per column, slow), ``madc`` (few channels, fast)
 ADCS = ("cadc", "madc")
+#: what a population's reset does at a spike (``Population.reset``)
+RESETS = ("hard", "soft")
 #: what the times and rates of a netlist file mean: hardware time, or biological time / speedup
 TIMESCALES = ("hardware", "biological")
 
@@ -234,12 +236,19 @@ class Population:
 
     ``v_init``: initial membrane, model units: None (at the leak), a number, or
     ``(low, high, seed)`` for uniform draws per neuron, sample and run.
+
+    ``reset``: ``"hard"`` — at a spike V <- v_reset (the chip's circuit: a reset to a potential);
+    ``"soft"`` — Yin et al.'s u <- u − θ with u = V − v_leak (only on a profile whose
+    ``reset_circuit`` is ``subtractive``). In continuous time the membrane at the crossing is
+    exactly θ, so the soft reset leaves V at v_leak whatever θ is (also a moving, adaptive θ);
+    it differs from a hard reset in discrete-time models, where u overshoots θ within a step.
     """
 
     name: str
     size: int
     params: LIFParams = field(default_factory=LIFParams)
     v_init: float | tuple[float, float, int] | None = None
+    reset: str = "hard"
 
     def __post_init__(self):
         if isinstance(self.size, bool) or not isinstance(self.size, numbers.Integral) or self.size < 1:
@@ -247,6 +256,8 @@ class Population:
         if not isinstance(self.params, LIFParams):
             raise ValueError(f"params must be one of {', '.join(c.__name__ for c in PARAMS_BY_MODEL.values())}, "
                              f"got {type(self.params).__name__}")
+        if self.reset not in RESETS:
+            raise ValueError(f"reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
 
     @property
     def model(self) -> str:

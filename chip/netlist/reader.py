@@ -37,6 +37,7 @@ from .model import (
     INPUT_KINDS,
     NEURON_MODELS,
     PARAMS_BY_MODEL,
+    RESETS,
     TIMESCALES,
     AllToAll,
     ArrayWeights,
@@ -104,6 +105,7 @@ class NetlistReader(FieldReader):
         self.biological = timescale == "biological"
         chip = self.chip(raw.get("chip"), profile=profile, die_seed=die_seed, noise_seed=noise_seed)
         calibration = self.calibration_file(raw.get("chip"))
+        self.profile = chip
 
         duration_us = self.time(raw["duration"], "duration", positive=True)
 
@@ -266,6 +268,13 @@ class NetlistReader(FieldReader):
             extra = {}
             if "v_init" in spec:
                 extra["v_init"] = self.v_init(spec["v_init"], f"{path}.v_init")
+            if "reset" in spec:
+                extra["reset"] = self.choice(spec["reset"], f"{path}.reset", RESETS, "reset")
+                if extra["reset"] == "soft" and self.profile.reset_circuit != "subtractive":
+                    self.fail(f"{path}.reset",
+                              f"soft reset (u <- u - theta) needs a chip whose reset can subtract the threshold "
+                              f"(reset_circuit: subtractive); the {self.profile.name} neuron resets to the "
+                              f"potential v_reset (the nearest it can do: v_reset = v_leak and the shortest tau_ref)")
             out[name] = self.construct(Population, path, name=name, size=size, params=params, **extra)
         return out
 

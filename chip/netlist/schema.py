@@ -23,9 +23,9 @@ import dataclasses
 import math
 from typing import Any
 
-from ..profiles import ADAPTATION_MECHANISMS, PROFILES, ChipProfile, Mismatch, Nonidealities
+from ..profiles import ADAPTATION_MECHANISMS, PROFILES, RESET_CIRCUITS, ChipProfile, Mismatch, Nonidealities
 from ..units import RATE_UNITS_HZ, TIME_UNITS_US, VOLTAGE_UNITS_V, quantity_pattern
-from .model import ADCS, INPUT_KINDS, NEURON_MODELS, PARAMS_BY_MODEL, SIGNS, TIMESCALES
+from .model import ADCS, INPUT_KINDS, NEURON_MODELS, PARAMS_BY_MODEL, RESETS, SIGNS, TIMESCALES
 
 __all__ = [
     "netlist_schema",
@@ -66,7 +66,7 @@ CONNECTIVITY_FORMS = ("all_to_all", "probability", "explicit")
 WEIGHT_FORMS = ("normal", "uniform", "file", "array")
 
 #: ``train.task``: the data sets the training front end builds
-TRAIN_TASKS = ("yinyang",)
+TRAIN_TASKS = ("yinyang", "memory", "shd", "digits")
 #: ``train.decode``: how the output population's activity becomes a class
 TRAIN_DECODERS = ("first_spike", "spike_count", "max_membrane")
 
@@ -95,7 +95,7 @@ _CHIP_RENAMES = {"noise_membrane": "noise"}
 _SUFFIX_UNITS = {"_us": "us", "_ns": "ns", "_v": "V"}
 _TYPE_KINDS = {"int": "int", "int | None": "bits", "float": "number", "tuple[float, float]": "pair", "str": "choice"}
 #: ChipProfile fields of type str -> their allowed values
-_CHIP_CHOICES = {"adaptation": ADAPTATION_MECHANISMS}
+_CHIP_CHOICES = {"adaptation": ADAPTATION_MECHANISMS, "reset_circuit": RESET_CIRCUITS}
 
 
 def _chip_key_table() -> dict[str, ChipKey]:
@@ -252,7 +252,11 @@ def _netlist_defs() -> dict:
                             "model": {"enum": list(NEURON_MODELS), "default": default_model},
                             "params": {"type": "object",
                                        "description": "nominal parameters: the keys of the model's params form"},
-                            "v_init": _ref("v_init")}, required=["size"], allOf=params_by_model),
+                            "v_init": _ref("v_init"),
+                            "reset": {"enum": list(RESETS), "default": RESETS[0],
+                                      "description": "hard: to v_reset; soft: u <- u - theta (Yin et al.; "
+                                                     "needs reset_circuit: subtractive)"}},
+                           required=["size"], allOf=params_by_model),
         **{params_form(m): _params_schema(m) for m in NEURON_MODELS},
         "v_init": {"oneOf": [number, _ref("v_init_uniform")],
                    "description": "initial membrane (model units); default: at the leak"},
@@ -338,6 +342,11 @@ def _train_defs() -> dict:
             "train_size": {**count, "default": 5000, "description": "training samples"},
             "test_size": {**count, "default": 1000, "description": "test samples"},
             "decode": {"enum": list(TRAIN_DECODERS), "default": TRAIN_DECODERS[0]},
+            "decode_window": {**_pair(_ref("time")),
+                              "description": "max_membrane: the samples decoded, [t0, t1] (default: all)"},
+            "memory": {"oneOf": [optional, _ref("train_memory")]},
+            "shd": {"oneOf": [optional, _ref("train_shd")]},
+            "digits": {"oneOf": [optional, _ref("train_digits")]},
             "eval_every": {**count, "default": 1, "description": "evaluate every this many epochs"},
             "weight_clip": {"type": "boolean", "default": True,
                             "description": "clip written weights to ±weight_full_scale"},
@@ -348,6 +357,9 @@ def _train_defs() -> dict:
             "betas": {**_pair({"type": "number", "minimum": 0, "exclusiveMaximum": 1}), "default": [0.9, 0.999]},
             "eps": {"type": "number", "exclusiveMinimum": 0, "default": 1e-8},
             "gamma": {"type": "number", "minimum": 0, "default": 1.0, "description": "learning-rate factor per epoch"},
+            "lr_params": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0},
+                          "description": "Adam's step for neuron parameters by name (tau_mem, tau_adapt: µs), "
+                                         "instead of lr"},
         }, description="the host-side optimizer (Adam only)"),
         "train_encoding": _obj({
             "t_early": {**_ref("time"), "description": "spike time of feature value 0 (default 2 us)"},
@@ -355,6 +367,31 @@ def _train_defs() -> dict:
             "bias": {**_ref("time"), "description": "time of the bias spike (default 2 us)"},
             "duplicate": {**count, "description": "repetitions of the 5 channels (default: input size / 5)"},
         }, description="latency code of the yinyang task"),
+        "train_memory": _obj({
+            "classes": {**count, "description": "number of patterns (default 3)"},
+            "pattern_channels": {**count, "description": "input channels the patterns use (default 16)"},
+            "cue_channels": {**count, "description": "input channels of the cue, after them (default 4)"},
+            "active": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                       "description": "fraction of the pattern channels a class drives (default 0.25)"},
+            "pattern": {**_pair(_ref("time")), "description": "window of the pattern (default [0, 10] us)"},
+            "cue": {**_pair(_ref("time")), "description": "window of the cue (default [70, 80] us)"},
+            "rate": {**_ref("rate"), "description": "rate of pattern and cue channels (default 300 kHz)"},
+            "noise_rate": {**_ref("rate"), "description": "rate of every channel in the delay (default 10 kHz)"},
+            "seed": {**_ref("seed"), "description": "the patterns and the samples (default 0)"},
+        }, description="the temporal-memory task (rules/tasks/memory.py)"),
+        "train_shd": _obj({
+            "train": {"type": "string", "description": "HDF5 file of the training split (relative: to the netlist)"},
+            "test": {"type": "string", "description": "HDF5 file of the test split"},
+            "time_scale": {**_ref("time"), "description": "hardware time per second of recording (default 1000 us)"},
+            "t_max": {**_ref("time"), "description": "spikes after this are dropped (default 1000 us)"},
+        }, required=["train", "test"], description="Spiking Heidelberg Digits from the user's files (needs h5py)"),
+        "train_digits": _obj({
+            "coding": {"enum": ["rate", "latency"], "default": "rate",
+                       "description": "rate: round(v * max_spikes) evenly spaced spikes; latency: one spike, bright early"},
+            "window": {**_pair(_ref("time")), "description": "where the input spikes lie (default [0, 20] us)"},
+            "max_spikes": {**count, "description": "rate code: spikes of a white pixel (default 4)"},
+            "seed": {**_ref("seed"), "description": "the fixed train/test split (default 0)"},
+        }, description="scikit-learn's 8x8 digits for autoencoders (rules/tasks/digits.py; needs scikit-learn)"),
     }
 
 

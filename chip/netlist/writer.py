@@ -191,6 +191,8 @@ def netlist_to_dict(netlist: Netlist) -> dict:
             pops[name]["v_init"] = {"uniform": [float(low), float(high)], "seed": int(seed)}
         elif v_init is not None:
             pops[name]["v_init"] = float(v_init)
+        if pop.reset != "hard":
+            pops[name]["reset"] = pop.reset
     out["populations"] = pops
 
     inputs = {name: _entry(_INPUTS, src, times) for name, src in netlist.inputs.items()}

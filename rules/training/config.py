@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chip.netlist import Netlist
+from chip.profiles import ANALOG_PARAMETERS
 from chip.netlist.schema import TRAIN_DECODERS, TRAIN_TASKS
 from chip.netlist.validation import FieldReader, show_value
 
@@ -24,6 +25,8 @@ from ..tasks import make_task
 __all__ = ["TrainConfig", "parse_train", "validate_train", "TrainReader", "DECODERS"]
 
 DECODERS = TRAIN_DECODERS
+#: neuron parameters as written in ``train.optimizer.lr_params`` -> the host's names
+PARAM_NAMES = {(name[:-3] if name.endswith("_us") else name): name for name in ANALOG_PARAMETERS}
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint: str | None = None
     decode: str = "first_spike"
+    decode_window: tuple[float, float] | None = None
+    lr_params: dict[str, float] = field(default_factory=dict)  # parameter (host name) -> Adam step
     eval_every: int = 1
     weight_clip: bool = True
     raw: dict = field(default_factory=dict)
@@ -83,6 +88,21 @@ class TrainReader(FieldReader):
         def count(key: str, default: int, minimum: int = 1) -> int:
             return self.integer(train.get(key, default), f"train.{key}", minimum=minimum)
 
+        lr_params = {}
+        for key, value in self.mapping(opt.get("lr_params") or {}, "train.optimizer.lr_params",
+                                       "a mapping parameter -> step").items():
+            name = PARAM_NAMES.get(key)
+            if name is None:
+                self.fail(f"train.optimizer.lr_params.{key}", f"unknown neuron parameter {key!r}; expected one of "
+                                                              f"{', '.join(PARAM_NAMES)}")
+            lr_params[name] = self.number(value, f"train.optimizer.lr_params.{key}", minimum=0.0)
+        window = train.get("decode_window")
+        if window is not None:
+            if not isinstance(window, list) or len(window) != 2:
+                self.fail("train.decode_window", f"expected [t0, t1], got {show_value(window)}")
+            window = tuple(self.time(v, f"train.decode_window.{i}") for i, v in enumerate(window))
+            if window[1] <= window[0]:
+                self.fail("train.decode_window", f"end {window[1]:g} us is not after start {window[0]:g} us")
         checkpoint = train.get("checkpoint")
         if checkpoint is not None:
             checkpoint = self.string(checkpoint, "train.checkpoint")
@@ -98,6 +118,7 @@ class TrainReader(FieldReader):
             seed=self.seed(train.get("seed", 0), "train.seed"),
             checkpoint=checkpoint,
             decode=self.choice(train.get("decode", TRAIN_DECODERS[0]), "train.decode", TRAIN_DECODERS, "decoder"),
+            decode_window=window, lr_params=lr_params,
             eval_every=count("eval_every", 1),
             weight_clip=self.boolean(train.get("weight_clip", True), "train.weight_clip"),
             raw=dict(train),

@@ -22,15 +22,17 @@ class Adam:
         self.v: dict[str, np.ndarray] = {}
         self.t = 0
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]):
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lrs: dict[str, float] | None = None):
+        """One Adam step of every key in ``grads``; ``lrs`` gives some keys a step size of their own."""
         t = self.t + 1
+        lrs = lrs or {}
         new_p, new_m, new_v = {}, dict(self.m), dict(self.v)
         for key, g in grads.items():
             m = self.b1 * self.m.get(key, np.zeros_like(g)) + (1 - self.b1) * g
             v = self.b2 * self.v.get(key, np.zeros_like(g)) + (1 - self.b2) * g * g
             m_hat = m / (1 - self.b1 ** t)
             v_hat = v / (1 - self.b2 ** t)
-            new_p[key] = params[key] - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+            new_p[key] = params[key] - lrs.get(key, self.lr) * m_hat / (np.sqrt(v_hat) + self.eps)
             new_m[key], new_v[key] = m, v
         return new_p, (new_m, new_v, t)
 

@@ -35,13 +35,13 @@ from .checkpoints import checkpoint_lock, load_checkpoint, save_checkpoint
 from .config import TrainConfig, parse_train
 from .optimizer import Adam
 
-__all__ = ["Trainer", "decode"]
+__all__ = ["Trainer", "decode", "reconstruction"]
 
 
 
-def decode(result: RunResult, output: str, how: str) -> np.ndarray:
+def decode(result: RunResult, output: str, how: str, window: tuple[float, float] | None = None) -> np.ndarray:
     """Predicted class per sample: earliest first spike (silent = never; all silent = -1), most
-    spikes, or highest membrane sample."""
+    spikes, or highest membrane sample (of the samples within ``window``, µs, if given)."""
     ev = result.spikes[output]
     if how == "first_spike":
         first = ev.first_spike_times()
@@ -54,7 +54,25 @@ def decode(result: RunResult, output: str, how: str) -> np.ndarray:
         pred[counts.max(axis=1) == 0] = -1
         return pred
     tr = result.trace(output)
-    return np.argmax(tr.values.max(axis=1), axis=1)
+    values = tr.values
+    if window is not None:
+        keep = (tr.time_us >= window[0]) & (tr.time_us <= window[1])
+        values = values[:, keep] if keep.any() else values
+    return np.argmax(values.max(axis=1), axis=1)
+
+
+def reconstruction(result: RunResult, output: str, v_leak, window: tuple[float, float] | None = None) -> np.ndarray:
+    """An autoencoder's output: each ``output`` neuron's mean membrane (V − v_leak, model units)
+    over its samples (those within ``window``, µs, if given), (batch, n)."""
+    tr = result.trace(output)
+    values = tr.values
+    if window is not None:
+        keep = (tr.time_us >= window[0]) & (tr.time_us <= window[1])
+        values = values[:, keep] if keep.any() else values
+    out = np.zeros((values.shape[0], len(v_leak)))
+    cols = np.asarray(tr.neurons)
+    out[:, cols] = values.mean(axis=1) - np.asarray(v_leak)[cols]
+    return out
 
 
 def _merge_requests(requests: dict[str, RunRequest | None], base: Record, host: HostInterface, output: str,
@@ -62,6 +80,7 @@ def _merge_requests(requests: dict[str, RunRequest | None], base: Record, host: 
     membrane: dict[str, set[int]] = {}
     correlations: set[str] = set(base.correlations)
     timer = None
+    period = None
     if decoder == "max_membrane":
         membrane.setdefault(output, set()).update(range(host.populations[output]))
     for req in requests.values():
@@ -72,8 +91,11 @@ def _merge_requests(requests: dict[str, RunRequest | None], base: Record, host: 
         correlations.update(req.correlations)
         if req.timer_us is not None:
             timer = req.timer_us if timer is None else min(timer, req.timer_us)
-    records = tuple(MembraneRecord(pop, tuple(sorted(ns)), "cadc", host.profile.cadc_min_period_us or host.profile.step_us)
-                    for pop, ns in membrane.items())
+        if req.membrane_period_us is not None:
+            period = req.membrane_period_us if period is None else min(period, req.membrane_period_us)
+    if period is None:
+        period = host.profile.cadc_min_period_us or host.profile.step_us
+    records = tuple(MembraneRecord(pop, tuple(sorted(ns)), "cadc", period) for pop, ns in membrane.items())
     record = Record(spikes=tuple(host.populations), membrane=records, correlations=tuple(sorted(correlations)))
     return record, timer
 
@@ -99,6 +121,7 @@ class Trainer:
             Path(self.config.checkpoint) if self.config.checkpoint else None)
         self.epoch = 0
         self.history: list[dict] = []
+        self.health: dict[str, float] = {}
         self.progress = progress
         self.on_epoch: Callable[[dict], None] | None = None
         self._lock_depth = 0
@@ -108,8 +131,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ batches
     def _batch(self, x, y, idx, training: bool) -> Batch:
+        targets = self.task.targets(x[idx]) if hasattr(self.task, "targets") else None
         return Batch(inputs={self.config.input: self.task.encode(x[idx])}, labels=y[idx], indices=idx,
-                     training=training)
+                     training=training, targets=targets)
 
     def train_step(self, batch: Batch) -> dict:
         host, rules = self.host, self.rules
@@ -134,7 +158,7 @@ class Trainer:
         if opt_state is not None:
             self.optimizer.commit(opt_state)
             self.master.update(new_master)
-        pred = decode(result, self.config.output, self.config.decode)
+        pred = decode(result, self.config.output, self.config.decode, self.config.decode_window)
         loss = sum(g.loss for g in grads) + sum(t.value for t in terms)
         rule_metrics = {}
         for g in grads:
@@ -170,7 +194,10 @@ class Trainer:
                 kind, *rest = key.split(":")
                 params[key] = (self.host.read_weights(rest[0]) if kind == "w"
                                else self.host.read_params(rest[0], rest[1])).astype(np.float64)
-        new, state = self.optimizer.step(params, total)
+        lrs = {key: self.config.lr_params[key.split(":")[2]] * self.optimizer.lr / self.config.lr
+               for key in total if key.startswith("p:") and key.split(":")[2] in self.config.lr_params
+               and self.config.lr > 0}
+        new, state = self.optimizer.step(params, total, lrs=lrs)
         written = {}
         for key, value in new.items():
             kind, *rest = key.split(":")
@@ -187,20 +214,74 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str = "test") -> float:
+        """Accuracy on ``split``; the same runs give the network's health (:attr:`health`): per
+        hidden population (every one but the output) the fraction of dead neurons (no spike over
+        the whole split) and of bursting ones (a mean count per sample of at least 90 % of the most
+        the neuron can fire: one spike per step, or one per refractory period when that is
+        longer), over all hidden neurons ``dead_fraction`` / ``bursting_fraction``, and for tasks
+        with targets the ``reconstruction_mse`` of the output's mean membrane (model units above
+        v_leak, over ``decode_window``) against them."""
         x, y = (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
-        record, _ = _merge_requests({}, self.netlist.record, self.host, self.config.output, self.config.decode)
+        targets_of = getattr(self.task, "targets", None)
+        record, _ = _merge_requests({}, self.netlist.record, self.host, self.config.output,
+                                    "max_membrane" if targets_of is not None else self.config.decode)
         correct = 0
         bs = self.config.test_batch_size
         snapshot_runs = self.host.runs_done
+        hidden = [p for p in self.host.populations if p != self.config.output]
+        counts = {p: np.zeros(self.host.populations[p]) for p in hidden}
+        sq_err, n_err = 0.0, 0
+        duration = None
         for start in range(0, len(y), bs):
             idx = np.arange(start, min(start + bs, len(y)))
             batch = self._batch(x, y, idx, training=False)
             # evaluation noise comes from its own stream so evaluating never shifts training's noise
             result = self.host.run(batch.inputs, batch=batch.size, record=record,
                                    noise_seed=self.host.profile.noise_seed + 7919 * (1 + self.epoch) + start)
-            correct += int(np.sum(decode(result, self.config.output, self.config.decode) == batch.labels))
+            correct += int(np.sum(decode(result, self.config.output, self.config.decode,
+                                         self.config.decode_window) == batch.labels))
+            duration = result.duration_us
+            for p in hidden:
+                counts[p] += result.spikes[p].counts().sum(axis=0)
+            if targets_of is not None:
+                recon = reconstruction(result, self.config.output,
+                                       self.host.read_params(self.config.output, "v_leak"), self.config.decode_window)
+                sq_err += float(np.sum((recon - batch.targets.reshape(recon.shape)) ** 2))
+                n_err += recon.size
         self.host.runs_done = snapshot_runs
+        health: dict[str, float] = {}
+        dead_all = burst_all = n_all = 0
+        step = float(self.host.profile.step_us)
+        for p in hidden:
+            per_sample = counts[p] / len(y)
+            tref = np.asarray(self.host.read_params(p, "tau_ref_us"), dtype=np.float64)
+            most = duration / np.maximum(step, tref)
+            dead = counts[p] == 0
+            burst = per_sample >= 0.9 * most
+            health[f"dead_fraction_{p}"] = float(dead.mean())
+            health[f"bursting_fraction_{p}"] = float(burst.mean())
+            dead_all, burst_all, n_all = dead_all + int(dead.sum()), burst_all + int(burst.sum()), n_all + len(dead)
+        if n_all:
+            health["dead_fraction"] = dead_all / n_all
+            health["bursting_fraction"] = burst_all / n_all
+        if n_err:
+            health["reconstruction_mse"] = sq_err / n_err
+        self.health = health
         return correct / len(y)
+
+    def reconstructions(self, count: int = 10, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """(targets, reconstructions) of the first ``count`` samples of ``split``, for a picture."""
+        x, y = (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
+        idx = np.arange(min(count, len(y)))
+        batch = self._batch(x, y, idx, training=False)
+        record, _ = _merge_requests({}, self.netlist.record, self.host, self.config.output, "max_membrane")
+        snapshot_runs = self.host.runs_done
+        result = self.host.run(batch.inputs, batch=batch.size, record=record,
+                               noise_seed=self.host.profile.noise_seed + 7919 * (1 + self.epoch))
+        self.host.runs_done = snapshot_runs
+        recon = reconstruction(result, self.config.output, self.host.read_params(self.config.output, "v_leak"),
+                               self.config.decode_window)
+        return batch.targets.reshape(recon.shape), recon
 
     # ------------------------------------------------------------------ epochs and checkpoints
     @contextlib.contextmanager
@@ -263,6 +344,7 @@ class Trainer:
             metrics.update({f"rule_{k}": v for k, v in rule_dicts.items()})
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 metrics["test_accuracy"] = self.evaluate("test")
+                metrics.update(self.health)
             for extra in self.rules.call("chipctl_epoch_finished", epoch=epoch, metrics=metrics).values():
                 if extra:
                     metrics.update(extra)
@@ -273,7 +355,8 @@ class Trainer:
             if self.on_epoch is not None:
                 self.on_epoch(metrics)
         last = self.history[-1] if self.history else {}
-        return {"epochs": self.epoch, "train_accuracy": last.get("train_accuracy"),
+        health = {k: last[k] for k in ("dead_fraction", "bursting_fraction", "reconstruction_mse") if k in last}
+        return {**health, "epochs": self.epoch, "train_accuracy": last.get("train_accuracy"),
                 "test_accuracy": last.get("test_accuracy"), "train_loss": last.get("train_loss"),
                 "wall_s": time.perf_counter() - start, "history": self.history}
 

@@ -1,0 +1,5 @@
+"""The autoencoder regularizer (Hübotter, Lanillos & Tomczak 2021) as a loss-term plugin."""
+
+from .regularizer import AutoencoderRegularizer, membrane_terms, spike_terms
+
+__all__ = ["AutoencoderRegularizer", "spike_terms", "membrane_terms"]
