@@ -76,9 +76,9 @@ BSS2_CORES, BSS2_PROBABILITY = 16, 0.014
 
 def bss2_netlist(directory: Path) -> Path:
     """netlists/cuba.yaml on a full 16-core bss2 chip: 8192 neurons (6554 exc + 1638 inh), and
-    connection probability 0.014, the densest of 0.030, 0.029, ... whose rows fit every bus (at 0.015
-    a bus of some half needs 66 of its 64 rows). Its expectations (of the 4000-neuron net) are
-    left out."""
+    connection probability 0.014, the densest of those tried (0.030, 0.025, 0.020, then 0.018 down
+    to 0.014 by 0.001) whose rows fit every bus (at 0.015 a bus of some half needs 66 of its 64
+    rows). Its expectations (of the 4000-neuron net) are left out."""
     text = BSS2_NETLIST.read_text().split("\nexpect:")[0] + "\n"
     subs = [(r"(?m)^(\s+cores:\s*)8\b", rf"\g<1>{BSS2_CORES}"), (r"(?m)^(\s+size:\s*)3200\b", r"\g<1>6554"),
             (r"(?m)^(\s+size:\s*)800\b", r"\g<1>1638"), (r"probability: 0\.02\b", f"probability: {BSS2_PROBABILITY}"),
