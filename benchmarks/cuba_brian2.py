@@ -5,10 +5,11 @@ Standalone: depends only on brian2 and numpy (plus the standard library's
 json, time, argparse, sys).  Run with the Python of a venv that has Brian2:
 
     brian2-venv/bin/python benchmarks/cuba_brian2.py [--target cython|numpy]
-        [--seed N] [--duration-ms MS]
+        [--seed N] [--duration-ms MS] [--neurons N]
 
 The model is the classic Brian2 CUBA example (Vogels & Abbott 2005,
-Brette et al. 2007 benchmark 2): 4000 LIF neurons (3200 exc, 800 inh),
+Brette et al. 2007 benchmark 2): 4000 LIF neurons (3200 exc, 800 inh; --neurons scales it,
+80 % excitatory),
 current-based exponential synapses, p = 0.02, dt = 0.1 ms.
 
 Timings (seconds, wall clock, time.perf_counter):
@@ -52,6 +53,8 @@ def parse_args(argv=None):
                    help="random seed for connectivity and initial v (default 12345)")
     p.add_argument("--duration-ms", type=float, default=1000.0,
                    help="biological time per run in ms (default 1000)")
+    p.add_argument("--neurons", type=int, default=4000,
+                   help="network size, 80 %% excitatory (default 4000, the classic CUBA)")
     return p.parse_args(argv)
 
 
@@ -67,7 +70,8 @@ def main(argv=None):
 
     t_build0 = time.perf_counter()
 
-    N, NE = 4000, 3200
+    N = args.neurons
+    NE = N * 4 // 5
     taum = 20 * ms
     taue = 5 * ms
     taui = 10 * ms

@@ -170,3 +170,26 @@ def test_autoencoder_baseline_smoke():
     runs = out["seeds"].values()
     assert all(len(r["history"]) == 3 and r["history"][-1] < r["history"][0] for r in runs)  # it learns
     assert 0 < out["mean_test_mse"] < out["mean_image_mse"] * 1.2
+
+
+def test_bench_scale_smoke():
+    """Two small sizes, chipctl only: the table's figures are there and sane, and a size larger
+    than the ideal chip's 64 cores is run on more cores rather than refused."""
+    out = _run_json([str(HERE / "bench_scale.py"), "--sizes", "200,400", "--reps", "1", "--warmup", "0",
+                     "--skip-brian"], timeout=600)
+    assert out["sizes"] == [200, 400] and set(out["results"]) == {"200", "400"}
+    for res in out["results"].values():
+        chip = res["median"]["chipctl"]
+        assert "error" not in chip, chip
+        for key in ("process_wall_s", "setup_s", "loop_s", "per_step_us", "maxrss_mb"):
+            assert _positive(chip[key]), key
+        assert chip["setup_s"] + chip["loop_s"] == pytest.approx(chip["process_wall_s"])
+        assert chip["steps"] == 10000 and chip["spikes"] > 0
+    assert out["results"]["400"]["median"]["chipctl"]["neurons"] == 400
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_scale", HERE / "bench_scale.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    big = bench.scaled_netlist(40000, Path(__import__("tempfile").mkdtemp())).read_text()
+    assert "size: 32000" in big and "size: 8000" in big and "cores: 79" in big

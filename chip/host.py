@@ -184,7 +184,7 @@ class HostInterface:
         post_half = np.asarray(proj.post_half)
         lat = np.array([[self.mapped.routes[(int(g), int(h))].latency_cycles for h in np.unique(post_half)]
                         for g in proj.pre_group]).max(axis=1) if len(proj.pre_group) else np.zeros(0)
-        return ProjectionInfo(name, proj.pre, proj.post, proj.sign, proj.mask.copy(),
+        return ProjectionInfo(name, proj.pre, proj.post, proj.sign, proj.mask,
                               lat * self.profile.clock_us + proj.delay_us)
 
     @property
@@ -224,8 +224,8 @@ class HostInterface:
         proj = self._proj(projection)
         scale = float(self.profile.weight_max_code or 1)
         wfs = self._full_scale(proj.post)[proj.post_index]
-        dense = np.zeros(proj.mask.shape)
-        dense[proj.mask] = (self.state.exc_code[projection] - self.state.inh_code[projection]) / scale * wfs
+        dense = np.zeros(proj.shape)
+        dense[proj.pre_index, proj.post_index] = (self.state.exc_code[projection] - self.state.inh_code[projection]) / scale * wfs
         return dense
 
     def write_weights(self, projection: str, values, *, mask: np.ndarray | None = None) -> np.ndarray:
@@ -235,12 +235,14 @@ class HostInterface:
         given); weights of the wrong sign for an excitatory or inhibitory projection become 0. Returns the weights as now stored (full matrix)."""
         proj = self._proj(projection)
         values = np.asarray(values, dtype=np.float64)
-        if values.shape != proj.mask.shape:
-            raise WriteError(f"weights for {projection!r} must have shape {proj.mask.shape}, got {values.shape}")
-        where = proj.mask if mask is None else (proj.mask & np.asarray(mask, dtype=bool))
-        if not np.all(np.isfinite(values[where])):
+        if values.shape != proj.shape:
+            raise WriteError(f"weights for {projection!r} must have shape {proj.shape}, got {values.shape}")
+        at = (proj.pre_index, proj.post_index)
+        where = np.ones(proj.n_synapses, dtype=bool) if mask is None else np.broadcast_to(
+            np.asarray(mask, dtype=bool), proj.shape)[at]
+        if not np.all(np.isfinite(values[at][where])):
             raise WriteError(f"refused to write non-finite weights to {projection!r}; nothing was written")
-        self._store_weights(projection, values[proj.mask], where[proj.mask])
+        self._store_weights(projection, values[at], where)
         self.state.touch(f"weights {projection}")
         return self.read_weights(projection)
 
@@ -248,21 +250,28 @@ class HostInterface:
         """Store weights given per connection (vectors over the projection's connections)."""
         proj = self.mapped.projections[projection]
         max_code = self.profile.weight_max_code
-        wfs = self._full_scale(proj.post)[proj.post_index]
-        frac = np.asarray(values, dtype=np.float64) / wfs
+        # in place on one temporary: at millions of synapses each extra vector is tens of MB
+        frac = np.asarray(values, dtype=np.float64) / self._full_scale(proj.post)[proj.post_index]
         if proj.sign == "excitatory":
-            frac = np.maximum(frac, 0.0)
+            np.maximum(frac, 0.0, out=frac)
         elif proj.sign == "inhibitory":
-            frac = np.minimum(frac, 0.0)
+            np.minimum(frac, 0.0, out=frac)
         if max_code is not None:
-            frac = np.clip(frac, -1.0, 1.0)
-            codes = np.rint(frac * max_code)
-        else:
-            codes = frac
-        exc = self.state.exc_code[projection]
-        inh = self.state.inh_code[projection]
-        exc[where] = np.maximum(codes, 0.0)[where]
-        inh[where] = np.maximum(-codes, 0.0)[where]
+            np.clip(frac, -1.0, 1.0, out=frac)
+            frac *= max_code
+            np.rint(frac, out=frac)
+        codes = frac
+        everywhere = bool(np.all(where))
+        # the side a one-sign projection lacks stays the zeros it was made as (never written, it
+        # takes no memory pages)
+        for side, sign, store in ((1.0, "inhibitory", self.state.exc_code[projection]),
+                                  (-1.0, "excitatory", self.state.inh_code[projection])):
+            if proj.sign == sign:
+                continue
+            if everywhere:
+                np.maximum(side * codes, 0.0, out=store)
+            else:
+                store[where] = np.maximum(side * codes, 0.0)[where]
 
     def weight_step(self, projection: str) -> np.ndarray | None:
         """Model-unit size of one weight code for each post neuron (None on float profiles)."""
@@ -275,9 +284,9 @@ class HostInterface:
         synapse: whole numbers 0..2^weight_bits − 1 on a quantized profile, the fraction of
         ``weight_full_scale`` on a float one. The logical weight is (exc − inh) · step."""
         proj = self._proj(projection)
-        exc, inh = np.zeros(proj.mask.shape), np.zeros(proj.mask.shape)
-        exc[proj.mask] = self.state.exc_code[projection]
-        inh[proj.mask] = self.state.inh_code[projection]
+        exc, inh = np.zeros(proj.shape), np.zeros(proj.shape)
+        exc[proj.pre_index, proj.post_index] = self.state.exc_code[projection]
+        inh[proj.pre_index, proj.post_index] = self.state.inh_code[projection]
         return exc, inh
 
     def write_weight_codes(self, projection: str, exc, inh) -> tuple[np.ndarray, np.ndarray]:
@@ -290,10 +299,10 @@ class HostInterface:
         given = {}
         for kind, values in (("excitatory", exc), ("inhibitory", inh)):
             values = np.asarray(values, dtype=np.float64)
-            if values.shape != proj.mask.shape:
-                raise WriteError(f"{kind} weight codes for {projection!r} must have shape {proj.mask.shape}, "
+            if values.shape != proj.shape:
+                raise WriteError(f"{kind} weight codes for {projection!r} must have shape {proj.shape}, "
                                  f"got {values.shape}")
-            values = values[proj.mask]
+            values = values[proj.pre_index, proj.post_index]
             top = self.profile.weight_max_code
             bad = ~np.isfinite(values) | (values < 0)
             if top is not None:

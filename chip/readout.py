@@ -313,7 +313,7 @@ class CorrelationSensors:
         total = 0
         for name in projections:
             proj = mapped.projections[name]
-            n_pre, n_post = proj.mask.shape
+            n_pre, n_post = proj.shape
             gain = np.ones((n_pre, n_post))
             tau = np.full((n_pre, n_post), float(prof.correlation_tau_us))
             if spread:
@@ -321,8 +321,9 @@ class CorrelationSensors:
                 # an inhibitory projection)
                 ids = np.where(proj.exc_synapse >= 0, proj.exc_synapse, proj.inh_synapse)
                 g, h = die.correlation_spread(ids)
-                gain[proj.mask] = g
-                tau[proj.mask] *= h
+                at = (proj.pre_index, proj.post_index)
+                gain[at] = g
+                tau[at] *= h
             self.base[name] = total
             total += n_pre * n_post
             masks.append(proj.mask.ravel())
@@ -341,7 +342,7 @@ class CorrelationSensors:
         for index, name in enumerate(projections):
             proj = mapped.projections[name]
             post = mapped.populations[proj.post]
-            n_pre, n_post = proj.mask.shape
+            n_pre, n_post = proj.shape
             span = slice(self.base[name], self.base[name] + n_pre * n_post)
             self.sensors[name] = {
                 "mask": proj.mask,

@@ -13,7 +13,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from chip.netlist.connectivity import realize_connectivity, realize_weights
+from chip.netlist.connectivity import realize_connectivity, realize_pairs, realize_weights, realize_weights_at
 from chip.errors import MappingError
 from chip.events import SpikeEvents
 from chip.host import HostInterface
@@ -209,6 +209,29 @@ def test_weights_kinds_signs_and_mask():
         realize_weights(ConstantWeights(0.3), mask, "inhibitory")
     with pytest.raises(ValueError, match="excitatory"):
         realize_weights(ArrayWeights(-arr), mask, "excitatory")
+
+
+def test_pairs_and_weights_at_are_the_dense_forms_without_the_matrix():
+    """The mapper's sparse path (index pairs, weights per connection) gives exactly what the dense
+    single draws give, over several draw blocks, for every kind."""
+    n_pre, n_post = 700, 1500  # several draw blocks
+    conn = RandomConnectivity(probability=0.05, seed=11)
+    dense = np.random.default_rng(11).random((n_pre, n_post)) < 0.05
+    pre, post = realize_pairs(conn, n_pre, n_post, same_population=False)
+    assert pre.dtype == post.dtype == np.int64
+    expected = np.nonzero(dense)
+    assert np.array_equal(pre, expected[0]) and np.array_equal(post, expected[1])
+    drawn = np.random.default_rng(5).normal(0.2, 0.3, size=(n_pre, n_post))
+    w = realize_weights_at(NormalWeights(mean=0.2, std=0.3, seed=5), pre, post, (n_pre, n_post), "excitatory")
+    assert np.array_equal(w, np.maximum(drawn[dense], 0))
+    drawn = np.random.default_rng(6).uniform(-1, 1, size=(n_pre, n_post))
+    w = realize_weights_at(UniformWeights(low=-1, high=1, seed=6), pre, post, (n_pre, n_post), "signed")
+    assert np.array_equal(w, drawn[dense])
+    for kind in (AllToAll(allow_self=False), OneToOne(), RandomConnectivity(probability=0.5, seed=2, allow_self=False),
+                 ExplicitPairs(np.array([[4, 1], [0, 3], [4, 1], [2, 2]]))):
+        mask = realize_connectivity(kind, 6, 6, same_population=True)
+        pairs = realize_pairs(kind, 6, 6, same_population=True)
+        assert np.array_equal(np.stack(pairs), np.stack(np.nonzero(mask)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -434,10 +434,10 @@ def _sensor_table(tables: ChipTables, sensors: CorrelationSensors) -> SensorTabl
     i64 = np.int64
     names = list(sensors.sensors)
     mapped = sensors.mapped
-    shape = [mapped.projections[name].mask.shape for name in names]
+    shape = [mapped.projections[name].shape for name in names]
     post0 = {name: mapped.populations[mapped.projections[name].post].offset for name in names}
     unit_base = np.array([sensors.base.get(u.projection, -1) for u in tables.units], dtype=i64)
-    unit_n_post = np.array([mapped.projections[u.projection].mask.shape[1] if u.projection in post0 else 0
+    unit_n_post = np.array([mapped.projections[u.projection].shape[1] if u.projection in post0 else 0
                             for u in tables.units], dtype=i64)
     unit_post0 = np.array([post0.get(u.projection, 0) for u in tables.units], dtype=i64)
     return SensorTable(np.array([sensors.base[n] for n in names], dtype=i64), np.array([s[0] for s in shape], dtype=i64),

@@ -341,23 +341,30 @@ def effective_params(die: Die, state: ChipState) -> dict[str, np.ndarray]:
     return out
 
 
-def effective_weights(mapped, die: Die, state: ChipState, projection: str) -> tuple[np.ndarray, np.ndarray]:
+def effective_weights(mapped, die: Die, state: ChipState, projection: str, *, exc: bool = True,
+                      inh: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Effective amplitudes (exc ≥ 0, inh ≥ 0) of a projection's connections, as vectors over
-    its connections (see ``chip.mapping.PlacedProjection``)."""
+    its connections (see ``chip.mapping.PlacedProjection``); ``exc=False`` or ``inh=False``
+    skips that side (None in its place)."""
     transfer = Transfer(die.profile)
     proj = mapped.projections[projection]
     post = mapped.populations[proj.post]
     sl = slice(post.offset, post.offset + post.size)
     wfs = die.effective(transfer, "weight_full_scale", state.codes["weight_full_scale"][sl],
                         np.arange(post.offset, post.offset + post.size))[proj.post_index]
-    wfs = wfs * die.setup().weight_gain  # the die's global synaptic strength (1 without setup variation)
+    wfs *= die.setup().weight_gain  # the die's global synaptic strength (1 without setup variation)
     scale = float(die.profile.weight_max_code or 1)
     result = []
-    for codes, ids in ((state.exc_code[projection], proj.exc_synapse), (state.inh_code[projection], proj.inh_synapse)):
-        w = codes / scale * wfs
+    for want, codes, ids in ((exc, state.exc_code[projection], proj.exc_synapse),
+                             (inh, state.inh_code[projection], proj.inh_synapse)):
+        if not want:
+            result.append(None)
+            continue
+        w = codes / scale  # in place from here: one vector per side at millions of synapses
+        w *= wfs
         gain = die.synapse_gain(ids)
         if gain is not None:
-            w = w * gain
+            w *= gain
         result.append(w)
     return result[0], result[1]
 
@@ -423,7 +430,11 @@ def _analog_core(profile, neurons: NeuronTable):
 
 
 def _route_latency(mapped, proj, half) -> np.ndarray:
-    return np.array([mapped.routes[(int(g), int(half))].latency_cycles for g in np.asarray(proj.pre_group)])
+    """Route latency (cycles) of each pre neuron of ``proj`` to ``half``: one route lookup per
+    source group, not per neuron."""
+    groups, inverse = np.unique(np.asarray(proj.pre_group), return_inverse=True)
+    per_group = np.array([mapped.routes[(int(g), int(half))].latency_cycles for g in groups])
+    return per_group[np.asarray(inverse).ravel()] if len(groups) else np.zeros(0, dtype=np.int64)
 
 
 def _route_of(mapped, proj, half, link_model: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -504,13 +515,16 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
     pop_size = {name: p.size for name, p in mapped.populations.items()}
 
     units: list[DeliveryUnit] = []
-    rows_per_unit, cols_per_unit, we_per_unit, wi_per_unit, counts_per_unit = [], [], [], [], []
+    rows_per_unit, counts_per_unit = [], []
+    # the synapse table is filled in place (no per-unit pieces joined at the end, which held it
+    # twice); a weight array's entries of a sign a projection lacks stay untouched zeros
+    bound = sum(proj.n_synapses for proj in mapped.projections.values())
+    cols_all = np.empty(bound, dtype=np.int64)
+    we_all, wi_all = np.zeros(bound), np.zeros(bound)
+    filled = 0
     for name, proj in mapped.projections.items():
-        w_exc, w_inh = effective_weights(mapped, die, state, name)
-        if proj.sign == "excitatory":
-            w_inh = None
-        elif proj.sign == "inhibitory":
-            w_exc = None
+        w_exc, w_inh = effective_weights(mapped, die, state, name, exc=proj.sign != "inhibitory",
+                                         inh=proj.sign != "excitatory")
         post = mapped.populations[proj.post]
         halves = np.asarray(proj.post_half)
         boundaries = [0]
@@ -521,19 +535,27 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
                                                 _route_latency(mapped, proj, halves[j - 1])):
                 boundaries.append(j)
         boundaries.append(post.size)
-        n_pre = proj.mask.shape[0]
+        n_pre = proj.shape[0]
         nonzero = np.zeros(proj.n_synapses, dtype=bool)
         for w in (w_exc, w_inh):
             if w is not None:
                 nonzero |= w != 0
         # connections are in row-major order, so a post range keeps each row's columns sorted
         for a, b in zip(boundaries[:-1], boundaries[1:]):
-            sel = nonzero & (proj.post_index >= a) & (proj.post_index < b)
+            if (a, b) != (0, post.size):
+                sel = nonzero & (proj.post_index >= a) & (proj.post_index < b)
+            else:  # the whole projection: views instead of copies when every synapse is in
+                sel = slice(None) if nonzero.all() else nonzero
             r = proj.pre_index[sel]
             rows_per_unit.append(np.bincount(r, minlength=n_pre))
-            cols_per_unit.append(proj.post_index[sel] + post.offset)
-            we_per_unit.append(w_exc[sel] if w_exc is not None else np.zeros(len(r)))
-            wi_per_unit.append(w_inh[sel] if w_inh is not None else np.zeros(len(r)))
+            at = slice(filled, filled + len(r))
+            filled += len(r)
+            del r
+            np.add(proj.post_index[sel], post.offset, out=cols_all[at])
+            if w_exc is not None:
+                we_all[at] = w_exc[sel]
+            if w_inh is not None:
+                wi_all[at] = w_inh[sel]
             lat_cycles, last = _route_of(mapped, proj, int(halves[a]), link_model)
             units.append(DeliveryUnit(projection=name, pre=proj.pre, post_start=post.offset + a, size=b - a,
                                       latency_us=lat_cycles * clock, last_link=last, delay_us=proj.delay_us))
@@ -542,6 +564,9 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
     for i, unit in enumerate(units):
         units_of_source.setdefault(unit.pre, []).append(i)
 
+    # synapses with zero weight were left out: the tail past ``filled`` was never written, so it
+    # takes no memory pages, and a leading slice stays contiguous
+    cols_all, we_all, wi_all = cols_all[:filled], we_all[:filled], wi_all[:filled]
     U = len(units)
     i64 = np.int64
     cat = lambda parts, dtype: (np.ascontiguousarray(np.concatenate(parts), dtype=dtype)  # noqa: E731
@@ -588,8 +613,7 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
         group_base[1:] = np.cumsum([len(g) for g in group_parts])[:-1]
 
     synapses = SynapseTable(
-        row_base=row_base, indptr=indptr, cols=cat(cols_per_unit, i64), w_exc=cat(we_per_unit, np.float64),
-        w_inh=cat(wi_per_unit, np.float64),
+        row_base=row_base, indptr=indptr, cols=cols_all, w_exc=we_all, w_inh=wi_all,
         unit_start=np.array([u.post_start for u in units], dtype=i64),
         unit_end=np.array([u.post_start + u.size for u in units], dtype=i64),
         delay_us=np.array([u.delay_us for u in units], dtype=np.float64),

@@ -55,7 +55,7 @@ import logging
 import numpy as np
 
 from ..netlist import Netlist
-from ..netlist.connectivity import realize_connectivity, realize_weights
+from ..netlist.connectivity import realize_pairs, realize_weights_at
 
 from .model import Link, MappedChip, PlacedPopulation, PlacedProjection, Route, _error
 from .placement import check_records, _check_references, _place_populations, _source_groups
@@ -91,24 +91,30 @@ def map_netlist(netlist: Netlist) -> MappedChip:
 
     post_halves = {name: p.halves() for name, p in populations.items()}
 
-    masks: dict[str, np.ndarray] = {}
+    # each projection's connections, (pre index, post index) in the row-major order of its mask;
+    # no (n_pre, n_post) matrix is made, so memory grows with the connections present
+    connections: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    shapes: dict[str, tuple[int, int]] = {}
     weights: dict[str, np.ndarray] = {}
     for name, proj in netlist.projections.items():
         n_pre, n_post = netlist.size_of(proj.pre), populations[proj.post].size
+        shapes[name] = (int(n_pre), int(n_post))
         try:
-            masks[name] = realize_connectivity(proj.connectivity, n_pre, n_post,
-                                               same_population=proj.pre == proj.post)
+            pre_index, post_index = realize_pairs(proj.connectivity, n_pre, n_post,
+                                                  same_population=proj.pre == proj.post)
         except ValueError as exc:
             raise _error(netlist, f"projections.{name}.connectivity", str(exc)) from None
+        # indices kept at the width the sizes need: half the memory of int64 for any real netlist
+        index_type = np.int32 if max(n_pre, n_post) < 1 << 31 else np.int64
+        connections[name] = (pre_index.astype(index_type), post_index.astype(index_type))
+        del pre_index, post_index
         try:
-            weights[name] = realize_weights(proj.weights, masks[name], proj.sign)[masks[name]]
+            weights[name] = realize_weights_at(proj.weights, *connections[name], shapes[name], proj.sign)
         except ValueError as exc:
             raise _error(netlist, f"projections.{name}.weights", str(exc)) from None
 
-    _check_ranges(netlist, masks, weights)
+    _check_ranges(netlist, connections, weights)
 
-    # each projection's connections, (pre index, post index) in the row-major order of its mask
-    connections = {name: tuple(ix.astype(np.int64) for ix in np.nonzero(m)) for name, m in masks.items()}
     occupied_halves = sorted({int(h) for p in populations.values() for h in np.unique(p.halves())})
     # the halves each input reaches: every half of every population it projects to
     input_halves = {name: sorted({int(h) for proj in netlist.projections.values() if proj.pre == name
@@ -134,7 +140,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
             post=proj.post,
             sign=proj.sign,
             pre_is_input=proj.pre not in netlist.populations,
-            mask=masks[name],
+            shape=shapes[name],
             pre_index=pre_index,
             post_index=post_index,
             initial_weights=weights[name],
@@ -178,7 +184,7 @@ def _calibrated_parameters(netlist: Netlist) -> frozenset:
         return frozenset()
 
 
-def _check_ranges(netlist: Netlist, masks: dict, weights: dict) -> None:
+def _check_ranges(netlist: Netlist, connections: dict, weights: dict) -> None:
     """Nothing the netlist asks for is clipped silently by the chip: every analog parameter lies in
     the profile's range, and on a profile with weight codes every initial weight within
     ±weight_full_scale of its post neuron (beyond half a weight code: rounding is not clipping).
@@ -222,7 +228,7 @@ def _check_ranges(netlist: Netlist, masks: dict, weights: dict) -> None:
         w = np.asarray(weights[name], dtype=np.float64)
         if not len(w):
             continue
-        post = np.nonzero(masks[name])[1]
+        post = connections[name][1]
         limit = full_scale[proj.post][post] * (1 + 0.5 / top)
         over = np.abs(w) > limit
         if np.any(over):

@@ -41,8 +41,12 @@ class PlacedProjection:
     """A projection with its realized mask, initial weights and synapse ids.
 
     Per-connection arrays are vectors over the connections, in the row-major order of ``mask``
-    (``pre_index, post_index = np.nonzero(mask)``; ``dense[mask] = vector`` scatters one back):
-    ``initial_weights`` (signed model units), ``exc_synapse`` / ``inh_synapse`` the global synapse
+    (``pre_index, post_index = np.nonzero(mask)``; ``dense[mask] = vector`` scatters one back).
+    ``shape`` is (n_pre, n_post); the boolean ``mask`` of that shape is made on request from
+    ``pre_index`` and ``post_index`` (it is not kept: memory grows with the connections present).
+    ``pre_index`` and ``post_index`` are int32 (int64 only for populations of 2^31 neurons or
+    more); ``initial_weights`` of a constant initializer is a read-only broadcast of the value.
+    The vectors: ``initial_weights`` (signed model units), ``exc_synapse`` / ``inh_synapse`` the global synapse
     id carrying each connection on an excitatory / inhibitory row, -1 where there is none (a signed
     projection has both). ``pre_group`` indexes ``MappedChip.source_groups``; ``post_half`` is the
     global half of each postsynaptic neuron. ``delay_us`` is the projection's own delay; route
@@ -54,7 +58,7 @@ class PlacedProjection:
     post: str
     sign: str
     pre_is_input: bool
-    mask: np.ndarray
+    shape: tuple[int, int]
     pre_index: np.ndarray
     post_index: np.ndarray
     initial_weights: np.ndarray
@@ -68,9 +72,16 @@ class PlacedProjection:
     def n_synapses(self) -> int:
         return int(self.pre_index.size)
 
+    @property
+    def mask(self) -> np.ndarray:
+        """A new boolean (n_pre, n_post) connection mask."""
+        mask = np.zeros(self.shape, dtype=bool)
+        mask[self.pre_index, self.post_index] = True
+        return mask
+
     def __repr__(self) -> str:  # the arrays would drown the interesting part
         return (f"PlacedProjection({self.name!r}: {self.pre} -> {self.post}, {self.sign}, "
-                f"{int(self.mask.sum())} of {self.mask.size} pairs connected, delay {self.delay_us:g} us)")
+                f"{self.n_synapses} of {self.shape[0] * self.shape[1]} pairs connected, delay {self.delay_us:g} us)")
 
 
 @dataclass(frozen=True, eq=False)

@@ -29,26 +29,28 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation],
     input_buses = {name: {h: np.zeros(netlist.size_of(name), dtype=np.int64) for h in halves}
                    for name, halves in input_halves.items()}
 
-    # per half: the connections of each projection that land on it, as (pre index, post index,
-    # position in the projection's connection vector), split by target half (contiguous runs of
-    # post neurons)
-    per_half: dict[int, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]] = {h: [] for h in occupied_halves}
+    # per half: the connections of each projection that land on it, as their positions in the
+    # projection's connection vector, split by target half (contiguous runs of post neurons); the
+    # pre and post indices are gathered per half when it is packed
+    per_half: dict[int, list[tuple[str, np.ndarray]]] = {h: [] for h in occupied_halves}
     for name, proj in netlist.projections.items():
         post = populations[proj.post]
         ii, jj = connections[name]
         halves = (post.offset + jj) // nph
-        order = np.argsort(halves, kind="stable")
-        ii, jj, halves = ii[order], jj[order], halves[order]
+        # a stable sort of small integers is a radix sort: linear in the connections
+        order = np.argsort(halves.astype(np.int16) if halves.size and halves.max() < 1 << 15 else halves,
+                           kind="stable")
         first, last = post.offset // nph, (post.offset + post.size - 1) // nph
-        bounds = np.searchsorted(halves, np.arange(first, last + 2))
+        bounds = np.r_[0, np.cumsum(np.bincount(halves - first, minlength=last - first + 1))]
         for half, a, b in zip(range(first, last + 1), bounds[:-1], bounds[1:]):
             if b > a:
-                per_half[half].append((name, ii[a:b], jj[a:b], order[a:b]))
+                per_half[half].append((name, order[a:b]))
+        del halves
 
     rows_used: dict[int, tuple[int, int]] = {}
     bus_rows: dict[int, tuple[tuple[int, int], ...]] = {}
     for half in occupied_halves:
-        entries = per_half[half]
+        entries = [(name, connections[name][0][pos], connections[name][1][pos], pos) for name, pos in per_half[half]]
         sign_of = {name: netlist.projections[name].sign for name, *_ in entries}
         exc = _SignPacking(netlist, populations, [e for e in entries if sign_of[e[0]] != "inhibitory"], nph)
         inh = _SignPacking(netlist, populations, [e for e in entries if sign_of[e[0]] != "excitatory"], nph)
@@ -157,35 +159,52 @@ class _SignPacking:
     def __init__(self, netlist: Netlist, populations: dict[str, PlacedPopulation], entries, nph: int):
         self.n_columns = nph
         self.pre_names: list[str] = []
-        counts: dict[str, np.ndarray] = {}
-        # per projection: (name, pre, pre index, position, column, copy) of its connections here
-        self.connections = []
+        # per projection: (name, pre, pre index, position, column) of its connections here
+        found = []
         for name, ii, jj, pos in entries:
             pre = netlist.projections[name].pre
-            if pre not in counts:
+            if pre not in self.pre_names:
                 self.pre_names.append(pre)
-                counts[pre] = np.zeros((netlist.size_of(pre), nph), dtype=np.int32)
             cols = (populations[netlist.projections[name].post].offset + jj) % nph
-            # pairs within one projection are unique, so fancy-index += counts each exactly once
-            copy = counts[pre][ii, cols]
-            counts[pre][ii, cols] += 1
-            self.connections.append((name, pre, ii, pos, cols, copy))
+            found.append((name, pre, ii, pos, cols))
 
-        # units: (pre name index, copy, neuron index) and the columns each one needs
+        # Copy k of a (source, column) is its k-th connection in entry order (pairs within one
+        # projection are unique): the rank of each connection among the earlier ones with the same
+        # (pre index, column), from a stable sort of their keys, without any (size, columns) table.
+        copy_of: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(found)
         unit_pre, unit_copy, unit_index, unit_cols, unit_ncols = [], [], [], [], []
+        self.copies, self.sizes = {}, {}
         for p, pre in enumerate(self.pre_names):
-            c = counts[pre]
-            for k in range(int(c.max())):
-                present = c > k
-                neurons = np.flatnonzero(present.any(axis=1))
-                sub = present[neurons]
-                unit_pre.append(np.full(neurons.size, p, dtype=np.int64))
-                unit_copy.append(np.full(neurons.size, k, dtype=np.int64))
-                unit_index.append(neurons)
-                unit_ncols.append(sub.sum(axis=1))
-                unit_cols.append(sub)
-        self.copies = {pre: int(counts[pre].max()) for pre in self.pre_names}
-        self.sizes = {pre: counts[pre].shape[0] for pre in self.pre_names}
+            mine = [e for e, f in enumerate(found) if f[1] == pre]
+            ii = np.concatenate([found[e][2] for e in mine]).astype(np.int64, copy=False)
+            cols = np.concatenate([found[e][4] for e in mine]).astype(np.int64, copy=False)
+            if len(mine) == 1:  # one projection from this source here: every connection is copy 0
+                copy = np.zeros(ii.size, dtype=np.int64)
+            else:
+                key = ii * nph + cols
+                order = np.argsort(key, kind="stable")
+                ranked = key[order]
+                run_start = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+                rank = np.arange(key.size) - np.repeat(run_start, np.diff(np.r_[run_start, key.size]))
+                copy = np.empty(key.size, dtype=np.int64)
+                copy[order] = rank
+            bounds = np.cumsum([0] + [found[e][2].size for e in mine])
+            for k, e in enumerate(mine):
+                copy_of[e] = copy[bounds[k]:bounds[k + 1]]
+            size = netlist.size_of(pre)
+            self.copies[pre] = int(copy.max()) + 1 if copy.size else 0
+            self.sizes[pre] = size
+            # units in order of copy, then neuron index (each unit's columns: see columns())
+            ukey = copy * size + ii
+            per_key = np.bincount(ukey, minlength=self.copies[pre] * size)
+            keys = np.flatnonzero(per_key)
+            unit_pre.append(np.full(keys.size, p, dtype=np.int64))
+            unit_copy.append(keys // size)
+            unit_index.append(keys % size)
+            unit_ncols.append(per_key[keys])
+            unit_cols.append((ukey, cols))
+        self.connections = [(name, pre, ii, pos, cols, copy_of[e])
+                            for e, (name, pre, ii, pos, cols) in enumerate(found)]
         if unit_pre:
             self.unit_pre = np.concatenate(unit_pre)
             self.unit_copy = np.concatenate(unit_copy)
@@ -204,7 +223,8 @@ class _SignPacking:
         """Each unit's columns, as Python lists (what the row bitsets index)."""
         if not self.n_units:
             return []
-        cols = np.concatenate([np.nonzero(sub)[1] for sub in self._unit_cols]).tolist()
+        # per unit (in unit order: copy, then neuron index), its columns ascending
+        cols = np.concatenate([cols[np.lexsort((cols, ukey))] for ukey, cols in self._unit_cols]).tolist()
         starts = np.concatenate(([0], np.cumsum(self.unit_ncols))).tolist()
         return [cols[starts[u]:starts[u + 1]] for u in range(self.n_units)]
 

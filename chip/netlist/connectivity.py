@@ -1,19 +1,24 @@
-"""Realize a projection's connectivity and initial weights as dense arrays.
+"""Realize a projection's connectivity and initial weights.
 
 Job: turn the declarative connectivity (``AllToAll``, ``OneToOne``, ``RandomConnectivity``,
 ``ExplicitPairs``) and weight initializer (``ConstantWeights``, ``NormalWeights``,
-``UniformWeights``, ``ArrayWeights``) of a netlist projection into a boolean connection mask and a
-float weight matrix, both of shape (n_pre, n_post). Each kind is one entry of a dispatch table
-(``_MASKS``, ``_WEIGHTS``); its meaning is in its dataclass's docstring (``chip.netlist.model``).
+``UniformWeights``, ``ArrayWeights``) of a netlist projection into its connections, two index
+vectors (pre, post) in the row-major order of the (n_pre, n_post) connection mask
+(``realize_pairs``), and the initial weight of each connection (``realize_weights_at``). The
+mapper uses these, so memory grows with the connections present, not with n_pre × n_post; the
+dense forms (``realize_connectivity``: the boolean mask, ``realize_weights``: the weight matrix)
+are built from them for callers that want a matrix. Each kind is one entry of a dispatch table
+(``_PAIRS``, ``_WEIGHTS``); its meaning is in its dataclass's docstring (``chip.netlist.model``).
 
-Boundary: nothing here knows about circuits, synapse rows or weight codes: placing the mask on
-synapses is the job of ``chip.mapping`` and quantizing the weights is the emulator's. What a
-dataclass checks on its own (ranges, shapes, finiteness) it checks when built; what needs the
-sizes (equal sizes, indices in range, array shape) is checked here and raises ``ValueError`` with a
-plain message; the caller (the mapper) adds file, line and field path.
+Boundary: nothing here knows about circuits, synapse rows or weight codes: placing the
+connections on synapses is the job of ``chip.mapping`` and quantizing the weights is the
+emulator's. What a dataclass checks on its own (ranges, shapes, finiteness) it checks when built;
+what needs the sizes (equal sizes, indices in range, array shape) is checked here and raises
+``ValueError`` with a plain message; the caller (the mapper) adds file, line and field path.
 
 Everything is deterministic: random draws use ``np.random.default_rng(seed)`` over the full
 (n_pre, n_post) matrix, so the value drawn for a pair does not depend on which other pairs exist.
+The draws are made in blocks of rows, which consume the stream exactly as one large draw does.
 """
 
 from __future__ import annotations
@@ -36,51 +41,70 @@ from .model import (
     Weights,
 )
 
-__all__ = ["realize_connectivity", "realize_weights"]
+__all__ = ["realize_pairs", "realize_connectivity", "realize_weights_at", "realize_weights"]
 
 
 # ---------------------------------------------------------------------------------------------
-# Masks
+# Connections: (pre, post) index pairs in the row-major order of the mask
 # ---------------------------------------------------------------------------------------------
 
 
-def _all_to_all(conn: AllToAll, n_pre: int, n_post: int, same_population: bool) -> np.ndarray:
-    mask = np.ones((n_pre, n_post), dtype=bool)
+def _all_to_all(conn: AllToAll, n_pre: int, n_post: int, same_population: bool) -> tuple[np.ndarray, np.ndarray]:
+    pre = np.repeat(np.arange(n_pre, dtype=np.int64), n_post)
+    post = np.tile(np.arange(n_post, dtype=np.int64), n_pre)
     if same_population and not conn.allow_self:
-        np.fill_diagonal(mask, False)
-    return mask
+        keep = pre != post
+        pre, post = pre[keep], post[keep]
+    return pre, post
 
 
-def _one_to_one(conn: OneToOne, n_pre: int, n_post: int, same_population: bool) -> np.ndarray:
+def _one_to_one(conn: OneToOne, n_pre: int, n_post: int, same_population: bool) -> tuple[np.ndarray, np.ndarray]:
     if n_pre != n_post:
         raise ValueError(f"one_to_one needs equal sizes, got {n_pre} presynaptic and {n_post} postsynaptic neurons")
-    return np.eye(n_pre, dtype=bool)
+    return np.arange(n_pre, dtype=np.int64), np.arange(n_post, dtype=np.int64)
 
 
-def _random(conn: RandomConnectivity, n_pre: int, n_post: int, same_population: bool) -> np.ndarray:
-    mask = _bernoulli_mask(conn.seed, float(conn.probability), n_pre, n_post)
+def _random(conn: RandomConnectivity, n_pre: int, n_post: int, same_population: bool) -> tuple[np.ndarray, np.ndarray]:
+    pre, post = _bernoulli_pairs(conn.seed, float(conn.probability), n_pre, n_post)
     if same_population and not conn.allow_self:
-        np.fill_diagonal(mask, False)
-    return mask
+        keep = pre != post
+        pre, post = pre[keep], post[keep]
+    return pre, post
 
 
-def _explicit(conn: ExplicitPairs, n_pre: int, n_post: int, same_population: bool) -> np.ndarray:
+def _explicit(conn: ExplicitPairs, n_pre: int, n_post: int, same_population: bool) -> tuple[np.ndarray, np.ndarray]:
     pairs = conn.pairs
-    mask = np.zeros((n_pre, n_post), dtype=bool)
     if pairs.size == 0:
-        return mask
-    pre, post = pairs[:, 0], pairs[:, 1]
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    pre, post = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
     bad = (pre >= n_pre) | (post >= n_post)
     if bad.any():
         k = int(np.argmax(bad))
         raise ValueError(f"explicit pair {k} ({int(pre[k])}, {int(post[k])}) is out of range: "
                          f"pre must be in 0..{n_pre - 1}, post in 0..{n_post - 1}")
-    mask[pre, post] = True
-    return mask
+    flat = np.unique(pre * n_post + post)  # row-major order, a pair listed twice is one connection
+    return flat // n_post, flat % n_post
 
 
-#: connectivity type -> mask builder (conn, n_pre, n_post, same_population)
-_MASKS = {AllToAll: _all_to_all, OneToOne: _one_to_one, RandomConnectivity: _random, ExplicitPairs: _explicit}
+#: connectivity type -> pair builder (conn, n_pre, n_post, same_population)
+_PAIRS = {AllToAll: _all_to_all, OneToOne: _one_to_one, RandomConnectivity: _random, ExplicitPairs: _explicit}
+
+
+def realize_pairs(conn: Connectivity, n_pre: int, n_post: int, *,
+                  same_population: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The connections as two int64 vectors (pre index, post index), in the row-major order of
+    the mask: exactly ``np.nonzero(realize_connectivity(...))``, without the (n_pre, n_post) mask,
+    so memory grows with the connections present.
+
+    ``same_population``: pre and post are one population (``allow_self`` applies).
+    """
+    n_pre, n_post = int(n_pre), int(n_post)
+    if n_pre < 1 or n_post < 1:
+        raise ValueError(f"population sizes must be positive, got {n_pre} x {n_post}")
+    build = _PAIRS.get(type(conn))
+    if build is None:
+        raise ValueError(f"unknown connectivity {conn!r}; use one of {', '.join(CONNECTIVITY_KINDS)}")
+    return build(conn, n_pre, n_post, same_population)
 
 
 def realize_connectivity(conn: Connectivity, n_pre: int, n_post: int, *, same_population: bool) -> np.ndarray:
@@ -88,36 +112,42 @@ def realize_connectivity(conn: Connectivity, n_pre: int, n_post: int, *, same_po
 
     ``same_population``: pre and post are one population (``allow_self`` applies).
     """
-    n_pre, n_post = int(n_pre), int(n_post)
-    if n_pre < 1 or n_post < 1:
-        raise ValueError(f"population sizes must be positive, got {n_pre} x {n_post}")
-    build = _MASKS.get(type(conn))
-    if build is None:
-        raise ValueError(f"unknown connectivity {conn!r}; use one of {', '.join(CONNECTIVITY_KINDS)}")
-    return build(conn, n_pre, n_post, same_population)
+    pre, post = realize_pairs(conn, n_pre, n_post, same_population=same_population)
+    mask = np.zeros((int(n_pre), int(n_post)), dtype=bool)
+    mask[pre, post] = True
+    return mask
 
 
-# Rows drawn per block by _bernoulli_mask: ~4 MB of doubles, small enough for the allocator to
-# recycle the buffer instead of faulting fresh pages for a full (n_pre, n_post) float matrix.
+# Rows drawn per block: ~4 MB of doubles, small enough for the allocator to recycle the buffer
+# instead of faulting fresh pages for a full (n_pre, n_post) float matrix.
 _DRAW_BLOCK_ELEMENTS = 1 << 19
 
 
-def _bernoulli_mask(seed: int, p: float, n_pre: int, n_post: int) -> np.ndarray:
-    """``default_rng(seed).random((n_pre, n_post)) < p``, drawn in row blocks.
+def _row_blocks(n_pre: int, n_post: int):
+    block = max(1, _DRAW_BLOCK_ELEMENTS // n_post)
+    for start in range(0, n_pre, block):
+        yield start, min(n_pre, start + block)
+
+
+def _bernoulli_pairs(seed: int, p: float, n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero(default_rng(seed).random((n_pre, n_post)) < p)``, drawn in row blocks.
 
     Generator.random consumes the stream one double per element in C order, so consecutive
-    row blocks reproduce the single large draw exactly while needing 1/8 of the memory.
+    row blocks reproduce the single large draw exactly; only the connections found are kept.
     """
     rng = np.random.default_rng(seed)
-    mask = np.empty((n_pre, n_post), dtype=bool)
-    block = max(1, _DRAW_BLOCK_ELEMENTS // n_post)
-    buffer = np.empty((min(block, n_pre), n_post))
-    for start in range(0, n_pre, block):
-        stop = min(n_pre, start + block)
-        draw = buffer[: stop - start]
+    buffer = np.empty((min(max(1, _DRAW_BLOCK_ELEMENTS // n_post), n_pre), n_post))
+    hits = np.empty(buffer.shape, dtype=bool)
+    flat = []
+    for start, stop in _row_blocks(n_pre, n_post):
+        draw, hit = buffer[: stop - start], hits[: stop - start]
         rng.random(out=draw)
-        np.less(draw, p, out=mask[start:stop])
-    return mask
+        np.less(draw, p, out=hit)
+        found = np.flatnonzero(hit)
+        found += start * n_post
+        flat.append(found)
+    flat = np.concatenate(flat).astype(np.int64, copy=False)
+    return flat // n_post, flat % n_post
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,32 +155,65 @@ def _bernoulli_mask(seed: int, p: float, n_pre: int, n_post: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def _constant(init: ConstantWeights, mask: np.ndarray, sign: str) -> np.ndarray:
+def _constant(init: ConstantWeights, pre: np.ndarray, post: np.ndarray, shape, sign: str) -> np.ndarray:
     value = float(init.value)
     _check_sign_of_given(np.array([value]), sign, f"constant weight {value}")
-    return np.where(mask, value + 0.0, 0.0)  # + 0.0 turns a -0.0 into 0.0
+    # one value for every connection: a read-only broadcast, no memory per connection
+    return np.broadcast_to(np.float64(value + 0.0), pre.shape)  # + 0.0 turns a -0.0 into 0.0
 
 
-def _normal(init: NormalWeights, mask: np.ndarray, sign: str) -> np.ndarray:
-    return _clip_drawn(np.random.default_rng(init.seed).normal(float(init.mean), float(init.std), size=mask.shape),
-                       sign)
+def _drawn_at(draw, pre: np.ndarray, post: np.ndarray, shape) -> np.ndarray:
+    """The values at (pre, post) of one draw over the full (n_pre, n_post) matrix, made in row
+    blocks (``draw(size)`` consumes the stream element by element in C order, so the blocks
+    reproduce the single large draw; the value of a pair does not depend on the others)."""
+    n_pre, n_post = shape
+    out = np.empty(pre.size)
+    bounds = np.searchsorted(pre, [start for start, _ in _row_blocks(n_pre, n_post)] + [n_pre])
+    for k, (start, stop) in enumerate(_row_blocks(n_pre, n_post)):
+        block = draw((stop - start, n_post))
+        a, b = bounds[k], bounds[k + 1]
+        out[a:b] = block[pre[a:b] - start, post[a:b]]
+    return out
 
 
-def _uniform(init: UniformWeights, mask: np.ndarray, sign: str) -> np.ndarray:
-    return _clip_drawn(np.random.default_rng(init.seed).uniform(float(init.low), float(init.high), size=mask.shape),
-                       sign)
+def _normal(init: NormalWeights, pre: np.ndarray, post: np.ndarray, shape, sign: str) -> np.ndarray:
+    rng = np.random.default_rng(init.seed)
+    mean, std = float(init.mean), float(init.std)
+    return _clip_drawn(_drawn_at(lambda size: rng.normal(mean, std, size=size), pre, post, shape), sign)
 
 
-def _array(init: ArrayWeights, mask: np.ndarray, sign: str) -> np.ndarray:
-    w = np.array(init.array, dtype=np.float64)  # a copy: the netlist's array stays untouched
-    if w.shape != mask.shape:
-        raise ValueError(f"weight array has shape {w.shape}, the projection needs {mask.shape} (pre, post)")
-    _check_sign_of_given(w[mask], sign, "weight array")
-    return w
+def _uniform(init: UniformWeights, pre: np.ndarray, post: np.ndarray, shape, sign: str) -> np.ndarray:
+    rng = np.random.default_rng(init.seed)
+    low, high = float(init.low), float(init.high)
+    return _clip_drawn(_drawn_at(lambda size: rng.uniform(low, high, size=size), pre, post, shape), sign)
 
 
-#: weight initializer type -> (init, mask, sign) -> weights (entries off the mask are zeroed after)
+def _array(init: ArrayWeights, pre: np.ndarray, post: np.ndarray, shape, sign: str) -> np.ndarray:
+    w = np.asarray(init.array, dtype=np.float64)
+    if w.shape != tuple(shape):
+        raise ValueError(f"weight array has shape {w.shape}, the projection needs {tuple(shape)} (pre, post)")
+    values = w[pre, post]  # a copy: the netlist's array stays untouched
+    _check_sign_of_given(values, sign, "weight array")
+    return values
+
+
+#: weight initializer type -> (init, pre, post, shape, sign) -> weights at the connections
 _WEIGHTS = {ConstantWeights: _constant, NormalWeights: _normal, UniformWeights: _uniform, ArrayWeights: _array}
+
+
+def realize_weights_at(init: Weights, pre: np.ndarray, post: np.ndarray, shape, sign: str) -> np.ndarray:
+    """Initial weights in signed model units of the connections (pre[k], post[k]) of a projection
+    of ``shape`` (n_pre, n_post), connections in row-major order (as ``realize_pairs`` gives them):
+    ``realize_weights(init, mask, sign)[mask]`` without any (n_pre, n_post) matrix of weights.
+    A constant initializer gives a read-only broadcast (copy it to write into it).
+    """
+    if sign not in SIGNS:
+        raise ValueError(f"unknown sign {sign!r}; use one of {', '.join(SIGNS)}")
+    build = _WEIGHTS.get(type(init))
+    if build is None:
+        raise ValueError(f"unknown weight initializer {init!r}; use one of {', '.join(WEIGHT_KINDS)}")
+    pre, post = np.asarray(pre, dtype=np.int64), np.asarray(post, dtype=np.int64)
+    return build(init, pre, post, (int(shape[0]), int(shape[1])), sign)
 
 
 def realize_weights(init: Weights, mask: np.ndarray, sign: str) -> np.ndarray:
@@ -165,13 +228,9 @@ def realize_weights(init: Weights, mask: np.ndarray, sign: str) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
-    if sign not in SIGNS:
-        raise ValueError(f"unknown sign {sign!r}; use one of {', '.join(SIGNS)}")
-    build = _WEIGHTS.get(type(init))
-    if build is None:
-        raise ValueError(f"unknown weight initializer {init!r}; use one of {', '.join(WEIGHT_KINDS)}")
-    w = build(init, mask, sign)
-    w[~mask] = 0.0
+    pre, post = np.nonzero(mask)
+    w = np.zeros(mask.shape)
+    w[pre, post] = realize_weights_at(init, pre, post, mask.shape, sign)
     return w
 
 

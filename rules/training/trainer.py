@@ -440,7 +440,7 @@ def _checked_gradients(name: str, grads, host: HostInterface) -> Gradients:
         if proj not in host.mapped.projections:
             fail(f"gradient for unknown projection {proj!r}")
         dw = np.asarray(dw)
-        shape = host.mapped.projections[proj].mask.shape
+        shape = host.mapped.projections[proj].shape
         if dw.shape != shape or not np.issubdtype(dw.dtype, np.number):
             fail(f"gradient for {proj!r} must be numbers of shape {shape}, got {dw.dtype} {dw.shape}")
         if not np.all(np.isfinite(dw)):
