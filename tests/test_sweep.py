@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -221,3 +222,30 @@ def test_a_dask_cluster_gives_the_in_process_rows_point_by_point(tmp_path):
     assert out["executor"].startswith("Dask cluster at tcp://127.0.0.1:") and len(workers) == 2
     assert _rows(out) == _rows(local) == _rows(tmp_path / "dask")
     assert _csv(tmp_path / "dask") == _csv(tmp_path / "local")
+
+
+# --- the docs -------------------------------------------------------------------------------------
+def _doc_blocks(lang: str) -> list[str]:
+    text = (ROOT / "docs/sweeps.md").read_text(encoding="utf-8")
+    section = text.split("## Worked example", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{lang}\n(.*?)```", section, flags=re.S)
+
+
+def test_the_worked_example_runs_as_documented(tmp_path):
+    (spec_text,), (command,), (shown,) = _doc_blocks("yaml"), _doc_blocks("bash"), _doc_blocks("text")
+    shipped = ROOT / "examples/sweeps/single_neuron_dies.yaml"
+    assert spec_text == shipped.read_text(encoding="utf-8")
+    (tmp_path / "examples/sweeps").mkdir(parents=True)
+    (tmp_path / "netlists").mkdir()
+    shutil.copy(shipped, tmp_path / "examples/sweeps")
+    for name in ("single_neuron.yaml", "single_neuron.golden.yaml"):
+        shutil.copy(ROOT / "netlists" / name, tmp_path / "netlists")
+    done = subprocess.run(["bash", "-c", command.strip()], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CHIPCTL_PROGRESS": "0", "PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr
+
+    def timeless(text):
+        return re.sub(r" in [0-9.]+ s;", " in _ s;", text).strip()
+
+    assert timeless(done.stdout) == timeless(shown)
+    assert (tmp_path / "runs/single_neuron_dies/results.csv").is_file()
