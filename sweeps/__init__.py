@@ -21,7 +21,7 @@ from .point import Task, point_netlist, run_point
 from .results import ResultsDir, summarize
 from .spec import ACTIONS, Point, SweepSpec, read_spec
 
-__all__ = ["run_sweep", "read_spec", "SweepSpec", "Point", "Task", "run_point", "point_netlist", "Executor",
+__all__ = ["run_sweep", "tasks_of", "read_spec", "SweepSpec", "Point", "Task", "run_point", "point_netlist", "Executor",
            "LocalExecutor", "DaskExecutor", "make_executor", "DASK_MISSING", "ResultsDir", "summarize", "ACTIONS"]
 
 
