@@ -44,6 +44,8 @@ def print_summary(out: dict, echo: Callable[[str], None]) -> None:
         if row["status"] != "ok":
             echo(f"  point {row['index']} {json.dumps(row['values'])}: {row['error']}")
     echo(f"  table: {out['out']}/results.csv, {out['out']}/results.jsonl")
+    if out.get("plot"):
+        echo(f"  drew {out['plot']}")
 
 
 def register(app: typer.Typer, guard: Callable, progress_bar: Callable) -> None:
@@ -56,6 +58,8 @@ def register(app: typer.Typer, guard: Callable, progress_bar: Callable) -> None:
               workers: int = typer.Option(1, "--workers", min=1, help="Processes on this machine (1: this process)."),
               scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address "
                                                       "(tcp://HOST:PORT): run the points on that cluster."),
+              plot: Optional[str] = typer.Option(None, "--plot", help="Also draw the metric against this axis "
+                                                 "(a netlist path or die_seed, noise_seed, profile) into DIR."),
               as_json: bool = typer.Option(False, "--json", help="Print the summary (and every row) as JSON.")):
         """Run a netlist over die seeds, noise seeds, profiles and parameter values; one row per point."""
 
@@ -65,6 +69,14 @@ def register(app: typer.Typer, guard: Callable, progress_bar: Callable) -> None:
             parsed = sweeps.read_spec(spec)
             if scheduler is not None and workers != 1:
                 _conflict()
+            axis = None
+            if plot is not None:
+                import pictures
+
+                pictures.require()  # before the sweep, not after it
+                axis = sweeps.SHORTHANDS.get(plot, plot)
+                if axis not in parsed.axis_names:
+                    _fail_axis(plot, parsed.axis_names)
             executor = sweeps.make_executor(workers, scheduler)
             bar = progress_bar(f"sweep {spec.name}")
 
@@ -77,12 +89,25 @@ def register(app: typer.Typer, guard: Callable, progress_bar: Callable) -> None:
             finally:
                 bar.close()
                 executor.close()
+            if axis is not None and result["summary"]["metric"] is not None:
+                from pictures.style import use_agg
+                from pictures.sweep import plot_sweep
+
+                use_agg()
+                result["plot"] = str(plot_sweep(out, axis, result["summary"]["metric"], parsed.better,
+                                                title=f"{parsed.description or spec.name}"))
             if as_json:
                 typer.echo(json.dumps(result, sort_keys=True, default=str))
             else:
                 print_summary(result, typer.echo)
 
         guard(body)
+
+
+def _fail_axis(name, axes):
+    from chip.errors import ChipctlError
+
+    raise ChipctlError(f"--plot {name}: not an axis of this sweep; its axes: {', '.join(axes)}")
 
 
 def _conflict():

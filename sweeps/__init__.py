@@ -19,10 +19,10 @@ from typing import Callable
 from .executors import DASK_MISSING, DaskExecutor, Executor, LocalExecutor, make_executor
 from .point import Task, point_netlist, run_point
 from .results import ResultsDir, summarize
-from .spec import ACTIONS, Point, SweepSpec, read_spec
+from .spec import ACTIONS, SHORTHANDS, Point, SweepSpec, read_spec
 
 __all__ = ["run_sweep", "tasks_of", "read_spec", "SweepSpec", "Point", "Task", "run_point", "point_netlist", "Executor",
-           "LocalExecutor", "DaskExecutor", "make_executor", "DASK_MISSING", "ResultsDir", "summarize", "ACTIONS"]
+           "LocalExecutor", "DaskExecutor", "make_executor", "DASK_MISSING", "ResultsDir", "summarize", "ACTIONS", "SHORTHANDS"]
 
 
 def tasks_of(spec: SweepSpec, points: list[Point]) -> list[Task]:

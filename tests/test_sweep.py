@@ -249,3 +249,15 @@ def test_the_worked_example_runs_as_documented(tmp_path):
 
     assert timeless(done.stdout) == timeless(shown)
     assert (tmp_path / "runs/single_neuron_dies/results.csv").is_file()
+
+
+def test_plot_draws_the_metric_against_an_axis(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = _spec(tmp_path, SMALL)
+    result = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--json",
+                                      "--plot", "die_seed"])
+    assert result.exit_code == 0, result.output
+    picture = Path(json.loads(result.stdout)["plot"])
+    assert picture.name == "sweep_spikes_neuron_vs_chip_die_seed.png" and picture.stat().st_size > 5000
+    wrong = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--plot", "tau_syn"])
+    assert wrong.exit_code == 2 and "--plot tau_syn: not an axis of this sweep" in wrong.stderr
