@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator, Protocol
 
 from chip.errors import ChipctlError
 
-from .point import Task, run_point
+from .point import Task, failed_row, run_point
 
 __all__ = ["Executor", "LocalExecutor", "DaskExecutor", "make_executor", "DASK_MISSING"]
 
@@ -52,21 +53,29 @@ class LocalExecutor:
                 yield fn(task)
             return
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.workers, max(1, len(tasks))), mp_context=context) as pool:
-            pending = set()
-            queue = iter(tasks)
-            # keep the pool busy but not the whole sweep in flight: rows come back as points finish
-            for task in queue:
-                pending.add(pool.submit(fn, task))
-                if len(pending) >= 2 * self.workers:
-                    break
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(fn, nxt))
+        queue = list(reversed(tasks))
+        while queue:  # a pool whose process died is replaced; the points it had in flight are error rows
+            with ProcessPoolExecutor(max_workers=min(self.workers, len(queue)), mp_context=context) as pool:
+                owner: dict = {}
+                # keep the pool busy but not the whole sweep in flight: rows come back as points finish
+                while queue and len(owner) < 2 * self.workers:
+                    task = queue.pop()
+                    owner[pool.submit(fn, task)] = task
+                while owner:
+                    done, _ = wait(list(owner), return_when=FIRST_COMPLETED)
+                    broken = False
+                    for future in done:
+                        task = owner.pop(future)
+                        broken |= isinstance(future.exception(), BrokenProcessPool)
+                        yield _row(future, task)
+                    if broken:
+                        for future, task in owner.items():  # the pool is gone: so are these points
+                            yield failed_row(task, "the point's worker failed: BrokenProcessPool: a process of "
+                                                   "the pool died while this point or one beside it ran")
+                        break
+                    while queue and len(owner) < 2 * self.workers:
+                        task = queue.pop()
+                        owner[pool.submit(fn, task)] = task
 
     def close(self) -> None:
         pass
@@ -92,16 +101,24 @@ class DaskExecutor:
         from distributed import as_completed
 
         # pure=False: two points never share a cached result; the key names the point for dashboards
-        futures = [self.client.submit(fn, task, pure=False, key=f"sweep-point-{task.index}-{id(self)}")
-                   for task in tasks]
-        for future in as_completed(futures):
+        owner = {self.client.submit(fn, task, pure=False, key=f"sweep-point-{task.index}-{id(self)}"): task
+                 for task in tasks}
+        for future in as_completed(list(owner)):
             try:
-                yield future.result()
+                yield _row(future, owner[future])
             finally:
                 future.release()
 
     def close(self) -> None:
         self.client.close()
+
+
+def _row(future, task: Task) -> dict:
+    """The future's row; a point whose worker died (or whose pool broke) is an error row too."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - any engine failure of one point is that point's row
+        return failed_row(task, f"the point's worker failed: {type(exc).__name__}: {exc}")
 
 
 def make_executor(workers: int = 1, scheduler: str | None = None) -> Executor:

@@ -29,7 +29,7 @@ from chip.profiles import get_profile
 
 from .spec import MISMATCH_SCALE
 
-__all__ = ["Task", "run_point", "point_netlist"]
+__all__ = ["Task", "run_point", "point_netlist", "failed_row", "metric_names"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,16 @@ def point_netlist(task: Task):
     return netlist.replace(source_path=path, lines=dict(tree.public))
 
 
+def metric_names(action: str, populations) -> tuple[str, ...]:
+    """The metrics a point of ``action`` reports (``run``'s name the netlist's populations)."""
+    if action == "run":
+        return ("offered_events", "dropped_events", *(f"{kind}.{p}" for p in populations
+                                                      for kind in ("spikes", "rate_hz")))
+    if action == "test":
+        return ("passed", "runs", "runs_passed", "checks", "failures", "first_failure")
+    return ("train_accuracy", "test_accuracy", "train_loss", "epochs")
+
+
 def _finite(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
@@ -174,6 +184,12 @@ def _train(netlist, epochs) -> dict:
     metrics = trainer.fit()
     return {k: _finite(float(metrics[k])) for k in ("train_accuracy", "test_accuracy", "train_loss")
             if metrics.get(k) is not None} | {"epochs": int(metrics["epochs"])}
+
+
+def failed_row(task: Task, message: str, wall_s: float = 0.0) -> dict:
+    """The row of a point that could not run at all (its worker died, the pool broke)."""
+    return {"index": task.index, "key": task.key, "values": dict(task.values), "status": "error",
+            "error": " ".join(message.split()), "metrics": {}, "wall_s": wall_s}
 
 
 def run_point(task: Task) -> dict:

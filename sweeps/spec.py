@@ -124,6 +124,8 @@ class _SpecReader(FieldReader):
         if epochs is not None and action != "train":
             self.fail("epochs", f"epochs applies to do: train only (this sweep does {action})")
         description = self.string(raw.get("description", ""), "description")
+        if metric is not None:
+            self.known_metric(metric, action, resolved)
         axes = self.axes(raw["axes"], seed)
         if combine == "zip":
             lengths = {name: len(values) for name, values in axes}
@@ -135,6 +137,16 @@ class _SpecReader(FieldReader):
             self.fail("axes", f"{total} points; a sweep has at most {_MAX_POINTS}")
         return SweepSpec(file=file, netlist=str(resolved), action=action, axes=axes, combine=combine, seed=seed,
                          metric=metric, better=better, epochs=epochs, description=description)
+
+    def known_metric(self, metric: str, action: str, netlist: Path) -> None:
+        from .point import metric_names
+
+        raw, _ = parse_yaml(netlist.read_text(encoding="utf-8"), str(netlist))
+        populations = raw.get("populations") if isinstance(raw, dict) else None
+        names = metric_names(action, list(populations) if isinstance(populations, dict) else [])
+        if metric not in names:
+            self.fail("metric", f"unknown metric '{metric}' for do: {action}{did_you_mean(metric, names)}; "
+                                f"expected one of {', '.join(names)}")
 
     def axes(self, raw, seed: int) -> tuple[tuple[str, tuple], ...]:
         raw = self.mapping(raw, "axes", "a mapping of axis names (netlist paths) to lists of values")

@@ -80,6 +80,8 @@ def test_points_and_derived_seeds_come_from_the_spec_alone(tmp_path):
     ("netlist: single_neuron.yaml\ncombine: zip\naxes:\n  die_seed: [1, 2]\n  noise_seed: [1]\n",
      "sweep.yaml:3: axes: combine: zip needs axes of equal length"),
     ("netlist: single_neuron.yaml\naxes:\n  die_seed: [1, 1]\n", "sweep.yaml:3: axes.die_seed: a value is listed twice"),
+    ("netlist: single_neuron.yaml\naxes: {die_seed: [1]}\nmetric: spikes.hidden\n",
+     "sweep.yaml:3: metric: unknown metric 'spikes.hidden' for do: run (did you mean 'spikes.neuron'?)"),
 ])
 def test_a_bad_spec_is_one_line_naming_file_line_and_field(tmp_path, body, where):
     path = _spec(tmp_path, body)
@@ -175,6 +177,23 @@ def test_a_results_folder_of_another_sweep_is_refused(tmp_path):
 
 
 # --- engines --------------------------------------------------------------------------------------
+def _dies(task):
+    if task.index == 1:
+        import os as _os
+
+        _os._exit(3)  # the worker process dies mid-point, as on an out-of-memory kill
+    return sweeps.run_point(task)
+
+
+def test_a_point_whose_worker_dies_is_an_error_row(tmp_path):
+    spec = sweeps.read_spec(_spec(tmp_path, "netlist: single_neuron.yaml\naxes: {die_seed: [1, 2, 3, 4, 5, 6, 7]}\n"))
+    rows = sorted(sweeps.LocalExecutor(2).run(sweeps.tasks_of(spec, spec.points()), fn=_dies), key=lambda r: r["index"])
+    assert [r["index"] for r in rows] == list(range(7))  # every point has its row: the pool was replaced
+    assert rows[1]["status"] == "error" and rows[1]["error"].startswith("the point's worker failed: BrokenProcessPool")
+    # points the broken pool had in flight are error rows too; the points after them ran on a new pool
+    assert all(r["status"] == "ok" for r in rows[4:]), rows
+
+
 def test_a_local_pool_gives_the_in_process_rows(tmp_path):
     spec = sweeps.read_spec(_spec(tmp_path, SMALL))
     one = sweeps.run_sweep(spec, tmp_path / "one")
