@@ -280,3 +280,29 @@ def test_plot_draws_the_metric_against_an_axis(tmp_path):
     assert picture.name == "sweep_spikes_neuron_vs_chip_die_seed.png" and picture.stat().st_size > 5000
     wrong = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--plot", "tau_syn"])
     assert wrong.exit_code == 2 and "--plot tau_syn: not an axis of this sweep" in wrong.stderr
+
+
+def test_a_sweep_killed_mid_way_finishes_on_rerun_with_an_uninterrupted_runs_table(tmp_path):
+    import signal
+    import time
+
+    path = _spec(tmp_path, "netlist: single_neuron.yaml\nseed: 2\naxes:\n  die_seed: {count: 150}\n")
+    command = [str(BIN / "chipctl"), "sweep", str(path), "--out", str(tmp_path / "cut")]
+    env = {**os.environ, "CHIPCTL_PROGRESS": "0"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    table = tmp_path / "cut/results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if table.exists() and table.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = table.read_text().count("\n")
+    assert 3 <= finished < 150, finished  # killed mid-way, not before the first rows nor after the last
+    rerun = subprocess.run(command + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    out = json.loads(rerun.stdout)
+    assert out["skipped"] == finished and out["ran"] == 150 - finished
+    whole = sweeps.run_sweep(sweeps.read_spec(path), tmp_path / "whole")
+    assert _rows(tmp_path / "cut") == _rows(whole) and _csv(tmp_path / "cut") == _csv(tmp_path / "whole")
