@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sweep throughput: points per minute in this process and in a pool, and what a Dask cluster adds.
 
-    python benchmarks/bench_sweep.py [--points 64] [--tiny-points 100] [--json]
+    python benchmarks/bench_sweep.py [--points 512] [--tiny-points 200] [--json]
 
 1. Inference: ``chipctl sweep``'s machinery (``sweeps.run_sweep``) on netlists/yinyang_bss2.yaml,
    ``do: run`` (64 Yin-Yang test samples a point, 50 µs each), over ``--points`` derived die seeds,
@@ -54,8 +54,8 @@ def _timed(spec, out: Path, executor) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--points", type=int, default=64)
-    ap.add_argument("--tiny-points", type=int, default=100)
+    ap.add_argument("--points", type=int, default=512)
+    ap.add_argument("--tiny-points", type=int, default=200)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     out: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
