@@ -667,6 +667,11 @@ from cli_nir import register as _register_nir  # noqa: E402
 
 _register_nir(app, _guard, _load)
 
+# sweeps over dies, seeds and parameters: their own module
+from cli_sweep import register as _register_sweep  # noqa: E402
+
+_register_sweep(app, _guard, lambda label: _Progress(label, after_s=0.0))
+
 
 def _jsonable(obj):
     import math

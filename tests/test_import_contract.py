@@ -22,12 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (1) modules nobody outside chip/ may import (a name or any of its submodules)
 CHIP_INTERNALS = ("chip.emulator", "chip.state", "chip.die", "chip.readout", "chip.mapping.")
-CLIENTS = ("rules", "regression", "pictures", "cli.py", "chipctl.py", "benchmarks", "examples")
+CLIENTS = ("rules", "regression", "pictures", "sweeps", "cli.py", "cli_sweep.py", "chipctl.py", "benchmarks",
+           "examples")
 # (2) the compiled kernel and what it may import
 KERNEL_MODULES = ("chip/emulator/kernel.py", "chip/emulator/links.py")
 KERNEL_ALLOWED = ("__future__", "math", "numpy", "numba", "chip.emulator.kernel", "chip.emulator.links")
 # (3) what chip/ is the floor for
-ABOVE_CHIP = ("rules", "regression", "pictures", "cli", "chipctl")
+ABOVE_CHIP = ("rules", "regression", "pictures", "sweeps", "cli", "chipctl")
 
 
 def _module_of(path: Path, root: Path) -> str:
