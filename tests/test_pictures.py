@@ -38,7 +38,9 @@ OVERLOAD = REPO / "netlists" / "overload.yaml"
 
 
 def _cli(*args, ok: bool = True):
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    # no progress lines: on a busy machine a training passes their 5 s mark and they would land
+    # in the output before the JSON
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"CHIPCTL_PROGRESS": "0"})
     if ok:
         assert result.exit_code == 0, result.output + repr(result.exception)
     return result
