@@ -427,12 +427,17 @@ def train(netlist: Path = _NETLIST,
             from chip.output import check_output_dir
 
             check_output_dir(trainer.checkpoint_dir, "--checkpoint" if checkpoint is not None else "train.checkpoint")
-        drawn = _training_pictures(trainer, plot, f"{nl.name} on the {nl.chip.name} chip")
+        if plot:
+            import pictures
+
+            pictures.require()  # --plot without matplotlib: said before anything runs
         try:
             # one process per checkpoint folder, from reading the checkpoint to the last save
             with trainer.locked():
                 if resume:
                     trainer.resume()
+                # the pictures' hook (and matplotlib) only once the checkpoint is known to fit
+                drawn = _training_pictures(trainer, plot, f"{nl.name} on the {nl.chip.name} chip")
                 metrics = trainer.fit()
         finally:
             bar.close()

@@ -58,12 +58,17 @@ def mpl():
 
 
 def available() -> bool:
-    """Whether matplotlib can be imported (without importing it when it is missing)."""
+    """Whether matplotlib is installed, found without importing it (an import costs tens of MB
+    and a second or so, which a command that then fails on its input should not pay)."""
+    import importlib.util
+    import sys
+
+    if "matplotlib" in sys.modules:
+        return sys.modules["matplotlib"] is not None  # None: blocked (as a test of its absence does)
     try:
-        mpl()
-    except PlotError:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
         return False
-    return True
 
 
 def use_agg() -> None:
