@@ -414,3 +414,106 @@ def test_train_json_reports_health_and_writes_the_picture_or_says_why_not(tmp_pa
         assert out["picture"] == str(tmp_path / "ck" / "reconstructions.png")
         assert (tmp_path / "ck" / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+
+# ------------------------------------------------------------------------- MNIST from the user's file
+
+MNIST_AE = """
+name: mnist_ae
+duration: 30 us
+batch: 8
+chip: {profile: bss2}
+populations:
+  hidden:
+    size: 8
+    params: {tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, v_leak: 0, v_reset: 0, v_threshold: 1, weight_full_scale: 1.086}
+  out:
+    size: 49
+    params: {tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, v_leak: 0, v_reset: 0, v_threshold: 2.5, weight_full_scale: 1.086}
+inputs:
+  in: {size: 49, type: spikes, times: TIMES}
+projections:
+  in_hidden:  {pre: in, post: hidden, sign: signed, weights: {normal: {mean: 0.1, std: 0.3}, seed: 1}}
+  hidden_out: {pre: hidden, post: out, sign: signed, weights: {normal: {mean: 0.05, std: 0.1}, seed: 2}}
+train:
+  task: mnist
+  input: in
+  output: out
+  mnist: {data: mnist.npz, pool: 4, coding: rate, window: [0 us, 20 us], max_spikes: 4}
+  rules: [surrogate, autoencoder_regularizer]
+  options:
+    surrogate: {loss: reconstruction_mse, window: [10, 30]}
+    autoencoder_regularizer: {membrane_weight: 0.1, membrane_min: 0.0, example2: 0.01}
+  optimizer: {name: adam, lr: 0.03}
+  epochs: 1
+  batch_size: 8
+  train_size: 16
+  test_size: 8
+""".replace("TIMES", "[" + ", ".join(["[1 us]"] * 49) + "]")
+
+
+def _fake_mnist(path, n_train=24, n_test=12):
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (n_train + n_test, 28, 28)).astype(np.uint8)
+    x[:, :, :10] = 0                                        # some blank pixels
+    y = rng.integers(0, 10, n_train + n_test)
+    np.savez(path, x_train=x[:n_train], y_train=y[:n_train], x_test=x[n_train:], y_test=y[n_train:])
+    return x
+
+
+def test_mnist_task_reads_the_users_file_and_pools_it(tmp_path):
+    from rules.tasks import make_task
+    from rules.training.config import validate_train
+
+    x = _fake_mnist(tmp_path / "mnist.npz")
+    (tmp_path / "ae.yaml").write_text(MNIST_AE)
+    netlist = load_netlist(tmp_path / "ae.yaml")
+    task = make_task(validate_train(netlist).raw, netlist)
+    assert task.name == "mnist" and task.input_size == 49
+    x_tr, y_tr = task.data("train")
+    x_te, _ = task.data("test")
+    assert x_tr.shape == (16, 49) and x_te.shape == (8, 49) and len(y_tr) == 16
+    assert x_tr[0, 0] == pytest.approx(x[0, :4, :4].mean() / 255.0)         # a 4x4 block's mean
+    assert x_tr[0, 0 + 3] == pytest.approx(x[0, :4, 12:16].mean() / 255.0)
+    assert x_te[0, 48] == pytest.approx(x[24, 24:, 24:].mean() / 255.0)      # the file's own test split
+    np.testing.assert_array_equal(task.targets(x_tr[:2]), x_tr[:2])
+    np.testing.assert_array_equal(task.encode(x_tr[:3]).counts(), np.rint(4 * x_tr[:3]))
+
+
+@pytest.mark.parametrize("change,message", [
+    (("data: mnist.npz", "data: elsewhere.npz"), "train.mnist.data: no file .*bring your own mnist.npz"),
+    (("pool: 4", "pool: 2"), "train.input: the mnist task with pool 2 needs an input of 14x14 = 196 channels"),
+    (("pool: 4", "pool: 3"), "train.mnist.pool: expected a divisor of 28"),
+    (("train_size: 16", "train_size: 100"), "train.train_size: 100 exceeds the 24 images of x_train"),
+    (("data: mnist.npz", "data: broken.npz"), "train.mnist.data: .*no array y_test"),
+])
+def test_a_bad_mnist_block_or_file_is_one_line_exit_2(tmp_path, change, message):
+    import re
+    import subprocess
+    import sys
+
+    _fake_mnist(tmp_path / "mnist.npz")
+    np.savez(tmp_path / "broken.npz", x_train=np.zeros((2, 28, 28)), y_train=np.zeros(2), x_test=np.zeros((2, 28, 28)))
+    (tmp_path / "ae.yaml").write_text(MNIST_AE.replace(*change))
+    run = subprocess.run([sys.executable, "-c", "import cli; cli.app()", "train", str(tmp_path / "ae.yaml"), "--json"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "ae.yaml:" in lines[0] and re.search(message, lines[0]), run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_an_mnist_autoencoder_trains_from_the_users_file_with_band_and_latent_terms(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    _fake_mnist(tmp_path / "mnist.npz")
+    (tmp_path / "ae.yaml").write_text(MNIST_AE)
+    run = subprocess.run([sys.executable, "-c", "import cli; cli.app()", "train", str(tmp_path / "ae.yaml"), "--json",
+                          "--checkpoint", str(tmp_path / "ck"), "--no-plot"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert 0.0 < out["reconstruction_mse"] < 1.0 and 0.0 <= out["dead_fraction"] <= 1.0
+    if out["picture"] is not None:
+        assert (tmp_path / "ck" / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
