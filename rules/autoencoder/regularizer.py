@@ -123,10 +123,12 @@ def latent_terms(counts: np.ndarray, steps: float, example2, neuron2):
 
 class AutoencoderRegularizer(Rule):
     name = "autoencoder_regularizer"
-    description = ("Loss terms on spike counts (l1 |s/T|, l2 (s/T)^2) and mean membranes (b1 |U/T|, b2 (U/T)^2) per "
+    description = ("Loss terms on spike counts (l1 |s/T|, l2 (s/T)^2) and mean membranes (b1 |U/T|, b2 (U/T)^2), "
+                   "band terms that are zero inside a healthy rate/membrane band, and latent-population terms, per "
                    "layer, for any gradient rule (keeps autoencoder neurons from dying or bursting).")
     options = {
-        "layers": (None, "population -> {lambda1, lambda2, beta1, beta2, membrane_ref}: each layer's coefficients "
+        "layers": (None, "population -> {lambda1, lambda2, beta1, beta2, membrane_ref, rate_*, membrane_*, example2, "
+                         "neuron2}: each layer's coefficients "
                          "(missing ones from the defaults below); default: every population but train.output"),
         "lambda1": (0.0, "default weight of sum |s/T| (s: spike count, T: the run's chip steps)"),
         "lambda2": (0.0, "default weight of sum (s/T)^2"),
