@@ -211,6 +211,37 @@ def test_weights_kinds_signs_and_mask():
         realize_weights(ArrayWeights(-arr), mask, "excitatory")
 
 
+def test_random_connections_are_numpys_draw_on_raw_outputs_in_any_chunking(monkeypatch):
+    """The compiled draw reads PCG64's raw outputs: it must find exactly the k with
+    ``default_rng(seed).random(n)[k] < p`` however the stream is cut and on any number of threads,
+    including the edges of p (no hit, every hit, a p that is not a multiple of 2**-53)."""
+    import chip.netlist.bernoulli as bernoulli
+
+    # random() is one raw output per double, (x >> 11) * 2**-53: the identity the threshold rests on
+    raw = np.random.default_rng(9).bit_generator.random_raw(1000)
+    assert np.array_equal(np.random.default_rng(9).random(1000), (raw >> np.uint64(11)) * 2.0 ** -53)
+    # the threshold on raw outputs agrees with the double comparison at and around the boundary
+    for p in (0.02, 0.5, 1 / 3, 2.0 ** -53, 3 * 2.0 ** -54, 1 - 2.0 ** -53):
+        limit = bernoulli.threshold_of(p)
+        t = limit >> 11
+        for k in (t - 1, t, t + 1):
+            if 0 <= k < 2 ** 53:
+                x = np.uint64(k << 11) | np.uint64(2047)
+                assert ((k * 2.0 ** -53) < p) == (x < np.uint64(limit)), (p, k)
+    assert bernoulli.threshold_of(1.0) is None and bernoulli.threshold_of(0.0) == 0
+    monkeypatch.setattr(bernoulli, "_CHUNK", 997)  # many chunks, odd lengths, a short last one
+    for seed, p, n in [(11, 0.02, 20_001), (3, 0.5, 5_000), (4, 0.5, 1), (5, 1e-9, 3_000), (6, 1.0, 2_000),
+                       (7, 0.0, 2_000), ((1, 2), 1 / 3, 9_999)]:
+        expected = np.flatnonzero(np.random.default_rng(seed).random(n) < p)
+        for threads in (1, 3):
+            got = bernoulli.bernoulli_flat(seed, p, n, threads=threads)
+            assert got.dtype == np.int64 and np.array_equal(got, expected), (seed, p, n, threads)
+    # a chunk with more hits than its first buffer holds takes the second pass
+    monkeypatch.setattr(bernoulli, "_capacity", lambda count, p: 1)
+    expected = np.flatnonzero(np.random.default_rng(8).random(3_000) < 0.3)
+    assert np.array_equal(bernoulli.bernoulli_flat(8, 0.3, 3_000, threads=2), expected)
+
+
 def test_pairs_and_weights_at_are_the_dense_forms_without_the_matrix():
     """The mapper's sparse path (index pairs, weights per connection) gives exactly what the dense
     single draws give, over several draw blocks, for every kind."""

@@ -18,7 +18,8 @@ what needs the sizes (equal sizes, indices in range, array shape) is checked her
 
 Everything is deterministic: random draws use ``np.random.default_rng(seed)`` over the full
 (n_pre, n_post) matrix, so the value drawn for a pair does not depend on which other pairs exist.
-The draws are made in blocks of rows, which consume the stream exactly as one large draw does.
+Weights are drawn in blocks of rows, which consume the stream exactly as one large draw does;
+random connections come from the same stream, read as raw outputs (``chip.netlist.bernoulli``).
 """
 
 from __future__ import annotations
@@ -130,23 +131,12 @@ def _row_blocks(n_pre: int, n_post: int):
 
 
 def _bernoulli_pairs(seed: int, p: float, n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.nonzero(default_rng(seed).random((n_pre, n_post)) < p)``, drawn in row blocks.
+    """``np.nonzero(default_rng(seed).random((n_pre, n_post)) < p)``: Generator.random consumes
+    the stream one double per element in C order, so the flat indices of the hits are those of
+    one long draw, which ``bernoulli.bernoulli_flat`` finds without making the doubles."""
+    from .bernoulli import bernoulli_flat  # compiled: loaded only when a netlist draws connections
 
-    Generator.random consumes the stream one double per element in C order, so consecutive
-    row blocks reproduce the single large draw exactly; only the connections found are kept.
-    """
-    rng = np.random.default_rng(seed)
-    buffer = np.empty((min(max(1, _DRAW_BLOCK_ELEMENTS // n_post), n_pre), n_post))
-    hits = np.empty(buffer.shape, dtype=bool)
-    flat = []
-    for start, stop in _row_blocks(n_pre, n_post):
-        draw, hit = buffer[: stop - start], hits[: stop - start]
-        rng.random(out=draw)
-        np.less(draw, p, out=hit)
-        found = np.flatnonzero(hit)
-        found += start * n_post
-        flat.append(found)
-    flat = np.concatenate(flat).astype(np.int64, copy=False)
+    flat = bernoulli_flat(seed, p, n_pre * n_post)
     return flat // n_post, flat % n_post
 
 
