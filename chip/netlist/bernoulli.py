@@ -135,28 +135,39 @@ def bernoulli_flat(seed, p: float, n: int, threads: int | None = None) -> np.nda
     if limit == 0 or n == 0:
         return np.zeros(0, dtype=np.int64)
     state = bitgen.state
+    starts = list(range(0, n, _CHUNK))
+    # every chunk writes into its slot of one buffer made here: buffers made on the worker threads
+    # would come from per-thread heaps that keep their pages after the draw
+    caps = [_capacity(min(_CHUNK, n - start), p) for start in starts]
+    slots = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(caps, out=slots[1:])
+    out = np.empty(int(slots[-1]), dtype=np.int64)
+    found = [0] * len(starts)
 
-    def chunk(start: int) -> np.ndarray:
-        count = min(_CHUNK, n - start)
+    def chunk(k: int) -> None:
+        start = starts[k]
         copy = np.random.PCG64()
         copy.state = state
         copy.advance(start)
         s = copy.state["state"]
         st, inc = s["state"], s["inc"]
-        args = (*_words(st), *_words(inc), *_words(_MULT2), *_words((_MULT + 1) * inc & _MASK128),
-                count, np.uint64(limit), start)
-        out = np.empty(_capacity(count, p), dtype=np.int64)
-        found = _chunk_hits(*args, out)
-        if found < 0:  # more hits than the bound allows (never seen): room for all of them
-            out = np.empty(count, dtype=np.int64)
-            found = _chunk_hits(*args, out)
-        return out[:found]
+        found[k] = _chunk_hits(*_words(st), *_words(inc), *_words(_MULT2), *_words((_MULT + 1) * inc & _MASK128),
+                               min(_CHUNK, n - start), np.uint64(limit), start, out[slots[k]:slots[k + 1]])
 
-    starts = range(0, n, _CHUNK)
     threads = threads if threads is not None else min(len(starts), os.cpu_count() or 1)
     if threads <= 1:
-        parts = [chunk(s) for s in starts]
+        for k in range(len(starts)):
+            chunk(k)
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(chunk, starts))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            list(pool.map(chunk, range(len(starts))))
+    parts = []
+    for k, start in enumerate(starts):
+        if found[k] < 0:  # more hits than the bound allows (never seen): numpy's draw of that chunk
+            rng = np.random.PCG64()
+            rng.state = state
+            rng.advance(start)
+            parts.append(start + np.flatnonzero(np.random.Generator(rng).random(min(_CHUNK, n - start)) < p))
+        else:
+            parts.append(out[slots[k]:slots[k] + found[k]])
+    return np.concatenate(parts)
