@@ -101,7 +101,10 @@ def check_row_invariants(m: MappedChip) -> None:
         assert (sum(e for e, _ in m.bus_rows[half]), sum(i for _, i in m.bus_rows[half])) == (n_exc, n_inh)
     for p in m.projections.values():
         post = m.populations[p.post]
-        assert p.exc_synapse.dtype == np.int64 and p.inh_synapse.dtype == np.int64
+        # ids at the width the chip's id space needs (int32 below 2^31 synapses)
+        total = prof.cores * prof.halves_per_core * prof.rows_per_half * prof.neurons_per_half
+        id_type = np.int32 if total <= 1 << 31 else np.int64
+        assert p.exc_synapse.dtype == id_type and p.inh_synapse.dtype == id_type
         # per-connection vectors in the row-major order of the mask
         assert p.exc_synapse.shape == p.inh_synapse.shape == (int(p.mask.sum()),) == (p.n_synapses,)
         ii, jj = np.nonzero(p.mask)
