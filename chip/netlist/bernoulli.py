@@ -27,9 +27,14 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+
+from ..numba_start import skip_blas_probe
+
+skip_blas_probe()  # before this module's first compiled call: numba without scipy.linalg
+
+from llvmlite import ir  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
 
 __all__ = ["bernoulli_flat", "threshold_of"]
 
