@@ -49,7 +49,9 @@ _MULT2 = _MULT * _MULT & _MASK128  # two steps at once: s -> m2 * s + (m + 1) * 
 def _words(value: int) -> tuple[np.uint64, np.uint64]:
     return np.uint64(value >> 64), np.uint64(value & _MASK64)
 
-#: values per chunk: ~2-4 ms of work, so a few hundred chunks share the cores evenly
+
+#: values per chunk: a few ms of work each, so the tens to hundreds of chunks of a large
+#: projection share the cores evenly
 _CHUNK = 1 << 22
 
 
