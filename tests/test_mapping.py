@@ -239,6 +239,14 @@ def test_random_connections_are_numpys_draw_on_raw_outputs_in_any_chunking(monke
         for threads in (1, 3):
             got = bernoulli.bernoulli_flat(seed, p, n, threads=threads)
             assert got.dtype == np.int64 and np.array_equal(got, expected), (seed, p, n, threads)
+    # numpy's draw in row blocks (used by commands that map without loading numba) agrees
+    from chip.netlist.connectivity import _bernoulli_flat_numpy
+
+    monkeypatch.setattr("chip.netlist.connectivity._DRAW_BLOCK_ELEMENTS", 1000)
+    for seed, p, (n_pre, n_post) in [(11, 0.02, (301, 97)), (3, 0.5, (7, 5)), ((1, 2), 1 / 3, (40, 1001))]:
+        expected = np.flatnonzero(np.random.default_rng(seed).random((n_pre, n_post)) < p)
+        assert np.array_equal(_bernoulli_flat_numpy(seed, p, n_pre, n_post), expected)
+        assert np.array_equal(bernoulli.bernoulli_flat(seed, p, n_pre * n_post), expected)
     # a chunk with more hits than its first buffer holds takes the second pass
     monkeypatch.setattr(bernoulli, "_capacity", lambda count, p: 1)
     expected = np.flatnonzero(np.random.default_rng(8).random(3_000) < 0.3)
