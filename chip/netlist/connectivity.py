@@ -134,8 +134,9 @@ def _row_blocks(n_pre: int, n_post: int):
 
 
 #: pairs from which the compiled draw pays for starting numba in a process that has not (a
-#: command that maps without running, e.g. validate: ~0.5 s and ~100 MB to start numba)
-_COMPILED_FROM_PAIRS = 1 << 27
+#: command that maps without running, e.g. validate: ~0.5 s and ~100 MB to start numba; 2^29
+#: doubles are 1-2 s of numpy's draw)
+_COMPILED_FROM_PAIRS = 1 << 29
 
 
 def _bernoulli_pairs(seed: int, p: float, n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
