@@ -26,11 +26,14 @@ def threshold_drift(noise_seed, n: int) -> np.ndarray:
 class MembraneNoise:
     """The membrane noise of each chunk of steps, drawn in chunk order from one generator (so the
     stream does not depend on the chunking's timing): ``next()`` gives the next chunk's
-    (steps, B, N) draws. With ``prefetch`` the next chunk is drawn on a helper thread while the
+    (steps, B, N) draws, as a list with one array, or with ``parts`` (sample bounds b0 = 0 < b1 <
+    … = B) one (steps, b_k+1 − b_k, N) block per part. With ``prefetch`` the next chunk is drawn on a helper thread while the
     kernel (which releases the GIL) runs the current one; ``close()`` stops that thread."""
 
-    def __init__(self, rng: np.random.Generator, chunks: list[tuple[int, int]], B: int, N: int, prefetch: bool):
+    def __init__(self, rng: np.random.Generator, chunks: list[tuple[int, int]], B: int, N: int, prefetch: bool,
+                 parts: list[int] | None = None):
         self.rng, self.chunks, self.shape = rng, chunks, (B, N)
+        self.parts = parts
         self.k = 0
         self.pool = None
         self.future = None
@@ -40,11 +43,15 @@ class MembraneNoise:
             self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chipctl-noise")
             self.future = self.pool.submit(self._draw, 0)
 
-    def _draw(self, k: int) -> np.ndarray:
+    def _draw(self, k: int) -> list[np.ndarray]:
         a, b = self.chunks[k]
-        return self.rng.standard_normal((b - a,) + self.shape)
+        xi = self.rng.standard_normal((b - a,) + self.shape)
+        if self.parts is None:
+            return [xi]
+        # the same draws, cut into contiguous blocks of samples (one per part of a split batch)
+        return [np.ascontiguousarray(xi[:, lo:hi]) for lo, hi in zip(self.parts[:-1], self.parts[1:])]
 
-    def next(self) -> np.ndarray:
+    def next(self) -> list[np.ndarray]:
         k = self.k
         self.k += 1
         if self.pool is None:
