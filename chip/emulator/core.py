@@ -35,7 +35,10 @@ The step loop itself is compiled (``chip.emulator.kernel``); the tables it reads
 module makes what lives for one run only (calendar, scratch, spike and trace buffers, link
 servers, correlation sensors) inside :meth:`Emulator.run`, calls the kernel for runs of steps,
 grows its buffers when it asks, and turns its outputs back into spikes per population, traces,
-correlation sums and link counters. An emulator keeps no run's buffers after that run: runs may
+correlation sums and link counters. The samples of a batch are independent experiments: a run
+that records neither membranes nor sensors and has no timer splits its batch into parts advanced
+in threads (``CHIPCTL_THREADS``, default up to two), each with its own buffers and its block of the
+run's noise draws, with the same spikes as in one piece. An emulator keeps no run's buffers after that run: runs may
 nest (a run started from a timer callback) or overlap in threads, and an emulator pickles as its
 configuration.
 """
@@ -365,8 +368,8 @@ def _pool():
         if _POOL is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            _POOL = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
-                                       thread_name_prefix="chipctl-batch")
+            # threads are started on demand: as many as the most parts a run asked for, less one
+            _POOL = ThreadPoolExecutor(max_workers=63, thread_name_prefix="chipctl-batch")
         return _POOL
 
 
