@@ -50,6 +50,7 @@ import math
 import os
 import threading
 import time
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -286,19 +287,32 @@ class _Run:
                               parts=bounds if n_parts > 1 else None) if has_noise else None
         pool = _pool() if n_parts > 1 else None
 
-        try:
+        def report(s_end):
+            if progress is not None and (s_end % progress_every == 0 or s_end == n_steps):
+                progress(s_end / n_steps)
+
+        def run_part(k, part):
+            # a part of a split batch runs all its chunks on its own (no waiting for the others)
             for s, s_end in chunks:
-                xi = noise.next() if noise is not None else [no_noise] * n_parts
-                if n_parts == 1:
-                    parts[0].run_chunk(s, s_end, xi[0] if has_noise else no_noise, has_noise)
-                else:
-                    futures = [pool.submit(part.run_chunk, s, s_end, x, has_noise)
-                               for part, x in zip(parts[1:], xi[1:])]
-                    try:
-                        parts[0].run_chunk(s, s_end, xi[0], has_noise)
-                    finally:
-                        for f in futures:
-                            f.result()
+                part.run_chunk(s, s_end, noise.take(k) if noise is not None else no_noise, has_noise)
+                if k == 0:
+                    report(s_end)
+
+        try:
+            if n_parts > 1:
+                futures = [pool.submit(run_part, k, part) for k, part in enumerate(parts) if k > 0]
+                try:
+                    run_part(0, parts[0])
+                except BaseException:
+                    if noise is not None:
+                        noise.close()  # the other parts stop at their next chunk
+                    wait(futures)
+                    raise
+                for f in futures:
+                    f.result()
+            for s, s_end in chunks if n_parts == 1 else ():
+                xi = noise.next()[0] if noise is not None else no_noise
+                parts[0].run_chunk(s, s_end, xi, has_noise)
                 if timer_every is not None and s_end % timer_every == 0:
                     timer[1]((s_end - 1) * dt + dt)
                     current = emu.tables(dt)  # the same object unless the callback wrote to the chip
@@ -307,8 +321,7 @@ class _Run:
                         cfg, neurons = configure(tables)
                         sense = _sensor_table(tables, sensors)
                         parts[0].configure(cfg, neurons, tables.synapses, sense)
-                if progress is not None and (s_end % progress_every == 0 or s_end == n_steps):
-                    progress(s_end / n_steps)
+                report(s_end)
         finally:
             if noise is not None:
                 noise.close()
