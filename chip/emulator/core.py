@@ -38,9 +38,9 @@ grows its buffers when it asks, and turns its outputs back into spikes per popul
 correlation sums and link counters. The samples of a batch are independent experiments: a run
 that records neither membranes nor sensors and has no timer splits its batch into parts advanced
 in threads (``CHIPCTL_THREADS``, default up to two), each with its own buffers and its block of the
-run's noise draws, with the same spikes as in one piece. An emulator keeps no run's buffers after that run: runs may
-nest (a run started from a timer callback) or overlap in threads, and an emulator pickles as its
-configuration.
+run's noise draws, with the same spikes as in one piece. An emulator keeps no run's buffers after
+that run: runs may nest (a run started from a timer callback) or overlap in threads, and an
+emulator pickles as its configuration.
 """
 
 from __future__ import annotations

@@ -606,9 +606,10 @@ def _layer_backward_nb(post, c, arr_t, arr_src, W, tm, ts, th, delta, min_drive)
 def _layer_backward(post, c, arr_t, arr_src, W, p: LIFParams, min_drive: float):
     """Adjoint of one layer, compiled: the same quantities as ``_layer_backward_numpy``, one neuron
     of one sample at a time (no (batch, n, K, m) temporaries)."""
-    return _layer_backward_nb(np.ascontiguousarray(post, dtype=np.float64), np.ascontiguousarray(c, dtype=np.float64),
-                              np.ascontiguousarray(arr_t, dtype=np.float64), np.ascontiguousarray(arr_src, dtype=np.int64),
-                              np.ascontiguousarray(W, dtype=np.float64), float(p.tau_mem_us), float(p.tau_syn_us),
+    f64 = np.float64
+    return _layer_backward_nb(np.ascontiguousarray(post, dtype=f64), np.ascontiguousarray(c, dtype=f64),
+                              np.ascontiguousarray(arr_t, dtype=f64), np.ascontiguousarray(arr_src, dtype=np.int64),
+                              np.ascontiguousarray(W, dtype=f64), float(p.tau_mem_us), float(p.tau_syn_us),
                               float(p.threshold), float(p.delta), float(min_drive))
 
 
