@@ -224,11 +224,6 @@ def main(argv=None) -> int:
     if args.threads is not None:
         os.environ["CHIPCTL_THREADS"] = str(args.threads)
     sys.path.insert(0, str(HERE.parent))
-    try:
-        from chip.emulator.core import _threads
-    except ImportError:  # a checkout from before batches were split across threads
-        def _threads(setting):
-            return 1
 
     def say(text):
         if not args.json:
@@ -257,7 +252,7 @@ def main(argv=None) -> int:
     parts = {k: statistics.median(r["chipctl"]["parts_s"][k] for r in later) for k in rows[0]["chipctl"]["parts_s"]}
     out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "epochs": args.epochs,
            "load_average_start": load_start, "load_average": os.getloadavg()[0], "cpu_count": os.cpu_count(),
-           "chipctl": {"netlist": "netlists/yinyang_bss2.yaml", "profile": "bss2", "threads": _threads(None),
+           "chipctl": {"netlist": "netlists/yinyang_bss2.yaml", "profile": "bss2", "threads": getattr(ours.trainer.host, "threads", 1),
                        "train_samples": ours.train_samples, "test_samples": ours.test_samples,
                        "median_epoch_s": med_ours, "median_epoch_cpu_s": cpu_ours, "median_parts_s": parts},
            "jaxsnn": ({**peer.info, "median_epoch_s": med_theirs, "median_epoch_cpu_s": cpu_theirs} if peer else None),

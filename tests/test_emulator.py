@@ -266,3 +266,16 @@ def test_batch_split_across_threads_leaves_spikes_unchanged(profile):
         for name, arrays in one.spikes.items():
             for a, b in zip(arrays, other.spikes[name]):
                 np.testing.assert_array_equal(a, b)
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    from chip.errors import NetlistError
+
+    host = HostInterface(layer_netlist(n_in=2, n_out=4, profile="ideal"))
+    monkeypatch.setenv("CHIPCTL_THREADS", "1")
+    assert host.threads == 1
+    monkeypatch.setenv("CHIPCTL_THREADS", "3")
+    assert host.threads == 3
+    monkeypatch.setenv("CHIPCTL_THREADS", "two")
+    with pytest.raises(NetlistError, match="CHIPCTL_THREADS='two' is not a whole number"):
+        host.threads

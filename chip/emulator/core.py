@@ -61,6 +61,7 @@ from .noise import MEMBRANE_STREAM, MembraneNoise, threshold_drift
 from .tables import (Calendar, ChipTables, NeuronState, Scratch, SensorTable, SpikeBuffer, StepConfig, TraceBuffer,
                      build_tables, effective_params, link_table)
 from ..die import Die
+from ..errors import NetlistError
 from ..events import SpikeEvents
 from ..netlist import Record
 from ..readout import CADC, Correlation, CorrelationSensors, Trace, adc_trace, sample_delays
@@ -152,6 +153,11 @@ class Emulator:
         tables = build_tables(self.mapped, self.die, self.state, dt)
         self._tables = (key, tables)
         return tables
+
+    def thread_count(self) -> int:
+        """Threads a run may split its batch across: ``threads``, else ``CHIPCTL_THREADS``, else up
+        to two cores."""
+        return _threads(self.threads)
 
     def invalidate(self) -> None:
         """Forget the tables built so far (after the mapped chip was changed in place)."""
@@ -364,7 +370,8 @@ def _threads(setting: int | None) -> int:
             try:
                 setting = int(env)
             except ValueError:
-                raise ValueError(f"CHIPCTL_THREADS must be a whole number of threads, got {env!r}") from None
+                raise NetlistError(f"CHIPCTL_THREADS={env!r} is not a whole number of threads (e.g. 1, 2)",
+                                   file="<environment>") from None
         else:
             setting = min(2, os.cpu_count() or 1)
     return max(1, int(setting))
