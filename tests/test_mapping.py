@@ -6,6 +6,7 @@ Netlists are built directly as chip.netlist objects (no YAML): see ``make_netlis
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
 
@@ -247,6 +248,12 @@ def test_random_connections_are_numpys_draw_on_raw_outputs_in_any_chunking(monke
         expected = np.flatnonzero(np.random.default_rng(seed).random((n_pre, n_post)) < p)
         assert np.array_equal(_bernoulli_flat_numpy(seed, p, n_pre, n_post), expected)
         assert np.array_equal(bernoulli.bernoulli_flat(seed, p, n_pre * n_post), expected)
+    # as many threads as a run uses: CHIPCTL_THREADS (a sweep worker's 1), else up to two
+    monkeypatch.setenv("CHIPCTL_THREADS", "1")
+    assert bernoulli.default_threads() == 1
+    monkeypatch.setenv("CHIPCTL_THREADS", "x")
+    assert bernoulli.default_threads() == min(2, os.cpu_count() or 1)
+    monkeypatch.delenv("CHIPCTL_THREADS")
     # a chunk with more hits than its first buffer holds takes the second pass
     monkeypatch.setattr(bernoulli, "_capacity", lambda count, p: 1)
     expected = np.flatnonzero(np.random.default_rng(8).random(3_000) < 0.3)

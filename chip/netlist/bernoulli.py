@@ -14,7 +14,8 @@ Why it is the same draw, value for value:
   scaling by a power of two is exact), so it holds iff ``k < p * 2**53``, iff
   ``k < T = ceil(p * 2**53)`` (k is an integer), iff ``x < T * 2**11``: one unsigned comparison.
 - The stream is cut into chunks; each chunk starts from a copy of the generator advanced
-  (``PCG64.advance``) to its first value, so the chunks can run in any order, on any thread.
+  (``PCG64.advance``) to its first value, so the chunks can run in any order, on any thread
+  (``CHIPCTL_THREADS`` of them, else up to two, as a run's batch).
 
 The tests compare this with numpy's own draw (``tests/test_mapping.py``); if numpy ever seeds
 ``default_rng`` with another bit generator, ``bernoulli_flat`` falls back to numpy's draw.
@@ -36,7 +37,7 @@ from llvmlite import ir  # noqa: E402
 from numba import njit, types  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["bernoulli_flat", "threshold_of"]
+__all__ = ["bernoulli_flat", "default_threads", "threshold_of"]
 
 _MULT_HI = np.uint64(2549297995355413924)  # PCG64's 128-bit multiplier, high and low words
 _MULT_LO = np.uint64(4865540595714422341)
@@ -118,6 +119,17 @@ def _chunk_hits(s_hi, s_lo, i_hi, i_lo, m2_hi, m2_lo, i2_hi, i2_lo, count, limit
     return n
 
 
+def default_threads() -> int:
+    """Threads the draw uses, as a run does: ``CHIPCTL_THREADS``, else up to two cores (a value
+    that is not a whole number is the run's to refuse; the draw then takes the default)."""
+    fallback = min(2, os.cpu_count() or 1)
+    env = os.environ.get("CHIPCTL_THREADS", "").strip()
+    try:
+        return max(1, int(env)) if env else fallback
+    except ValueError:
+        return fallback
+
+
 def threshold_of(p: float) -> int | None:
     """T * 2**11 with T = ceil(p * 2**53): a raw output x gives a double below p iff x < this.
     None when every value is below p (p > 1 - 2**-53, so x < 2**64 always)."""
@@ -161,7 +173,7 @@ def bernoulli_flat(seed, p: float, n: int, threads: int | None = None) -> np.nda
         found[k] = _chunk_hits(*_words(st), *_words(inc), *_words(_MULT2), *_words((_MULT + 1) * inc & _MASK128),
                                min(_CHUNK, n - start), np.uint64(limit), start, out[slots[k]:slots[k + 1]])
 
-    threads = threads if threads is not None else min(len(starts), os.cpu_count() or 1)
+    threads = min(len(starts), threads if threads is not None else default_threads())
     if threads <= 1:
         for k in range(len(starts)):
             chunk(k)
