@@ -9,6 +9,11 @@ independent processes, ``--jobs`` at a time.
     python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 2 --json
     python benchmarks/train_yinyang.py netlists/yinyang_surrogate_bss2.yaml --mismatch-scale 2   # decalibrated
     python benchmarks/train_yinyang.py netlists/yinyang_surrogate_bss2.yaml --seeds 1 --epochs 10 --resume   # go on
+    python benchmarks/train_yinyang.py netlists/yinyang_surrogate_bss2.yaml --seeds 2 --epochs 3 --set train.optimizer.lr=0.015
+
+``--set train.KEY.SUBKEY=VALUE`` (repeatable) changes one entry of the netlist's ``train:`` block
+for a screen without editing the file (VALUE is read as YAML: numbers, true/false, lists); the
+checkpoint directory's name then ends in the changes, so a screen never overwrites the plain run.
 
 Writes one checkpoint directory per seed under ``--out`` (default runs/<netlist>-seed<s>) and
 prints per-epoch lines as runs progress, then a summary (mean ± std over seeds).
@@ -35,8 +40,44 @@ import time
 from pathlib import Path
 
 
+def _bad_set(message: str):
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def parse_set(text: str) -> tuple[list[str], object]:
+    """``train.a.b=VALUE`` -> (["a", "b"], VALUE read as YAML); SystemExit(2) with a one-line
+    message, exit 2 otherwise."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    path = key.strip().split(".")
+    if not sep or len(path) < 2 or path[0] != "train" or not all(path):
+        _bad_set(f"--set {text!r}: expected train.KEY[.SUBKEY...]=VALUE")
+    try:
+        return path[1:], yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        _bad_set(f"--set {text!r}: VALUE is not YAML ({str(exc).splitlines()[0]})")
+
+
+def apply_sets(train: dict, sets: list[str]) -> dict:
+    """A copy of the ``train:`` block with each ``--set`` applied (nested mappings copied, not shared)."""
+    import copy
+
+    train = copy.deepcopy(train)
+    for text in sets:
+        path, value = parse_set(text)
+        node = train
+        for key in path[:-1]:
+            if not isinstance(node.get(key, {}), dict):
+                _bad_set(f"--set {text!r}: train.{key} is not a mapping")
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return train
+
+
 def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated: bool = False,
-              mismatch_scale: float = 1.0, resume: bool = False) -> None:
+              mismatch_scale: float = 1.0, resume: bool = False, sets: list[str] = ()) -> None:
     """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end.
     ``calibrated``: calibrate the seed's die for the netlist's values first; ``mismatch_scale``
     multiplies every fixed-pattern sigma of the chip (2: a decalibrated chip); ``resume`` continues
@@ -58,7 +99,7 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
         nl = nl.replace(calibration=str(path.resolve()))
         calibration = {"calibration": str(path), "calibration_wall_s": cal.made_by["wall_s"],
                        "unreached": {k: len(v) for k, v in cal.unreached.items()}}
-    train = dict(nl.train)
+    train = apply_sets(dict(nl.train), list(sets))
     train.update(seed=seed, checkpoint=out)
     if epochs is not None:
         train["epochs"] = epochs
@@ -87,16 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="multiply every fixed-pattern mismatch sigma of the chip (2: decalibrated)")
     parser.add_argument("--resume", action="store_true",
                         help="continue each seed from its checkpoint under --out up to --epochs")
+    parser.add_argument("--set", action="append", default=[], metavar="train.KEY=VALUE", dest="sets",
+                        help="change one entry of the netlist's train block (VALUE as YAML); repeatable")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.sets:  # checked here, once, rather than failing in every child
+        from chip.netlist import load_netlist
+
+        apply_sets(dict(load_netlist(args.netlist).train), args.sets)
     stem = Path(args.netlist).stem + ("-calibrated" if args.calibrated else "")
+    if args.sets:
+        stem += "-" + "-".join(t.removeprefix("train.").replace("/", "_").replace(" ", "") for t in args.sets)
     if args.child is not None:
         train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.calibrated,
-                  args.mismatch_scale, args.resume)
+                  args.mismatch_scale, args.resume, args.sets)
         return 0
 
     start = time.perf_counter()
@@ -116,6 +165,8 @@ def main(argv=None) -> int:
                 cmd += ["--mismatch-scale", str(args.mismatch_scale)]
             if args.resume:
                 cmd += ["--resume"]
+            for text in args.sets:
+                cmd += ["--set", text]
             running[seed] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         for seed, proc in list(running.items()):
             line = proc.stdout.readline()
@@ -135,7 +186,7 @@ def main(argv=None) -> int:
     tests = [finals[s]["test_accuracy"] for s in sorted(finals)]
     epoch_s = [h["epoch_wall_s"] for s in histories for h in histories[s]]
     summary = {
-        "netlist": args.netlist, "calibrated": args.calibrated, "mismatch_scale": args.mismatch_scale,
+        "netlist": args.netlist, "sets": args.sets, "calibrated": args.calibrated, "mismatch_scale": args.mismatch_scale,
         "seeds": sorted(finals), "test_accuracy": tests,
         "test_accuracy_mean": statistics.mean(tests) if tests else None,
         "test_accuracy_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
