@@ -217,3 +217,33 @@ def test_sigkilled_training_resumes_to_the_same_weights(tmp_path):
         for key in ("weights", "exc_codes", "inh_codes"):
             np.testing.assert_array_equal(a["chip"]["projections"][proj][key], b["chip"]["projections"][proj][key])
     assert int(a["chip"]["runs_done"]) == int(b["chip"]["runs_done"])
+
+
+@pytest.mark.parametrize("bump", [0.0, 0.5])
+def test_revive_hidden_raises_only_the_weights_of_neurons_silent_in_the_batch(tmp_path, bump):
+    """EventProp's gradient never reaches a hidden neuron that fired in no sample of the batch; the
+    ``revive_hidden`` heuristic (weight bumping) raises its input weights, and touches nothing else."""
+    nl = _small_yinyang(tmp_path, epochs=1, train_size=32)
+    train = dict(nl.train)
+    train["options"] = {"eventprop": {**nl.train["options"]["eventprop"], "revive_hidden": bump}}
+    trainer = Trainer(nl.replace(train=train))
+    w = trainer.host.read_weights("in_hidden")
+    w[:, :10] = -0.5  # neurons 0-9 cannot fire
+    trainer.host.write_weights("in_hidden", w)
+    before = trainer.host.read_weights("in_hidden")
+    idx = np.arange(32)
+    trainer.train_step(trainer._batch(trainer.x_train, trainer.y_train, idx, training=True))
+    after = trainer.host.read_weights("in_hidden")
+    rise = after[:, :10] - before[:, :10]
+    if bump:
+        assert np.all(rise > 0), rise  # every input fires in every sample: every weight rises
+    else:
+        np.testing.assert_array_equal(rise, 0.0)  # exact gradient: nothing reaches them
+
+
+def test_revive_hidden_must_not_be_negative(tmp_path):
+    nl = _small_yinyang(tmp_path, epochs=1, train_size=32)
+    train = dict(nl.train)
+    train["options"] = {"eventprop": {**nl.train["options"]["eventprop"], "revive_hidden": -1}}
+    with pytest.raises(RuleError, match="revive_hidden"):
+        Trainer(nl.replace(train=train))

@@ -46,6 +46,9 @@ class EventProp(Rule):
         "t_wrong": (None, "target_time loss: first-spike target of the other neurons, µs (default 5 tau_syn)"),
         "revive": (0.0, "heuristic, not part of the exact gradient: where the correct output neuron "
                         "stayed silent, push up its weights from active neurons (no gradient reaches it)"),
+        "revive_hidden": (0.0, "heuristic, not part of the exact gradient (weight bumping, as in Goeltz et al. "
+                               "2021 on BrainScaleS-2): a hidden neuron that stayed silent for the whole batch "
+                               "gets no gradient; push up its weights from the pre neurons active in the batch"),
     }
 
     @hookimpl
@@ -74,6 +77,9 @@ class EventProp(Rule):
         self.alpha = float(opts["alpha"])
         self.min_drive = float(opts["min_drive"])
         self.revive = float(opts["revive"])
+        self.revive_hidden = float(opts["revive_hidden"])
+        if self.revive < 0 or self.revive_hidden < 0:
+            raise RuleError("options revive and revive_hidden must be >= 0")
         self.loss_kind = str(opts["loss"])
         if self.loss_kind not in ("cross_entropy", "target_time"):
             raise RuleError(f"option loss must be cross_entropy or target_time, got {self.loss_kind!r}")
@@ -142,6 +148,18 @@ class EventProp(Rule):
         grads = eventprop_gradients(in_times, layer_spikes, weights, params, delays, dl_dt, min_drive=self.min_drive)
         if self.revive > 0 and silent_label.any():
             grads[-1] = grads[-1] - revive
+        if self.revive_hidden > 0:
+            # Heuristic (weight bumping): a hidden neuron silent in every sample of the batch is out
+            # of reach of the exact gradient; raise its weights from the pre neurons that fired,
+            # in proportion to how often they fired. Active neurons are left to the exact gradient.
+            for k, pop in enumerate(self.layers[:-1]):
+                dead = result.spikes[pop].counts().sum(axis=0) == 0
+                if not dead.any():
+                    continue
+                pre_active = (result.spikes[self.layers[k - 1]].counts() > 0) if k > 0 else \
+                    np.isfinite(inputs.first_spike_times())
+                bump = np.outer(pre_active.mean(axis=0), dead.astype(float))
+                grads[k] = grads[k] - self.revive_hidden * bump
         pred = np.argmin(out_first, axis=1)
         pred[~np.isfinite(out_first).any(axis=1)] = -1
         unused = sorted({kind for t in loss_terms for (kind, _) in t.grads} - {"first_spike_times"})
