@@ -247,3 +247,24 @@ def test_revive_hidden_must_not_be_negative(tmp_path):
     train["options"] = {"eventprop": {**nl.train["options"]["eventprop"], "revive_hidden": -1}}
     with pytest.raises(RuleError, match="revive_hidden"):
         Trainer(nl.replace(train=train))
+
+
+def test_adam_clip_bounds_each_gradient_element_before_the_moments():
+    """``train.optimizer.clip`` clips every element of a gradient to [-clip, clip] before Adam's
+    moments (optax.clip); without it the gradient enters unchanged."""
+    from rules.training.optimizer import Adam
+
+    g = {"w": np.array([1e-9, -1e-9, 5.0, -3.0, 0.0])}
+    p = {"w": np.zeros(5)}
+    _, (m, v, _) = Adam(0.1, clip=1e-8).step(p, g)
+    np.testing.assert_allclose(m["w"], 0.1 * np.array([1e-9, -1e-9, 1e-8, -1e-8, 0.0]))
+    _, (m, v, _) = Adam(0.1).step(p, g)
+    np.testing.assert_allclose(m["w"], 0.1 * g["w"])
+
+
+def test_optimizer_clip_is_read_from_the_netlist(tmp_path):
+    nl = _small_yinyang(tmp_path, epochs=1, train_size=32)
+    train = dict(nl.train)
+    train["optimizer"] = {**(train.get("optimizer") or {}), "clip": 0.01}
+    assert Trainer(nl.replace(train=train)).optimizer.clip == 0.01
+    assert Trainer(nl).optimizer.clip is None  # the shipped recipe does not clip
