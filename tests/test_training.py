@@ -180,7 +180,8 @@ def _tiny_netlist_file(tmp_path, checkpoint):
     assert "epochs: 4" in text and str(checkpoint) in text and "train_size: 96" in text
     path = tmp_path / "tiny.yaml"
     path.write_text(text)
-    shutil.copy("netlists/yinyang_batch.npz", tmp_path / "yinyang_batch.npz")
+    for npz in ("yinyang_batch.npz", "yinyang_batch_0to12.npz"):
+        shutil.copy(f"netlists/{npz}", tmp_path / npz)
     return path
 
 
