@@ -149,6 +149,53 @@ class _Progress:
             self.bar = None
 
 
+class _EpochProgress(_Progress):
+    """A training's progress, one epoch at a time: on a terminal a bar per epoch ("epoch 3/10")
+    with the running loss and accuracy and the time the epoch still needs; otherwise a line every
+    ``every_s`` seconds with the same. Fed the training's overall fraction, as the trainer reports it."""
+
+    def __init__(self, label: str, every_s: float = 5.0):
+        super().__init__(label, after_s=0.0, every_s=every_s)
+        self.epochs = 1
+        self.epoch = None
+        self.epoch_start = time.perf_counter()
+
+    def __call__(self, fraction: float, status: str = "") -> None:
+        if not (self.lines or self.enabled):
+            return
+        done = fraction * self.epochs
+        epoch = min(int(done - 1e-9), self.epochs - 1) if done > 0 else 0
+        within = min(max(done - epoch, 0.0), 1.0)
+        now = time.perf_counter()
+        if epoch != self.epoch:
+            self.epoch, self.epoch_start = epoch, now
+            if self.bar is not None:
+                self.bar.remove_task(self.task)
+                self.task = None
+        # "epoch e/E loss … acc …" from the trainer: the epoch goes into the bar's label
+        rest = status.split(" ", 2)[2] if status.startswith("epoch ") and status.count(" ") >= 2 else status
+        name = f"epoch {epoch + 1}/{self.epochs}"
+        if self.lines:
+            if now - self.start >= self.every_s and (self.last_line is None or now - self.last_line >= self.every_s):
+                self.last_line = now
+                spent = now - self.epoch_start
+                eta = f", about {spent * (1 - within) / within:.0f} s left in the epoch" if within > 0 else ""
+                typer.echo(f"chipctl: {self.label}: {name} {100 * within:.0f}% after {spent:.0f} s{eta}"
+                           + (f", {rest}" if rest else ""), err=True)
+            return
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                TextColumn("{task.fields[status]}"), console=Console(stderr=True), transient=True)
+            self.bar.start()
+        if self.task is None:
+            self.task = self.bar.add_task(f"{self.label} {name}", total=1.0, status=rest)
+        self.bar.update(self.task, completed=within, status=rest)
+
+
 def _load(netlist: Path, profile, die_seed, noise_seed, batch):
     from chip.netlist import load_netlist
 
@@ -421,8 +468,9 @@ def train(netlist: Path = _NETLIST,
         from rules.training import Trainer
 
         nl = _load(netlist, profile, die_seed, noise_seed, None)
-        bar = _Progress(f"training {nl.name}", after_s=0.0)
+        bar = _EpochProgress(f"training {nl.name}")
         trainer = Trainer(nl, extra_rules=tuple(rule), checkpoint=checkpoint, epochs=epochs, progress=bar)
+        bar.epochs = trainer.config.epochs
         if trainer.checkpoint_dir is not None and not resume:
             from chip.output import check_output_dir
 

@@ -193,3 +193,23 @@ def test_bench_scale_smoke():
     spec.loader.exec_module(bench)
     big = bench.scaled_netlist(40000, Path(__import__("tempfile").mkdtemp())).read_text()
     assert "size: 32000" in big and "size: 8000" in big and "cores: 79" in big
+
+
+JAXSNN_PYTHON = os.environ.get("JAXSNN_PYTHON", str(HERE.parent / "jaxsnn-venv" / "bin" / "python"))
+
+
+@pytest.mark.skipif(not Path(JAXSNN_PYTHON).exists(), reason="no Python with jaxsnn (set JAXSNN_PYTHON)")
+def test_bench_eventprop_jaxsnn_smoke(tmp_path):
+    """Two small epochs of each, alternating: sane JSON, the epoch split into its parts, a ratio."""
+    out_file = tmp_path / "bench.json"
+    out = _run_json([str(HERE / "bench_eventprop_jaxsnn.py"), "--epochs", "2", "--train-size", "128",
+                     "--test-size", "64", "--jaxsnn-python", JAXSNN_PYTHON, "--json-out", str(out_file)],
+                    timeout=1200)
+    assert json.loads(out_file.read_text()) == out
+    assert [r["epoch"] for r in out["rows"]] == [1, 2]
+    assert _positive(out["chipctl"]["median_epoch_s"]) and _positive(out["jaxsnn"]["median_epoch_s"])
+    assert _positive(out["ratio_chipctl_over_jaxsnn"])
+    assert set(out["chipctl"]["median_parts_s"]) == {"emulation", "backward", "encoding", "evaluation", "glue"}
+    assert out["chipctl"]["train_samples"] == 128 and out["jaxsnn"]["train_samples"] == 128
+    for row in out["rows"]:
+        assert 0.0 <= row["chipctl"]["test_accuracy"] <= 1.0 and 0.0 <= row["jaxsnn"]["test_accuracy"] <= 1.0

@@ -172,6 +172,11 @@ class HostInterface:
     def inputs(self) -> dict[str, int]:
         return {name: src.size for name, src in self.netlist.inputs.items()}
 
+    @property
+    def threads(self) -> int:
+        """Threads a run may split its batch across (``CHIPCTL_THREADS``, default up to two cores)."""
+        return self.emulator.thread_count()
+
     def circuits(self, population: str) -> np.ndarray:
         """Global indices of the neuron circuits a population occupies, neuron by neuron (its
         placement). A circuit's deviations belong to its place on the chip, so per-circuit

@@ -13,6 +13,7 @@ Boundary: executors know nothing of specs or tables; Dask is imported only by
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator, Protocol
@@ -25,6 +26,12 @@ __all__ = ["Executor", "LocalExecutor", "DaskExecutor", "make_executor", "DASK_M
 
 DASK_MISSING = "--scheduler needs Dask: pip install 'chipctl[cluster]' (dask[distributed])"
 
+
+
+def _one_thread_per_worker() -> None:
+    """A pool's worker keeps to its own core: its runs do not split batches across threads
+    (unless CHIPCTL_THREADS says otherwise)."""
+    os.environ.setdefault("CHIPCTL_THREADS", "1")
 
 class Executor(Protocol):
     """Runs tasks, yields their rows as they finish."""
@@ -55,7 +62,8 @@ class LocalExecutor:
         context = multiprocessing.get_context("spawn")
         queue = list(reversed(tasks))
         while queue:  # a pool whose process died is replaced; the points it had in flight are error rows
-            with ProcessPoolExecutor(max_workers=min(self.workers, len(queue)), mp_context=context) as pool:
+            with ProcessPoolExecutor(max_workers=min(self.workers, len(queue)), mp_context=context,
+                                     initializer=_one_thread_per_worker) as pool:
                 owner: dict = {}
                 # keep the pool busy but not the whole sweep in flight: rows come back as points finish
                 while queue and len(owner) < 2 * self.workers:

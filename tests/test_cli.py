@@ -155,3 +155,21 @@ def test_graph_and_schema(tmp_path):
     assert summary["links"] and (tmp_path / "g.graphml").exists()
     schema = json.loads(CliRunner().invoke(app, ["schema"]).stdout)
     assert "populations" in schema["properties"]
+
+
+def test_training_progress_lines_name_the_epoch_and_its_eta(capsys, monkeypatch):
+    """Off a terminal, training's progress lines say the epoch, its share done, the time it still
+    needs and the running loss and accuracy the trainer reports."""
+    import cli
+
+    monkeypatch.delenv("CHIPCTL_PROGRESS", raising=False)
+    bar = cli._EpochProgress("training x", every_s=0.0)
+    bar.epochs = 2
+    bar(0.25, "epoch 1/2 loss 1.000 acc 0.500")
+    bar(0.75, "epoch 2/2 loss 0.500 acc 0.700")
+    bar.close()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2, err
+    assert err[0].startswith("chipctl: training x: epoch 1/2 50% after ")
+    assert "s left in the epoch" in err[0] and err[0].endswith(", loss 1.000 acc 0.500")
+    assert err[1].startswith("chipctl: training x: epoch 2/2 50% after ") and err[1].endswith("acc 0.700")

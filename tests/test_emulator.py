@@ -235,3 +235,47 @@ def test_buffer_growth_leaves_spikes_unchanged(profile):
     for name, arrays in reference.spikes.items():
         for a, b in zip(arrays, small.spikes[name]):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("profile", ["ideal", "bss2"])
+def test_batch_split_across_threads_leaves_spikes_unchanged(profile):
+    """A batch split across threads gives the spikes, link counters and event counts of the run in
+    one piece, bit for bit: each sample keeps its own noise draws, calendar and link servers
+    (bss2: membrane noise, threshold drift and congestible links on)."""
+    from chip.emulator import Capacity, Emulator
+    from chip.inputs import realize_input
+    from chip.netlist import Record
+
+    nl = layer_netlist(n_in=16, n_out=48, profile=profile, rate_hz=4e5, duration_us=30.0)
+    host = HostInterface(nl)
+    batch = 7
+    inputs = {name: realize_input(source, batch, 30.0) for name, source in nl.inputs.items()}
+    record = Record(spikes=("out",))  # membranes and sensors keep a run in one piece
+
+    def run(threads, capacity=Capacity()):
+        emulator = Emulator(host.mapped, host.die, host.state, capacity=capacity, threads=threads)
+        return emulator.run(inputs, batch=batch, duration_us=30.0, record=record, noise_seed=(3, 1))
+
+    one = run(1)
+    assert one.threads == 1 and run(2).threads == 2
+    assert sum(len(v[0]) for v in one.spikes.values()) > 100
+    for other in (run(2), run(3), run(2, Capacity(ring_events_per_slot=1, events_per_step=1, spikes=1))):
+        assert other.offered_events == one.offered_events and other.dropped_events == one.dropped_events
+        assert [(s.offered, s.dropped, s.max_wait_us) for s in other.links] == \
+            [(s.offered, s.dropped, s.max_wait_us) for s in one.links]
+        for name, arrays in one.spikes.items():
+            for a, b in zip(arrays, other.spikes[name]):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    from chip.errors import NetlistError
+
+    host = HostInterface(layer_netlist(n_in=2, n_out=4, profile="ideal"))
+    monkeypatch.setenv("CHIPCTL_THREADS", "1")
+    assert host.threads == 1
+    monkeypatch.setenv("CHIPCTL_THREADS", "3")
+    assert host.threads == 3
+    monkeypatch.setenv("CHIPCTL_THREADS", "two")
+    with pytest.raises(NetlistError, match="CHIPCTL_THREADS='two' is not a whole number"):
+        host.threads

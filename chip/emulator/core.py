@@ -35,17 +35,22 @@ The step loop itself is compiled (``chip.emulator.kernel``); the tables it reads
 module makes what lives for one run only (calendar, scratch, spike and trace buffers, link
 servers, correlation sensors) inside :meth:`Emulator.run`, calls the kernel for runs of steps,
 grows its buffers when it asks, and turns its outputs back into spikes per population, traces,
-correlation sums and link counters. An emulator keeps no run's buffers after that run: runs may
-nest (a run started from a timer callback) or overlap in threads, and an emulator pickles as its
-configuration.
+correlation sums and link counters. The samples of a batch are independent experiments: a run
+that records neither membranes nor sensors and has no timer splits its batch into parts advanced
+in threads (``CHIPCTL_THREADS``, default up to two), each with its own buffers and its block of the
+run's noise draws, with the same spikes as in one piece. An emulator keeps no run's buffers after
+that run: runs may nest (a run started from a timer callback) or overlap in threads, and an
+emulator pickles as its configuration.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -56,6 +61,7 @@ from .noise import MEMBRANE_STREAM, MembraneNoise, threshold_drift
 from .tables import (Calendar, ChipTables, NeuronState, Scratch, SensorTable, SpikeBuffer, StepConfig, TraceBuffer,
                      build_tables, effective_params, link_table)
 from ..die import Die
+from ..errors import NetlistError
 from ..events import SpikeEvents
 from ..netlist import Record
 from ..readout import CADC, Correlation, CorrelationSensors, Trace, adc_trace, sample_delays
@@ -97,6 +103,7 @@ class RawRun:
     kernel_load_s: float = 0.0  # loading (or, on a first run, compiling) the compiled step loop
     loop_s: float = 0.0       # the step loop itself
     buffer_growth: dict[str, int] = field(default_factory=dict)  # times each buffer grew (spikes: drained)
+    threads: int = 1          # threads the batch was split across
 
 
 @dataclass(frozen=True)
@@ -116,12 +123,15 @@ class Emulator:
     sensors can be read from a timer callback.
     """
 
-    def __init__(self, mapped, die: Die, state: ChipState, *, capacity: Capacity | None = None):
+    def __init__(self, mapped, die: Die, state: ChipState, *, capacity: Capacity | None = None,
+                 threads: int | None = None):
         self.mapped = mapped
         self.profile = mapped.profile
         self.die = die
         self.state = state
         self.capacity = capacity if capacity is not None else Capacity()
+        # threads a run's batch is split across (None: CHIPCTL_THREADS, else up to two cores)
+        self.threads = threads
         self._tables: tuple[tuple[int, float], ChipTables] | None = None
         self._active: list[_Run] = []
 
@@ -143,6 +153,11 @@ class Emulator:
         tables = build_tables(self.mapped, self.die, self.state, dt)
         self._tables = (key, tables)
         return tables
+
+    def thread_count(self) -> int:
+        """Threads a run may split its batch across: ``threads``, else ``CHIPCTL_THREADS``, else up
+        to two cores."""
+        return _threads(self.threads)
 
     def invalidate(self) -> None:
         """Forget the tables built so far (after the mapped chip was changed in place)."""
@@ -206,39 +221,29 @@ class _Run:
         # the noise scale stays the one at the run's start when a timer callback changes τm
         noise_scale = tables.neurons.noise_scale
         capacity = emu.capacity
-        growth = {"ring": 0, "events": 0, "spikes": 0}
 
         if initial_v is None:
             V = np.ascontiguousarray(np.broadcast_to(tables.neurons.v_leak, (B, N)), dtype=np.float64).copy()
         else:
             V = np.array(initial_v, dtype=np.float64, order="C")
-        state = NeuronState(V, np.zeros((B, N)), np.zeros((B, N)), np.zeros((B, N)), np.full((B, N), -np.inf),
-                            np.empty((B, N)), np.empty((B, N)), np.empty((B, N)), np.empty((B, N)))
-        lnk = link_table(tables.links, B)
-        link_stats = [LinkStats(link.name) for link in emu.mapped.links] if tables.link_model else []
-        cal, sent_inputs = _calendar(tables, inputs, dt, clock, n_steps, capacity.ring_events_per_slot)
 
-        i64 = np.int64
-        saturation = tables.saturation is not None
-        scratch = _scratch(capacity.events_per_step, B, N, saturation)
-        sp_cap = max(capacity.spikes, B * N)
-        out = SpikeBuffer(np.empty(sp_cap, i64), np.empty(sp_cap, i64), np.empty(sp_cap, i64))
-        counters = np.zeros(8, dtype=i64)
-        counters[kernels.C_SENT_STEP] = -1
-        spikes_b, spikes_n, spikes_c = [], [], []
-
-        def drain():
-            k = int(counters[kernels.C_SPIKES])
-            if k:
-                spikes_b.append(out.sample[:k].copy())
-                spikes_n.append(out.neuron[:k].copy())
-                spikes_c.append(out.cycle[:k].copy())
-            counters[kernels.C_SPIKES] = counters[kernels.C_EMITTED] = 0
-
-        traces, tr_records = _trace_setup(emu.mapped, self.record, B, dt, n_steps, noise_seed)
         sensors = self.sensors
-        sense = _sensor_table(tables, sensors)
         timer_every = max(1, int(round(timer[0] / dt))) if timer is not None else None
+        # the batch split across threads: every sample is its own experiment (own state, link
+        # servers and calendar entries; the noise drawn for the whole batch and cut per sample), so
+        # the spikes do not depend on the split. Runs that read sensors, membranes or call back
+        # into the chip stay in one piece.
+        n_parts = min(B, _threads(emu.threads))
+        if timer is not None or len(sensors.sensors) or len(self.record.membrane) or B * N * n_steps < (1 << 14):
+            n_parts = 1
+        bounds = [(B * k) // n_parts for k in range(n_parts + 1)]
+        parts = [_Part(tables, {name: _batch_slice(ev, b0, b1) for name, ev in inputs.items()} if n_parts > 1
+                       else inputs, V[b0:b1] if n_parts > 1 else V, b0, b1, dt, clock, n_steps, capacity,
+                       self.record, emu.mapped, noise_seed)
+                 for b0, b1 in zip(bounds[:-1], bounds[1:])]
+        sent_inputs = sum(part.sent_inputs for part in parts)
+        traces, tr_records = parts[0].traces, parts[0].tr_records
+        sense = _sensor_table(tables, sensors)
         progress_every = max(1, n_steps // 100) if progress is not None else n_steps
         # with noise: chunks of at most 4 Mi draws, and at least 8 chunks so that drawing the next
         # chunk's noise overlaps with running the current one
@@ -257,21 +262,19 @@ class _Run:
                 prof, neurons.v_threshold, neurons.v_leak, noise_seed))
 
         cfg, neurons = configure(tables)
-
-        # a call of zero steps loads the compiled kernel (compiles it on a checkout's first run),
-        # so that the loop's timing is the loop's
-        def advance(first, last, xi):
-            return kernels.advance(first, last, cfg, neurons, state, tables.synapses, cal, lnk, scratch, out, xi,
-                                   traces, counters, sense)
+        for part in parts:
+            part.configure(cfg, neurons, tables.synapses, sense)
 
         t_load = time.perf_counter()
+        # a call of zero steps loads the compiled kernel (compiles it on a checkout's first run),
+        # so that the loop's timing is the loop's;
         # a cached loop loads in well under a second, a busy machine may take a few; compiling takes ~30 s
         notice = threading.Timer(8.0, _log.info, args=(
             "compiling the emulator's step loop (first run after installing or updating; about 30 s, cached afterwards)",))
         notice.daemon = True
         notice.start()
         try:
-            advance(0, 0, np.zeros((1, B, N)) if has_noise else no_noise)
+            parts[0].advance(0, 0, np.zeros((1, parts[0].B, N)) if has_noise else no_noise)
         finally:
             notice.cancel()
         t_loop = time.perf_counter()
@@ -286,28 +289,36 @@ class _Run:
                 s_end = min(s_end, (s // timer_every + 1) * timer_every)
             chunks.append((s, s_end))
             s = s_end
-        noise = MembraneNoise(rng, chunks, B, N, prefetch=has_noise and len(chunks) > 1) if has_noise else None
+        noise = MembraneNoise(rng, chunks, B, N, prefetch=has_noise and len(chunks) > 1,
+                              parts=bounds if n_parts > 1 else None) if has_noise else None
+        pool = _pool() if n_parts > 1 else None
+
+        def report(s_end):
+            if progress is not None and (s_end % progress_every == 0 or s_end == n_steps):
+                progress(s_end / n_steps)
+
+        def run_part(k, part):
+            # a part of a split batch runs all its chunks on its own (no waiting for the others)
+            for s, s_end in chunks:
+                part.run_chunk(s, s_end, noise.take(k) if noise is not None else no_noise, has_noise)
+                if k == 0:
+                    report(s_end)
 
         try:
-            for s, s_end in chunks:
-                xi = noise.next() if noise is not None else no_noise
-                if counters[kernels.C_SPIKES] + B * N > len(out.sample):
-                    drain()
-                cur = s
-                while True:
-                    status = advance(cur, s_end, xi[cur - s:] if has_noise else xi)
-                    cur = int(counters[kernels.C_NEXT])
-                    if status == kernels.DONE:
-                        break
-                    if status == kernels.RING_FULL:
-                        cal = _ring_grow(cal)
-                        growth["ring"] += 1
-                    elif status == kernels.SPIKES_FULL:
-                        drain()
-                        growth["spikes"] += 1
-                    elif status == kernels.EVENTS_FULL:
-                        scratch = _scratch(2 * int(counters[kernels.C_NEED]), B, N, saturation)
-                        growth["events"] += 1
+            if n_parts > 1:
+                futures = [pool.submit(run_part, k, part) for k, part in enumerate(parts) if k > 0]
+                try:
+                    run_part(0, parts[0])
+                except BaseException:
+                    if noise is not None:
+                        noise.close()  # the other parts stop at their next chunk
+                    wait(futures)
+                    raise
+                for f in futures:
+                    f.result()
+            for s, s_end in chunks if n_parts == 1 else ():
+                xi = noise.next()[0] if noise is not None else no_noise
+                parts[0].run_chunk(s, s_end, xi, has_noise)
                 if timer_every is not None and s_end % timer_every == 0:
                     timer[1]((s_end - 1) * dt + dt)
                     current = emu.tables(dt)  # the same object unless the callback wrote to the chip
@@ -315,17 +326,23 @@ class _Run:
                         tables = current
                         cfg, neurons = configure(tables)
                         sense = _sensor_table(tables, sensors)
-                if progress is not None and (s_end % progress_every == 0 or s_end == n_steps):
-                    progress(s_end / n_steps)
+                        parts[0].configure(cfg, neurons, tables.synapses, sense)
+                report(s_end)
         finally:
             if noise is not None:
                 noise.close()
-        drain()
+        for part in parts:
+            part.drain()
+        link_stats = [LinkStats(link.name) for link in emu.mapped.links] if tables.link_model else []
         for i, stats in enumerate(link_stats):
-            stats.offered = int(lnk.offered[i])
-            stats.dropped = int(lnk.dropped[i])
-            stats.max_wait_us = float(lnk.max_wait_us[i])
+            stats.offered = sum(int(part.lnk.offered[i]) for part in parts)
+            stats.dropped = sum(int(part.lnk.dropped[i]) for part in parts)
+            stats.max_wait_us = max(float(part.lnk.max_wait_us[i]) for part in parts)
+        growth = {key: sum(part.growth[key] for part in parts) for key in ("ring", "events", "spikes")}
         loop_s = time.perf_counter() - t_loop
+        spikes_b = [b + part.b0 for part in parts for b in part.spikes_b]
+        spikes_n = [n for part in parts for n in part.spikes_n]
+        spikes_c = [c for part in parts for c in part.spikes_c]
 
         return RawRun(
             spikes=_split_spikes(emu.mapped, spikes_b, spikes_n, spikes_c),
@@ -336,12 +353,114 @@ class _Run:
             steps=n_steps,
             emulated_us=n_steps * dt,
             wall_s=time.perf_counter() - start_wall,
-            offered_events=sent_inputs + int(counters[kernels.C_SENT]),
-            dropped_events=int(counters[kernels.C_LOST]),
+            offered_events=sent_inputs + sum(int(part.counters[kernels.C_SENT]) for part in parts),
+            dropped_events=sum(int(part.counters[kernels.C_LOST]) for part in parts),
             kernel_load_s=kernel_load_s,
             loop_s=loop_s,
             buffer_growth=growth,
+            threads=n_parts,
         )
+
+
+def _threads(setting: int | None) -> int:
+    """Threads a run may use: the emulator's setting, else CHIPCTL_THREADS, else up to two cores."""
+    if setting is None:
+        env = os.environ.get("CHIPCTL_THREADS", "").strip()
+        if env:
+            try:
+                setting = int(env)
+            except ValueError:
+                raise NetlistError(f"CHIPCTL_THREADS={env!r} is not a whole number of threads (e.g. 1, 2)",
+                                   file="<environment>") from None
+        else:
+            setting = min(2, os.cpu_count() or 1)
+    return max(1, int(setting))
+
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool():
+    """The threads that run the other parts of split batches (the calling thread runs the first)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # threads are started on demand: as many as the most parts a run asked for, less one
+            _POOL = ThreadPoolExecutor(max_workers=63, thread_name_prefix="chipctl-batch")
+        return _POOL
+
+
+def _batch_slice(events: SpikeEvents, b0: int, b1: int) -> SpikeEvents:
+    """The events of samples b0..b1-1, renumbered from 0 (time order kept)."""
+    keep = (events.batch >= b0) & (events.batch < b1)
+    return SpikeEvents(events.batch[keep] - b0, events.neuron[keep], events.time_us[keep], events.size, b1 - b0)
+
+
+class _Part:
+    """Samples b0..b1-1 of a run: their state, calendar, link servers, scratch and spike buffer,
+    advanced by the kernel chunk by chunk (in a thread of its own when the batch is split)."""
+
+    def __init__(self, tables: ChipTables, inputs, V, b0, b1, dt, clock, n_steps, capacity: Capacity, record,
+                 mapped, noise_seed):
+        B, N = b1 - b0, V.shape[1]
+        self.b0, self.B = b0, B
+        i64 = np.int64
+        self.state = NeuronState(np.ascontiguousarray(V), np.zeros((B, N)), np.zeros((B, N)), np.zeros((B, N)),
+                                 np.full((B, N), -np.inf), np.empty((B, N)), np.empty((B, N)), np.empty((B, N)),
+                                 np.empty((B, N)))
+        self.lnk = link_table(tables.links, B)
+        self.cal, self.sent_inputs = _calendar(tables, inputs, dt, clock, n_steps, capacity.ring_events_per_slot)
+        self.saturation = tables.saturation is not None
+        self.scratch = _scratch(capacity.events_per_step, B, N, self.saturation)
+        sp_cap = max(capacity.spikes, B * N)
+        self.out = SpikeBuffer(np.empty(sp_cap, i64), np.empty(sp_cap, i64), np.empty(sp_cap, i64))
+        self.counters = np.zeros(8, dtype=i64)
+        self.counters[kernels.C_SENT_STEP] = -1
+        self.spikes_b, self.spikes_n, self.spikes_c = [], [], []
+        self.traces, self.tr_records = _trace_setup(mapped, record, B, dt, n_steps, noise_seed)
+        self.growth = {"ring": 0, "events": 0, "spikes": 0}
+        self.N = N
+
+    def configure(self, cfg, neurons, synapses, sense):
+        self.cfg, self.neurons, self.synapses, self.sense = cfg, neurons, synapses, sense
+
+    def advance(self, first, last, xi):
+        return kernels.advance(first, last, self.cfg, self.neurons, self.state, self.synapses, self.cal, self.lnk,
+                               self.scratch, self.out, xi, self.traces, self.counters, self.sense)
+
+    def drain(self):
+        counters, out = self.counters, self.out
+        k = int(counters[kernels.C_SPIKES])
+        if k:
+            self.spikes_b.append(out.sample[:k].copy())
+            self.spikes_n.append(out.neuron[:k].copy())
+            self.spikes_c.append(out.cycle[:k].copy())
+        counters[kernels.C_SPIKES] = counters[kernels.C_EMITTED] = 0
+
+    def run_chunk(self, s, s_end, xi, has_noise):
+        """Steps s..s_end-1 with the chunk's noise xi (steps, B, N), growing buffers as asked."""
+        counters = self.counters
+        if counters[kernels.C_SPIKES] + self.B * self.N > len(self.out.sample):
+            self.drain()
+        cur = s
+        while True:
+            status = self.advance(cur, s_end, xi[cur - s:] if has_noise else xi)
+            cur = int(counters[kernels.C_NEXT])
+            if status == kernels.DONE:
+                break
+            if status == kernels.RING_FULL:
+                self.cal = _ring_grow(self.cal)
+                self.growth["ring"] += 1
+            elif status == kernels.SPIKES_FULL:
+                self.drain()
+                self.growth["spikes"] += 1
+            elif status == kernels.EVENTS_FULL:
+                self.scratch = _scratch(2 * int(counters[kernels.C_NEED]), self.B, self.N, self.saturation)
+                self.growth["events"] += 1
+
 
 
 def run_thresholds(profile, v_threshold: np.ndarray, v_leak: np.ndarray, noise_seed) -> np.ndarray:

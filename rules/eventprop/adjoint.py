@@ -75,15 +75,18 @@ Conventions
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from numba import njit
 
 __all__ = [
     "LIFParams",
     "kappa",
     "to_padded",
+    "padded_from_events",
     "to_lists",
     "first_spike_times",
     "simulate_layer",
@@ -220,6 +223,28 @@ def to_padded(spikes, n: int | None = None) -> np.ndarray:
         for j, t in enumerate(s):
             out[b, j, : len(t)] = np.sort(t)
     return out
+
+
+def padded_from_events(sample, neuron, time_us, batch_size: int, size: int) -> np.ndarray:
+    """Flat spike events (sample index, neuron index, time) as ``to_padded`` gives them: (batch_size,
+    size, K) sorted per neuron, ``inf``-padded, K >= 1. The same array as ``to_padded`` of the trains
+    listed per sample and neuron, without a Python loop over them."""
+    sample = np.asarray(sample, dtype=np.int64).ravel()
+    neuron = np.asarray(neuron, dtype=np.int64).ravel()
+    t = np.asarray(time_us, dtype=np.float64).ravel()
+    if not (len(sample) == len(neuron) == len(t)):
+        raise ValueError("sample, neuron and time_us must have the same length")
+    if len(t) == 0:
+        return np.full((batch_size, size, 1), np.inf)
+    flat = sample * size + neuron
+    order = np.lexsort((t, flat))
+    flat, t = flat[order], t[order]
+    first = np.r_[0, np.flatnonzero(np.diff(flat)) + 1]
+    runs = np.diff(np.r_[first, len(flat)])
+    rank = np.arange(len(flat)) - np.repeat(first, runs)
+    out = np.full((batch_size * size, int(runs.max())), np.inf)
+    out[flat, rank] = t
+    return out.reshape(batch_size, size, -1)
 
 
 def to_lists(padded: np.ndarray) -> list[list[np.ndarray]]:
@@ -452,7 +477,7 @@ def _synaptic_current_before(post: np.ndarray, arr_t: np.ndarray, arr_w: np.ndar
     return np.einsum("bnkm,bmn->bnk", e, arr_w, optimize=True)
 
 
-def _layer_backward(post, c, arr_t, arr_src, W, p: LIFParams, min_drive: float):
+def _layer_backward_numpy(post, c, arr_t, arr_src, W, p: LIFParams, min_drive: float):
     """Adjoint of one layer.
 
     post: spikes (batch, n, K); c: dL/dt_k of those spikes (batch, n, K); arrivals arr_t (batch, m) with
@@ -508,6 +533,84 @@ def _layer_backward(post, c, arr_t, arr_src, W, p: LIFParams, min_drive: float):
     np.add.at(dW, arr_src[sel], li_at.transpose(0, 2, 1)[sel])
     d_arr = np.einsum("bmn,bnm->bm", arr_w, li_at / ts - lv_at / tm, optimize=True)
     return dW, d_arr
+
+
+@njit(cache=True, nogil=True)
+def _kappa1(s, tm, ts, delta):
+    """``kappa`` for one s >= 0 (inf -> 0), the same two forms."""
+    if math.isinf(s):
+        return 0.0
+    tmd = tm * delta
+    if abs(tmd) > 1e-3:
+        return (math.exp(-s / ts) - math.exp(-s / tm)) / tmd
+    x = s * delta
+    phi = 1.0 + 0.5 * x if abs(x) < 1e-8 else math.expm1(x) / x
+    return math.exp(-s / tm) * (s / tm) * phi
+
+
+@njit(cache=True, nogil=True)
+def _layer_backward_nb(post, c, arr_t, arr_src, W, tm, ts, th, delta, min_drive):
+    bsz, n, k = post.shape
+    m = arr_t.shape[1]
+    dW = np.zeros(W.shape)
+    d_arr = np.zeros((bsz, m))
+    lam_v = np.zeros(k)
+    lam_i = np.zeros(k)
+    for b in range(bsz):
+        for j in range(n):
+            # lam just before each own spike, backwards through the neuron's spikes
+            a_next = 0.0
+            b_next = 0.0
+            t_next = math.inf
+            for kk in range(k - 1, -1, -1):
+                t = post[b, j, kk]
+                lam_v[kk] = 0.0
+                lam_i[kk] = 0.0
+                if not math.isfinite(t):
+                    continue
+                cur = 0.0
+                for q in range(m):
+                    d = t - arr_t[b, q]
+                    if d > 0 and math.isfinite(arr_t[b, q]):
+                        cur += math.exp(-d / ts) * W[arr_src[b, q], j]
+                drive = max(cur - th, min_drive * th)
+                gap = t_next - t
+                a_plus = a_next * math.exp(-gap / tm)
+                b_plus = b_next * math.exp(-gap / ts) + a_next * _kappa1(gap, tm, ts, delta)
+                a_minus = a_plus + (th * a_plus - tm * c[b, j, kk]) / drive
+                a_next = a_minus
+                b_next = b_plus
+                t_next = t
+                lam_v[kk] = a_minus
+                lam_i[kk] = b_plus
+            # adjoint at every arrival: evolved back from the first own spike strictly after it
+            for q in range(m):
+                a = arr_t[b, q]
+                if not math.isfinite(a):
+                    continue
+                nxt = 0
+                while nxt < k and post[b, j, nxt] <= a:
+                    nxt += 1
+                if nxt == k or not math.isfinite(post[b, j, nxt]):
+                    continue
+                s = post[b, j, nxt] - a
+                av = lam_v[nxt]
+                lv = av * math.exp(-s / tm)
+                li = lam_i[nxt] * math.exp(-s / ts) + av * _kappa1(s, tm, ts, delta)
+                i = arr_src[b, q]
+                dW[i, j] += li
+                d_arr[b, q] += W[i, j] * (li / ts - lv / tm)
+    return dW, d_arr
+
+
+def _layer_backward(post, c, arr_t, arr_src, W, p: LIFParams, min_drive: float):
+    """Adjoint of one layer, compiled: the same quantities as ``_layer_backward_numpy``, one neuron
+    of one sample at a time (no (batch, n, K, m) temporaries)."""
+    f64 = np.float64
+    return _layer_backward_nb(np.ascontiguousarray(post, dtype=f64), np.ascontiguousarray(c, dtype=f64),
+                              np.ascontiguousarray(arr_t, dtype=f64), np.ascontiguousarray(arr_src, dtype=np.int64),
+                              np.ascontiguousarray(W, dtype=f64), float(p.tau_mem_us), float(p.tau_syn_us),
+                              float(p.threshold), float(p.delta), float(min_drive))
 
 
 def eventprop_gradients(input_times, layer_spikes: Sequence, weights: Sequence[np.ndarray], params, delays_us,

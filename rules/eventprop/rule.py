@@ -19,10 +19,15 @@ import numpy as np
 from chip.errors import RuleError
 
 from ..api import Gradients, Rule, RunRequest
-from .adjoint import LIFParams, eventprop_gradients, first_spike_loss
+from .adjoint import LIFParams, eventprop_gradients, first_spike_loss, padded_from_events
 from ..hookspecs import hookimpl
 
 __all__ = ["EventProp"]
+
+
+def _padded(events) -> np.ndarray:
+    """A population's spikes over the batch as the adjoint's padded (batch, n, K) array."""
+    return padded_from_events(events.batch, events.neuron, events.time_us, events.batch_size, events.size)
 
 
 class EventProp(Rule):
@@ -109,8 +114,8 @@ class EventProp(Rule):
         params, delays, weights = self._model(host)
         t_max = float(context.options["t_max"]) if context.options["t_max"] is not None else result.duration_us
         inputs = result.inputs[context.input]
-        in_times = [inputs.trains(b) for b in range(result.batch)]
-        layer_spikes = [[result.spikes[pop].trains(b) for b in range(result.batch)] for pop in self.layers]
+        in_times = _padded(inputs)
+        layer_spikes = [_padded(result.spikes[pop]) for pop in self.layers]
         out_first = result.spikes[self.layers[-1]].first_spike_times()
         if self.loss_kind == "cross_entropy":
             loss, dl_dt = first_spike_loss(out_first, batch.labels, self.tau0, self.tau1, self.alpha, t_max)
