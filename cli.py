@@ -647,7 +647,9 @@ def _reconstruction_picture(trainer, nl, picture: Optional[Path]) -> Optional[st
         picture = (trainer.checkpoint_dir / "reconstructions.png" if trainer.checkpoint_dir
                    else Path(f"{nl.name}_reconstructions.png"))
     originals, recons = trainer.reconstructions(10)
-    written = write_reconstructions(picture, originals, recons,
+    pixels = int(len(originals[0])) if len(originals) else 0
+    side = int(round(pixels ** 0.5))
+    written = write_reconstructions(picture, originals, recons, shape=(side, side) if side * side == pixels else (1, pixels),
                                     title=f"{nl.name}: test MSE {trainer.health.get('reconstruction_mse', float('nan')):.4f}")
     if written is None:
         typer.echo("chipctl: no reconstruction picture: matplotlib is not installed (pip install matplotlib)", err=True)

@@ -30,6 +30,10 @@ The ``ideal`` profile has 64 cores of 512 neuron circuits (32 768); a larger N g
 ``chip: {cores: ceil(N / 512)}`` in its netlist, the same chip with more cores (a netlist may set
 ``chip.cores``). A program that fails is reported with its last line of error output instead of
 figures. Medians over the repetitions; ratios chipctl / Brian2.
+
+``--bss2`` adds two chipctl-only rows: ``netlists/cuba.yaml`` on a full 16-core bss2 chip (the
+densest connectivity whose rows fit every bus), and the same with an input that fills the rows
+it leaves free (``bss2_rows_netlist``); ``--sizes ''`` with ``--bss2`` measures only those.
 """
 from __future__ import annotations
 
@@ -88,6 +92,29 @@ def bss2_netlist(directory: Path) -> Path:
         if not k:
             raise SystemExit(f"bench_scale: {BSS2_NETLIST.name} has changed ({pattern!r} not found)")
     path = directory / "cuba_bss2_full.yaml"
+    path.write_text(text)
+    return path
+
+
+#: the input that fills the rows CUBA leaves free on the full bss2 chip (see bss2_rows_netlist)
+BSS2_FILL = 40
+
+
+def bss2_rows_netlist(directory: Path) -> Path:
+    """``bss2_netlist`` with every row it can still give in use: a Poisson input of 40 neurons
+    (5 Hz, weight 0.01) projecting all-to-all onto both populations. Each of its neurons takes one
+    row of one bus in every half; 40 is the fewest rows any half has left (41 does not fit), so
+    239-256 of each half's 256 rows are in use (7 855 of the chip's 8 192) and the chip holds
+    1.26 M synapses."""
+    base = bss2_netlist(directory).read_text()
+    fill = (f"\ninputs:\n  fill: {{size: {BSS2_FILL}, type: poisson, rate: 5 Hz, seed: 21}}\nprojections:\n"
+            "  fill_exc: {pre: fill, post: exc, weights: 0.01, delay: 0.1 ms}\n"
+            "  fill_inh: {pre: fill, post: inh, weights: 0.01, delay: 0.1 ms}\n")
+    text, k = re.subn(r"\nprojections:\n", lambda m: fill, base)
+    if k != 1 or "\ninputs:" in base:
+        raise SystemExit("bench_scale: the bss2 netlist has changed (one projections: block, no inputs:)")
+    text = text.replace("name: cuba_bss2_full", "name: cuba_bss2_rows")
+    path = directory / "cuba_bss2_rows.yaml"
     path.write_text(text)
     return path
 
@@ -195,21 +222,22 @@ def measure(sizes: list[int], reps: int, warmup: int, brian_python: str | None, 
                     if rep >= 0:
                         runs[name].append(res)
             results[str(n)] = {"runs": runs, "median": {name: median_of(rows) for name, rows in runs.items()}}
-        if bss2:
-            netlist = bss2_netlist(Path(tmp))
+        for key, make in ((f"bss2x{BSS2_CORES}", bss2_netlist), (f"bss2x{BSS2_CORES}_rows", bss2_rows_netlist)):
+            if not bss2:
+                break
+            netlist = make(Path(tmp))
             chip_programs = [name for name in programs if name != "brian2"]
             runs = {name: [] for name in chip_programs}
             for rep in range(-warmup, reps):
                 for name in (chip_programs if rep % 2 == 0 else list(reversed(chip_programs))):
                     res = programs[name](netlist, 0)
-                    sys.stderr.write(f"bench_scale: bss2 x{BSS2_CORES} {'warm-up' if rep < 0 else f'rep {rep}'} {name}: "
+                    sys.stderr.write(f"bench_scale: {key} {'warm-up' if rep < 0 else f'rep {rep}'} {name}: "
                                      + (res["error"] if "error" in res else
                                         f"{res['process_wall_s']:.2f} s, loop {res['loop_s']:.3f} s, "
                                         f"{res['maxrss_mb']:.0f} MB") + "\n")
                     if rep >= 0:
                         runs[name].append(res)
-            results[f"bss2x{BSS2_CORES}"] = {"runs": runs,
-                                             "median": {name: median_of(rows) for name, rows in runs.items()}}
+            results[key] = {"runs": runs, "median": {name: median_of(rows) for name, rows in runs.items()}}
     return results
 
 
@@ -230,7 +258,8 @@ def print_table(results: dict, reps: int) -> None:
     for n, res in results.items():
         med = res["median"]
         syn = med.get("brian2", {}).get("synapses") or med["chipctl"].get("synapses")
-        size = f"bss2 x{BSS2_CORES}, 8 192" if n.startswith("bss2") else f"{int(n):,}"
+        size = (f"bss2 x{BSS2_CORES}, 8 192" + (f" + {BSS2_FILL} inputs filling the rows" if n.endswith("_rows") else "")
+                if n.startswith("bss2") else f"{int(n):,}")
         label = f"{size} ({syn / 1e6:.2f} M)" if syn else size
         ratio = "-"
         c, b = med["chipctl"], med.get("brian2")
@@ -246,7 +275,8 @@ def print_table(results: dict, reps: int) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="1000,4000,16000", help="comma-separated N (default 1000,4000,16000)")
+    p.add_argument("--sizes", default="1000,4000,16000",
+                   help="comma-separated N (default 1000,4000,16000; empty with --bss2: the bss2 chip only)")
     p.add_argument("--reps", type=int, default=1, help="measured repetitions per program and size (default 1)")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured runs of each first, per size (default 1)")
     p.add_argument("--brian-python", default=DEFAULT_BRIAN_PYTHON,
@@ -255,13 +285,14 @@ def main(argv=None) -> int:
     p.add_argument("--before", type=Path, default=None,
                    help="another checkout of chipctl to measure alongside (e.g. the code before a change)")
     p.add_argument("--bss2", action="store_true",
-                   help=f"also a full {BSS2_CORES}-core bss2 chip (CUBA, 8192 neurons; chipctl only)")
+                   help=f"also a full {BSS2_CORES}-core bss2 chip (CUBA, 8192 neurons; chipctl only), and the "
+                        f"same with {BSS2_FILL} inputs that fill the rows left free")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    if not sizes or min(sizes) < 5 or args.reps < 1 or args.warmup < 0:
-        p.error("sizes must be >= 5, --reps >= 1, --warmup >= 0")
+    if (not sizes and not args.bss2) or min(sizes, default=5) < 5 or args.reps < 1 or args.warmup < 0:
+        p.error("sizes must be >= 5 (none only with --bss2), --reps >= 1, --warmup >= 0")
     brian = None
     if not args.skip_brian:
         if Path(args.brian_python).exists():

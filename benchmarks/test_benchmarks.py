@@ -193,6 +193,13 @@ def test_bench_scale_smoke():
     spec.loader.exec_module(bench)
     big = bench.scaled_netlist(40000, Path(__import__("tempfile").mkdtemp())).read_text()
     assert "size: 32000" in big and "size: 8000" in big and "cores: 79" in big
+    # the full bss2 chip with its rows filled: every half keeps at most 17 rows free, one half none
+    from chip.mapping import map_netlist
+    from chip.netlist import load_netlist
+
+    mapped = map_netlist(load_netlist(bench.bss2_rows_netlist(Path(__import__("tempfile").mkdtemp()))))
+    used = [e + i for e, i in mapped.rows_used.values()]
+    assert len(used) == 32 and max(used) == 256 and min(used) >= 239
 
 
 JAXSNN_PYTHON = os.environ.get("JAXSNN_PYTHON", str(HERE.parent / "jaxsnn-venv" / "bin" / "python"))

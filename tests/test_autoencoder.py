@@ -15,7 +15,8 @@ from chip.errors import RuleError
 from chip.host import HostInterface
 from chip.netlist import load_netlist, load_netlist_text
 from rules import Batch, RuleContext
-from rules.autoencoder import AutoencoderRegularizer, membrane_terms, spike_terms
+from rules.autoencoder import (AutoencoderRegularizer, latent_terms, membrane_band_terms, membrane_terms, rate_band_terms,
+                               spike_terms)
 from rules.manager import available_rules, load_rule
 from rules.surrogate import Surrogate
 from rules.training import Trainer
@@ -59,6 +60,51 @@ def test_membrane_terms_gradient_equals_finite_differences_on_both_sides_of_the_
     assert grad[0, 0, 0] > 0 and grad[1, 0, 1] < 0      # pull down the high one, up the low one
     for index in [(0, 0, 0), (1, 3, 1), (0, 6, 2), (1, 2, 3)]:
         fd = _central(lambda v: membrane_terms(v, 0.7, 1.5, ref)[0], u, index)
+        assert grad[index] == pytest.approx(fd, rel=1e-6)
+
+
+def test_rate_band_is_zero_inside_and_its_gradient_equals_finite_differences_outside():
+    steps = 150.0
+    counts = np.array([[0.0, 3.0, 20.0, 1.0], [0.4, 5.0, 24.0, 1.2], [0.2, 1.0, 22.0, 0.8]])
+    # neuron 0: mean rate below the band, 1: inside, 2: above, 3: inside
+    value, grad = rate_band_terms(counts, steps, 50.0, rate_min=0.005, rate_max=0.1)
+    mean = counts.mean(axis=0) / steps
+    assert value == pytest.approx(50.0 * ((0.005 - mean[0]) ** 2 + (mean[2] - 0.1) ** 2))
+    assert np.all(grad[:, 0] < 0) and np.all(grad[:, 2] > 0)     # raise the silent one, lower the busy one
+    assert np.all(grad[:, [1, 3]] == 0)                           # healthy neurons pay nothing
+    inside, g_inside = rate_band_terms(counts[:, [1, 3]], steps, 50.0, rate_min=0.005, rate_max=0.1)
+    assert inside == 0.0 and not g_inside.any()
+    for index in [(0, 0), (2, 0), (1, 2), (0, 1)]:
+        fd = _central(lambda c: rate_band_terms(c, steps, 50.0, 0.005, 0.1)[0], counts, index)
+        assert grad[index] == pytest.approx(fd, rel=1e-6, abs=1e-12)
+    # one-sided bands
+    assert rate_band_terms(counts, steps, 50.0, rate_min=0.005)[0] == pytest.approx(50.0 * (0.005 - mean[0]) ** 2)
+    assert rate_band_terms(counts, steps, 50.0, rate_max=0.1)[0] == pytest.approx(50.0 * (mean[2] - 0.1) ** 2)
+
+
+def test_membrane_band_is_zero_inside_and_its_gradient_equals_finite_differences_outside():
+    rng = np.random.default_rng(2)
+    u = rng.normal(0.3, 0.1, (3, 6, 4))
+    u[:, :, 0] -= 0.9                                     # sits below the band (a dying neuron)
+    u[:, :, 3] += 1.2                                     # above it
+    value, grad = membrane_band_terms(u, 0.4, u_min=0.0, u_max=1.0)
+    mean = u.mean(axis=(0, 1))
+    assert value == pytest.approx(0.4 * ((0.0 - mean[0]) ** 2 + (mean[3] - 1.0) ** 2))
+    assert np.all(grad[..., 0] < 0) and np.all(grad[..., 3] > 0) and not grad[..., 1:3].any()
+    for index in [(0, 0, 0), (2, 5, 0), (1, 3, 3), (0, 2, 1)]:
+        fd = _central(lambda v: membrane_band_terms(v, 0.4, 0.0, 1.0)[0], u, index)
+        assert grad[index] == pytest.approx(fd, rel=1e-6, abs=1e-12)
+
+
+def test_latent_population_terms_gradient_equals_finite_differences():
+    rng = np.random.default_rng(3)
+    counts = rng.uniform(0.0, 10.0, (4, 5))
+    steps = 150.0
+    value, grad = latent_terms(counts, steps, 0.7, 0.2)
+    r = counts / steps
+    assert value == pytest.approx((0.7 * np.sum(r.sum(axis=1) ** 2) + 0.2 * np.sum(r.sum(axis=0) ** 2)) / 4)
+    for index in [(0, 0), (3, 4), (2, 1)]:
+        fd = _central(lambda c: latent_terms(c, steps, 0.7, 0.2)[0], counts, index)
         assert grad[index] == pytest.approx(fd, rel=1e-6)
 
 
@@ -118,11 +164,41 @@ def test_the_plugin_returns_its_terms_on_the_chips_observables():
     assert membrane.grads[("membrane", "hidden")].shape == trace.values.shape
 
 
+def test_the_plugin_returns_its_band_and_latent_terms_on_the_chips_observables():
+    host = HostInterface(load_netlist_text(SMALL.replace("PROFILE", "bss2")))
+    reg = AutoencoderRegularizer()
+    ctx = _ctx(host, reg, layers={"hidden": {"rate_weight": 100.0, "rate_min": 0.02, "rate_max": 0.05,
+                                             "membrane_weight": 0.5, "membrane_min": 0.2, "membrane_max": 0.6,
+                                             "example2": 0.3, "neuron2": 0.1}})
+    reg.chipctl_configure(context=ctx)
+    assert reg.chipctl_run_request(context=ctx, batch=None).membrane == {"hidden": tuple(range(6))}
+    result = _run_with(host, (reg, ctx))
+    batch = Batch(inputs={}, labels=np.zeros(2, dtype=int), indices=np.arange(2))
+    terms = {t.name: t for t in reg.chipctl_loss_terms(context=ctx, batch=batch, result=result)}
+    assert set(terms) == {"autoencoder_regularizer.rate_band.hidden", "autoencoder_regularizer.membrane_band.hidden",
+                          "autoencoder_regularizer.latent.hidden"}
+    steps = round(30 / host.profile.step_us)
+    counts = result.spikes["hidden"].counts()
+    value, grad = rate_band_terms(counts, steps, 100.0, 0.02, 0.05)
+    assert terms["autoencoder_regularizer.rate_band.hidden"].value == pytest.approx(value)
+    np.testing.assert_allclose(terms["autoencoder_regularizer.rate_band.hidden"].grads[("spike_counts", "hidden")], grad)
+    u = result.trace("hidden").values - host.read_params("hidden", "v_leak")[None, None, :]
+    value, grad = membrane_band_terms(u, 0.5, 0.2, 0.6)
+    assert terms["autoencoder_regularizer.membrane_band.hidden"].value == pytest.approx(value)
+    np.testing.assert_allclose(terms["autoencoder_regularizer.membrane_band.hidden"].grads[("membrane", "hidden")], grad)
+    value, grad = latent_terms(counts, steps, 0.3, 0.1)
+    assert terms["autoencoder_regularizer.latent.hidden"].value == pytest.approx(value)
+    np.testing.assert_allclose(terms["autoencoder_regularizer.latent.hidden"].grads[("spike_counts", "hidden")], grad)
+
+
 @pytest.mark.parametrize("options,message", [
     ({"layers": {"nowhere": {}}}, "option layers: no population 'nowhere'"),
     ({"layers": {"hidden": {"lambda3": 1}}}, r"option layers.hidden: unknown coefficient\(s\) lambda3"),
     ({"lambda2": -1}, "option lambda2: expected a number >= 0"),
     ({"layers": {"hidden": {"beta1": "a lot"}}}, "option layers.hidden.beta1: expected a number"),
+    ({"layers": {"hidden": {"rate_min": 0.2, "rate_max": 0.1}}}, "option layers.hidden: rate_min 0.2 is above rate_max"),
+    ({"membrane_weight": float("inf")}, "option membrane_weight: expected a finite number"),
+    ({"layers": {"hidden": {"neuron2": -1}}}, "option layers.hidden.neuron2: expected a number >= 0"),
 ])
 def test_bad_coefficients_are_named(options, message):
     host = HostInterface(load_netlist_text(SMALL.replace("PROFILE", "ideal")))
@@ -320,7 +396,7 @@ def test_train_json_reports_health_and_writes_the_picture_or_says_why_not(tmp_pa
     import sys
 
     nl = tmp_path / "ae.yaml"
-    text = open("netlists/digits_ae_bss2.yaml").read().replace("train_size: 640", "train_size: 64") \
+    text = open("netlists/digits_ae_bss2.yaml").read().replace("train_size: 1024", "train_size: 64") \
         .replace("test_size: 256", "test_size: 64")
     nl.write_text(text)
     shutil.copy("netlists/digits_batch.npz", tmp_path / "digits_batch.npz")
@@ -336,4 +412,108 @@ def test_train_json_reports_health_and_writes_the_picture_or_says_why_not(tmp_pa
         assert out["picture"] is None and "no reconstruction picture: matplotlib is not installed" in run.stderr
     else:
         assert out["picture"] == str(tmp_path / "ck" / "reconstructions.png")
+        assert (tmp_path / "ck" / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------- MNIST from the user's file
+
+MNIST_AE = """
+name: mnist_ae
+duration: 30 us
+batch: 8
+chip: {profile: bss2}
+populations:
+  hidden:
+    size: 8
+    params: {tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, v_leak: 0, v_reset: 0, v_threshold: 1, weight_full_scale: 1.086}
+  out:
+    size: 49
+    params: {tau_mem: 10 us, tau_syn: 5 us, tau_ref: 2 us, v_leak: 0, v_reset: 0, v_threshold: 2.5, weight_full_scale: 1.086}
+inputs:
+  in: {size: 49, type: spikes, times: TIMES}
+projections:
+  in_hidden:  {pre: in, post: hidden, sign: signed, weights: {normal: {mean: 0.1, std: 0.3}, seed: 1}}
+  hidden_out: {pre: hidden, post: out, sign: signed, weights: {normal: {mean: 0.05, std: 0.1}, seed: 2}}
+train:
+  task: mnist
+  input: in
+  output: out
+  mnist: {data: mnist.npz, pool: 4, coding: rate, window: [0 us, 20 us], max_spikes: 4}
+  rules: [surrogate, autoencoder_regularizer]
+  options:
+    surrogate: {loss: reconstruction_mse, window: [10, 30]}
+    autoencoder_regularizer: {membrane_weight: 0.1, membrane_min: 0.0, example2: 0.01}
+  optimizer: {name: adam, lr: 0.03}
+  epochs: 1
+  batch_size: 8
+  train_size: 16
+  test_size: 8
+""".replace("TIMES", "[" + ", ".join(["[1 us]"] * 49) + "]")
+
+
+def _fake_mnist(path, n_train=24, n_test=12):
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (n_train + n_test, 28, 28)).astype(np.uint8)
+    x[:, :, :10] = 0                                        # some blank pixels
+    y = rng.integers(0, 10, n_train + n_test)
+    np.savez(path, x_train=x[:n_train], y_train=y[:n_train], x_test=x[n_train:], y_test=y[n_train:])
+    return x
+
+
+def test_mnist_task_reads_the_users_file_and_pools_it(tmp_path):
+    from rules.tasks import make_task
+    from rules.training.config import validate_train
+
+    x = _fake_mnist(tmp_path / "mnist.npz")
+    (tmp_path / "ae.yaml").write_text(MNIST_AE)
+    netlist = load_netlist(tmp_path / "ae.yaml")
+    task = make_task(validate_train(netlist).raw, netlist)
+    assert task.name == "mnist" and task.input_size == 49
+    x_tr, y_tr = task.data("train")
+    x_te, _ = task.data("test")
+    assert x_tr.shape == (16, 49) and x_te.shape == (8, 49) and len(y_tr) == 16
+    assert x_tr[0, 0] == pytest.approx(x[0, :4, :4].mean() / 255.0)         # a 4x4 block's mean
+    assert x_tr[0, 0 + 3] == pytest.approx(x[0, :4, 12:16].mean() / 255.0)
+    assert x_te[0, 48] == pytest.approx(x[24, 24:, 24:].mean() / 255.0)      # the file's own test split
+    np.testing.assert_array_equal(task.targets(x_tr[:2]), x_tr[:2])
+    np.testing.assert_array_equal(task.encode(x_tr[:3]).counts(), np.rint(4 * x_tr[:3]))
+
+
+@pytest.mark.parametrize("change,message", [
+    (("data: mnist.npz", "data: elsewhere.npz"), "train.mnist.data: no file .*bring your own mnist.npz"),
+    (("pool: 4", "pool: 2"), "train.input: the mnist task with pool 2 needs an input of 14x14 = 196 channels"),
+    (("pool: 4", "pool: 3"), "train.mnist.pool: expected a divisor of 28"),
+    (("train_size: 16", "train_size: 100"), "train.train_size: 100 exceeds the 24 images of x_train"),
+    (("data: mnist.npz", "data: broken.npz"), "train.mnist.data: .*no array y_test"),
+])
+def test_a_bad_mnist_block_or_file_is_one_line_exit_2(tmp_path, change, message):
+    import re
+    import subprocess
+    import sys
+
+    _fake_mnist(tmp_path / "mnist.npz")
+    np.savez(tmp_path / "broken.npz", x_train=np.zeros((2, 28, 28)), y_train=np.zeros(2), x_test=np.zeros((2, 28, 28)))
+    (tmp_path / "ae.yaml").write_text(MNIST_AE.replace(*change))
+    run = subprocess.run([sys.executable, "-c", "import cli; cli.app()", "train", str(tmp_path / "ae.yaml"), "--json"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "ae.yaml:" in lines[0] and re.search(message, lines[0]), run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_an_mnist_autoencoder_trains_from_the_users_file_with_band_and_latent_terms(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    _fake_mnist(tmp_path / "mnist.npz")
+    (tmp_path / "ae.yaml").write_text(MNIST_AE)
+    run = subprocess.run([sys.executable, "-c", "import cli; cli.app()", "train", str(tmp_path / "ae.yaml"), "--json",
+                          "--checkpoint", str(tmp_path / "ck"), "--no-plot"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert 0.0 < out["reconstruction_mse"] < 1.0 and 0.0 <= out["dead_fraction"] <= 1.0
+    if out["picture"] is not None:
         assert (tmp_path / "ck" / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -129,3 +129,24 @@ def test_public_entry_points_are_allowed(tmp_path):
         "from chip.host import HostInterface\nfrom chip.mapping import map_netlist\nfrom chip.netlist import Netlist\n"
         "from chip import analysis\n")
     assert violations(tmp_path) == []
+
+
+def test_a_run_does_not_import_scipy_linalg_and_compiled_dot_still_works():
+    """numba's BLAS probe is skipped (chip.numba_start): a run loads no scipy.linalg, and compiled
+    code that does use np.dot afterwards still gets it (scipy imported on demand)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from chip.host import HostInterface\n"
+        "h = HostInterface.from_file('netlists/single_neuron.yaml')\n"
+        "h.run()\n"
+        "assert 'scipy.linalg' not in sys.modules, 'a run imported scipy.linalg'\n"
+        "import numpy as np\n"
+        "from numba import njit\n"
+        "dot = njit(lambda a, b: np.dot(a, b))\n"
+        "assert dot(np.arange(3.0), np.arange(3.0)) == 5.0\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]

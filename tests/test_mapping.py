@@ -6,6 +6,7 @@ Netlists are built directly as chip.netlist objects (no YAML): see ``make_netlis
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
 
@@ -101,7 +102,10 @@ def check_row_invariants(m: MappedChip) -> None:
         assert (sum(e for e, _ in m.bus_rows[half]), sum(i for _, i in m.bus_rows[half])) == (n_exc, n_inh)
     for p in m.projections.values():
         post = m.populations[p.post]
-        assert p.exc_synapse.dtype == np.int64 and p.inh_synapse.dtype == np.int64
+        # ids at the width the chip's id space needs (int32 below 2^31 synapses)
+        total = prof.cores * prof.halves_per_core * prof.rows_per_half * prof.neurons_per_half
+        id_type = np.int32 if total <= 1 << 31 else np.int64
+        assert p.exc_synapse.dtype == id_type and p.inh_synapse.dtype == id_type
         # per-connection vectors in the row-major order of the mask
         assert p.exc_synapse.shape == p.inh_synapse.shape == (int(p.mask.sum()),) == (p.n_synapses,)
         ii, jj = np.nonzero(p.mask)
@@ -209,6 +213,51 @@ def test_weights_kinds_signs_and_mask():
         realize_weights(ConstantWeights(0.3), mask, "inhibitory")
     with pytest.raises(ValueError, match="excitatory"):
         realize_weights(ArrayWeights(-arr), mask, "excitatory")
+
+
+def test_random_connections_are_numpys_draw_on_raw_outputs_in_any_chunking(monkeypatch):
+    """The compiled draw reads PCG64's raw outputs: it must find exactly the k with
+    ``default_rng(seed).random(n)[k] < p`` however the stream is cut and on any number of threads,
+    including the edges of p (no hit, every hit, a p that is not a multiple of 2**-53)."""
+    import chip.netlist.bernoulli as bernoulli
+
+    # random() is one raw output per double, (x >> 11) * 2**-53: the identity the threshold rests on
+    raw = np.random.default_rng(9).bit_generator.random_raw(1000)
+    assert np.array_equal(np.random.default_rng(9).random(1000), (raw >> np.uint64(11)) * 2.0 ** -53)
+    # the threshold on raw outputs agrees with the double comparison at and around the boundary
+    for p in (0.02, 0.5, 1 / 3, 2.0 ** -53, 3 * 2.0 ** -54, 1 - 2.0 ** -53):
+        limit = bernoulli.threshold_of(p)
+        t = limit >> 11
+        for k in (t - 1, t, t + 1):
+            if 0 <= k < 2 ** 53:
+                x = np.uint64(k << 11) | np.uint64(2047)
+                assert ((k * 2.0 ** -53) < p) == (x < np.uint64(limit)), (p, k)
+    assert bernoulli.threshold_of(1.0) is None and bernoulli.threshold_of(0.0) == 0
+    monkeypatch.setattr(bernoulli, "_CHUNK", 997)  # many chunks, odd lengths, a short last one
+    for seed, p, n in [(11, 0.02, 20_001), (3, 0.5, 5_000), (4, 0.5, 1), (5, 1e-9, 3_000), (6, 1.0, 2_000),
+                       (7, 0.0, 2_000), ((1, 2), 1 / 3, 9_999)]:
+        expected = np.flatnonzero(np.random.default_rng(seed).random(n) < p)
+        for threads in (1, 3):
+            got = bernoulli.bernoulli_flat(seed, p, n, threads=threads)
+            assert got.dtype == np.int64 and np.array_equal(got, expected), (seed, p, n, threads)
+    # numpy's draw in row blocks (used by commands that map without loading numba) agrees
+    from chip.netlist.connectivity import _bernoulli_flat_numpy
+
+    monkeypatch.setattr("chip.netlist.connectivity._DRAW_BLOCK_ELEMENTS", 1000)
+    for seed, p, (n_pre, n_post) in [(11, 0.02, (301, 97)), (3, 0.5, (7, 5)), ((1, 2), 1 / 3, (40, 1001))]:
+        expected = np.flatnonzero(np.random.default_rng(seed).random((n_pre, n_post)) < p)
+        assert np.array_equal(_bernoulli_flat_numpy(seed, p, n_pre, n_post), expected)
+        assert np.array_equal(bernoulli.bernoulli_flat(seed, p, n_pre * n_post), expected)
+    # as many threads as a run uses: CHIPCTL_THREADS (a sweep worker's 1), else up to two
+    monkeypatch.setenv("CHIPCTL_THREADS", "1")
+    assert bernoulli.default_threads() == 1
+    monkeypatch.setenv("CHIPCTL_THREADS", "x")
+    assert bernoulli.default_threads() == min(2, os.cpu_count() or 1)
+    monkeypatch.delenv("CHIPCTL_THREADS")
+    # a chunk with more hits than its first buffer holds takes the second pass
+    monkeypatch.setattr(bernoulli, "_capacity", lambda count, p: 1)
+    expected = np.flatnonzero(np.random.default_rng(8).random(3_000) < 0.3)
+    assert np.array_equal(bernoulli.bernoulli_flat(8, 0.3, 3_000, threads=2), expected)
 
 
 def test_pairs_and_weights_at_are_the_dense_forms_without_the_matrix():

@@ -217,6 +217,7 @@ train:
            cue: [10 us, 12 us], rate: 100 kHz, noise_rate: 1 kHz, seed: 3}
   shd: {train: shd_train.h5, test: shd_test.h5, time_scale: 1000 us, t_max: 20 us}
   digits: {coding: latency, window: [0 us, 20 us], max_spikes: 4, seed: 2}
+  mnist: {data: mnist.npz, pool: 4, coding: rate, window: [0 us, 20 us], max_spikes: 4}
 """
 
 W = np.array([[-0.1, -0.2, 0.0], [-1.0, -0.5, -0.25]])
@@ -620,6 +621,10 @@ def test_validator_and_schema_accept_the_same_keys(rich_path):
     make_task({**raw, "task": "shd"}, netlist, reader=train)
     with pytest.raises(NetlistError, match="the digits task needs an input of 64 channels"):
         make_task({**raw, "task": "digits"}, netlist, reader=train)  # its keys are read before the size check
+    np.savez(rich_path.parent / "mnist.npz", x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2),
+             x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.zeros(2))  # the user's file (MNIST is not shipped)
+    with pytest.raises(NetlistError, match="the mnist task with pool 4 needs an input of 7x7 = 49 channels"):
+        make_task({**raw, "task": "mnist"}, netlist, reader=train)  # its keys are read before the size check
     seen |= expect.seen | train.seen
     assert seen == _schema_keys()
 

@@ -6,6 +6,10 @@ and ``links`` are the compiled step loop and event fabric; ``noise`` draws the m
 Only ``chip.host`` uses this package.
 """
 
-from .core import Capacity, Emulator, LinkStats, RawRun
+from ..numba_start import skip_blas_probe
+
+skip_blas_probe()  # before the compiled loop's first load: numba without scipy.linalg
+
+from .core import Capacity, Emulator, LinkStats, RawRun  # noqa: E402
 
 __all__ = ["Emulator", "RawRun", "LinkStats", "Capacity"]

@@ -24,8 +24,12 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation],
     nph, rows_per_half, rows_per_bus = profile.neurons_per_half, profile.rows_per_half, profile.rows_per_bus
     n_buses = profile.buses_per_half
     n_conn = {name: len(ii) for name, (ii, _) in connections.items()}
-    exc_ids = {name: _no_synapses(n, netlist.projections[name].sign == "inhibitory") for name, n in n_conn.items()}
-    inh_ids = {name: _no_synapses(n, netlist.projections[name].sign == "excitatory") for name, n in n_conn.items()}
+    # ids at the width the chip's synapse count needs: int32 halves them for any chip below 2^31
+    id_type = np.int32 if profile.cores * profile.halves_per_core * rows_per_half * nph <= 1 << 31 else np.int64
+    exc_ids = {name: _no_synapses(n, netlist.projections[name].sign == "inhibitory", id_type)
+               for name, n in n_conn.items()}
+    inh_ids = {name: _no_synapses(n, netlist.projections[name].sign == "excitatory", id_type)
+               for name, n in n_conn.items()}
     input_buses = {name: {h: np.zeros(netlist.size_of(name), dtype=np.int64) for h in halves}
                    for name, halves in input_halves.items()}
 
@@ -93,12 +97,12 @@ def _check_rows(netlist: Netlist, half: int, per_bus, exc: "_SignPacking", inh: 
         f"{profile.rows_per_bus} rows; {n_exc + n_inh - profile.rows_per_bus} too many{others}")
 
 
-def _no_synapses(shape: int, never_filled: bool) -> np.ndarray:
+def _no_synapses(shape: int, never_filled: bool, id_type=np.int64) -> np.ndarray:
     """An all -1 id vector. When the projection has no rows of this sign it stays -1 forever, so
     a read-only broadcast of one -1 stands in for it: same dtype, shape and values, no memory."""
     if never_filled:
-        return np.broadcast_to(np.int64(-1), shape)
-    return np.full(shape, -1, dtype=np.int64)
+        return np.broadcast_to(id_type(-1), shape)
+    return np.full(shape, -1, dtype=id_type)
 
 
 class _Rows:

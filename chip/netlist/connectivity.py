@@ -18,10 +18,14 @@ what needs the sizes (equal sizes, indices in range, array shape) is checked her
 
 Everything is deterministic: random draws use ``np.random.default_rng(seed)`` over the full
 (n_pre, n_post) matrix, so the value drawn for a pair does not depend on which other pairs exist.
-The draws are made in blocks of rows, which consume the stream exactly as one large draw does.
+Weights are drawn in blocks of rows, which consume the stream exactly as one large draw does;
+random connections come from the same stream, read as raw outputs (``chip.netlist.bernoulli``)
+or, for small projections in a process without numba, drawn as doubles in blocks of rows.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -129,12 +133,30 @@ def _row_blocks(n_pre: int, n_post: int):
         yield start, min(n_pre, start + block)
 
 
-def _bernoulli_pairs(seed: int, p: float, n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.nonzero(default_rng(seed).random((n_pre, n_post)) < p)``, drawn in row blocks.
+#: pairs from which the compiled draw pays for starting numba in a process that has not (a
+#: command that maps without running, e.g. validate: ~0.5 s and ~100 MB to start numba; 2^29
+#: doubles are 1-2 s of numpy's draw)
+_COMPILED_FROM_PAIRS = 1 << 29
 
-    Generator.random consumes the stream one double per element in C order, so consecutive
-    row blocks reproduce the single large draw exactly; only the connections found are kept.
-    """
+
+def _bernoulli_pairs(seed: int, p: float, n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero(default_rng(seed).random((n_pre, n_post)) < p)``: Generator.random consumes
+    the stream one double per element in C order, so the flat indices of the hits are those of
+    one long draw. ``bernoulli.bernoulli_flat`` finds them without making the doubles (compiled,
+    on every core); numpy's draw in row blocks finds the same ones, and is used when numba is not
+    loaded yet and the projection is small enough that starting it would cost more."""
+    if n_pre * n_post >= _COMPILED_FROM_PAIRS or "numba" in sys.modules:
+        from .bernoulli import bernoulli_flat  # compiled: loaded only when it pays
+
+        flat = bernoulli_flat(seed, p, n_pre * n_post)
+    else:
+        flat = _bernoulli_flat_numpy(seed, p, n_pre, n_post)
+    return flat // n_post, flat % n_post
+
+
+def _bernoulli_flat_numpy(seed: int, p: float, n_pre: int, n_post: int) -> np.ndarray:
+    """The flat indices of ``default_rng(seed).random((n_pre, n_post)) < p``, drawn in row blocks
+    (consecutive blocks consume the stream exactly as the single large draw does)."""
     rng = np.random.default_rng(seed)
     buffer = np.empty((min(max(1, _DRAW_BLOCK_ELEMENTS // n_post), n_pre), n_post))
     hits = np.empty(buffer.shape, dtype=bool)
@@ -146,8 +168,7 @@ def _bernoulli_pairs(seed: int, p: float, n_pre: int, n_post: int) -> tuple[np.n
         found = np.flatnonzero(hit)
         found += start * n_post
         flat.append(found)
-    flat = np.concatenate(flat).astype(np.int64, copy=False)
-    return flat // n_post, flat % n_post
+    return np.concatenate(flat).astype(np.int64, copy=False)
 
 
 # ---------------------------------------------------------------------------------------------

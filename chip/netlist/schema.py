@@ -66,7 +66,7 @@ CONNECTIVITY_FORMS = ("all_to_all", "probability", "explicit")
 WEIGHT_FORMS = ("normal", "uniform", "file", "array")
 
 #: ``train.task``: the data sets the training front end builds
-TRAIN_TASKS = ("yinyang", "memory", "shd", "digits")
+TRAIN_TASKS = ("yinyang", "memory", "shd", "digits", "mnist")
 #: ``train.decode``: how the output population's activity becomes a class
 TRAIN_DECODERS = ("first_spike", "spike_count", "max_membrane")
 
@@ -347,6 +347,7 @@ def _train_defs() -> dict:
             "memory": {"oneOf": [optional, _ref("train_memory")]},
             "shd": {"oneOf": [optional, _ref("train_shd")]},
             "digits": {"oneOf": [optional, _ref("train_digits")]},
+            "mnist": {"oneOf": [optional, _ref("train_mnist")]},
             "eval_every": {**count, "default": 1, "description": "evaluate every this many epochs"},
             "weight_clip": {"type": "boolean", "default": True,
                             "description": "clip written weights to ±weight_full_scale"},
@@ -392,6 +393,15 @@ def _train_defs() -> dict:
             "max_spikes": {**count, "description": "rate code: spikes of a white pixel (default 4)"},
             "seed": {**_ref("seed"), "description": "the fixed train/test split (default 0)"},
         }, description="scikit-learn's 8x8 digits for autoencoders (rules/tasks/digits.py; needs scikit-learn)"),
+        "train_mnist": _obj({
+            "data": {"type": "string", "description": "the mnist.npz you bring: x_train, y_train, x_test, y_test "
+                                                      "(relative: to the netlist)"},
+            "pool": {**count, "description": "average pool x pool pixel blocks: (28/pool)^2 input channels (default 4)"},
+            "coding": {"enum": ["rate", "latency"], "default": "rate",
+                       "description": "rate: round(v * max_spikes) evenly spaced spikes; latency: one spike, bright early"},
+            "window": {**_pair(_ref("time")), "description": "where the input spikes lie (default [0, 20] us)"},
+            "max_spikes": {**count, "description": "rate code: spikes of a white pixel (default 4)"},
+        }, required=["data"], description="MNIST from the user's mnist.npz, for autoencoders (rules/tasks/mnist.py)"),
     }
 
 

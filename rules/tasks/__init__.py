@@ -5,7 +5,8 @@ spike encoding; the trainer asks it for batches (``data(split)`` -> (x, labels),
 ``SpikeEvents``, ``n_classes``). Built in: ``yinyang`` (Kriener et al., latency code with a bias
 spike, :mod:`.yinyang`), ``memory`` (a pattern, a noisy delay, a cue; :mod:`.memory`) and ``shd``
 (Spiking Heidelberg Digits from HDF5 files the user brings; :mod:`.shd`) and ``digits`` (scikit-learn's
-8×8 digits for autoencoders, rate or latency code, the image as the target; :mod:`.digits`). ``make_task`` builds the task a netlist's ``train:`` block names, reading the
+8×8 digits for autoencoders, rate or latency code, the image as the target; :mod:`.digits`) and
+``mnist`` (the same for MNIST from an ``mnist.npz`` the user brings, pooled to fit; :mod:`.mnist`). ``make_task`` builds the task a netlist's ``train:`` block names, reading the
 task's fields with the netlist's validation kit, so its errors point at the block's lines.
 """
 
@@ -16,10 +17,11 @@ from chip.netlist.validation import FieldReader
 
 from .digits import CODINGS, DigitsTask
 from .memory import MemoryTask
+from .mnist import POOLS, SIDE, MnistTask, read_mnist
 from .shd import SHDTask
 from .yinyang import YinYangTask
 
-__all__ = ["YinYangTask", "MemoryTask", "SHDTask", "DigitsTask", "make_task", "TASKS"]
+__all__ = ["YinYangTask", "MemoryTask", "SHDTask", "DigitsTask", "MnistTask", "make_task", "TASKS"]
 
 #: the task names ``train.task`` accepts (the schema's)
 TASKS = TRAIN_TASKS
@@ -140,8 +142,47 @@ def _digits(train: dict, netlist, reader: FieldReader) -> DigitsTask:
     return DigitsTask(input_size=size, **sizes, **kw)
 
 
+def _mnist(train: dict, netlist, reader: FieldReader) -> MnistTask:
+    from pathlib import Path
+
+    spec = reader.keys(train.get("mnist") or {}, "train.mnist", "train_mnist")
+    p = "train.mnist"
+    if "data" not in spec:
+        reader.fail(p, "missing data: the mnist.npz you bring (MNIST is not shipped)")
+    base = Path(netlist.source_path).parent if getattr(netlist, "source_path", None) else Path.cwd()
+    path = Path(reader.string(spec["data"], f"{p}.data"))
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        reader.fail(f"{p}.data", f"no file {str(path)!r} (MNIST is not shipped: bring your own mnist.npz)")
+    kw = {}
+    if "pool" in spec:
+        kw["pool"] = reader.integer(spec["pool"], f"{p}.pool", minimum=1)
+        if kw["pool"] not in POOLS:
+            reader.fail(f"{p}.pool", f"expected a divisor of {SIDE} ({', '.join(map(str, POOLS))}), got {kw['pool']}")
+    if "coding" in spec:
+        kw["coding"] = reader.choice(spec["coding"], f"{p}.coding", CODINGS, "coding")
+    kw["window_us"] = _window(spec.get("window"), f"{p}.window", reader, MnistTask.window_us)
+    if "max_spikes" in spec:
+        kw["max_spikes"] = reader.integer(spec["max_spikes"], f"{p}.max_spikes", minimum=1)
+    sizes = _sizes(train, reader, {})
+    size = netlist.inputs[train["input"]].size
+    side = SIDE // kw.get("pool", MnistTask.pool)
+    if size != side * side:
+        reader.fail("train.input", f"the mnist task with pool {kw.get('pool', MnistTask.pool)} needs an input of "
+                                   f"{side}x{side} = {side * side} channels; input {train['input']!r} has {size}")
+    try:
+        data = read_mnist(path)
+    except ValueError as exc:
+        reader.fail(f"{p}.data", str(exc))
+    for key in ("train", "test"):
+        if sizes.get(f"{key}_size", 0) > len(data[f"x_{key}"]):
+            reader.fail(f"train.{key}_size", f"{sizes[f'{key}_size']} exceeds the {len(data[f'x_{key}'])} images "
+                                            f"of x_{key} in {str(path)!r}")
+    return MnistTask(input_size=size, path=str(path), **sizes, **kw)
+
+
 #: task name -> builder (train block, netlist, reader) -> task
-_BUILDERS = {"yinyang": _yinyang, "memory": _memory, "shd": _shd, "digits": _digits}
+_BUILDERS = {"yinyang": _yinyang, "memory": _memory, "shd": _shd, "digits": _digits, "mnist": _mnist}
 assert set(_BUILDERS) == set(TASKS), "every task name of the schema needs a builder"
 
 

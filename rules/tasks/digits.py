@@ -26,7 +26,7 @@ import numpy as np
 from chip.errors import ChipctlError
 from chip.events import SpikeEvents
 
-__all__ = ["DigitsTask", "load_digits", "CODINGS"]
+__all__ = ["DigitsTask", "load_digits", "encode_pixels", "CODINGS"]
 
 CODINGS = ("rate", "latency")
 PIXELS = 64
@@ -68,17 +68,25 @@ class DigitsTask:
         return np.asarray(x, dtype=np.float64).reshape(-1, PIXELS)
 
     def encode(self, x: np.ndarray) -> SpikeEvents:
-        x = np.clip(np.asarray(x, dtype=np.float64).reshape(-1, PIXELS), 0.0, 1.0)
-        t0, t1 = self.window_us
-        if self.coding == "latency":
-            b, n = np.nonzero(x > 0)
-            t = t0 + (1.0 - x[b, n]) * (t1 - t0)
-            return SpikeEvents.from_arrays(b.astype(np.int64), n.astype(np.int64), t, self.input_size, len(x))
-        counts = np.rint(x * self.max_spikes).astype(np.int64)
-        b, n = np.nonzero(counts)
-        c = counts[b, n]
-        rep_b, rep_n, rep_c = np.repeat(b, c), np.repeat(n, c), np.repeat(c, c)
-        starts = np.cumsum(c) - c
-        j = np.arange(len(rep_c)) - np.repeat(starts, c)         # the spike's place in its train
-        t = t0 + (j + 0.5) * (t1 - t0) / rep_c
-        return SpikeEvents.from_arrays(rep_b.astype(np.int64), rep_n.astype(np.int64), t, self.input_size, len(x))
+        return encode_pixels(x, self.coding, self.window_us, self.max_spikes, self.input_size)
+
+
+def encode_pixels(x: np.ndarray, coding: str, window_us: tuple[float, float], max_spikes: int,
+                  size: int) -> SpikeEvents:
+    """Images (n, size) in [0, 1] as input spikes, one channel per pixel: ``rate`` (round(v ·
+    max_spikes) evenly spaced spikes in the window) or ``latency`` (one spike, bright pixels early,
+    none for a blank pixel)."""
+    x = np.clip(np.asarray(x, dtype=np.float64).reshape(-1, size), 0.0, 1.0)
+    t0, t1 = window_us
+    if coding == "latency":
+        b, n = np.nonzero(x > 0)
+        t = t0 + (1.0 - x[b, n]) * (t1 - t0)
+        return SpikeEvents.from_arrays(b.astype(np.int64), n.astype(np.int64), t, size, len(x))
+    counts = np.rint(x * max_spikes).astype(np.int64)
+    b, n = np.nonzero(counts)
+    c = counts[b, n]
+    rep_b, rep_n, rep_c = np.repeat(b, c), np.repeat(n, c), np.repeat(c, c)
+    starts = np.cumsum(c) - c
+    j = np.arange(len(rep_c)) - np.repeat(starts, c)         # the spike's place in its train
+    t = t0 + (j + 0.5) * (t1 - t0) / rep_c
+    return SpikeEvents.from_arrays(rep_b.astype(np.int64), rep_n.astype(np.int64), t, size, len(x))
