@@ -45,7 +45,7 @@ projections:
 """
 
 PAIR_OPTIONS = {"feedback": {"fb": "w"}, "noise": {"a": "bg_a", "b": "bg_b"}, "learn_forward": False,
-                "phase_batch": 8, "phase_duration": 1000.0, "period": 500.0}
+                "phase_batch": 8, "phase_duration": 1000.0, "period": 500.0, "calibration_batch": 32}
 ANGLE_BAR = 55.0  # degrees; from ≈ 90 at the start
 PHASES = 8
 
@@ -112,7 +112,8 @@ def _wt_netlist(tmp_path, mode, **train):
     nl = load_netlist("netlists/wt_stdp_bss2.yaml")
     t = dict(nl.train)
     opts = dict(t["options"]["weight_transport"], mode=mode, initial_phases=2, phases_per_epoch=1,
-                phase_duration=200.0, period=100.0, phase_batch=4)
+                phase_duration=200.0, period=100.0, phase_batch=4, calibration_batch=4,
+                calibration_duration=300.0)
     t.update(options={"weight_transport": opts}, train_size=64, test_size=64, epochs=1, batch_size=32,
              test_batch_size=64, checkpoint=str(tmp_path / "ck"), **train)
     return nl.replace(train=t)
@@ -123,7 +124,7 @@ def test_bad_options_are_refused_with_the_rule_named(tmp_path):
     host = HostInterface(nl)
     for bad, words in (({"mode": "copy"}, "mode"), ({"feedback": {"h2_h1": "in_h1"}}, "does not run back"),
                        ({"feedback": {"nope": "h1_h2"}}, "unknown projection"),
-                       ({"noise": {"h1": "bg_h2"}}, "channels")):
+                       ({"noise": {"h1": "bg_h2"}}, "channels"), ({"loss": "hinge"}, "loss")):
         opts = dict(nl.train["options"]["weight_transport"], **bad)
         rules = RuleSet(["weight_transport"], host=host, train=nl.train, options={"weight_transport": opts}, seed=0)
         with pytest.raises(RuleError, match=words) as err:
@@ -169,6 +170,10 @@ def test_state_survives_a_checkpoint_and_train_reports_angles(tmp_path):
     for b in rule.pairs:
         np.testing.assert_array_equal(other.shadow[b], rule.shadow[b])
         np.testing.assert_array_equal(other.b_chip[b], rule.b_chip[b])
+        np.testing.assert_array_equal(other.gain[b], rule.gain[b])
+        np.testing.assert_array_equal(other.tau_gain[b], rule.tau_gain[b])
+    assert rule.calibrated and other.calibrated
+    assert any((rule.gain[b] != 1.0).any() for b in rule.pairs)  # the calibration measured something
     assert other.rng.bit_generator.state == rule.rng.bit_generator.state
     assert trainer.history[-1]["angles_deg"] == rule.angles(trainer.host)
 
@@ -181,7 +186,8 @@ def test_train_json_reports_angles(tmp_path):
         assert n == 1, key
     text = text.replace("noise: {h1: bg_h1, h2: bg_h2, out: bg_out}",
                         "noise: {h1: bg_h1, h2: bg_h2, out: bg_out}\n      initial_phases: 1\n"
-                        "      phases_per_epoch: 0\n      phase_duration: 200\n      phase_batch: 2")
+                        "      phases_per_epoch: 0\n      phase_duration: 200\n      phase_batch: 2\n"
+                        "      calibration_batch: 2\n      calibration_duration: 300")
     path.write_text(text)
     (tmp_path / "yinyang_batch.npz").write_bytes(open("netlists/yinyang_batch.npz", "rb").read())
     result = CliRunner().invoke(app, ["train", str(path), "--json"])
@@ -245,3 +251,44 @@ def test_the_sensor_yardstick_is_what_ideal_sensors_hold():
     nominal = nominal_pairs(res.spikes["b"], res.spikes["a"], info.delay_us, host.profile.correlation_tau_us)
     assert sensed.sum() > 50
     np.testing.assert_allclose(nominal, sensed, rtol=0.02, atol=0.05)
+
+
+def _true_sensor_spread(host, name):
+    """The die's sensor gains of a projection (a test may look inside; the rule may not)."""
+    proj = host.mapped.projections[name]
+    ids = np.where(proj.exc_synapse >= 0, proj.exc_synapse, proj.inh_synapse)
+    g, h = host.die.correlation_spread(ids)
+    gain, tau = np.ones(proj.shape), np.ones(proj.shape)
+    gain[proj.pre_index, proj.post_index] = g
+    tau[proj.pre_index, proj.post_index] = h
+    return gain, tau
+
+
+def test_the_sensor_calibration_measures_each_sensors_spread():
+    """The dedicated calibration (scheduled pairings at three lags, read through the CADC with its
+    noise) recovers each feedback sensor's amplitude gain on bss2 from the host's view alone;
+    an uncalibrated rule divides by nothing."""
+    host, rule, ctx = _aligned_rule()
+    assert (rule.gain["fb"] == 1.0).all()
+    summary = rule.calibrate(ctx)
+    gain, tau = _true_sensor_spread(host, "fb")
+    est = np.log(rule.gain["fb"])
+    assert np.corrcoef(np.log(gain).ravel(), est.ravel())[0, 1] > 0.9
+    assert np.sqrt(np.mean((est - np.log(gain)) ** 2)) < 0.15  # the spread itself is 0.35
+    assert np.corrcoef(np.log(tau).ravel(), np.log(rule.tau_gain["fb"]).ravel())[0, 1] > 0.6
+    assert 0.8 < summary["fb"]["median_gain"] < 1.25
+    assert not host.read_weights("fb").any()  # feedback synapses off again
+
+
+def test_sensor_spread_fit_recovers_known_gains():
+    from rules.weight_transport.rule import fit_sensor_spread
+
+    grid = np.exp(np.linspace(-1.2, 1.2, 49))
+    lags = np.array([0.5, 3.0, 8.0])
+    g = np.array([[0.5, 1.0, 2.0]])
+    h = np.array([[1.0, grid[10], grid[40]]])
+    yard = [100.0 * np.exp(-lag / (5.0 * grid))[:, None, None] * np.ones((1, 1, 3)) for lag in lags]
+    sensed = [100.0 * g * np.exp(-lag / (5.0 * h)) for lag in lags]
+    gain, tau = fit_sensor_spread(sensed, yard, grid)
+    np.testing.assert_allclose(gain, g, rtol=1e-9)
+    np.testing.assert_allclose(tau, h, rtol=1e-9)

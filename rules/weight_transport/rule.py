@@ -16,6 +16,12 @@ rule keeps a float shadow copy of B (the plasticity processor's memory) and writ
 quantized (6-bit, signed through row pairs on ``bss2``) after every timer tick. A homeostatic
 controller sets the background rate of each population so that it fires at ``target_rate``.
 
+Each synapse's sensor has its own fixed gain on the chip. Before the first phase the rule
+calibrates them (``calibrate``): bursts on the noise inputs make the layers fire in a known
+order at a few lags, the sensors are read, and each synapse's reading is compared with what a
+nominal sensor would hold for the recorded spikes (``pair_sums``); the fit
+(``fit_sensor_spread``) gives its amplitude gain, which the phases divide the readings by.
+
 Between phases the feedback synapses are switched off (their weights written as 0 and kept by the
 rule), so they do not disturb the task's forward runs; the values the chip stored at the end of the
 last phase are what the error feedback uses.
@@ -78,35 +84,58 @@ def stdp_update(causal: np.ndarray, acausal: np.ndarray, b: np.ndarray, *, eta: 
     return eta * (drive - decay * b)
 
 
-def nominal_pairs(pre: SpikeEvents, post: SpikeEvents, delay_us: np.ndarray, tau_us: float) -> np.ndarray:
-    """Σ over samples of the causal + acausal sums that ideal nearest-neighbour sensors (amplitude
-    1, time constant ``tau_us``) would hold for every synapse (n_pre, n_post), from the spikes: a
-    post spike pairs with the latest presynaptic arrival (spike + delay) before it, an arrival with
-    the latest post spike before it. The yardstick against which a sensor's gain is measured."""
-    total = np.zeros((pre.size, post.size))
+def pair_sums(pre: SpikeEvents, post: SpikeEvents, delay_us: np.ndarray, taus_us) -> np.ndarray:
+    """Σ over samples of the causal + acausal sums that nearest-neighbour sensors of amplitude 1
+    would hold for every synapse, from the spikes alone, for each time constant in ``taus_us``:
+    (len(taus_us), n_pre, n_post). A post spike pairs with the latest presynaptic arrival
+    (spike + delay) strictly before it, an arrival with the latest post spike strictly before it."""
+    taus = np.atleast_1d(np.asarray(taus_us, dtype=np.float64))
+    total = np.zeros((taus.size, pre.size, post.size))
     for b in range(pre.batch_size):
         arrivals = [t + d for t, d in zip(pre.trains(b), delay_us)]
         spikes = post.trains(b)
-        q_all = np.concatenate(spikes) if spikes else np.zeros(0)
-        q_id = np.concatenate([np.full(len(q), i) for i, q in enumerate(spikes)]) if spikes else np.zeros(0, int)
         for j, p in enumerate(arrivals):
-            if len(p) == 0 or len(q_all) == 0:
+            if len(p) == 0:
                 continue
-            k = np.searchsorted(p, q_all, side="left") - 1  # latest arrival strictly before each post spike
-            ok = k >= 0
-            total[j] += np.bincount(q_id[ok], np.exp(-(q_all[ok] - p[k[ok]]) / tau_us), minlength=post.size)
-            for i, q in enumerate(spikes):  # latest post spike strictly before each arrival
+            for i, q in enumerate(spikes):
                 if len(q) == 0:
                     continue
-                m = np.searchsorted(q, p, side="left") - 1
-                good = m >= 0
-                total[j, i] += np.exp(-(p[good] - q[m[good]]) / tau_us).sum()
+                k = np.searchsorted(p, q, side="left") - 1  # latest arrival strictly before each post spike
+                m = np.searchsorted(q, p, side="left") - 1  # latest post spike strictly before each arrival
+                lags = np.concatenate([(q - p[k])[k >= 0], (p - q[m])[m >= 0]])
+                if lags.size:
+                    total[:, j, i] += np.exp(-lags[None, :] / taus[:, None]).sum(axis=1)
     return total
 
 
-def _before(events: SpikeEvents, t_us: float) -> SpikeEvents:
-    keep = events.time_us < t_us
-    return SpikeEvents(events.batch[keep], events.neuron[keep], events.time_us[keep], events.size, events.batch_size)
+def nominal_pairs(pre: SpikeEvents, post: SpikeEvents, delay_us: np.ndarray, tau_us: float) -> np.ndarray:
+    """``pair_sums`` for one time constant (n_pre, n_post): what ideal sensors would hold."""
+    return pair_sums(pre, post, delay_us, [tau_us])[0]
+
+
+def fit_sensor_spread(sensed: list[np.ndarray], yardsticks: list[np.ndarray], grid: np.ndarray,
+                      min_pairs: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-synapse (amplitude gain, time-constant gain) of sensors from readings at several lags.
+
+    ``sensed[c]`` (n_pre, n_post): what the sensors read in condition c (summed over samples);
+    ``yardsticks[c]`` (len(grid), n_pre, n_post): what a sensor of amplitude 1 and time constant
+    τ·grid[k] would have read for the same spikes. For each synapse the time-constant gain is the
+    grid value whose readings are most nearly proportional to the measured ones (least squares in
+    log), the amplitude gain the ratio of the sums at it. Synapses with fewer than ``min_pairs``
+    nominal pairs in some condition keep (1, 1)."""
+    s = np.stack(sensed)                           # (C, n_pre, n_post)
+    y = np.stack(yardsticks, axis=1)               # (K, C, n_pre, n_post)
+    enough = (y[np.argmin(np.abs(np.log(grid)))] >= min_pairs).all(axis=0) & (s > 0).all(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_s = np.log(np.where(s > 0, s, 1.0))
+        log_y = np.log(np.where(y > 0, y, 1e-12))
+        resid = log_s[None] - log_y                 # (K, C, ...): log gain implied by each condition
+        spread = ((resid - resid.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        best = np.argmin(spread, axis=0)           # (n_pre, n_post)
+        pick = np.take_along_axis(y, best[None, None], axis=0)[0]  # (C, n_pre, n_post)
+        gain = s.sum(axis=0) / pick.sum(axis=0)
+    tau_gain = grid[best]
+    return np.where(enough, gain, 1.0), np.where(enough, tau_gain, 1.0)
 
 
 class WeightTransport(Rule):
@@ -129,22 +158,36 @@ class WeightTransport(Rule):
                            "CADC code: a read must gather many pairs to rise above the read noise)"),
         "eta": (0.02, "learning rate of B per timer tick (model units per pair)"),
         "eta_halflife": (10.0, "phases after which eta has halved (eta / (1 + phase / halflife)); 0: constant"),
+        "eta_min": (0.0, "floor of eta: B keeps following W while W learns"),
         "a_causal": (-1.0, "amplitude of the causal (pre before post) term: anti-Hebbian, < 0"),
         "a_acausal": (1.0, "amplitude of the acausal (post before pre) term: Hebbian, > 0"),
         "decay": (2.0, "weight decay of B per tick, relative to its drive (pulls B towards 0)"),
-        "max_ratio": (0.3, "cap of |B| / |W| (Frobenius norms): B is scaled down to it after an update; "
+        "max_ratio": (0.15, "cap of |B| / |W| (Frobenius norms): B is scaled down to it after an update; "
                             "aligned feedback closes positive loops W·B, which run away when B grows too "
                             "strong (none: no cap)"),
-        "calibrate_sensors": (False, "divide each synapse's drive by its sensor's gain, measured in the phases "
-                                     "as the sensor's causal + acausal sum over the sum ideal sensors would hold "
-                                     "for the recorded spikes (the chip's sensors differ by a fixed factor each)"),
+        "calibrate_sensors": (True, "before the first phase, measure each feedback synapse's sensor in a dedicated "
+                                    "run of scheduled pairings and divide its readings by the measured amplitude "
+                                    "gain (the chip's sensors differ by a fixed factor each)"),
+        "calibration_lags": ([0.5, 3.0, 8.0], "the pairings' lags (µs) of the calibration runs, one run each: two or more "
+                                         "separate the sensors' amplitude from their time constant"),
+        "calibration_burst": (10, "input events (0.25 µs apart) that make a neuron fire in a calibration run"),
+        "calibration_duration": (1500.0, "length of one calibration run, µs"),
+        "calibration_batch": (128, "samples side by side in a calibration run"),
+        "calibration_signal_lag": (0.0, "lag (µs) at which a synapse's measured gain is taken: 0 divides by the "
+                                        "amplitude gain alone, > 0 also by the measured time constant's effect on "
+                                        "a pair at that lag"),
         "center": (True, "subtract the mean drive over the projection's synapses each tick: a lead or lag of "
                           "whole populations moves every B alike and says nothing about single weights"),
         "target_rate": (50.0, "homeostasis: firing rate (kHz) each population is driven to in the phases"),
         "background_rate": (0.23, "initial Poisson rate per background channel, events per µs"),
         "homeostasis_gain": (0.2, "exponent of the multiplicative rate controller"),
-        "homeostasis_phases": (None, "phases during which the controller adapts, then the rates are frozen "
-                                     "(none: it adapts in every phase)"),
+        "homeostasis_phases": (None, "phases during which the controller adapts at homeostasis_gain, then at "
+                                   "homeostasis_late_gain (none: at homeostasis_gain in every phase)"),
+        "homeostasis_late_gain": (0.05, "exponent of the controller after homeostasis_phases: small, so that it "
+                                        "follows slow changes of W without oscillating with the W·B loops"),
+        "loss": ("mse", "output error: mse (activations against a_correct / a_wrong) or cross_entropy (softmax "
+                        "of softmax_scale · activation against the label; silent outputs count 0)"),
+        "softmax_scale": (8.0, "inverse temperature of the cross-entropy softmax over output activations"),
         "a_correct": (0.6, "target activation of the correct output neuron (a first spike at 0.4 of the run)"),
         "a_wrong": (0.3, "target activation of the other output neurons (a later first spike, not silence)"),
         "causal_eligibility": (True, "a weight's gradient counts only samples where its presynaptic first "
@@ -189,6 +232,8 @@ class WeightTransport(Rule):
                     raise RuleError(f"option noise: input {src!r} has {host.inputs[src]} channels, "
                                     f"population {pop!r} has {host.populations[pop]}")
                 self.noise[str(pop)] = str(src)
+        if opt["loss"] not in ("mse", "cross_entropy"):
+            raise RuleError(f"option loss must be mse or cross_entropy, got {opt['loss']!r}")
         if float(opt["period"]) <= 0 or float(opt["phase_duration"]) <= 0:
             raise RuleError("options period and phase_duration must be positive")
         self.layers, self.projections = self._chain(context)
@@ -204,9 +249,10 @@ class WeightTransport(Rule):
         self.rates = {pop: np.full(host.populations[pop], float(opt["background_rate"])) for pop in self.noise}
         self.phases_done = 0
         self.angle_log: list[dict] = []
-        # sensor calibration: accumulated sensor sums and the ideal sums for the same spikes
-        self.sensed = {b: np.zeros(host.projection(b).shape) for b in self.pairs}
-        self.nominal = {b: np.zeros(host.projection(b).shape) for b in self.pairs}
+        # sensor calibration: per-synapse amplitude and time-constant gains, measured once
+        self.calibrated = False
+        self.gain = {b: np.ones(host.projection(b).shape) for b in self.pairs}
+        self.tau_gain = {b: np.ones(host.projection(b).shape) for b in self.pairs}
         if self.mode == "backprop":
             self._copy_forward(host)
         self._log_angles(host, "configure")
@@ -263,24 +309,22 @@ class WeightTransport(Rule):
         host, opt = context.host, context.options
         batch, duration = int(opt["phase_batch"]), float(opt["phase_duration"])
         halflife = float(opt["eta_halflife"])
-        eta = float(opt["eta"]) / (1.0 + self.phases_done / halflife if halflife > 0 else 1.0)
+        eta = max(float(opt["eta"]) / (1.0 + self.phases_done / halflife if halflife > 0 else 1.0),
+                  float(opt["eta_min"]))
+        calibrate = bool(opt["calibrate_sensors"])
+        if calibrate and not self.calibrated:
+            self.calibrate(context)
         for b in self.pairs:  # feedback synapses on, at the shadow's quantized values
             self.b_chip[b] = host.write_weights(b, self.shadow[b])
-
-        calibrate = bool(opt["calibrate_sensors"])
-        gains = {b: self.sensor_gain(b) for b in self.pairs} if calibrate else {}
-        sensed = {b: np.zeros_like(self.sensed[b]) for b in self.pairs}
-
-        last_tick = [0.0]
+        gains = {b: self.sensor_gain(b, float(opt["calibration_signal_lag"]), float(host.profile.correlation_tau_us))
+                 for b in self.pairs} if calibrate else {}
 
         def tick(t_us):
-            last_tick[0] = float(t_us)
             for b in self.pairs:
                 corr = host.read_correlations(b)
                 host.reset_correlations(b)
                 causal, acausal = corr.causal, corr.acausal
                 if calibrate:
-                    sensed[b] += (causal + acausal).sum(axis=0)
                     causal, acausal = causal / gains[b], acausal / gains[b]
                 self.shadow[b] = self.shadow[b] + stdp_update(
                     causal, acausal, self.shadow[b], eta=eta, a_causal=float(opt["a_causal"]),
@@ -299,33 +343,90 @@ class WeightTransport(Rule):
         record = Record(spikes=tuple(host.populations), correlations=tuple(self.pairs))
         res = host.run(self._background(host, opt, batch, duration), batch=batch, duration_us=duration,
                        record=record, timer=(float(opt["period"]), tick))
-        if calibrate:
-            tau = float(host.profile.correlation_tau_us)
-            for b in self.pairs:
-                pb = host.projection(b)
-                self.sensed[b] += sensed[b]
-                # the sensors were read up to the last tick: the yardstick counts the same spikes
-                self.nominal[b] += nominal_pairs(_before(res.spikes[pb.pre], last_tick[0] - pb.delay_us.min()),
-                                                 _before(res.spikes[pb.post], last_tick[0]), pb.delay_us, tau)
         rates = {}
         for pop in pops:
             r = res.spikes[pop].counts().mean(axis=0) / duration  # per µs
             rates[pop] = float(r.mean() * 1e3)
-            if opt["homeostasis_phases"] is None or self.phases_done < int(opt["homeostasis_phases"]):
+            early = opt["homeostasis_phases"] is None or self.phases_done < int(opt["homeostasis_phases"])
+            gain = float(opt["homeostasis_gain"] if early else opt["homeostasis_late_gain"])
+            if gain > 0:
                 target = float(opt["target_rate"]) / 1e3
-                gain = float(opt["homeostasis_gain"])
                 self.rates[pop] = np.clip(self.rates[pop] * (target / np.maximum(r, 0.2 * target)) ** gain, 0.0, 5.0)
         self.phases_done += 1
         self._gate_off(host)
         self._log_angles(host, "phase")
         return {"rates_khz": rates, "angles_deg": self.angle_log[-1]["angles_deg"]}
 
-    def sensor_gain(self, b: str) -> np.ndarray:
-        """Each synapse's sensor gain against ideal sensors, from the phases so far (1 before any),
-        clipped to [0.25, 4]."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            g = np.where(self.nominal[b] > 20.0, self.sensed[b] / self.nominal[b], 1.0)
-        return np.clip(np.nan_to_num(g, nan=1.0), 0.25, 4.0)
+    def calibrate(self, context) -> dict:
+        """Measure every feedback synapse's correlation sensor before any phase, as a hardware
+        user calibrates fixed-pattern spread through the host interface: with the feedback
+        synapses off and no background, bursts on the noise inputs make the layers fire in a
+        schedule, every cycle once upwards (output first, each layer ``lag`` later: causal pairs
+        on every feedback synapse) and once downwards (acausal pairs). One run per lag; the
+        sensors are read at its end and compared, synapse by synapse, with what sensors of
+        amplitude 1 and time constant τ·h (τ the profile's nominal value, h on a grid) would hold
+        for the recorded spikes. Two lags or more separate the amplitude gain from h. Returns a
+        summary (median and spread of the measured gains)."""
+        host, opt = context.host, context.options
+        batch, duration = int(opt["calibration_batch"]), float(opt["calibration_duration"])
+        burst = np.arange(int(opt["calibration_burst"])) * 0.25
+        lags = [float(x) for x in opt["calibration_lags"]]
+        if not lags or min(lags) <= 0:
+            raise RuleError("option calibration_lags: expected one or more positive lags in µs")
+        tau = float(host.profile.correlation_tau_us)
+        grid = np.exp(np.linspace(-1.2, 1.2, 49))
+        order = [pop for pop in (context.input, *self.layers) if pop in self.noise]  # lowest first
+        for b in self.pairs:
+            for pop in (host.projection(b).pre, host.projection(b).post):
+                if pop not in self.noise:
+                    raise RuleError(f"option noise: calibrating the sensors of {b!r} needs a noise input on {pop!r}")
+        sensed = {b: [] for b in self.pairs}
+        yard = {b: [] for b in self.pairs}
+        for b in self.pairs:
+            host.write_weights(b, np.zeros_like(self.b_chip[b]))
+        for lag in lags:
+            n = len(order)
+            half = max(25.0, (n - 1) * lag + 5 * tau + burst[-1] + 5.0)
+            cycle = 2 * half
+            starts = np.arange(0.0, duration - cycle + 1e-9, cycle)
+            events = {}
+            for pos, pop in enumerate(order):
+                size = host.populations[pop]
+                # upwards (output first): causal pairs on B; downwards: acausal pairs
+                onsets = np.concatenate([starts + (n - 1 - pos) * lag, starts + half + pos * lag])
+                t = (onsets[:, None] + burst[None, :]).ravel()
+                tt = np.tile(np.repeat(t[None, :], size, axis=0).ravel(), batch)
+                nn = np.tile(np.repeat(np.arange(size), t.size), batch)
+                bb = np.repeat(np.arange(batch), size * t.size)
+                events[self.noise[pop]] = SpikeEvents.from_arrays(bb, nn, tt, size, batch)
+            for src, size in host.inputs.items():
+                events.setdefault(src, SpikeEvents.empty(size, batch))
+            record = Record(spikes=tuple(host.populations), correlations=tuple(self.pairs))
+            res = host.run(events, batch=batch, duration_us=duration, record=record)
+            for b in self.pairs:
+                pb = host.projection(b)
+                corr = res.correlations[b]
+                sensed[b].append((corr.causal + corr.acausal).sum(axis=0))
+                yard[b].append(pair_sums(res.spikes[pb.pre], res.spikes[pb.post], pb.delay_us, tau * grid))
+        summary = {}
+        for b in self.pairs:
+            if len(lags) > 1:
+                self.gain[b], self.tau_gain[b] = fit_sensor_spread(sensed[b], yard[b], grid)
+            else:  # one lag: amplitude gain at the nominal τ
+                self.gain[b], _ = fit_sensor_spread(sensed[b], [y[[np.argmin(np.abs(np.log(grid)))]]
+                                                                 for y in yard[b]], np.ones(1))
+            self.gain[b] = np.clip(self.gain[b], 0.1, 10.0)
+            lg = np.log(self.gain[b])
+            summary[b] = {"median_gain": float(np.exp(np.median(lg))), "sigma_log_gain": float(lg.std()),
+                          "sigma_log_tau_gain": float(np.log(self.tau_gain[b]).std())}
+        self.calibrated = True
+        self._gate_off(host)
+        return summary
+
+    def sensor_gain(self, b: str, lag_us: float = 0.0, tau_us: float = 5.0) -> np.ndarray:
+        """A feedback synapse's sensor gain for a pair at ``lag_us`` against a nominal sensor (time
+        constant ``tau_us``), from the calibration (1 before it): g·e^{−lag/(τh)} / e^{−lag/τ}."""
+        return self.gain[b] * np.exp(-lag_us / tau_us * (1.0 / self.tau_gain[b] - 1.0))
 
     @hookimpl
     def chipctl_epoch_started(self, context, epoch):
@@ -367,10 +468,19 @@ class WeightTransport(Rule):
             times.append(t)
         gate = [np.where(f, 1.0, float(opt["silent_gate"])) for f in fired]
         n = result.batch
-        target = np.full(acts[-1].shape, float(opt["a_wrong"]))
-        target[np.arange(n), batch.labels] = float(opt["a_correct"])
-        err = acts[-1] - target
-        loss = float(np.mean(np.sum(0.5 * err ** 2, axis=1)))
+        if opt["loss"] == "cross_entropy":
+            z = float(opt["softmax_scale"]) * acts[-1]
+            z = z - z.max(axis=1, keepdims=True)
+            p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+            onehot = np.zeros_like(p)
+            onehot[np.arange(n), batch.labels] = 1.0
+            err = float(opt["softmax_scale"]) * (p - onehot)
+            loss = float(-np.mean(np.log(np.maximum(p[np.arange(n), batch.labels], 1e-12))))
+        else:
+            target = np.full(acts[-1].shape, float(opt["a_wrong"]))
+            target[np.arange(n), batch.labels] = float(opt["a_correct"])
+            err = acts[-1] - target
+            loss = float(np.mean(np.sum(0.5 * err ** 2, axis=1)))
         delta = err * gate[-1]
         by_forward = {w: b for b, w in self.pairs.items()}
         grads = {}
@@ -401,8 +511,9 @@ class WeightTransport(Rule):
         return {"shadow": {b: v.copy() for b, v in self.shadow.items()},
                 "b_chip": {b: v.copy() for b, v in self.b_chip.items()},
                 "rates": {p: v.copy() for p, v in self.rates.items()},
-                "sensed": {b: v.copy() for b, v in self.sensed.items()},
-                "nominal": {b: v.copy() for b, v in self.nominal.items()},
+                "gain": {b: v.copy() for b, v in self.gain.items()},
+                "tau_gain": {b: v.copy() for b, v in self.tau_gain.items()},
+                "calibrated": int(self.calibrated),
                 "phases_done": self.phases_done,
                 "angle_log_json": json.dumps(self.angle_log),
                 "rng_json": json.dumps(self.rng.bit_generator.state)}
@@ -412,9 +523,10 @@ class WeightTransport(Rule):
         self.shadow = {b: np.asarray(v, dtype=np.float64) for b, v in state["shadow"].items()}
         self.b_chip = {b: np.asarray(v, dtype=np.float64) for b, v in state["b_chip"].items()}
         self.rates = {p: np.asarray(v, dtype=np.float64) for p, v in state.get("rates", {}).items()}
-        for key in ("sensed", "nominal"):
+        for key in ("gain", "tau_gain"):
             if key in state:
                 setattr(self, key, {b: np.asarray(v, dtype=np.float64) for b, v in state[key].items()})
+        self.calibrated = bool(state.get("calibrated", False))
         self.phases_done = int(state["phases_done"])
         self.angle_log = json.loads(state["angle_log_json"])
         self.rng.bit_generator.state = json.loads(state["rng_json"])
