@@ -121,7 +121,8 @@ def test_mutated_shipped_netlists_validate_or_fail_in_one_line(case):
         path = Path(tmp) / name
         path.write_text(text)
         # a file input stays reachable from the copy
-        (Path(tmp) / "yinyang_batch.npz").symlink_to(ROOT / "netlists" / "yinyang_batch.npz")
+        for npz in ("yinyang_batch.npz", "yinyang_batch_0to12.npz"):
+            (Path(tmp) / npz).symlink_to(ROOT / "netlists" / npz)
         code, out, err = _cli(["validate", str(path)])
     assert code in (0, 2), (code, err)
     if code == 2:

@@ -180,7 +180,8 @@ def _tiny_netlist_file(tmp_path, checkpoint):
     assert "epochs: 4" in text and str(checkpoint) in text and "train_size: 96" in text
     path = tmp_path / "tiny.yaml"
     path.write_text(text)
-    shutil.copy("netlists/yinyang_batch.npz", tmp_path / "yinyang_batch.npz")
+    for npz in ("yinyang_batch.npz", "yinyang_batch_0to12.npz"):
+        shutil.copy(f"netlists/{npz}", tmp_path / npz)
     return path
 
 
@@ -247,3 +248,24 @@ def test_revive_hidden_must_not_be_negative(tmp_path):
     train["options"] = {"eventprop": {**nl.train["options"]["eventprop"], "revive_hidden": -1}}
     with pytest.raises(RuleError, match="revive_hidden"):
         Trainer(nl.replace(train=train))
+
+
+def test_adam_clip_bounds_each_gradient_element_before_the_moments():
+    """``train.optimizer.clip`` clips every element of a gradient to [-clip, clip] before Adam's
+    moments (optax.clip); without it the gradient enters unchanged."""
+    from rules.training.optimizer import Adam
+
+    g = {"w": np.array([1e-9, -1e-9, 5.0, -3.0, 0.0])}
+    p = {"w": np.zeros(5)}
+    _, (m, v, _) = Adam(0.1, clip=1e-8).step(p, g)
+    np.testing.assert_allclose(m["w"], 0.1 * np.array([1e-9, -1e-9, 1e-8, -1e-8, 0.0]))
+    _, (m, v, _) = Adam(0.1).step(p, g)
+    np.testing.assert_allclose(m["w"], 0.1 * g["w"])
+
+
+def test_optimizer_clip_is_read_from_the_netlist(tmp_path):
+    nl = _small_yinyang(tmp_path, epochs=1, train_size=32)
+    train = dict(nl.train)
+    train["optimizer"] = {**(train.get("optimizer") or {}), "clip": 0.01}
+    assert Trainer(nl.replace(train=train)).optimizer.clip == 0.01
+    assert Trainer(nl).optimizer.clip is None  # the shipped recipe does not clip

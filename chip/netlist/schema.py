@@ -358,6 +358,9 @@ def _train_defs() -> dict:
             "betas": {**_pair({"type": "number", "minimum": 0, "exclusiveMaximum": 1}), "default": [0.9, 0.999]},
             "eps": {"type": "number", "exclusiveMinimum": 0, "default": 1e-8},
             "gamma": {"type": "number", "minimum": 0, "default": 1.0, "description": "learning-rate factor per epoch"},
+            "clip": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
+                     "description": "elementwise clip of each gradient to [-clip, clip] before Adam's moments "
+                                    "(a heuristic, as optax.clip in jaxsnn's recipe; default: none)"},
             "lr_params": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0},
                           "description": "Adam's step for neuron parameters by name (tau_mem, tau_adapt: µs), "
                                          "instead of lr"},

@@ -40,6 +40,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     gamma: float = 1.0  # learning rate factor per epoch
+    clip: float | None = None  # elementwise gradient clip before Adam
     epochs: int = 10
     batch_size: int = 64
     test_batch_size: int = 250
@@ -112,6 +113,8 @@ class TrainReader(FieldReader):
             lr=self.number(opt.get("lr", 5e-3), "train.optimizer.lr", minimum=0.0),
             betas=betas, eps=self.number(opt.get("eps", 1e-8), "train.optimizer.eps", minimum=0.0),
             gamma=self.number(opt.get("gamma", 1.0), "train.optimizer.gamma", minimum=0.0),
+            clip=(None if opt.get("clip") is None
+                  else self.number(opt["clip"], "train.optimizer.clip", minimum=0.0)),
             epochs=count("epochs", 10),
             batch_size=count("batch_size", 64),
             test_batch_size=count("test_batch_size", 250),

@@ -16,8 +16,11 @@ __all__ = ["Adam"]
 class Adam:
     """Adam on named float arrays; ``step`` returns new arrays and new state without mutating."""
 
-    def __init__(self, lr: float, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, lr: float, betas=(0.9, 0.999), eps=1e-8, clip: float | None = None):
         self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
+        # elementwise clip of each gradient to [-clip, clip] before the moments (optax.clip, as in
+        # jaxsnn's Yin-Yang recipe); None leaves the gradient as it is
+        self.clip = clip
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
         self.t = 0
@@ -28,6 +31,8 @@ class Adam:
         lrs = lrs or {}
         new_p, new_m, new_v = {}, dict(self.m), dict(self.v)
         for key, g in grads.items():
+            if self.clip is not None:
+                g = np.clip(g, -self.clip, self.clip)
             m = self.b1 * self.m.get(key, np.zeros_like(g)) + (1 - self.b1) * g
             v = self.b2 * self.v.get(key, np.zeros_like(g)) + (1 - self.b2) * g * g
             m_hat = m / (1 - self.b1 ** t)

@@ -115,7 +115,7 @@ class Trainer:
             "file": netlist.source_path, "line": netlist.line_of(p), "field": p})
         self.rules = RuleSet(self.config.rules + tuple(extra_rules), host=self.host, train=self.config.raw,
                              options=self.config.options, seed=self.config.seed)
-        self.optimizer = Adam(self.config.lr, self.config.betas, self.config.eps)
+        self.optimizer = Adam(self.config.lr, self.config.betas, self.config.eps, clip=self.config.clip)
         self.master: dict[str, np.ndarray] = {}
         self.checkpoint_dir = Path(checkpoint) if checkpoint else (
             Path(self.config.checkpoint) if self.config.checkpoint else None)
