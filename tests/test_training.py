@@ -269,3 +269,13 @@ def test_optimizer_clip_is_read_from_the_netlist(tmp_path):
     train["optimizer"] = {**(train.get("optimizer") or {}), "clip": 0.01}
     assert Trainer(nl.replace(train=train)).optimizer.clip == 0.01
     assert Trainer(nl).optimizer.clip is None  # the shipped recipe does not clip
+
+
+def test_one_spike_per_neuron_is_not_bursting(tmp_path):
+    # the Yin-Yang netlists hold every neuron refractory for longer than the run: each hidden neuron
+    # fires at most once per sample, and firing that once is health, not bursting
+    trainer = Trainer(_small_yinyang(tmp_path, epochs=1, train_size=64))
+    trainer.evaluate("test")
+    health = trainer.health
+    assert health["dead_fraction"] < 0.5, health
+    assert health["bursting_fraction"] == 0.0, health

@@ -218,7 +218,8 @@ class Trainer:
         hidden population (every one but the output) the fraction of dead neurons (no spike over
         the whole split) and of bursting ones (a mean count per sample of at least 90 % of the most
         the neuron can fire: one spike per step, or one per refractory period when that is
-        longer), over all hidden neurons ``dead_fraction`` / ``bursting_fraction``, and for tasks
+        longer; a neuron that cannot fire twice in a run is never counted as bursting), over all
+        hidden neurons ``dead_fraction`` / ``bursting_fraction``, and for tasks
         with targets the ``reconstruction_mse`` of the output's mean membrane (model units above
         v_leak, over ``decode_window``) against them."""
         x, y = (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
@@ -257,7 +258,8 @@ class Trainer:
             tref = np.asarray(self.host.read_params(p, "tau_ref_us"), dtype=np.float64)
             most = duration / np.maximum(step, tref)
             dead = counts[p] == 0
-            burst = per_sample >= 0.9 * most
+            # a neuron whose refractory time is as long as the run can fire once: it cannot burst
+            burst = (most >= 2) & (per_sample >= 0.9 * most)
             health[f"dead_fraction_{p}"] = float(dead.mean())
             health[f"bursting_fraction_{p}"] = float(burst.mean())
             dead_all, burst_all, n_all = dead_all + int(dead.sum()), burst_all + int(burst.sum()), n_all + len(dead)
