@@ -124,7 +124,8 @@ def test_bad_options_are_refused_with_the_rule_named(tmp_path):
     host = HostInterface(nl)
     for bad, words in (({"mode": "copy"}, "mode"), ({"feedback": {"h2_h1": "in_h1"}}, "does not run back"),
                        ({"feedback": {"nope": "h1_h2"}}, "unknown projection"),
-                       ({"noise": {"h1": "bg_h2"}}, "channels"), ({"loss": "hinge"}, "loss")):
+                       ({"noise": {"h1": "bg_h2"}}, "channels"), ({"loss": "hinge"}, "loss"),
+                       ({"gradient": "exact"}, "gradient")):
         opts = dict(nl.train["options"]["weight_transport"], **bad)
         rules = RuleSet(["weight_transport"], host=host, train=nl.train, options={"weight_transport": opts}, seed=0)
         with pytest.raises(RuleError, match=words) as err:
@@ -132,10 +133,12 @@ def test_bad_options_are_refused_with_the_rule_named(tmp_path):
         assert "weight_transport" in str(err.value)
 
 
-def test_hidden_updates_use_the_feedback_weights_not_the_forward_ones(tmp_path):
+@pytest.mark.parametrize("gradient", ["adjoint", "activation"])
+def test_hidden_updates_use_the_feedback_weights_not_the_forward_ones(tmp_path, gradient):
     trainer = Trainer(_wt_netlist(tmp_path, "feedback_alignment"))
     rule = trainer.rules.rules["weight_transport"]
     ctx = trainer.rules.contexts["weight_transport"]
+    ctx.options["gradient"] = gradient
     x, y = trainer.x_train[:32], trainer.y_train[:32]
     batch = trainer._batch(trainer.x_train, trainer.y_train, np.arange(32), training=True)
     result = trainer.host.run(batch.inputs, batch=32)
@@ -189,7 +192,7 @@ def test_train_json_reports_angles(tmp_path):
                         "      phases_per_epoch: 0\n      phase_duration: 200\n      phase_batch: 2\n"
                         "      calibration_batch: 2\n      calibration_duration: 300")
     path.write_text(text)
-    (tmp_path / "yinyang_batch.npz").write_bytes(open("netlists/yinyang_batch.npz", "rb").read())
+    (tmp_path / "yinyang_batch_0to12.npz").write_bytes(open("netlists/yinyang_batch_0to12.npz", "rb").read())
     result = CliRunner().invoke(app, ["train", str(path), "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
