@@ -295,3 +295,25 @@ def test_sensor_spread_fit_recovers_known_gains():
     gain, tau = fit_sensor_spread(sensed, yard, grid)
     np.testing.assert_allclose(gain, g, rtol=1e-9)
     np.testing.assert_allclose(tau, h, rtol=1e-9)
+
+
+def test_adjoint_revive_raises_a_silent_correct_outputs_weights(tmp_path):
+    """Silent outputs get no adjoint gradient; ``revive`` pushes the correct neuron's weights up from
+    the hidden neurons that fired (a heuristic, EventProp's), and nothing else."""
+    trainer = Trainer(_wt_netlist(tmp_path, "feedback_alignment"))
+    rule = trainer.rules.rules["weight_transport"]
+    ctx = trainer.rules.contexts["weight_transport"]
+    ctx.options["gradient"] = "adjoint"
+    trainer.host.write_weights("h2_out", np.zeros_like(trainer.host.read_weights("h2_out")))
+    batch = trainer._batch(trainer.x_train, trainer.y_train, np.arange(32), training=True)
+    result = trainer.host.run(batch.inputs, batch=32)
+    assert result.spikes["out"].counts().sum() == 0 and result.spikes["h2"].counts().sum() > 0
+    ctx.options["revive"] = 0.0
+    assert not rule.chipctl_gradients(ctx, batch, result, []).weights["h2_out"].any()
+    ctx.options["revive"] = 0.5
+    g = rule.chipctl_gradients(ctx, batch, result, []).weights["h2_out"]
+    active = (result.spikes["h2"].counts() > 0).astype(float)
+    want = np.zeros((32, 3))
+    want[np.arange(32), batch.labels] = 1.0
+    np.testing.assert_allclose(g, -0.5 * active.T @ want / 32)
+    assert (g <= 0).all() and g.min() < 0

@@ -194,6 +194,9 @@ class WeightTransport(Rule):
         "tau1": (None, "adjoint: time constant of the early-spike term, µs (default 1.28 tau_syn)"),
         "alpha": (3e-3, "adjoint: weight of the early-spike term (pushes the correct neuron's first spike earlier)"),
         "min_drive": (0.2, "adjoint: clip of I − θ at spikes (relative to θ), guards grazing spikes"),
+        "revive": (0.0, "adjoint, heuristic (not a gradient, as EventProp's option): where the correct output neuron "
+                        "stayed silent, drop the sample's push on the outputs and raise the correct neuron's weights "
+                        "from the neurons that fired by this much (no gradient reaches a silent neuron)"),
         "revive_hidden": (0.0, "adjoint, heuristic (not a gradient): a hidden neuron silent over a whole batch gets "
                                "its weights from the pre neurons that fired raised by this much (× their firing share)"),
         "loss": ("mse", "output error: mse (activations against a_correct / a_wrong) or cross_entropy (softmax "
@@ -495,8 +498,21 @@ class WeightTransport(Rule):
 
         out_first = result.spikes[self.layers[-1]].first_spike_times()
         loss, dl_dt = first_spike_loss(out_first, batch.labels, tau0, tau1, float(opt["alpha"]), result.duration_us)
+        rows = np.arange(result.batch)
+        silent_label = ~np.isfinite(out_first[rows, batch.labels])
+        revive_out = None
+        if float(opt["revive"]) > 0 and silent_label.any():
+            dl_dt = dl_dt.copy()
+            dl_dt[silent_label] = 0.0
+            active = result.spikes[self.layers[-2]].counts() > 0 if len(self.layers) > 1 else \
+                np.isfinite(result.inputs[context.input].first_spike_times())
+            target = np.zeros((result.batch, out_first.shape[1]))
+            target[rows[silent_label], batch.labels[silent_label]] = 1.0
+            revive_out = float(opt["revive"]) * (active.T.astype(float) @ target) / result.batch
         grads = eventprop_gradients(padded(result.inputs[context.input]), [padded(result.spikes[p]) for p in self.layers],
                                     weights, params, delays, dl_dt, min_drive=float(opt["min_drive"]), feedback=back)
+        if revive_out is not None:
+            grads[-1] = grads[-1] - revive_out
         revive = float(opt["revive_hidden"])
         if revive > 0:
             for k, pop in enumerate(self.layers[:-1]):
