@@ -139,9 +139,12 @@ def test_hidden_updates_use_the_feedback_weights_not_the_forward_ones(tmp_path, 
     rule = trainer.rules.rules["weight_transport"]
     ctx = trainer.rules.contexts["weight_transport"]
     ctx.options["gradient"] = gradient
+    # the netlist's outputs are silent before training (zero-mean W): the adjoint needs them to fire
+    trainer.host.write_weights("h2_out", np.clip(np.abs(trainer.host.read_weights("h2_out")) + 0.3, 0, 1))
     x, y = trainer.x_train[:32], trainer.y_train[:32]
     batch = trainer._batch(trainer.x_train, trainer.y_train, np.arange(32), training=True)
     result = trainer.host.run(batch.inputs, batch=32)
+    assert result.spikes["out"].counts().sum() > 0
     g1 = rule.chipctl_gradients(ctx, batch, result, [])
     assert set(g1.weights) == {"in_h1", "h1_h2", "h2_out"}
     assert np.abs(g1.weights["in_h1"]).sum() > 0 and np.abs(g1.weights["h1_h2"]).sum() > 0
