@@ -26,6 +26,11 @@ in the calibration:
 
     python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 1
     python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 1 --calibrated
+
+``--calibrate`` with names of a targets file's keys (``v_leak v_reset v_threshold``, ``tau_mem``,
+``tau_syn``, ...) calibrates only those parameters, the others staying at their nominal codes
+(checkpoint directory runs/<netlist>-calibrated-<names>-seed<s>): which part of a calibration an
+accuracy difference comes from.
 """
 
 from __future__ import annotations
@@ -77,11 +82,13 @@ def apply_sets(train: dict, sets: list[str]) -> dict:
 
 
 def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated: bool = False,
-              mismatch_scale: float = 1.0, resume: bool = False, sets: list[str] = ()) -> None:
+              mismatch_scale: float = 1.0, resume: bool = False, sets: list[str] = (),
+              calibrate: list[str] | None = None) -> None:
     """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end.
     ``calibrated``: calibrate the seed's die for the netlist's values first; ``mismatch_scale``
     multiplies every fixed-pattern sigma of the chip (2: a decalibrated chip); ``resume`` continues
-    from the checkpoint in ``out`` (ending where an uninterrupted run would)."""
+    from the checkpoint in ``out`` (ending where an uninterrupted run would); ``calibrate``: the
+    parameters to calibrate (targets-file keys: v_leak, tau_syn, ...), None for all."""
     from chip.netlist import load_netlist
     from rules.training import Trainer
 
@@ -93,7 +100,8 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
     if calibrated:
         from rules.calibration import calibrate_die, targets_of_netlist
 
-        cal = calibrate_die(nl.chip, targets=targets_of_netlist(nl), options={"calibration": {"report": False}})
+        cal = calibrate_die(nl.chip, targets=targets_of_netlist(nl, calibrated_parameters(calibrate)),
+                            options={"calibration": {"report": False}})
         Path(out).mkdir(parents=True, exist_ok=True)
         path = cal.dump(Path(out) / "calibration.yaml")
         nl = nl.replace(calibration=str(path.resolve()))
@@ -114,6 +122,16 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
           flush=True)
 
 
+def calibrated_parameters(keys: list[str] | None) -> tuple[str, ...]:
+    """The calibration's parameters for ``--calibrate`` keys (a targets file's spellings), all of
+    them for None."""
+    from rules.calibration.targets import DEFAULT_TARGETS, TARGET_KEYS
+
+    if not keys:
+        return tuple(DEFAULT_TARGETS)
+    return tuple(name for key in keys for name in TARGET_KEYS[key])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("netlist")
@@ -124,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--calibrated", action="store_true",
                         help="calibrate each seed's die (rules.calibration) before training on it")
+    parser.add_argument("--calibrate", nargs="+", default=None, metavar="PARAMETER",
+                        choices=["v_leak", "v_reset", "v_threshold", "tau_mem", "tau_syn", "tau_syn_exc", "tau_syn_inh"],
+                        help="with --calibrated: calibrate only these parameters (a targets file's keys); "
+                             "the others stay at their nominal codes")
     parser.add_argument("--mismatch-scale", type=float, default=1.0,
                         help="multiply every fixed-pattern mismatch sigma of the chip (2: decalibrated)")
     parser.add_argument("--resume", action="store_true",
@@ -140,12 +162,16 @@ def main(argv=None) -> int:
         from chip.netlist import load_netlist
 
         apply_sets(dict(load_netlist(args.netlist).train), args.sets)
+    if args.calibrate and not args.calibrated:
+        _bad_set("--calibrate: names what to calibrate; it needs --calibrated")
     stem = Path(args.netlist).stem + ("-calibrated" if args.calibrated else "")
+    if args.calibrate:
+        stem += "-" + "-".join(args.calibrate)
     if args.sets:
         stem += "-" + "-".join(t.removeprefix("train.").replace("/", "_").replace(" ", "") for t in args.sets)
     if args.child is not None:
         train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.calibrated,
-                  args.mismatch_scale, args.resume, args.sets)
+                  args.mismatch_scale, args.resume, args.sets, args.calibrate)
         return 0
 
     start = time.perf_counter()
@@ -161,6 +187,8 @@ def main(argv=None) -> int:
                 cmd += ["--epochs", str(args.epochs)]
             if args.calibrated:
                 cmd += ["--calibrated"]
+            if args.calibrate:
+                cmd += ["--calibrate", *args.calibrate]
             if args.mismatch_scale != 1.0:
                 cmd += ["--mismatch-scale", str(args.mismatch_scale)]
             if args.resume:
@@ -186,7 +214,8 @@ def main(argv=None) -> int:
     tests = [finals[s]["test_accuracy"] for s in sorted(finals)]
     epoch_s = [h["epoch_wall_s"] for s in histories for h in histories[s]]
     summary = {
-        "netlist": args.netlist, "sets": args.sets, "calibrated": args.calibrated, "mismatch_scale": args.mismatch_scale,
+        "netlist": args.netlist, "sets": args.sets, "calibrated": args.calibrated,
+        "calibrate": args.calibrate, "mismatch_scale": args.mismatch_scale,
         "seeds": sorted(finals), "test_accuracy": tests,
         "test_accuracy_mean": statistics.mean(tests) if tests else None,
         "test_accuracy_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
