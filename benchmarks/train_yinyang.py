@@ -30,7 +30,11 @@ in the calibration:
 ``--calibrate`` with names of a targets file's keys (``v_leak v_reset v_threshold``, ``tau_mem``,
 ``tau_syn``, ...) calibrates only those parameters, the others staying at their nominal codes
 (checkpoint directory runs/<netlist>-calibrated-<names>-seed<s>): which part of a calibration an
-accuracy difference comes from.
+accuracy difference comes from. ``--respread 1`` (with ``--calibrated``) is a diagnosis: it puts a
+fresh spread of the die's own mismatch sigmas back on the calibrated codes, so that the circuits
+spread about their targets as on an uncalibrated die but in another pattern, while reading as the
+targets: whether the spread itself, rather than something else the calibration changes, is what
+an accuracy difference comes from.
 """
 
 from __future__ import annotations
@@ -83,12 +87,13 @@ def apply_sets(train: dict, sets: list[str]) -> dict:
 
 def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated: bool = False,
               mismatch_scale: float = 1.0, resume: bool = False, sets: list[str] = (),
-              calibrate: list[str] | None = None) -> None:
+              calibrate: list[str] | None = None, respread: float = 0.0) -> None:
     """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end.
     ``calibrated``: calibrate the seed's die for the netlist's values first; ``mismatch_scale``
     multiplies every fixed-pattern sigma of the chip (2: a decalibrated chip); ``resume`` continues
     from the checkpoint in ``out`` (ending where an uninterrupted run would); ``calibrate``: the
-    parameters to calibrate (targets-file keys: v_leak, tau_syn, ...), None for all."""
+    parameters to calibrate (targets-file keys: v_leak, tau_syn, ...), None for all; ``respread``:
+    put a fresh spread back on the calibrated codes (see :func:`respread_calibration`)."""
     from chip.netlist import load_netlist
     from rules.training import Trainer
 
@@ -102,6 +107,8 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
 
         cal = calibrate_die(nl.chip, targets=targets_of_netlist(nl, calibrated_parameters(calibrate)),
                             options={"calibration": {"report": False}})
+        if respread:
+            cal = respread_calibration(cal, nl.chip, seed, respread)
         Path(out).mkdir(parents=True, exist_ok=True)
         path = cal.dump(Path(out) / "calibration.yaml")
         nl = nl.replace(calibration=str(path.resolve()))
@@ -132,6 +139,30 @@ def calibrated_parameters(keys: list[str] | None) -> tuple[str, ...]:
     return tuple(name for key in keys for name in TARGET_KEYS[key])
 
 
+def respread_calibration(cal, chip, seed: int, scale: float):
+    """A diagnosis, not a calibration: ``cal`` with a fresh fixed-pattern spread put back on its
+    codes. Each circuit's calibrated code is moved to the code whose nominal value is its own
+    nominal value times (1 + scale·sigma·z) — sigma the profile's mismatch sigma of the parameter
+    (of the volts, for potentials), z a fresh normal draw (seeded by the seed, independent of the
+    die's pattern) — so that the circuits spread about their targets as much as an uncalibrated die
+    does, while reading as the targets (the moved codes are the calibration's). Uses only the
+    nominal code transfer, never the die."""
+    import numpy as np
+
+    from chip.die import Transfer
+
+    transfer = Transfer(chip)
+    rng = np.random.default_rng([seed, 999])
+    codes = {}
+    for name, code in cal.codes.items():
+        z = rng.standard_normal(len(code))
+        sigma = scale * chip.mismatch.sigma_of(name)
+        nominal = transfer.physical(name, transfer.to_value(name, code))
+        codes[name] = transfer.to_code(name, transfer.from_physical(name, nominal * np.maximum(1 + sigma * z, 0.05)))
+    return dataclasses.replace(cal, codes=codes, source=None,
+                               made_by={**cal.made_by, "respread": {"scale": scale, "seed": [seed, 999]}})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("netlist")
@@ -146,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["v_leak", "v_reset", "v_threshold", "tau_mem", "tau_syn", "tau_syn_exc", "tau_syn_inh"],
                         help="with --calibrated: calibrate only these parameters (a targets file's keys); "
                              "the others stay at their nominal codes")
+    parser.add_argument("--respread", type=float, default=0.0, metavar="SCALE",
+                        help="with --calibrated, a diagnosis: put a fresh spread of SCALE x the die's mismatch "
+                             "sigmas back on the calibrated codes (the circuits spread as on an uncalibrated die, "
+                             "and read as the targets)")
     parser.add_argument("--mismatch-scale", type=float, default=1.0,
                         help="multiply every fixed-pattern mismatch sigma of the chip (2: decalibrated)")
     parser.add_argument("--resume", action="store_true",
@@ -164,14 +199,18 @@ def main(argv=None) -> int:
         apply_sets(dict(load_netlist(args.netlist).train), args.sets)
     if args.calibrate and not args.calibrated:
         _bad_set("--calibrate: names what to calibrate; it needs --calibrated")
+    if args.respread and not args.calibrated:
+        _bad_set("--respread: spreads a calibration's codes; it needs --calibrated")
     stem = Path(args.netlist).stem + ("-calibrated" if args.calibrated else "")
     if args.calibrate:
         stem += "-" + "-".join(args.calibrate)
+    if args.respread:
+        stem += f"-respread{args.respread:g}"
     if args.sets:
         stem += "-" + "-".join(t.removeprefix("train.").replace("/", "_").replace(" ", "") for t in args.sets)
     if args.child is not None:
         train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.calibrated,
-                  args.mismatch_scale, args.resume, args.sets, args.calibrate)
+                  args.mismatch_scale, args.resume, args.sets, args.calibrate, args.respread)
         return 0
 
     start = time.perf_counter()
@@ -189,6 +228,8 @@ def main(argv=None) -> int:
                 cmd += ["--calibrated"]
             if args.calibrate:
                 cmd += ["--calibrate", *args.calibrate]
+            if args.respread:
+                cmd += ["--respread", str(args.respread)]
             if args.mismatch_scale != 1.0:
                 cmd += ["--mismatch-scale", str(args.mismatch_scale)]
             if args.resume:
@@ -215,7 +256,7 @@ def main(argv=None) -> int:
     epoch_s = [h["epoch_wall_s"] for s in histories for h in histories[s]]
     summary = {
         "netlist": args.netlist, "sets": args.sets, "calibrated": args.calibrated,
-        "calibrate": args.calibrate, "mismatch_scale": args.mismatch_scale,
+        "calibrate": args.calibrate, "respread": args.respread, "mismatch_scale": args.mismatch_scale,
         "seeds": sorted(finals), "test_accuracy": tests,
         "test_accuracy_mean": statistics.mean(tests) if tests else None,
         "test_accuracy_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,

@@ -40,3 +40,40 @@ def test_calibrate_without_calibrated_is_one_line_and_exit_2():
                           capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert "--calibrated" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_respread_puts_back_a_fresh_spread_of_the_die_sigmas():
+    import numpy as np
+
+    from chip.calibration import Calibration
+    from chip.die import Transfer
+    from chip.profiles import get_profile
+
+    chip = get_profile("bss2").replace(neurons_per_core=256, die_seed=3)
+    transfer = Transfer(chip)
+    targets = {"v_threshold": 1.0, "tau_mem_us": 12.0}
+    codes = {name: np.full(chip.total_neurons, float(transfer.to_code(name, value)))
+             for name, value in targets.items()}
+    cal = Calibration.for_chip(chip, targets=targets, codes=codes)
+    same = train_yinyang.respread_calibration(cal, chip, seed=3, scale=0.0)
+    assert all(np.array_equal(same.codes[name], codes[name]) for name in targets)
+    spread = train_yinyang.respread_calibration(cal, chip, seed=3, scale=1.0)
+    volts = transfer.physical("v_threshold", transfer.to_value("v_threshold", spread.codes["v_threshold"]))
+    ratio = volts / transfer.physical("v_threshold", 1.0)
+    assert abs(np.std(ratio) - chip.mismatch.sigma_of("v_threshold")) < 0.25 * chip.mismatch.sigma_of("v_threshold")
+    tau = transfer.to_value("tau_mem_us", spread.codes["tau_mem_us"]) / transfer.to_value("tau_mem_us", codes["tau_mem_us"])
+    assert abs(np.std(tau) - chip.mismatch.sigma_of("tau_mem_us")) < 0.25 * chip.mismatch.sigma_of("tau_mem_us")
+    # a fresh pattern, fixed by the seed: the same seed gives the same codes, another seed others
+    again = train_yinyang.respread_calibration(cal, chip, seed=3, scale=1.0)
+    other = train_yinyang.respread_calibration(cal, chip, seed=4, scale=1.0)
+    assert np.array_equal(again.codes["tau_mem_us"], spread.codes["tau_mem_us"])
+    assert not np.array_equal(other.codes["tau_mem_us"], spread.codes["tau_mem_us"])
+    assert spread.made_by["respread"]["scale"] == 1.0
+
+
+def test_respread_without_calibrated_is_one_line_and_exit_2():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_yinyang.py"),
+                           str(ROOT / "netlists" / "yinyang_bss2.yaml"), "--respread", "1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "--calibrated" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
