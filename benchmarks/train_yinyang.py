@@ -112,7 +112,8 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
         Path(out).mkdir(parents=True, exist_ok=True)
         path = cal.dump(Path(out) / "calibration.yaml")
         nl = nl.replace(calibration=str(path.resolve()))
-        calibration = {"calibration": str(path), "calibration_wall_s": cal.made_by["wall_s"],
+        # named relative to --out, so that a results file holds no machine path
+        calibration = {"calibration": str(Path(Path(out).name) / path.name), "calibration_wall_s": cal.made_by["wall_s"],
                        "unreached": {k: len(v) for k, v in cal.unreached.items()}}
     train = apply_sets(dict(nl.train), list(sets))
     train.update(seed=seed, checkpoint=out)
