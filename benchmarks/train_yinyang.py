@@ -108,7 +108,7 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
         cal = calibrate_die(nl.chip, targets=targets_of_netlist(nl, calibrated_parameters(calibrate)),
                             options={"calibration": {"report": False}})
         if respread:
-            cal = respread_calibration(cal, nl.chip, seed, respread)
+            cal = respread_calibration(cal, nl, seed, respread)
         Path(out).mkdir(parents=True, exist_ok=True)
         path = cal.dump(Path(out) / "calibration.yaml")
         nl = nl.replace(calibration=str(path.resolve()))
@@ -140,26 +140,39 @@ def calibrated_parameters(keys: list[str] | None) -> tuple[str, ...]:
     return tuple(name for key in keys for name in TARGET_KEYS[key])
 
 
-def respread_calibration(cal, chip, seed: int, scale: float):
-    """A diagnosis, not a calibration: ``cal`` with a fresh fixed-pattern spread put back on its
-    codes. Each circuit's calibrated code is moved to the code whose nominal value is its own
-    nominal value times (1 + scale·sigma·z) — sigma the profile's mismatch sigma of the parameter
-    (of the volts, for potentials), z a fresh normal draw (seeded by the seed, independent of the
-    die's pattern) — so that the circuits spread about their targets as much as an uncalibrated die
-    does, while reading as the targets (the moved codes are the calibration's). Uses only the
-    nominal code transfer, never the die."""
+def respread_calibration(cal, netlist, seed: int, scale: float):
+    """A diagnosis, not a calibration: ``cal`` with a fresh fixed-pattern spread put back on the
+    codes of the circuits the netlist's populations use. Each calibrated code is moved to the code
+    whose nominal value is its own nominal value times (1 + scale·sigma·z) — sigma the profile's
+    mismatch sigma of the parameter (of the volts, for potentials), z a fresh normal draw (seeded
+    by the seed, independent of the die's pattern) — so that the circuits spread about their
+    targets as much as on an uncalibrated die, while reading as the targets (the moved codes are
+    the calibration's). The nominal transfer is read through a host (write a code, read its
+    value; write a value, read its code), never the die."""
     import numpy as np
 
-    from chip.die import Transfer
+    from chip.host import HostInterface
 
-    transfer = Transfer(chip)
+    chip = netlist.chip
+    host = HostInterface(netlist.replace(calibration=None))
+    volts = chip.v_model_one_v - chip.v_model_zero_v
     rng = np.random.default_rng([seed, 999])
     codes = {}
     for name, code in cal.codes.items():
         z = rng.standard_normal(len(code))
-        sigma = scale * chip.mismatch.sigma_of(name)
-        nominal = transfer.physical(name, transfer.to_value(name, code))
-        codes[name] = transfer.to_code(name, transfer.from_physical(name, nominal * np.maximum(1 + sigma * z, 0.05)))
+        factor = np.maximum(1 + scale * chip.mismatch.sigma_of(name) * z, 0.05)
+        moved = np.asarray(code, dtype=np.float64).copy()
+        for population in host.populations:
+            circuits = host.circuits(population)
+            host.write_codes(population, name, moved[circuits])
+            nominal = host.read_params(population, name)
+            if name.startswith("v_"):  # the mismatch scales the potential in volts
+                value = ((chip.v_model_zero_v + nominal * volts) * factor[circuits] - chip.v_model_zero_v) / volts
+            else:
+                value = nominal * factor[circuits]
+            host.write_params(population, name, value)
+            moved[circuits] = host.read_codes(population, name)
+        codes[name] = moved
     return dataclasses.replace(cal, codes=codes, source=None,
                                made_by={**cal.made_by, "respread": {"scale": scale, "seed": [seed, 999]}})
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from chip.host import HostInterface
 from chip.netlist import load_netlist
 from rules.calibration import DEFAULT_TARGETS, targets_of_netlist
 
@@ -46,26 +47,41 @@ def test_respread_puts_back_a_fresh_spread_of_the_die_sigmas():
     import numpy as np
 
     from chip.calibration import Calibration
-    from chip.die import Transfer
-    from chip.profiles import get_profile
+    from chip.netlist import load_netlist_text
 
-    chip = get_profile("bss2").replace(neurons_per_core=256, die_seed=3)
-    transfer = Transfer(chip)
-    targets = {"v_threshold": 1.0, "tau_mem_us": 12.0}
-    codes = {name: np.full(chip.total_neurons, float(transfer.to_code(name, value)))
-             for name, value in targets.items()}
-    cal = Calibration.for_chip(chip, targets=targets, codes=codes)
-    same = train_yinyang.respread_calibration(cal, chip, seed=3, scale=0.0)
-    assert all(np.array_equal(same.codes[name], codes[name]) for name in targets)
-    spread = train_yinyang.respread_calibration(cal, chip, seed=3, scale=1.0)
-    volts = transfer.physical("v_threshold", transfer.to_value("v_threshold", spread.codes["v_threshold"]))
-    ratio = volts / transfer.physical("v_threshold", 1.0)
-    assert abs(np.std(ratio) - chip.mismatch.sigma_of("v_threshold")) < 0.25 * chip.mismatch.sigma_of("v_threshold")
-    tau = transfer.to_value("tau_mem_us", spread.codes["tau_mem_us"]) / transfer.to_value("tau_mem_us", codes["tau_mem_us"])
-    assert abs(np.std(tau) - chip.mismatch.sigma_of("tau_mem_us")) < 0.25 * chip.mismatch.sigma_of("tau_mem_us")
+    netlist = load_netlist_text("""
+name: spread
+duration: 10 us
+chip: {profile: bss2, neurons_per_core: 256, die_seed: 3}
+populations:
+  a: {size: 200, params: {v_threshold: 1, tau_mem: 12 us}}
+""")
+    chip = netlist.chip
+    probe = HostInterface(netlist)
+    codes = {}
+    for name in ("v_threshold", "tau_mem_us"):
+        code = np.zeros(chip.total_neurons)
+        code[probe.circuits("a")] = probe.read_codes("a", name)
+        codes[name] = code
+    cal = Calibration.for_chip(chip, targets={"v_threshold": 1.0, "tau_mem_us": 12.0}, codes=codes)
+    same = train_yinyang.respread_calibration(cal, netlist, seed=3, scale=0.0)
+    assert all(np.array_equal(same.codes[name], codes[name]) for name in codes)
+    spread = train_yinyang.respread_calibration(cal, netlist, seed=3, scale=1.0)
+    a = probe.circuits("a")
+    probe.write_codes("a", "v_threshold", spread.codes["v_threshold"][a])
+    volts = chip.v_model_zero_v + probe.read_params("a", "v_threshold") * (chip.v_model_one_v - chip.v_model_zero_v)
+    sigma = chip.mismatch.sigma_of("v_threshold")
+    assert abs(np.std(volts / volts.mean()) - sigma) < 0.25 * sigma
+    probe.write_codes("a", "tau_mem_us", spread.codes["tau_mem_us"][a])
+    tau = probe.read_params("a", "tau_mem_us")
+    sigma = chip.mismatch.sigma_of("tau_mem_us")
+    assert abs(np.std(tau / 12.0) - sigma) < 0.25 * sigma
+    # circuits no population uses keep their codes
+    unused = np.setdiff1d(np.arange(chip.total_neurons), a)
+    assert np.array_equal(spread.codes["tau_mem_us"][unused], codes["tau_mem_us"][unused])
     # a fresh pattern, fixed by the seed: the same seed gives the same codes, another seed others
-    again = train_yinyang.respread_calibration(cal, chip, seed=3, scale=1.0)
-    other = train_yinyang.respread_calibration(cal, chip, seed=4, scale=1.0)
+    again = train_yinyang.respread_calibration(cal, netlist, seed=3, scale=1.0)
+    other = train_yinyang.respread_calibration(cal, netlist, seed=4, scale=1.0)
     assert np.array_equal(again.codes["tau_mem_us"], spread.codes["tau_mem_us"])
     assert not np.array_equal(other.codes["tau_mem_us"], spread.codes["tau_mem_us"])
     assert spread.made_by["respread"]["scale"] == 1.0
