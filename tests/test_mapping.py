@@ -354,6 +354,57 @@ def test_row_assignment_invariants_random(seed):
     check_row_invariants(m)
 
 
+def _placements(m: MappedChip):
+    return (m.rows_used, m.bus_rows, {k: (r.links, r.latency_cycles, r.bus) for k, r in m.routes.items()},
+            {name: (p.exc_synapse.tolist(), p.inh_synapse.tolist(), p.pre_group.tolist())
+             for name, p in m.projections.items()})
+
+
+def _mapped_with(packer, monkeypatch, net):
+    from chip.mapping import rows
+
+    with monkeypatch.context() as mp:
+        mp.setattr(rows, "_pack_buses", packer)
+        try:
+            return _placements(map_netlist(net))
+        except MappingError as exc:
+            return str(exc)
+
+
+def test_compiled_packing_places_as_the_python_packer(monkeypatch):
+    """The compiled packer (chip.mapping.packing) gives the Python packer's rows, buses, ids and
+    routes, and its errors, on random small nets, a recurrent bss2 net with inputs and duplicate
+    projections, a nearly full bus and a bus that overflows past the compiled bitsets."""
+    from chip.mapping import rows
+
+    calls = {"compiled": 0, "fallback": 0}
+
+    def compiled(profile, populations, exc, inh, inputs, half, input_buses):
+        calls["compiled"] += 1
+        if not rows._pack_buses_compiled(profile, populations, exc, inh, inputs, half, input_buses):
+            calls["fallback"] += 1
+            rows._pack_buses_python(profile, populations, exc, inh, inputs, half, input_buses)
+
+    nets = [_random_netlist(np.random.default_rng(seed)) for seed in range(60)]
+    nets.append(make_netlist(populations={"exc": 400, "inh": 100}, inputs={"in": 50, "in2": 7},
+                             projections=[proj("in_exc", "in", "exc", sign="signed", kind="probability", p=0.1, seed=1),
+                                          proj("in_exc2", "in", "exc", kind="probability", p=0.3, seed=9),
+                                          proj("in2_inh", "in2", "inh", sign="inhibitory", kind="all_to_all"),
+                                          proj("ee", "exc", "exc", kind="probability", p=0.02, seed=2),
+                                          proj("ee2", "exc", "exc", kind="probability", p=0.02, seed=3),
+                                          proj("ie", "inh", "exc", sign="inhibitory", kind="probability", p=0.05, seed=4),
+                                          proj("ei", "exc", "inh", kind="probability", p=0.05, seed=5)]))
+    # 60 inputs all-to-all onto 4 columns next to 60 rows of neurons on bus 0: the buses fill up
+    nets.append(make_netlist(populations={"a": 60, "b": 4}, inputs={"in": 200},
+                             projections=[proj("a_b", "a", "b"), proj("in_b", "in", "b", sign="signed")]))
+    # 600 inputs onto 4 columns: 150 excitatory rows per bus, beyond the compiled bitsets (128)
+    nets.append(make_netlist(populations={"a": 300, "b": 4}, inputs={"in": 600},
+                             projections=[proj("in_b", "in", "b")]))
+    for net in nets:
+        assert _mapped_with(compiled, monkeypatch, net) == _mapped_with(rows._pack_buses_python, monkeypatch, net)
+    assert calls["compiled"] > 60 and 1 <= calls["fallback"] < calls["compiled"]
+
+
 def test_row_assignment_invariants_bss2_recurrent():
     net = make_netlist(populations={"exc": 400, "inh": 100}, inputs={"in": 50},
                        projections=[proj("in_exc", "in", "exc", sign="signed", kind="probability", p=0.1, seed=1),

@@ -87,7 +87,8 @@ def _projection_pairs(pre_group: np.ndarray, post_half: np.ndarray) -> set[tuple
     postsynaptic population occupies, so a pair without any connection still gets its route
     (it costs one path lookup, and events only travel where synapses are).
     """
-    return {(int(g), int(h)) for g in np.unique(pre_group) for h in np.unique(post_half)}
+    halves = np.unique(post_half).tolist()
+    return {(g, h) for g in np.unique(pre_group).tolist() for h in halves}
 
 
 def _routes(profile: ChipProfile, graph: nx.DiGraph, source_groups: list[str],
@@ -101,17 +102,21 @@ def _routes(profile: ChipProfile, graph: nx.DiGraph, source_groups: list[str],
 
     paths_from: dict[str, dict[str, list[str]]] = {}
     routes: dict[tuple[int, int], Route] = {}
+    found: dict[tuple[str, int, int], Route] = {}
     for group, half in pairs:
         source = _group_node(profile, source_groups[group])
         if source not in paths_from:
             paths_from[source] = nx.single_source_dijkstra_path(graph, source, weight=weight)
         bus = group_buses[group]
         bus = bus if isinstance(bus, int) else bus[half]
-        if profile.buses_per_half == 1:
-            path = paths_from[source][_drivers_node(profile, half)]
-        else:  # a bus node is entered from its core's crossbar only and leads to the drivers only
-            path = paths_from[source][_bus_node(profile, half, bus)] + [_drivers_node(profile, half)]
-        edges = [graph.edges[u, v] for u, v in zip(path[:-1], path[1:])]
-        routes[(group, half)] = Route(links=tuple(e["index"] for e in edges),
-                                      latency_cycles=sum(e["latency_cycles"] for e in edges), bus=bus)
+        key = (source, half, bus)  # groups leaving through one node share their paths
+        if key not in found:
+            if profile.buses_per_half == 1:
+                path = paths_from[source][_drivers_node(profile, half)]
+            else:  # a bus node is entered from its core's crossbar only and leads to the drivers only
+                path = paths_from[source][_bus_node(profile, half, bus)] + [_drivers_node(profile, half)]
+            edges = [graph.edges[u, v] for u, v in zip(path[:-1], path[1:])]
+            found[key] = Route(links=tuple(e["index"] for e in edges),
+                               latency_cycles=sum(e["latency_cycles"] for e in edges), bus=bus)
+        routes[(group, half)] = found[key]
     return routes
