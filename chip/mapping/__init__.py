@@ -54,6 +54,7 @@ import logging
 
 import numpy as np
 
+from .._malloc import keep_large_buffers_mapped
 from ..netlist import Netlist
 from ..netlist.connectivity import realize_pairs, realize_weights_at
 
@@ -83,6 +84,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
     not fit: too many neurons, too many synapse rows on a bus of a half, too many MADC channels on
     a core, or a membrane record faster than its ADC.
     """
+    keep_large_buffers_mapped()  # set-up's freed buffers leave the process (see chip._malloc)
     profile = netlist.chip
     _check_references(netlist)
     populations = _place_populations(netlist)
@@ -133,7 +135,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
 
     projections = {}
     for name, proj in netlist.projections.items():
-        pre_index, post_index = connections[name]
+        pre_index, post_index = connections.pop(name)  # row-major: kept as row pointers
         projections[name] = PlacedProjection(
             name=name,
             pre=proj.pre,
@@ -141,7 +143,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
             sign=proj.sign,
             pre_is_input=proj.pre not in netlist.populations,
             shape=shapes[name],
-            pre_index=pre_index,
+            pre_ptr=np.searchsorted(pre_index, np.arange(shapes[name][0] + 1)),
             post_index=post_index,
             initial_weights=weights[name],
             exc_synapse=exc_ids[name],
