@@ -110,6 +110,14 @@ def check_row_invariants(m: MappedChip) -> None:
         assert p.exc_synapse.shape == p.inh_synapse.shape == (int(p.mask.sum()),) == (p.n_synapses,)
         ii, jj = np.nonzero(p.mask)
         assert np.array_equal(p.pre_index, ii) and np.array_equal(p.post_index, jj)
+        # the presynaptic indices are kept as row pointers: the realized pairs, whole or in slices
+        spec = m.netlist.projections[p.name]
+        ri, rj = realize_pairs(spec.connectivity, *p.shape, same_population=spec.pre == spec.post)
+        assert np.array_equal(p.pre_index, ri) and np.array_equal(p.post_index, rj)
+        assert p.pre_index.dtype == p.post_index.dtype
+        k = len(ri)
+        for a, b in ((0, k), (k // 3, min(2 * k // 3 + 1, k)), (k // 2, k // 2), (max(k - 5, 0), k)):
+            assert np.array_equal(p.pre_of(a, b), ri[a:b])
         for sign, ids in (("excitatory", p.exc_synapse), ("inhibitory", p.inh_synapse)):
             if p.sign not in (sign, "signed"):
                 assert np.all(ids == -1), (p.name, sign)
@@ -878,3 +886,29 @@ def test_mapping_time_4000_neurons_bss2():
     worst = max(e + i for e, i in m.rows_used.values())
     print(f"\nbss2 x8 CUBA 4000 neurons: mapped in {elapsed:.3f} s; busiest half uses {worst}/256 rows")
     assert worst <= 256
+
+
+def test_freed_set_up_buffers_leave_the_process():
+    """After mapping, a freed 16 MB block is unmapped even after a larger one was freed
+    (glibc would otherwise have raised its mmap threshold and kept the block on the heap)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, numpy as np\n"
+        "from chip.mapping import map_netlist\n"
+        "from chip._malloc import keep_large_buffers_mapped\n"
+        "def rss(): return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "set_up = os.environ['SET_UP'] == '1'\n"
+        "print(keep_large_buffers_mapped() if set_up else False)\n"
+        "a = np.ones(24 << 17); del a\n"  # 24 MB mapped and freed: glibc raises its threshold
+        "before = rss(); b = np.ones(16 << 17); del b\n"
+        "print((rss() - before) >> 20)\n")
+    if not os.path.exists("/proc/self/statm") or not os.confstr("CS_GNU_LIBC_VERSION"):
+        pytest.skip("glibc on Linux only")
+    kept = {}
+    for set_up in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "SET_UP": set_up}).stdout.split()
+        kept[out[0]] = int(out[1])
+    assert kept["False"] >= 12 and kept["True"] <= 1, kept
