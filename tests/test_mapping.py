@@ -912,3 +912,52 @@ def test_freed_set_up_buffers_leave_the_process():
                              env={**os.environ, "SET_UP": set_up}).stdout.split()
         kept[out[0]] = int(out[1])
     assert kept["False"] >= 12 and kept["True"] <= 1, kept
+
+
+def test_network_routes_and_order_are_networkx_own():
+    """chip.mapping.routing.Network stands in for networkx in a run: its Dijkstra gives networkx's
+    paths (ties included: ideal latencies are all 0 and many paths are equally long), its
+    topological order networkx's, and ``MappedChip.graph`` the same DiGraph (nodes, edges and
+    attributes, in order) as building it with networkx."""
+    from chip.mapping.routing import Network
+
+    cuba = cuba_netlist("ideal", 2000, 500, p=0.01)
+    nets = [cuba, make_netlist("bss2", populations={"exc": 2000, "inh": 500}, projections=cuba.projections.values(),
+                               cores=5),
+            make_netlist(populations={"a": 40, "b": 300}, inputs={"in": 20, "in2": 3},
+                         projections=[proj("x", "in", "b", sign="signed"), proj("y", "a", "b"),
+                                      proj("z", "in2", "a", sign="inhibitory")], cores=3)]
+    nets += [_random_netlist(np.random.default_rng(seed)) for seed in range(10)]
+    for net in nets:
+        m = map_netlist(net)
+        graph = m.graph
+        assert isinstance(graph, nx.DiGraph) and m.graph is graph
+        assert list(graph.nodes(data=True)) == list(m.network.nodes.items())
+        assert list(graph.edges(data=True)) == [(u, v, d) for u in m.network.nodes for v, d in m.network.succ[u].items()]
+        assert [list(graph.predecessors(v)) for v in graph] == [
+            [u for u, w in m.network._edges if w == v] for v in m.network.nodes]
+        assert graph.graph == m.network.attrs
+        hop_scale = graph.number_of_edges() + 1
+
+        def weight(u, v, data):
+            return data["latency_cycles"] * hop_scale + 1
+
+        for source in graph.nodes:
+            assert m.network.dijkstra_paths(source, weight) == nx.single_source_dijkstra_path(graph, source,
+                                                                                             weight=weight)
+            # all weights equal: every tie is left to the traversal order
+            assert m.network.dijkstra_paths(source, lambda u, v, d: 1) == nx.single_source_dijkstra_path(
+                graph, source, weight=lambda u, v, d: 1)
+    # topological order of link trees, as the link model builds them
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        net, ref = Network(), nx.DiGraph()
+        for _ in range(int(rng.integers(1, 40))):
+            a, b = (int(x) for x in rng.integers(0, 30, size=2))
+            if rng.random() < 0.3:
+                net.add_node(a)
+                ref.add_node(a)
+            elif a < b:
+                net.add_edge(a, b)
+                ref.add_edge(a, b)
+        assert net.topological_order() == list(nx.topological_sort(ref))

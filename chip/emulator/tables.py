@@ -521,14 +521,14 @@ def _link_routes(mapped, link_model: bool, group_base, group, last_link) -> Link
                 pred[g, link] = prev
             prev = link
     # a global order in which every link comes after all of its predecessors (any group)
-    import networkx as nx
+    from ..mapping.routing import Network  # networkx's topological sort, without networkx
 
-    order_graph = nx.DiGraph()
+    order_graph = Network()
     for g, link in zip(*np.nonzero(pred != -2)):
         order_graph.add_node(int(link))
         if pred[g, link] >= 0:
             order_graph.add_edge(int(pred[g, link]), int(link))
-    order = np.array(list(nx.topological_sort(order_graph)), dtype=i64)
+    order = np.array(order_graph.topological_order(), dtype=i64)
     service = np.array([clock / link.capacity_per_cycle if math.isfinite(link.capacity_per_cycle) else 0.0
                         for link in mapped.links])
     limit = np.array([link.queue_depth for link in mapped.links], dtype=np.float64) * service

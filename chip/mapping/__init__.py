@@ -160,7 +160,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
         source_groups=source_groups,
         links=links,
         routes=routes,
-        graph=graph,
+        network=graph,
         rows_used=rows_used,
         bus_rows=bus_rows,
         n_circuits=n_circuits,

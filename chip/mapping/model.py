@@ -4,9 +4,9 @@ and the names of the chip's places (halves, neuron outputs, synapse drivers).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 
 from ..errors import MappingError
@@ -151,7 +151,7 @@ class MappedChip:
     source_groups: list[str]
     links: list[Link]
     routes: dict[tuple[int, int], Route]
-    graph: nx.DiGraph
+    network: "Network"
     rows_used: dict[int, tuple[int, int]]
     bus_rows: dict[int, tuple[tuple[int, int], ...]]
     n_circuits: int
@@ -160,6 +160,11 @@ class MappedChip:
         return (f"MappedChip(profile={self.profile.name!r}, netlist={self.netlist.name!r}, "
                 f"circuits={self.n_circuits}/{self.profile.total_neurons}, populations={len(self.populations)}, "
                 f"projections={len(self.projections)}, links={len(self.links)}, routes={len(self.routes)})")
+
+    @functools.cached_property
+    def graph(self) -> "networkx.DiGraph":  # noqa: F821
+        """The routing graph as a ``networkx.DiGraph`` (made on first use; a run never needs it)."""
+        return self.network.to_networkx()
 
     def half_name(self, half: int) -> str:
         """'core{k}.half{h}' of a global half index."""
