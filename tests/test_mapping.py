@@ -256,6 +256,11 @@ def test_random_connections_are_numpys_draw_on_raw_outputs_in_any_chunking(monke
         expected = np.flatnonzero(np.random.default_rng(seed).random((n_pre, n_post)) < p)
         assert np.array_equal(_bernoulli_flat_numpy(seed, p, n_pre, n_post), expected)
         assert np.array_equal(bernoulli.bernoulli_flat(seed, p, n_pre * n_post), expected)
+        # split into rows and columns by each chunk as it is drawn (chunks cross rows)
+        for threads, dtype in ((1, np.int32), (3, np.int32), (2, np.int64)):
+            pre, post = bernoulli.bernoulli_pairs(seed, p, n_pre, n_post, threads=threads, dtype=dtype)
+            assert pre.dtype == post.dtype == dtype
+            assert np.array_equal(pre, expected // n_post) and np.array_equal(post, expected % n_post)
     # as many threads as a run uses: CHIPCTL_THREADS (a sweep worker's 1), else up to two
     monkeypatch.setenv("CHIPCTL_THREADS", "1")
     assert bernoulli.default_threads() == 1
@@ -266,6 +271,8 @@ def test_random_connections_are_numpys_draw_on_raw_outputs_in_any_chunking(monke
     monkeypatch.setattr(bernoulli, "_capacity", lambda count, p: 1)
     expected = np.flatnonzero(np.random.default_rng(8).random(3_000) < 0.3)
     assert np.array_equal(bernoulli.bernoulli_flat(8, 0.3, 3_000, threads=2), expected)
+    pre, post = bernoulli.bernoulli_pairs(8, 0.3, 60, 50, threads=2)
+    assert np.array_equal(pre, expected // 50) and np.array_equal(post, expected % 50)
 
 
 def test_pairs_and_weights_at_are_the_dense_forms_without_the_matrix():
@@ -275,7 +282,7 @@ def test_pairs_and_weights_at_are_the_dense_forms_without_the_matrix():
     conn = RandomConnectivity(probability=0.05, seed=11)
     dense = np.random.default_rng(11).random((n_pre, n_post)) < 0.05
     pre, post = realize_pairs(conn, n_pre, n_post, same_population=False)
-    assert pre.dtype == post.dtype == np.int64
+    assert pre.dtype == post.dtype == np.int32
     expected = np.nonzero(dense)
     assert np.array_equal(pre, expected[0]) and np.array_equal(post, expected[1])
     drawn = np.random.default_rng(5).normal(0.2, 0.3, size=(n_pre, n_post))

@@ -369,8 +369,8 @@ def effective_weights(mapped, die: Die, state: ChipState, projection: str, *, ex
     return result[0], result[1]
 
 
-#: connections per chunk when the synapse table is filled (8 MB per float vector)
-_CHUNK = 1 << 20
+#: connections per chunk when the synapse table is filled (2 MB per float vector)
+_CHUNK = 1 << 18
 
 
 def _effective_weights_by_chunk(mapped, die: Die, state: ChipState, projection: str):
