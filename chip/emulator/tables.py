@@ -574,34 +574,59 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
                 boundaries.append(j)
         boundaries.append(post.size)
         n_pre, n_syn = proj.shape[0], proj.n_synapses
+        n_units = len(boundaries) - 1
+        starts = np.asarray(boundaries[1:-1], dtype=np.int64)  # post index where the next unit starts
         chunks = [(c, min(c + _CHUNK, n_syn)) for c in range(0, n_syn, _CHUNK)]
+
+        def unit_of(c0: int, c1: int, keep: np.ndarray) -> np.ndarray:
+            return np.searchsorted(starts, proj.post_index[c0:c1][keep], side="right")
+
+        # the weights are made chunk by chunk straight into the table (no projection-long
+        # vectors), twice: first which synapses are non-zero and how many per (unit, pre row),
+        # then each chunk's synapses, grouped by unit, at the end of their unit's part so far
         nonzero = np.zeros(n_syn, dtype=bool)
+        per_row = np.zeros(n_units * n_pre, dtype=np.int64)
         for c0, c1 in chunks:
+            keep = nonzero[c0:c1]
             for w in weights_at(c0, c1):
                 if w is not None:
-                    nonzero[c0:c1] |= w != 0
-        everywhere = bool(nonzero.all())
-        # connections are in row-major order, so a post range keeps each row's columns sorted;
-        # the weights are made chunk by chunk straight into the table (no projection-long vectors)
-        for a, b in zip(boundaries[:-1], boundaries[1:]):
-            if (a, b) != (0, post.size):
-                sel = nonzero & (proj.post_index >= a) & (proj.post_index < b)
+                    keep |= w != 0
+            key = proj.pre_of(c0, c1)[keep].astype(np.int64)
+            if n_units > 1:
+                key += unit_of(c0, c1, keep) * n_pre
+            per_row += np.bincount(key, minlength=n_units * n_pre)
+        per_row = per_row.reshape(n_units, n_pre)
+        per_unit = per_row.sum(axis=1)
+        cursor = filled + np.concatenate(([0], np.cumsum(per_unit)[:-1])).astype(np.int64)
+        filled += int(per_unit.sum())
+        # connections are in row-major order and chunks are taken in order, so each unit's rows
+        # come out in order, each row's columns sorted
+        for c0, c1 in chunks:
+            keep = nonzero[c0:c1]
+            w_exc, w_inh = weights_at(c0, c1)
+            if n_units > 1:
+                units_here = unit_of(c0, c1, keep)
+                order = np.argsort(units_here, kind="stable")
+                counts = np.bincount(units_here, minlength=n_units).tolist()
             else:
-                sel = None if everywhere else nonzero
-            per_row = np.zeros(n_pre, dtype=np.int64)
-            for c0, c1 in chunks:
-                keep = slice(None) if sel is None else sel[c0:c1]
-                r = proj.pre_of(c0, c1)[keep]
-                per_row += np.bincount(r, minlength=n_pre)
-                at = slice(filled, filled + len(r))
-                filled += len(r)
-                np.add(proj.post_index[c0:c1][keep], post.offset, out=cols_all[at])
-                w_exc, w_inh = weights_at(c0, c1)
+                order, counts = slice(None), [int(np.count_nonzero(keep))]
+            cols = proj.post_index[c0:c1][keep][order]
+            w_exc = w_exc[keep][order] if w_exc is not None else None
+            w_inh = w_inh[keep][order] if w_inh is not None else None
+            done = 0
+            for u, k in enumerate(counts):
+                if not k:
+                    continue
+                at, part = slice(cursor[u], cursor[u] + k), slice(done, done + k)
+                np.add(cols[part], post.offset, out=cols_all[at])
                 if w_exc is not None:
-                    we_all[at] = w_exc[keep]
+                    we_all[at] = w_exc[part]
                 if w_inh is not None:
-                    wi_all[at] = w_inh[keep]
-            rows_per_unit.append(per_row)
+                    wi_all[at] = w_inh[part]
+                cursor[u] += k
+                done += k
+        for u, (a, b) in enumerate(zip(boundaries[:-1], boundaries[1:])):
+            rows_per_unit.append(per_row[u])
             lat_cycles, last = _route_of(mapped, proj, int(halves[a]), link_model)
             units.append(DeliveryUnit(projection=name, pre=proj.pre, post_start=post.offset + a, size=b - a,
                                       latency_us=lat_cycles * clock, last_link=last, delay_us=proj.delay_us))
