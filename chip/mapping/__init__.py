@@ -30,8 +30,10 @@ projection uses one synapse on an excitatory row and one on an inhibitory row pe
 A source's synapses on a half sit on the rows of the bus its events arrive on. Per (half, sign,
 bus), the distinct sources (same input or neuron, same sign, across projections) are packed onto
 the bus's rows greedily, first fit in order of decreasing fan-in, with rows and columns kept as
-Python-int bitsets (a source's blocked rows are the OR of its columns' occupancy, the first free
-row is the lowest zero bit) — a few microseconds per source. Neurons, whose bus is fixed, are
+bitsets (a source's blocked rows are the OR of its columns' occupancy, the first free row is the
+lowest zero bit): in one compiled loop (``packing``) in a run, with the same placements as the
+Python packer (``rows._pack_buses_python``, Python-int bitsets), which commands that map without
+running use for small nets and which writes the error of a bus that overflows. Neurons, whose bus is fixed, are
 packed first; then each input neuron, in order of decreasing width on the half (the columns its
 synapses need, both signs; ties in netlist order, then by index), takes the bus with the most rows
 left once its synapses are placed there, ties to the bus carrying fewer input neurons so far, then
