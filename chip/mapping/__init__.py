@@ -30,8 +30,10 @@ projection uses one synapse on an excitatory row and one on an inhibitory row pe
 A source's synapses on a half sit on the rows of the bus its events arrive on. Per (half, sign,
 bus), the distinct sources (same input or neuron, same sign, across projections) are packed onto
 the bus's rows greedily, first fit in order of decreasing fan-in, with rows and columns kept as
-Python-int bitsets (a source's blocked rows are the OR of its columns' occupancy, the first free
-row is the lowest zero bit) — a few microseconds per source. Neurons, whose bus is fixed, are
+bitsets (a source's blocked rows are the OR of its columns' occupancy, the first free row is the
+lowest zero bit): in one compiled loop (``packing``) in a run, with the same placements as the
+Python packer (``rows._pack_buses_python``, Python-int bitsets), which commands that map without
+running use for small nets and which writes the error of a bus that overflows. Neurons, whose bus is fixed, are
 packed first; then each input neuron, in order of decreasing width on the half (the columns its
 synapses need, both signs; ties in netlist order, then by index), takes the bus with the most rows
 left once its synapses are placed there, ties to the bus carrying fewer input neurons so far, then
@@ -54,6 +56,7 @@ import logging
 
 import numpy as np
 
+from .._malloc import keep_large_buffers_mapped
 from ..netlist import Netlist
 from ..netlist.connectivity import realize_pairs, realize_weights_at
 
@@ -83,6 +86,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
     not fit: too many neurons, too many synapse rows on a bus of a half, too many MADC channels on
     a core, or a membrane record faster than its ADC.
     """
+    keep_large_buffers_mapped()  # set-up's freed buffers leave the process (see chip._malloc)
     profile = netlist.chip
     _check_references(netlist)
     populations = _place_populations(netlist)
@@ -133,7 +137,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
 
     projections = {}
     for name, proj in netlist.projections.items():
-        pre_index, post_index = connections[name]
+        pre_index, post_index = connections.pop(name)  # row-major: kept as row pointers
         projections[name] = PlacedProjection(
             name=name,
             pre=proj.pre,
@@ -141,7 +145,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
             sign=proj.sign,
             pre_is_input=proj.pre not in netlist.populations,
             shape=shapes[name],
-            pre_index=pre_index,
+            pre_ptr=np.searchsorted(pre_index, np.arange(shapes[name][0] + 1)),
             post_index=post_index,
             initial_weights=weights[name],
             exc_synapse=exc_ids[name],
@@ -158,7 +162,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
         source_groups=source_groups,
         links=links,
         routes=routes,
-        graph=graph,
+        network=graph,
         rows_used=rows_used,
         bus_rows=bus_rows,
         n_circuits=n_circuits,
