@@ -921,6 +921,23 @@ def test_freed_set_up_buffers_leave_the_process():
     assert kept["False"] >= 12 and kept["True"] <= 1, kept
 
 
+def test_small_set_up_leaves_malloc_alone(tmp_path):
+    """Only a large set-up fixes malloc's threshold: a small netlist, mapped many times in a
+    training loop, keeps the process's malloc as it was."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        "import chip._malloc as m\n"
+        "from chip.netlist import load_netlist\n"
+        "from chip.mapping import map_netlist\n"
+        f"map_netlist(load_netlist({os.path.join(root, 'netlists', 'cuba.yaml')!r}))\n"
+        "print(m._done)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "False"
+
+
 def test_network_routes_and_order_are_networkx_own():
     """chip.mapping.routing.Network stands in for networkx in a run: its Dijkstra gives networkx's
     paths (ties included: ideal latencies are all 0 and many paths are equally long), its

@@ -79,6 +79,10 @@ __all__ = [
 ]
 
 
+# candidate (pre, post) pairs from which on a set-up counts as large for memory purposes
+LARGE_SETUP_PAIRS = 1 << 24
+
+
 def map_netlist(netlist: Netlist) -> MappedChip:
     """Place populations, realize and place projections on synapse rows, build routes.
 
@@ -86,10 +90,14 @@ def map_netlist(netlist: Netlist) -> MappedChip:
     not fit: too many neurons, too many synapse rows on a bus of a half, too many MADC channels on
     a core, or a membrane record faster than its ADC.
     """
-    keep_large_buffers_mapped()  # set-up's freed buffers leave the process (see chip._malloc)
     profile = netlist.chip
     _check_references(netlist)
     populations = _place_populations(netlist)
+    # a large set-up frees many big buffers: have them leave the process (see chip._malloc). Small
+    # netlists (training loops that map and run many times) keep malloc's own behaviour.
+    if sum(netlist.size_of(p.pre) * populations[p.post].size
+           for p in netlist.projections.values()) >= LARGE_SETUP_PAIRS:
+        keep_large_buffers_mapped()
     n_circuits = sum(p.size for p in populations.values())
     check_records(netlist, populations)
 
