@@ -295,8 +295,9 @@ def test_one_spike_per_neuron_is_not_bursting(tmp_path):
 def test_weight_averaging_tests_the_averaged_weights_and_leaves_training_alone(tmp_path):
     """``train.optimizer.ema``: training follows the same master weights as without it; every test
     pass and the chip after the last epoch use the moving average, written quantized."""
-    plain = Trainer(_small_yinyang(tmp_path / "a", epochs=2, train_size=128))
+    plain = Trainer(_with_optimizer(_small_yinyang(tmp_path / "a", epochs=2, train_size=128), ema=None))
     plain.fit()
+    assert not plain.average
     avg = Trainer(_with_optimizer(_small_yinyang(tmp_path / "b", epochs=2, train_size=128), ema=0.8))
     avg.fit()
     for proj in ("in_hidden", "hidden_out"):
@@ -308,7 +309,10 @@ def test_weight_averaging_tests_the_averaged_weights_and_leaves_training_alone(t
         np.testing.assert_allclose(avg.host.read_weights(proj), np.clip(avg.average[key], -fs, fs))
     # the reported test accuracy is the one of the averaged weights the chip now holds
     assert avg.history[-1]["test_accuracy"] == avg.evaluate("test")
-    assert Trainer(_small_yinyang(tmp_path / "c", epochs=1, train_size=32)).config.ema is None  # off by default
+    nl = _small_yinyang(tmp_path / "c", epochs=1, train_size=32)
+    train = dict(nl.train)
+    train["optimizer"] = {k: v for k, v in train["optimizer"].items() if k != "ema"}
+    assert Trainer(nl.replace(train=train)).config.ema is None  # off unless the netlist asks
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, "x"])
