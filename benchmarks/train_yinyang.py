@@ -26,6 +26,15 @@ in the calibration:
 
     python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 1
     python benchmarks/train_yinyang.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 1 --calibrated
+
+``--calibrate`` with names of a targets file's keys (``v_leak v_reset v_threshold``, ``tau_mem``,
+``tau_syn``, ...) calibrates only those parameters, the others staying at their nominal codes
+(checkpoint directory runs/<netlist>-calibrated-<names>-seed<s>): which part of a calibration an
+accuracy difference comes from. ``--respread 1`` (with ``--calibrated``) is a diagnosis: it puts a
+fresh spread of the die's own mismatch sigmas back on the calibrated codes, so that the circuits
+spread about their targets as on an uncalibrated die but in another pattern, while reading as the
+targets: whether the spread itself, rather than something else the calibration changes, is what
+an accuracy difference comes from.
 """
 
 from __future__ import annotations
@@ -77,11 +86,14 @@ def apply_sets(train: dict, sets: list[str]) -> dict:
 
 
 def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated: bool = False,
-              mismatch_scale: float = 1.0, resume: bool = False, sets: list[str] = ()) -> None:
+              mismatch_scale: float = 1.0, resume: bool = False, sets: list[str] = (),
+              calibrate: list[str] | None = None, respread: float = 0.0) -> None:
     """Run in a child process: train one seed, one JSON line per epoch, a FINAL line at the end.
     ``calibrated``: calibrate the seed's die for the netlist's values first; ``mismatch_scale``
     multiplies every fixed-pattern sigma of the chip (2: a decalibrated chip); ``resume`` continues
-    from the checkpoint in ``out`` (ending where an uninterrupted run would)."""
+    from the checkpoint in ``out`` (ending where an uninterrupted run would); ``calibrate``: the
+    parameters to calibrate (targets-file keys: v_leak, tau_syn, ...), None for all; ``respread``:
+    put a fresh spread back on the calibrated codes (see :func:`respread_calibration`)."""
     from chip.netlist import load_netlist
     from rules.training import Trainer
 
@@ -93,11 +105,15 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
     if calibrated:
         from rules.calibration import calibrate_die, targets_of_netlist
 
-        cal = calibrate_die(nl.chip, targets=targets_of_netlist(nl), options={"calibration": {"report": False}})
+        cal = calibrate_die(nl.chip, targets=targets_of_netlist(nl, calibrated_parameters(calibrate)),
+                            options={"calibration": {"report": False}})
+        if respread:
+            cal = respread_calibration(cal, nl, seed, respread)
         Path(out).mkdir(parents=True, exist_ok=True)
         path = cal.dump(Path(out) / "calibration.yaml")
         nl = nl.replace(calibration=str(path.resolve()))
-        calibration = {"calibration": str(path), "calibration_wall_s": cal.made_by["wall_s"],
+        # named relative to --out, so that a results file holds no machine path
+        calibration = {"calibration": str(Path(Path(out).name) / path.name), "calibration_wall_s": cal.made_by["wall_s"],
                        "unreached": {k: len(v) for k, v in cal.unreached.items()}}
     train = apply_sets(dict(nl.train), list(sets))
     train.update(seed=seed, checkpoint=out)
@@ -114,6 +130,53 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
           flush=True)
 
 
+def calibrated_parameters(keys: list[str] | None) -> tuple[str, ...]:
+    """The calibration's parameters for ``--calibrate`` keys (a targets file's spellings), all of
+    them for None."""
+    from rules.calibration.targets import DEFAULT_TARGETS, TARGET_KEYS
+
+    if not keys:
+        return tuple(DEFAULT_TARGETS)
+    return tuple(name for key in keys for name in TARGET_KEYS[key])
+
+
+def respread_calibration(cal, netlist, seed: int, scale: float):
+    """A diagnosis, not a calibration: ``cal`` with a fresh fixed-pattern spread put back on the
+    codes of the circuits the netlist's populations use. Each calibrated code is moved to the code
+    whose nominal value is its own nominal value times (1 + scale·sigma·z) — sigma the profile's
+    mismatch sigma of the parameter (of the volts, for potentials), z a fresh normal draw (seeded
+    by the seed, independent of the die's pattern) — so that the circuits spread about their
+    targets as much as on an uncalibrated die, while reading as the targets (the moved codes are
+    the calibration's). The nominal transfer is read through a host (write a code, read its
+    value; write a value, read its code), never the die."""
+    import numpy as np
+
+    from chip.host import HostInterface
+
+    chip = netlist.chip
+    host = HostInterface(netlist.replace(calibration=None))
+    volts = chip.v_model_one_v - chip.v_model_zero_v
+    rng = np.random.default_rng([seed, 999])
+    codes = {}
+    for name, code in cal.codes.items():
+        z = rng.standard_normal(len(code))
+        factor = np.maximum(1 + scale * chip.mismatch.sigma_of(name) * z, 0.05)
+        moved = np.asarray(code, dtype=np.float64).copy()
+        for population in host.populations:
+            circuits = host.circuits(population)
+            host.write_codes(population, name, moved[circuits])
+            nominal = host.read_params(population, name)
+            if name.startswith("v_"):  # the mismatch scales the potential in volts
+                value = ((chip.v_model_zero_v + nominal * volts) * factor[circuits] - chip.v_model_zero_v) / volts
+            else:
+                value = nominal * factor[circuits]
+            host.write_params(population, name, value)
+            moved[circuits] = host.read_codes(population, name)
+        codes[name] = moved
+    return dataclasses.replace(cal, codes=codes, source=None,
+                               made_by={**cal.made_by, "respread": {"scale": scale, "seed": [seed, 999]}})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("netlist")
@@ -124,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--calibrated", action="store_true",
                         help="calibrate each seed's die (rules.calibration) before training on it")
+    parser.add_argument("--calibrate", nargs="+", default=None, metavar="PARAMETER",
+                        choices=["v_leak", "v_reset", "v_threshold", "tau_mem", "tau_syn", "tau_syn_exc", "tau_syn_inh"],
+                        help="with --calibrated: calibrate only these parameters (a targets file's keys); "
+                             "the others stay at their nominal codes")
+    parser.add_argument("--respread", type=float, default=0.0, metavar="SCALE",
+                        help="with --calibrated, a diagnosis: put a fresh spread of SCALE x the die's mismatch "
+                             "sigmas back on the calibrated codes (the circuits spread as on an uncalibrated die, "
+                             "and read as the targets)")
     parser.add_argument("--mismatch-scale", type=float, default=1.0,
                         help="multiply every fixed-pattern mismatch sigma of the chip (2: decalibrated)")
     parser.add_argument("--resume", action="store_true",
@@ -140,12 +211,20 @@ def main(argv=None) -> int:
         from chip.netlist import load_netlist
 
         apply_sets(dict(load_netlist(args.netlist).train), args.sets)
+    if args.calibrate and not args.calibrated:
+        _bad_set("--calibrate: names what to calibrate; it needs --calibrated")
+    if args.respread and not args.calibrated:
+        _bad_set("--respread: spreads a calibration's codes; it needs --calibrated")
     stem = Path(args.netlist).stem + ("-calibrated" if args.calibrated else "")
+    if args.calibrate:
+        stem += "-" + "-".join(args.calibrate)
+    if args.respread:
+        stem += f"-respread{args.respread:g}"
     if args.sets:
         stem += "-" + "-".join(t.removeprefix("train.").replace("/", "_").replace(" ", "") for t in args.sets)
     if args.child is not None:
         train_one(args.netlist, args.child, f"{args.out}/{stem}-seed{args.child}", args.epochs, args.calibrated,
-                  args.mismatch_scale, args.resume, args.sets)
+                  args.mismatch_scale, args.resume, args.sets, args.calibrate, args.respread)
         return 0
 
     start = time.perf_counter()
@@ -161,6 +240,10 @@ def main(argv=None) -> int:
                 cmd += ["--epochs", str(args.epochs)]
             if args.calibrated:
                 cmd += ["--calibrated"]
+            if args.calibrate:
+                cmd += ["--calibrate", *args.calibrate]
+            if args.respread:
+                cmd += ["--respread", str(args.respread)]
             if args.mismatch_scale != 1.0:
                 cmd += ["--mismatch-scale", str(args.mismatch_scale)]
             if args.resume:
@@ -186,7 +269,8 @@ def main(argv=None) -> int:
     tests = [finals[s]["test_accuracy"] for s in sorted(finals)]
     epoch_s = [h["epoch_wall_s"] for s in histories for h in histories[s]]
     summary = {
-        "netlist": args.netlist, "sets": args.sets, "calibrated": args.calibrated, "mismatch_scale": args.mismatch_scale,
+        "netlist": args.netlist, "sets": args.sets, "calibrated": args.calibrated,
+        "calibrate": args.calibrate, "respread": args.respread, "mismatch_scale": args.mismatch_scale,
         "seeds": sorted(finals), "test_accuracy": tests,
         "test_accuracy_mean": statistics.mean(tests) if tests else None,
         "test_accuracy_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,

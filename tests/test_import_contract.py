@@ -150,3 +150,25 @@ def test_a_run_does_not_import_scipy_linalg_and_compiled_dot_still_works():
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_runs_and_mapping_reports_do_not_import_networkx_but_the_graph_is_networkx():
+    """Routes, the link model's order and the mapping summary come from chip.mapping.routing's
+    Network (~0.25 s and ~20 MB of import saved per run); ``MappedChip.graph`` still is a
+    networkx DiGraph, made when asked."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from chip.host import HostInterface\n"
+        "from chip.mapping import graph_summary\n"
+        "for path in ('netlists/single_neuron.yaml', 'netlists/cuba.yaml'):\n"
+        "    h = HostInterface.from_file(path)\n"
+        "    h.run(duration_us=20.0)\n"
+        "    graph_summary(h.mapped)\n"
+        "assert 'networkx' not in sys.modules, 'a run imported networkx'\n"
+        "assert type(h.mapped.graph).__name__ == 'DiGraph' and 'networkx' in sys.modules\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -110,6 +110,14 @@ def check_row_invariants(m: MappedChip) -> None:
         assert p.exc_synapse.shape == p.inh_synapse.shape == (int(p.mask.sum()),) == (p.n_synapses,)
         ii, jj = np.nonzero(p.mask)
         assert np.array_equal(p.pre_index, ii) and np.array_equal(p.post_index, jj)
+        # the presynaptic indices are kept as row pointers: the realized pairs, whole or in slices
+        spec = m.netlist.projections[p.name]
+        ri, rj = realize_pairs(spec.connectivity, *p.shape, same_population=spec.pre == spec.post)
+        assert np.array_equal(p.pre_index, ri) and np.array_equal(p.post_index, rj)
+        assert p.pre_index.dtype == p.post_index.dtype
+        k = len(ri)
+        for a, b in ((0, k), (k // 3, min(2 * k // 3 + 1, k)), (k // 2, k // 2), (max(k - 5, 0), k)):
+            assert np.array_equal(p.pre_of(a, b), ri[a:b])
         for sign, ids in (("excitatory", p.exc_synapse), ("inhibitory", p.inh_synapse)):
             if p.sign not in (sign, "signed"):
                 assert np.all(ids == -1), (p.name, sign)
@@ -248,6 +256,11 @@ def test_random_connections_are_numpys_draw_on_raw_outputs_in_any_chunking(monke
         expected = np.flatnonzero(np.random.default_rng(seed).random((n_pre, n_post)) < p)
         assert np.array_equal(_bernoulli_flat_numpy(seed, p, n_pre, n_post), expected)
         assert np.array_equal(bernoulli.bernoulli_flat(seed, p, n_pre * n_post), expected)
+        # split into rows and columns by each chunk as it is drawn (chunks cross rows)
+        for threads, dtype in ((1, np.int32), (3, np.int32), (2, np.int64)):
+            pre, post = bernoulli.bernoulli_pairs(seed, p, n_pre, n_post, threads=threads, dtype=dtype)
+            assert pre.dtype == post.dtype == dtype
+            assert np.array_equal(pre, expected // n_post) and np.array_equal(post, expected % n_post)
     # as many threads as a run uses: CHIPCTL_THREADS (a sweep worker's 1), else up to two
     monkeypatch.setenv("CHIPCTL_THREADS", "1")
     assert bernoulli.default_threads() == 1
@@ -258,6 +271,8 @@ def test_random_connections_are_numpys_draw_on_raw_outputs_in_any_chunking(monke
     monkeypatch.setattr(bernoulli, "_capacity", lambda count, p: 1)
     expected = np.flatnonzero(np.random.default_rng(8).random(3_000) < 0.3)
     assert np.array_equal(bernoulli.bernoulli_flat(8, 0.3, 3_000, threads=2), expected)
+    pre, post = bernoulli.bernoulli_pairs(8, 0.3, 60, 50, threads=2)
+    assert np.array_equal(pre, expected // 50) and np.array_equal(post, expected % 50)
 
 
 def test_pairs_and_weights_at_are_the_dense_forms_without_the_matrix():
@@ -267,7 +282,7 @@ def test_pairs_and_weights_at_are_the_dense_forms_without_the_matrix():
     conn = RandomConnectivity(probability=0.05, seed=11)
     dense = np.random.default_rng(11).random((n_pre, n_post)) < 0.05
     pre, post = realize_pairs(conn, n_pre, n_post, same_population=False)
-    assert pre.dtype == post.dtype == np.int64
+    assert pre.dtype == post.dtype == np.int32
     expected = np.nonzero(dense)
     assert np.array_equal(pre, expected[0]) and np.array_equal(post, expected[1])
     drawn = np.random.default_rng(5).normal(0.2, 0.3, size=(n_pre, n_post))
@@ -352,6 +367,57 @@ def _random_netlist(rng: np.random.Generator) -> Netlist:
 def test_row_assignment_invariants_random(seed):
     m = map_netlist(_random_netlist(np.random.default_rng(seed)))
     check_row_invariants(m)
+
+
+def _placements(m: MappedChip):
+    return (m.rows_used, m.bus_rows, {k: (r.links, r.latency_cycles, r.bus) for k, r in m.routes.items()},
+            {name: (p.exc_synapse.tolist(), p.inh_synapse.tolist(), p.pre_group.tolist())
+             for name, p in m.projections.items()})
+
+
+def _mapped_with(packer, monkeypatch, net):
+    from chip.mapping import rows
+
+    with monkeypatch.context() as mp:
+        mp.setattr(rows, "_pack_buses", packer)
+        try:
+            return _placements(map_netlist(net))
+        except MappingError as exc:
+            return str(exc)
+
+
+def test_compiled_packing_places_as_the_python_packer(monkeypatch):
+    """The compiled packer (chip.mapping.packing) gives the Python packer's rows, buses, ids and
+    routes, and its errors, on random small nets, a recurrent bss2 net with inputs and duplicate
+    projections, a nearly full bus and a bus that overflows past the compiled bitsets."""
+    from chip.mapping import rows
+
+    calls = {"compiled": 0, "fallback": 0}
+
+    def compiled(profile, populations, exc, inh, inputs, half, input_buses):
+        calls["compiled"] += 1
+        if not rows._pack_buses_compiled(profile, populations, exc, inh, inputs, half, input_buses):
+            calls["fallback"] += 1
+            rows._pack_buses_python(profile, populations, exc, inh, inputs, half, input_buses)
+
+    nets = [_random_netlist(np.random.default_rng(seed)) for seed in range(60)]
+    nets.append(make_netlist(populations={"exc": 400, "inh": 100}, inputs={"in": 50, "in2": 7},
+                             projections=[proj("in_exc", "in", "exc", sign="signed", kind="probability", p=0.1, seed=1),
+                                          proj("in_exc2", "in", "exc", kind="probability", p=0.3, seed=9),
+                                          proj("in2_inh", "in2", "inh", sign="inhibitory", kind="all_to_all"),
+                                          proj("ee", "exc", "exc", kind="probability", p=0.02, seed=2),
+                                          proj("ee2", "exc", "exc", kind="probability", p=0.02, seed=3),
+                                          proj("ie", "inh", "exc", sign="inhibitory", kind="probability", p=0.05, seed=4),
+                                          proj("ei", "exc", "inh", kind="probability", p=0.05, seed=5)]))
+    # 60 inputs all-to-all onto 4 columns next to 60 rows of neurons on bus 0: the buses fill up
+    nets.append(make_netlist(populations={"a": 60, "b": 4}, inputs={"in": 200},
+                             projections=[proj("a_b", "a", "b"), proj("in_b", "in", "b", sign="signed")]))
+    # 600 inputs onto 4 columns: 150 excitatory rows per bus, beyond the compiled bitsets (128)
+    nets.append(make_netlist(populations={"a": 300, "b": 4}, inputs={"in": 600},
+                             projections=[proj("in_b", "in", "b")]))
+    for net in nets:
+        assert _mapped_with(compiled, monkeypatch, net) == _mapped_with(rows._pack_buses_python, monkeypatch, net)
+    assert calls["compiled"] > 60 and 1 <= calls["fallback"] < calls["compiled"]
 
 
 def test_row_assignment_invariants_bss2_recurrent():
@@ -827,3 +893,95 @@ def test_mapping_time_4000_neurons_bss2():
     worst = max(e + i for e, i in m.rows_used.values())
     print(f"\nbss2 x8 CUBA 4000 neurons: mapped in {elapsed:.3f} s; busiest half uses {worst}/256 rows")
     assert worst <= 256
+
+
+def test_freed_set_up_buffers_leave_the_process():
+    """After mapping, a freed 16 MB block is unmapped even after a larger one was freed
+    (glibc would otherwise have raised its mmap threshold and kept the block on the heap)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, numpy as np\n"
+        "from chip.mapping import map_netlist\n"
+        "from chip._malloc import keep_large_buffers_mapped\n"
+        "def rss(): return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "set_up = os.environ['SET_UP'] == '1'\n"
+        "print(keep_large_buffers_mapped() if set_up else False)\n"
+        "a = np.ones(24 << 17); del a\n"  # 24 MB mapped and freed: glibc raises its threshold
+        "before = rss(); b = np.ones(16 << 17); del b\n"
+        "print((rss() - before) >> 20)\n")
+    if not os.path.exists("/proc/self/statm") or not os.confstr("CS_GNU_LIBC_VERSION"):
+        pytest.skip("glibc on Linux only")
+    kept = {}
+    for set_up in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "SET_UP": set_up}).stdout.split()
+        kept[out[0]] = int(out[1])
+    assert kept["False"] >= 12 and kept["True"] <= 1, kept
+
+
+def test_small_set_up_leaves_malloc_alone(tmp_path):
+    """Only a large set-up fixes malloc's threshold: a small netlist, mapped many times in a
+    training loop, keeps the process's malloc as it was."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        "import chip._malloc as m\n"
+        "from chip.netlist import load_netlist\n"
+        "from chip.mapping import map_netlist\n"
+        f"map_netlist(load_netlist({os.path.join(root, 'netlists', 'cuba.yaml')!r}))\n"
+        "print(m._done)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "False"
+
+
+def test_network_routes_and_order_are_networkx_own():
+    """chip.mapping.routing.Network stands in for networkx in a run: its Dijkstra gives networkx's
+    paths (ties included: ideal latencies are all 0 and many paths are equally long), its
+    topological order networkx's, and ``MappedChip.graph`` the same DiGraph (nodes, edges and
+    attributes, in order) as building it with networkx."""
+    from chip.mapping.routing import Network
+
+    cuba = cuba_netlist("ideal", 2000, 500, p=0.01)
+    nets = [cuba, make_netlist("bss2", populations={"exc": 2000, "inh": 500}, projections=cuba.projections.values(),
+                               cores=5),
+            make_netlist(populations={"a": 40, "b": 300}, inputs={"in": 20, "in2": 3},
+                         projections=[proj("x", "in", "b", sign="signed"), proj("y", "a", "b"),
+                                      proj("z", "in2", "a", sign="inhibitory")], cores=3)]
+    nets += [_random_netlist(np.random.default_rng(seed)) for seed in range(10)]
+    for net in nets:
+        m = map_netlist(net)
+        graph = m.graph
+        assert isinstance(graph, nx.DiGraph) and m.graph is graph
+        assert list(graph.nodes(data=True)) == list(m.network.nodes.items())
+        assert list(graph.edges(data=True)) == [(u, v, d) for u in m.network.nodes for v, d in m.network.succ[u].items()]
+        assert [list(graph.predecessors(v)) for v in graph] == [
+            [u for u, w in m.network._edges if w == v] for v in m.network.nodes]
+        assert graph.graph == m.network.attrs
+        hop_scale = graph.number_of_edges() + 1
+
+        def weight(u, v, data):
+            return data["latency_cycles"] * hop_scale + 1
+
+        for source in graph.nodes:
+            assert m.network.dijkstra_paths(source, weight) == nx.single_source_dijkstra_path(graph, source,
+                                                                                             weight=weight)
+            # all weights equal: every tie is left to the traversal order
+            assert m.network.dijkstra_paths(source, lambda u, v, d: 1) == nx.single_source_dijkstra_path(
+                graph, source, weight=lambda u, v, d: 1)
+    # topological order of link trees, as the link model builds them
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        net, ref = Network(), nx.DiGraph()
+        for _ in range(int(rng.integers(1, 40))):
+            a, b = (int(x) for x in rng.integers(0, 30, size=2))
+            if rng.random() < 0.3:
+                net.add_node(a)
+                ref.add_node(a)
+            elif a < b:
+                net.add_edge(a, b)
+                ref.add_edge(a, b)
+        assert net.topological_order() == list(nx.topological_sort(ref))

@@ -199,7 +199,7 @@ train:
   rules: [eventprop]
   options:
     eventprop: {tau0: 0.6}
-  optimizer: {name: adam, lr: 0.005, betas: [0.9, 0.999], eps: 1.0e-8, gamma: 0.9, clip: 0.01, lr_params: {tau_mem: 0.05}}
+  optimizer: {name: adam, lr: 0.005, betas: [0.9, 0.999], eps: 1.0e-8, gamma: 0.9, clip: 0.01, ema: 0.99, lr_params: {tau_mem: 0.05}}
   epochs: 3
   batch_size: 8
   test_batch_size: 8

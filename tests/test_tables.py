@@ -20,8 +20,13 @@ def _host(profile):
     return host
 
 
+@pytest.mark.parametrize("chunk", [1 << 20, 7])
 @pytest.mark.parametrize("profile", ["ideal", "bss2"])
-def test_synapse_table_holds_exactly_the_non_zero_synapses_with_their_effective_weights(profile):
+def test_synapse_table_holds_exactly_the_non_zero_synapses_with_their_effective_weights(profile, chunk, monkeypatch):
+    """Also when the table is filled in chunks of 7 connections (chunks cross rows and units)."""
+    from chip.emulator import tables as tables_module
+
+    monkeypatch.setattr(tables_module, "_CHUNK", chunk)
     host = _host(profile)
     tables = build_tables(host.mapped, host.die, host.state, host.profile.step_us)
     syn = tables.synapses

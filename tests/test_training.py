@@ -106,14 +106,24 @@ def test_small_training_run_learns(tmp_path):
     assert metrics["test_accuracy"] > before + 0.1, (before, metrics["history"])
 
 
-def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    full = Trainer(_small_yinyang(tmp_path / "a", epochs=2, train_size=96))
+def _with_optimizer(nl, **changes):
+    train = dict(nl.train)
+    train["optimizer"] = {**(train.get("optimizer") or {}), **changes}
+    return nl.replace(train=train)
+
+
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, ema):
+    def small(path):
+        return _with_optimizer(_small_yinyang(path, epochs=2, train_size=96), ema=ema)
+
+    full = Trainer(small(tmp_path / "a"))
     full.fit()
 
     class Killed(Exception):
         pass
 
-    first = Trainer(_small_yinyang(tmp_path / "b", epochs=2, train_size=96))
+    first = Trainer(small(tmp_path / "b"))
     original = first.train_step
     calls = {"n": 0}
 
@@ -126,12 +136,13 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
     first.train_step = dying_step
     with pytest.raises(Killed):
         first.fit()
-    resumed = Trainer(_small_yinyang(tmp_path / "b", epochs=2, train_size=96))
+    resumed = Trainer(small(tmp_path / "b"))
     resumed.resume()
     assert resumed.epoch == 1
     resumed.fit()
     for proj in ("in_hidden", "hidden_out"):
         np.testing.assert_array_equal(resumed.host.read_weights(proj), full.host.read_weights(proj))
+        np.testing.assert_array_equal(resumed.master[f"w:{proj}"], full.master[f"w:{proj}"])
     def without_wall_time(history):
         return [{k: v for k, v in h.items() if k != "epoch_wall_s"} for h in history]
 
@@ -279,3 +290,35 @@ def test_one_spike_per_neuron_is_not_bursting(tmp_path):
     health = trainer.health
     assert health["dead_fraction"] < 0.5, health
     assert health["bursting_fraction"] == 0.0, health
+
+
+def test_weight_averaging_tests_the_averaged_weights_and_leaves_training_alone(tmp_path):
+    """``train.optimizer.ema``: training follows the same master weights as without it; every test
+    pass and the chip after the last epoch use the moving average, written quantized."""
+    plain = Trainer(_with_optimizer(_small_yinyang(tmp_path / "a", epochs=2, train_size=128), ema=None))
+    plain.fit()
+    assert not plain.average
+    avg = Trainer(_with_optimizer(_small_yinyang(tmp_path / "b", epochs=2, train_size=128), ema=0.8))
+    avg.fit()
+    for proj in ("in_hidden", "hidden_out"):
+        key = f"w:{proj}"
+        np.testing.assert_array_equal(avg.master[key], plain.master[key])  # the trajectory is untouched
+        assert not np.allclose(avg.average[key], avg.master[key])
+        # the chip holds the average, quantized as any write (the ideal chip keeps floats)
+        fs = avg.host.read_params(avg.host.projection(proj).post, "weight_full_scale")[None, :]
+        np.testing.assert_allclose(avg.host.read_weights(proj), np.clip(avg.average[key], -fs, fs))
+    # the reported test accuracy is the one of the averaged weights the chip now holds
+    assert avg.history[-1]["test_accuracy"] == avg.evaluate("test")
+    nl = _small_yinyang(tmp_path / "c", epochs=1, train_size=32)
+    train = dict(nl.train)
+    train["optimizer"] = {k: v for k, v in train["optimizer"].items() if k != "ema"}
+    assert Trainer(nl.replace(train=train)).config.ema is None  # off unless the netlist asks
+
+
+@pytest.mark.parametrize("bad", [1.0, -0.1, "x"])
+def test_weight_averaging_decay_outside_0_1_is_refused(tmp_path, bad):
+    from chip.errors import NetlistError
+
+    nl = _with_optimizer(_small_yinyang(tmp_path, epochs=1, train_size=32), ema=bad)
+    with pytest.raises(NetlistError, match="train.optimizer.ema"):
+        Trainer(nl)

@@ -369,6 +369,44 @@ def effective_weights(mapped, die: Die, state: ChipState, projection: str, *, ex
     return result[0], result[1]
 
 
+#: connections per chunk when the synapse table is filled (2 MB per float vector)
+_CHUNK = 1 << 18
+
+
+def _effective_weights_by_chunk(mapped, die: Die, state: ChipState, projection: str):
+    """``effective_weights`` of a projection's connections ``c0:c1``, as a function of (c0, c1):
+    the same values (the same operations per element, in the same order), without vectors over
+    the whole projection. A side the projection lacks is None."""
+    transfer = Transfer(die.profile)
+    proj = mapped.projections[projection]
+    post = mapped.populations[proj.post]
+    sl = slice(post.offset, post.offset + post.size)
+    # per post neuron, then gathered per connection: wfs[post] * gain is what the per-connection
+    # product gives
+    wfs = die.effective(transfer, "weight_full_scale", state.codes["weight_full_scale"][sl],
+                        np.arange(post.offset, post.offset + post.size))
+    wfs = wfs * die.setup().weight_gain
+    scale = float(die.profile.weight_max_code or 1)
+    sides = ((proj.sign != "inhibitory", state.exc_code[projection], proj.exc_synapse),
+             (proj.sign != "excitatory", state.inh_code[projection], proj.inh_synapse))
+
+    def at(c0: int, c1: int):
+        result = []
+        for want, codes, ids in sides:
+            if not want:
+                result.append(None)
+                continue
+            w = codes[c0:c1] / scale
+            w *= wfs[proj.post_index[c0:c1]]
+            gain = die.synapse_gain(ids[c0:c1])
+            if gain is not None:
+                w *= gain
+            result.append(w)
+        return result
+
+    return at
+
+
 def _kernel(h, tau_syn, tau_mem):
     """κ(h) = τs/(τs − τm)·(e^{−h/τs} − e^{−h/τm}), with its limit h/τm·e^{−h/τm} when τs ≈ τm."""
     h = np.asarray(h, dtype=np.float64)
@@ -483,14 +521,14 @@ def _link_routes(mapped, link_model: bool, group_base, group, last_link) -> Link
                 pred[g, link] = prev
             prev = link
     # a global order in which every link comes after all of its predecessors (any group)
-    import networkx as nx
+    from ..mapping.routing import Network  # networkx's topological sort, without networkx
 
-    order_graph = nx.DiGraph()
+    order_graph = Network()
     for g, link in zip(*np.nonzero(pred != -2)):
         order_graph.add_node(int(link))
         if pred[g, link] >= 0:
             order_graph.add_edge(int(pred[g, link]), int(link))
-    order = np.array(list(nx.topological_sort(order_graph)), dtype=i64)
+    order = np.array(order_graph.topological_order(), dtype=i64)
     service = np.array([clock / link.capacity_per_cycle if math.isfinite(link.capacity_per_cycle) else 0.0
                         for link in mapped.links])
     limit = np.array([link.queue_depth for link in mapped.links], dtype=np.float64) * service
@@ -524,8 +562,7 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
     we_all, wi_all = np.zeros(bound), np.zeros(bound)
     filled = 0
     for name, proj in mapped.projections.items():
-        w_exc, w_inh = effective_weights(mapped, die, state, name, exc=proj.sign != "inhibitory",
-                                         inh=proj.sign != "excitatory")
+        weights_at = _effective_weights_by_chunk(mapped, die, state, name)
         post = mapped.populations[proj.post]
         halves = np.asarray(proj.post_half)
         boundaries = [0]
@@ -536,27 +573,60 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
                                                 _route_latency(mapped, proj, halves[j - 1])):
                 boundaries.append(j)
         boundaries.append(post.size)
-        n_pre = proj.shape[0]
-        nonzero = np.zeros(proj.n_synapses, dtype=bool)
-        for w in (w_exc, w_inh):
-            if w is not None:
-                nonzero |= w != 0
-        # connections are in row-major order, so a post range keeps each row's columns sorted
-        for a, b in zip(boundaries[:-1], boundaries[1:]):
-            if (a, b) != (0, post.size):
-                sel = nonzero & (proj.post_index >= a) & (proj.post_index < b)
-            else:  # the whole projection: views instead of copies when every synapse is in
-                sel = slice(None) if nonzero.all() else nonzero
-            r = proj.pre_index[sel]
-            rows_per_unit.append(np.bincount(r, minlength=n_pre))
-            at = slice(filled, filled + len(r))
-            filled += len(r)
-            del r
-            np.add(proj.post_index[sel], post.offset, out=cols_all[at])
-            if w_exc is not None:
-                we_all[at] = w_exc[sel]
-            if w_inh is not None:
-                wi_all[at] = w_inh[sel]
+        n_pre, n_syn = proj.shape[0], proj.n_synapses
+        n_units = len(boundaries) - 1
+        starts = np.asarray(boundaries[1:-1], dtype=np.int64)  # post index where the next unit starts
+        chunks = [(c, min(c + _CHUNK, n_syn)) for c in range(0, n_syn, _CHUNK)]
+
+        def unit_of(c0: int, c1: int, keep: np.ndarray) -> np.ndarray:
+            return np.searchsorted(starts, proj.post_index[c0:c1][keep], side="right")
+
+        # the weights are made chunk by chunk straight into the table (no projection-long
+        # vectors), twice: first which synapses are non-zero and how many per (unit, pre row),
+        # then each chunk's synapses, grouped by unit, at the end of their unit's part so far
+        nonzero = np.zeros(n_syn, dtype=bool)
+        per_row = np.zeros(n_units * n_pre, dtype=np.int64)
+        for c0, c1 in chunks:
+            keep = nonzero[c0:c1]
+            for w in weights_at(c0, c1):
+                if w is not None:
+                    keep |= w != 0
+            key = proj.pre_of(c0, c1)[keep].astype(np.int64)
+            if n_units > 1:
+                key += unit_of(c0, c1, keep) * n_pre
+            per_row += np.bincount(key, minlength=n_units * n_pre)
+        per_row = per_row.reshape(n_units, n_pre)
+        per_unit = per_row.sum(axis=1)
+        cursor = filled + np.concatenate(([0], np.cumsum(per_unit)[:-1])).astype(np.int64)
+        filled += int(per_unit.sum())
+        # connections are in row-major order and chunks are taken in order, so each unit's rows
+        # come out in order, each row's columns sorted
+        for c0, c1 in chunks:
+            keep = nonzero[c0:c1]
+            w_exc, w_inh = weights_at(c0, c1)
+            if n_units > 1:
+                units_here = unit_of(c0, c1, keep)
+                order = np.argsort(units_here, kind="stable")
+                counts = np.bincount(units_here, minlength=n_units).tolist()
+            else:
+                order, counts = slice(None), [int(np.count_nonzero(keep))]
+            cols = proj.post_index[c0:c1][keep][order]
+            w_exc = w_exc[keep][order] if w_exc is not None else None
+            w_inh = w_inh[keep][order] if w_inh is not None else None
+            done = 0
+            for u, k in enumerate(counts):
+                if not k:
+                    continue
+                at, part = slice(cursor[u], cursor[u] + k), slice(done, done + k)
+                np.add(cols[part], post.offset, out=cols_all[at])
+                if w_exc is not None:
+                    we_all[at] = w_exc[part]
+                if w_inh is not None:
+                    wi_all[at] = w_inh[part]
+                cursor[u] += k
+                done += k
+        for u, (a, b) in enumerate(zip(boundaries[:-1], boundaries[1:])):
+            rows_per_unit.append(per_row[u])
             lat_cycles, last = _route_of(mapped, proj, int(halves[a]), link_model)
             units.append(DeliveryUnit(projection=name, pre=proj.pre, post_start=post.offset + a, size=b - a,
                                       latency_us=lat_cycles * clock, last_link=last, delay_us=proj.delay_us))

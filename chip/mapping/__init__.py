@@ -30,8 +30,10 @@ projection uses one synapse on an excitatory row and one on an inhibitory row pe
 A source's synapses on a half sit on the rows of the bus its events arrive on. Per (half, sign,
 bus), the distinct sources (same input or neuron, same sign, across projections) are packed onto
 the bus's rows greedily, first fit in order of decreasing fan-in, with rows and columns kept as
-Python-int bitsets (a source's blocked rows are the OR of its columns' occupancy, the first free
-row is the lowest zero bit) — a few microseconds per source. Neurons, whose bus is fixed, are
+bitsets (a source's blocked rows are the OR of its columns' occupancy, the first free row is the
+lowest zero bit): in one compiled loop (``packing``) in a run, with the same placements as the
+Python packer (``rows._pack_buses_python``, Python-int bitsets), which commands that map without
+running use for small nets and which writes the error of a bus that overflows. Neurons, whose bus is fixed, are
 packed first; then each input neuron, in order of decreasing width on the half (the columns its
 synapses need, both signs; ties in netlist order, then by index), takes the bus with the most rows
 left once its synapses are placed there, ties to the bus carrying fewer input neurons so far, then
@@ -54,6 +56,7 @@ import logging
 
 import numpy as np
 
+from .._malloc import keep_large_buffers_mapped
 from ..netlist import Netlist
 from ..netlist.connectivity import realize_pairs, realize_weights_at
 
@@ -76,6 +79,10 @@ __all__ = [
 ]
 
 
+# candidate (pre, post) pairs from which on a set-up counts as large for memory purposes
+LARGE_SETUP_PAIRS = 1 << 24
+
+
 def map_netlist(netlist: Netlist) -> MappedChip:
     """Place populations, realize and place projections on synapse rows, build routes.
 
@@ -86,6 +93,11 @@ def map_netlist(netlist: Netlist) -> MappedChip:
     profile = netlist.chip
     _check_references(netlist)
     populations = _place_populations(netlist)
+    # a large set-up frees many big buffers: have them leave the process (see chip._malloc). Small
+    # netlists (training loops that map and run many times) keep malloc's own behaviour.
+    if sum(netlist.size_of(p.pre) * populations[p.post].size
+           for p in netlist.projections.values()) >= LARGE_SETUP_PAIRS:
+        keep_large_buffers_mapped()
     n_circuits = sum(p.size for p in populations.values())
     check_records(netlist, populations)
 
@@ -133,7 +145,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
 
     projections = {}
     for name, proj in netlist.projections.items():
-        pre_index, post_index = connections[name]
+        pre_index, post_index = connections.pop(name)  # row-major: kept as row pointers
         projections[name] = PlacedProjection(
             name=name,
             pre=proj.pre,
@@ -141,7 +153,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
             sign=proj.sign,
             pre_is_input=proj.pre not in netlist.populations,
             shape=shapes[name],
-            pre_index=pre_index,
+            pre_ptr=np.searchsorted(pre_index, np.arange(shapes[name][0] + 1)),
             post_index=post_index,
             initial_weights=weights[name],
             exc_synapse=exc_ids[name],
@@ -158,7 +170,7 @@ def map_netlist(netlist: Netlist) -> MappedChip:
         source_groups=source_groups,
         links=links,
         routes=routes,
-        graph=graph,
+        network=graph,
         rows_used=rows_used,
         bus_rows=bus_rows,
         n_circuits=n_circuits,

@@ -4,9 +4,9 @@ and the names of the chip's places (halves, neuron outputs, synapse drivers).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 
 from ..errors import MappingError
@@ -44,8 +44,10 @@ class PlacedProjection:
     (``pre_index, post_index = np.nonzero(mask)``; ``dense[mask] = vector`` scatters one back).
     ``shape`` is (n_pre, n_post); the boolean ``mask`` of that shape is made on request from
     ``pre_index`` and ``post_index`` (it is not kept: memory grows with the connections present).
-    ``pre_index`` and ``post_index`` are int32 (int64 only for populations of 2^31 neurons or
-    more); ``initial_weights`` of a constant initializer is a read-only broadcast of the value.
+    ``post_index`` is int32 (int64 only for populations of 2^31 neurons or more); as the
+    connections are in row-major order, the presynaptic indices are kept as row pointers
+    (``pre_ptr``, n_pre + 1: row i's connections are ``pre_ptr[i]:pre_ptr[i + 1]``) and
+    ``pre_index`` (same dtype as ``post_index``) is made on request; ``initial_weights`` of a constant initializer is a read-only broadcast of the value.
     The vectors: ``initial_weights`` (signed model units), ``exc_synapse`` / ``inh_synapse`` the global synapse
     id carrying each connection on an excitatory / inhibitory row, -1 where there is none (a signed
     projection has both). ``pre_group`` indexes ``MappedChip.source_groups``; ``post_half`` is the
@@ -59,7 +61,7 @@ class PlacedProjection:
     sign: str
     pre_is_input: bool
     shape: tuple[int, int]
-    pre_index: np.ndarray
+    pre_ptr: np.ndarray
     post_index: np.ndarray
     initial_weights: np.ndarray
     exc_synapse: np.ndarray
@@ -70,7 +72,20 @@ class PlacedProjection:
 
     @property
     def n_synapses(self) -> int:
-        return int(self.pre_index.size)
+        return int(self.post_index.size)
+
+    @property
+    def pre_index(self) -> np.ndarray:
+        """A new vector of each connection's presynaptic index (from ``pre_ptr``)."""
+        return np.repeat(np.arange(self.shape[0], dtype=self.post_index.dtype), np.diff(self.pre_ptr))
+
+    def pre_of(self, start: int, stop: int) -> np.ndarray:
+        """``pre_index[start:stop]`` without the whole vector."""
+        ptr = self.pre_ptr
+        first = int(np.searchsorted(ptr, start, side="right")) - 1
+        last = int(np.searchsorted(ptr, stop, side="left"))
+        counts = np.minimum(ptr[first + 1:last + 1], stop) - np.maximum(ptr[first:last], start)
+        return np.repeat(np.arange(first, last, dtype=self.post_index.dtype), counts)
 
     @property
     def mask(self) -> np.ndarray:
@@ -136,7 +151,7 @@ class MappedChip:
     source_groups: list[str]
     links: list[Link]
     routes: dict[tuple[int, int], Route]
-    graph: nx.DiGraph
+    network: "Network"
     rows_used: dict[int, tuple[int, int]]
     bus_rows: dict[int, tuple[tuple[int, int], ...]]
     n_circuits: int
@@ -145,6 +160,11 @@ class MappedChip:
         return (f"MappedChip(profile={self.profile.name!r}, netlist={self.netlist.name!r}, "
                 f"circuits={self.n_circuits}/{self.profile.total_neurons}, populations={len(self.populations)}, "
                 f"projections={len(self.projections)}, links={len(self.links)}, routes={len(self.routes)})")
+
+    @functools.cached_property
+    def graph(self) -> "networkx.DiGraph":  # noqa: F821
+        """The routing graph as a ``networkx.DiGraph`` (made on first use; a run never needs it)."""
+        return self.network.to_networkx()
 
     def half_name(self, half: int) -> str:
         """'core{k}.half{h}' of a global half index."""

@@ -7,7 +7,6 @@ import math
 import sys
 from os import PathLike
 
-import networkx as nx
 import numpy as np
 
 from .model import MappedChip, _bus_node, _half_name
@@ -38,8 +37,8 @@ def graph_summary(mapped: MappedChip) -> dict:
     load = _bus_sources(mapped)
     return {
         "profile": profile.name,
-        "nodes": mapped.graph.number_of_nodes(),
-        "edges": mapped.graph.number_of_edges(),
+        "nodes": len(mapped.network.nodes),
+        "edges": mapped.network.number_of_edges(),
         "links": [
             {"index": link.index, "name": link.name, "source": link.source, "target": link.target,
              "capacity_per_cycle": link.capacity_per_cycle, "latency_cycles": link.latency_cycles,
@@ -85,5 +84,7 @@ def write_graphml(mapped: MappedChip, path: str | PathLike) -> None:
         if node in graph:
             graph.nodes[node]["groups"] = ",".join(names)
     from ..output import atomic_write
+
+    import networkx as nx
 
     atomic_write(path, lambda fh: nx.write_graphml(graph, fh))

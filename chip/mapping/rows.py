@@ -4,6 +4,7 @@ the rows of the bus its source's events arrive on.
 
 from __future__ import annotations
 
+import sys
 
 import numpy as np
 
@@ -223,13 +224,25 @@ class _SignPacking:
         self.unit_bus = np.zeros(self.n_units, dtype=np.int64)
         self._rows_per_bus: list[int] = []
 
+    def column_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each unit's columns, ascending, as ``cols[ptr[u]:ptr[u + 1]]`` (units in unit order:
+        copy, then neuron index)."""
+        ptr = np.zeros(self.n_units + 1, dtype=np.int64)
+        if not self.n_units:
+            return ptr, np.zeros(0, dtype=np.int64)
+        np.cumsum(self.unit_ncols, out=ptr[1:])
+        # (unit key, column) pairs are unique: sorting key * columns + column orders them by unit,
+        # then column, and the column is the remainder
+        n = self.n_columns
+        cols = np.concatenate([np.sort(ukey * n + cols) % n for ukey, cols in self._unit_cols])
+        return ptr, cols
+
     def columns(self) -> list[list[int]]:
         """Each unit's columns, as Python lists (what the row bitsets index)."""
         if not self.n_units:
             return []
-        # per unit (in unit order: copy, then neuron index), its columns ascending
-        cols = np.concatenate([cols[np.lexsort((cols, ukey))] for ukey, cols in self._unit_cols]).tolist()
-        starts = np.concatenate(([0], np.cumsum(self.unit_ncols))).tolist()
+        ptr, cols = self.column_arrays()
+        cols, starts = cols.tolist(), ptr.tolist()
         return [cols[starts[u]:starts[u + 1]] for u in range(self.n_units)]
 
     def rows_on(self, bus: int) -> int:
@@ -276,8 +289,78 @@ class _SignPacking:
             ids[name][pos] = (half_row_base + lookup[pre][copy, ii]) * nph + cols
 
 
+#: units on a half from which the compiled packer pays for starting numba in a process that has
+#: not (a command that maps without running; ~0.5 s and ~100 MB to start numba)
+_COMPILED_FROM_UNITS = 20_000
+
+
 def _pack_buses(profile, populations: dict[str, PlacedPopulation], exc: _SignPacking, inh: _SignPacking,
                 inputs: list[str], half: int, input_buses: dict[str, dict[int, np.ndarray]]) -> None:
+    """Pack one half's units onto the rows of its buses (see ``_pack_buses_python``): with the
+    compiled loop of ``chip.mapping.packing`` when numba is loaded (any run) or the half is
+    large, else (or when a bus overflows, for the exact error) with the Python packer. Both give
+    the same placements (tested on many netlists)."""
+    if "numba" in sys.modules or exc.n_units + inh.n_units >= _COMPILED_FROM_UNITS:
+        if _pack_buses_compiled(profile, populations, exc, inh, inputs, half, input_buses):
+            return
+    _pack_buses_python(profile, populations, exc, inh, inputs, half, input_buses)
+
+
+def _fixed_buses(profile, populations, pk: "_SignPacking", input_buses) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit: whether its source is an input (bus chosen later), and the bus of a neuron's."""
+    is_input = np.array([pre in input_buses for pre in pk.pre_names], dtype=bool)[pk.unit_pre] \
+        if pk.n_units else np.zeros(0, dtype=bool)
+    offsets = np.array([0 if pre in input_buses else populations[pre].offset for pre in pk.pre_names],
+                       dtype=np.int64)
+    bus = np.where(is_input, 0, _neuron_bus(profile, offsets[pk.unit_pre] + pk.unit_index)).astype(np.int64)
+    return is_input, bus
+
+
+def _pack_buses_compiled(profile, populations, exc: "_SignPacking", inh: "_SignPacking", inputs: list[str],
+                         half: int, input_buses) -> bool:
+    """``_pack_buses_python``'s placements from arrays and one compiled loop; False (nothing
+    changed) when a bus overflows."""
+    from .packing import pack_half
+
+    packings = (exc, inh)
+    base, n_sources = {}, 0
+    for name in inputs:
+        base[name] = n_sources
+        n_sources += len(input_buses[name][half])
+    signs, widths, buses = [], np.zeros(n_sources, dtype=np.int64), []
+    for pk in packings:
+        is_input, bus = _fixed_buses(profile, populations, pk, input_buses)
+        ptr, cols = pk.column_arrays()
+        order = np.argsort(-pk.unit_ncols, kind="stable")
+        fixed = order[~is_input[order]]
+        flex = order[is_input[order]]
+        # each input unit's source (input neuron) id, in the order the Python packer lists them
+        pre_base = np.array([base.get(pre, 0) for pre in pk.pre_names], dtype=np.int64)
+        src = pre_base[pk.unit_pre[flex]] + pk.unit_index[flex] if flex.size else np.zeros(0, dtype=np.int64)
+        by_src = np.argsort(src, kind="stable")
+        src_units = flex[by_src]
+        src_ptr = np.zeros(n_sources + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=n_sources), out=src_ptr[1:])
+        np.add.at(widths, src, pk.unit_ncols[flex])
+        signs.append((ptr, cols, fixed, bus[fixed], src_ptr, src_units, bus))
+        buses.append(bus)
+    order = np.argsort(-widths, kind="stable")
+    packed = pack_half(profile.labels_per_row, profile.rows_per_bus, profile.buses_per_half,
+                       profile.neurons_per_half, signs, order, n_sources)
+    if packed is None:
+        return False
+    rows, per_bus, src_bus = packed
+    for s, pk in enumerate(packings):
+        pk.unit_row = rows[s]
+        pk.unit_bus = buses[s]
+        pk._rows_per_bus = per_bus[s]
+    for name in inputs:
+        input_buses[name][half][:] = src_bus[base[name]:base[name] + len(input_buses[name][half])]
+    return True
+
+
+def _pack_buses_python(profile, populations: dict[str, PlacedPopulation], exc: _SignPacking, inh: _SignPacking,
+                       inputs: list[str], half: int, input_buses: dict[str, dict[int, np.ndarray]]) -> None:
     """Pack one half's units onto the rows of its buses.
 
     A neuron's events reach every half on the bus of its event output, so its units go to that

@@ -37,7 +37,7 @@ from llvmlite import ir  # noqa: E402
 from numba import njit, types  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["bernoulli_flat", "default_threads", "threshold_of"]
+__all__ = ["bernoulli_flat", "bernoulli_pairs", "default_threads", "threshold_of"]
 
 _MULT_HI = np.uint64(2549297995355413924)  # PCG64's 128-bit multiplier, high and low words
 _MULT_LO = np.uint64(4865540595714422341)
@@ -142,17 +142,41 @@ def _capacity(count: int, p: float) -> int:
     return int(min(count, mean + 10.0 * math.sqrt(mean) + 64))
 
 
+@njit(cache=True, nogil=True)
+def _split(flat, n_post, pre, post):
+    """Row and column of flat indices in rows of ``n_post``."""
+    for k in range(flat.shape[0]):
+        row = flat[k] // n_post
+        pre[k] = row
+        post[k] = flat[k] - row * n_post
+
+
 def bernoulli_flat(seed, p: float, n: int, threads: int | None = None) -> np.ndarray:
     """Ascending int64 indices k < n with ``default_rng(seed).random(n)[k] < p``."""
-    n = int(n)
+    return _draw(seed, p, int(n), threads, None, None)
+
+
+def bernoulli_pairs(seed, p: float, n_pre: int, n_post: int, threads: int | None = None,
+                    dtype=np.int32) -> tuple[np.ndarray, np.ndarray]:
+    """``divmod(bernoulli_flat(seed, p, n_pre * n_post), n_post)`` as two ``dtype`` vectors (row,
+    column), split on the draw's threads, without the flat int64 vector of all hits."""
+    return _draw(seed, p, int(n_pre) * int(n_post), threads, int(n_post), dtype)
+
+
+def _draw(seed, p: float, n: int, threads: int | None, n_post: int | None, dtype):
+    def done(flat: np.ndarray):
+        if n_post is None:
+            return flat
+        return (flat // n_post).astype(dtype), (flat % n_post).astype(dtype)
+
     bitgen = np.random.default_rng(seed).bit_generator
     if not isinstance(bitgen, np.random.PCG64):  # not the stream this module knows: numpy's own draw
-        return np.flatnonzero(np.random.default_rng(seed).random(n) < p)
+        return done(np.flatnonzero(np.random.default_rng(seed).random(n) < p))
     limit = threshold_of(p)
     if limit is None:
-        return np.arange(n, dtype=np.int64)
+        return done(np.arange(n, dtype=np.int64))
     if limit == 0 or n == 0:
-        return np.zeros(0, dtype=np.int64)
+        return done(np.zeros(0, dtype=np.int64))
     state = bitgen.state
     starts = list(range(0, n, _CHUNK))
     # every chunk writes into its slot of one buffer made here: buffers made on the worker threads
@@ -161,6 +185,8 @@ def bernoulli_flat(seed, p: float, n: int, threads: int | None = None) -> np.nda
     slots = np.zeros(len(starts) + 1, dtype=np.int64)
     np.cumsum(caps, out=slots[1:])
     out = np.empty(int(slots[-1]), dtype=np.int64)
+    if n_post is not None:  # each chunk splits its hits into these right after drawing them
+        pre_out, post_out = np.empty(out.size, dtype=dtype), np.empty(out.size, dtype=dtype)
     found = [0] * len(starts)
 
     def chunk(k: int) -> None:
@@ -172,6 +198,9 @@ def bernoulli_flat(seed, p: float, n: int, threads: int | None = None) -> np.nda
         st, inc = s["state"], s["inc"]
         found[k] = _chunk_hits(*_words(st), *_words(inc), *_words(_MULT2), *_words((_MULT + 1) * inc & _MASK128),
                                min(_CHUNK, n - start), np.uint64(limit), start, out[slots[k]:slots[k + 1]])
+        if n_post is not None and found[k] > 0:
+            at = slice(slots[k], slots[k] + found[k])
+            _split(out[at], n_post, pre_out[at], post_out[at])
 
     threads = min(len(starts), threads if threads is not None else default_threads())
     if threads <= 1:
@@ -186,7 +215,13 @@ def bernoulli_flat(seed, p: float, n: int, threads: int | None = None) -> np.nda
             rng = np.random.PCG64()
             rng.state = state
             rng.advance(start)
-            parts.append(start + np.flatnonzero(np.random.Generator(rng).random(min(_CHUNK, n - start)) < p))
+            hits = start + np.flatnonzero(np.random.Generator(rng).random(min(_CHUNK, n - start)) < p)
+            parts.append(hits if n_post is None else done(hits))
         else:
-            parts.append(out[slots[k]:slots[k] + found[k]])
-    return np.concatenate(parts)
+            at = slice(slots[k], slots[k] + found[k])
+            parts.append(out[at] if n_post is None else (pre_out[at], post_out[at]))
+    if n_post is None:
+        return np.concatenate(parts)
+    del out
+    return (np.concatenate([pre for pre, _ in parts]).astype(dtype, copy=False),
+            np.concatenate([post for _, post in parts]).astype(dtype, copy=False))

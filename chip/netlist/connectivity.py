@@ -96,9 +96,10 @@ _PAIRS = {AllToAll: _all_to_all, OneToOne: _one_to_one, RandomConnectivity: _ran
 
 def realize_pairs(conn: Connectivity, n_pre: int, n_post: int, *,
                   same_population: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The connections as two int64 vectors (pre index, post index), in the row-major order of
+    """The connections as two integer vectors (pre index, post index), in the row-major order of
     the mask: exactly ``np.nonzero(realize_connectivity(...))``, without the (n_pre, n_post) mask,
-    so memory grows with the connections present.
+    so memory grows with the connections present. int32 (int64 for populations of 2^31 neurons
+    or more): half the memory of int64 for any real netlist.
 
     ``same_population``: pre and post are one population (``allow_self`` applies).
     """
@@ -108,7 +109,9 @@ def realize_pairs(conn: Connectivity, n_pre: int, n_post: int, *,
     build = _PAIRS.get(type(conn))
     if build is None:
         raise ValueError(f"unknown connectivity {conn!r}; use one of {', '.join(CONNECTIVITY_KINDS)}")
-    return build(conn, n_pre, n_post, same_population)
+    index_type = np.int32 if max(n_pre, n_post) < 1 << 31 else np.int64
+    pre, post = build(conn, n_pre, n_post, same_population)
+    return pre.astype(index_type, copy=False), post.astype(index_type, copy=False)
 
 
 def realize_connectivity(conn: Connectivity, n_pre: int, n_post: int, *, same_population: bool) -> np.ndarray:
@@ -142,16 +145,16 @@ _COMPILED_FROM_PAIRS = 1 << 29
 def _bernoulli_pairs(seed: int, p: float, n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
     """``np.nonzero(default_rng(seed).random((n_pre, n_post)) < p)``: Generator.random consumes
     the stream one double per element in C order, so the flat indices of the hits are those of
-    one long draw. ``bernoulli.bernoulli_flat`` finds them without making the doubles (compiled,
-    on every core); numpy's draw in row blocks finds the same ones, and is used when numba is not
+    one long draw. ``bernoulli.bernoulli_pairs`` finds them without making the doubles (compiled,
+    on every core, split into rows and columns as they are found); numpy's draw in row blocks finds the same ones, and is used when numba is not
     loaded yet and the projection is small enough that starting it would cost more."""
+    dtype = np.int32 if max(n_pre, n_post) < 1 << 31 else np.int64
     if n_pre * n_post >= _COMPILED_FROM_PAIRS or "numba" in sys.modules:
-        from .bernoulli import bernoulli_flat  # compiled: loaded only when it pays
+        from .bernoulli import bernoulli_pairs  # compiled: loaded only when it pays
 
-        flat = bernoulli_flat(seed, p, n_pre * n_post)
-    else:
-        flat = _bernoulli_flat_numpy(seed, p, n_pre, n_post)
-    return flat // n_post, flat % n_post
+        return bernoulli_pairs(seed, p, n_pre, n_post, dtype=dtype)
+    flat = _bernoulli_flat_numpy(seed, p, n_pre, n_post)
+    return (flat // n_post).astype(dtype), (flat % n_post).astype(dtype)
 
 
 def _bernoulli_flat_numpy(seed: int, p: float, n_pre: int, n_post: int) -> np.ndarray:

@@ -361,6 +361,11 @@ def _train_defs() -> dict:
             "clip": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
                      "description": "elementwise clip of each gradient to [-clip, clip] before Adam's moments "
                                     "(a heuristic, as optax.clip in jaxsnn's recipe; default: none)"},
+            "ema": {"type": ["number", "null"], "minimum": 0, "exclusiveMaximum": 1, "default": None,
+                    "description": "weight averaging: test passes (and the trained chip) use an exponential "
+                                   "moving average of the float master weights, updated after every batch with "
+                                   "this decay and written quantized like any weight; training goes on from the "
+                                   "master weights (default: none)"},
             "lr_params": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0},
                           "description": "Adam's step for neuron parameters by name (tau_mem, tau_adapt: µs), "
                                          "instead of lr"},

@@ -41,6 +41,7 @@ class TrainConfig:
     eps: float = 1e-8
     gamma: float = 1.0  # learning rate factor per epoch
     clip: float | None = None  # elementwise gradient clip before Adam
+    ema: float | None = None  # decay of the moving average of the master weights used for testing
     epochs: int = 10
     batch_size: int = 64
     test_batch_size: int = 250
@@ -115,6 +116,7 @@ class TrainReader(FieldReader):
             gamma=self.number(opt.get("gamma", 1.0), "train.optimizer.gamma", minimum=0.0),
             clip=(None if opt.get("clip") is None
                   else self.number(opt["clip"], "train.optimizer.clip", minimum=0.0)),
+            ema=(None if opt.get("ema") is None else self._decay(opt["ema"], "train.optimizer.ema")),
             epochs=count("epochs", 10),
             batch_size=count("batch_size", 64),
             test_batch_size=count("test_batch_size", 250),
@@ -126,6 +128,12 @@ class TrainReader(FieldReader):
             weight_clip=self.boolean(train.get("weight_clip", True), "train.weight_clip"),
             raw=dict(train),
         )
+
+    def _decay(self, value, path: str) -> float:
+        value = self.number(value, path, minimum=0.0)
+        if value >= 1.0:
+            self.fail(path, f"must be < 1 (a decay per batch), got {value:g}")
+        return value
 
 
 def parse_train(netlist: Netlist) -> TrainConfig:

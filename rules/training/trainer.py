@@ -117,6 +117,8 @@ class Trainer:
                              options=self.config.options, seed=self.config.seed)
         self.optimizer = Adam(self.config.lr, self.config.betas, self.config.eps, clip=self.config.clip)
         self.master: dict[str, np.ndarray] = {}
+        # train.optimizer.ema: moving average of the master weights, the weights every test pass uses
+        self.average: dict[str, np.ndarray] = {}
         self.checkpoint_dir = Path(checkpoint) if checkpoint else (
             Path(self.config.checkpoint) if self.config.checkpoint else None)
         self.epoch = 0
@@ -158,6 +160,12 @@ class Trainer:
         if opt_state is not None:
             self.optimizer.commit(opt_state)
             self.master.update(new_master)
+            if self.config.ema is not None:
+                d = self.config.ema
+                for key, value in new_master.items():
+                    if key.startswith("w:"):
+                        old = self.average.get(key)
+                        self.average[key] = value.copy() if old is None else d * old + (1 - d) * value
         pred = decode(result, self.config.output, self.config.decode, self.config.decode_window)
         loss = sum(g.loss for g in grads) + sum(t.value for t in terms)
         rule_metrics = {}
@@ -202,15 +210,23 @@ class Trainer:
         for key, value in new.items():
             kind, *rest = key.split(":")
             if kind == "w":
-                proj = self.host.projection(rest[0])
-                if self.config.weight_clip:
-                    fs = self.host.read_params(proj.post, "weight_full_scale")[None, :]
-                    value = np.clip(value, -fs, fs)
-                    new[key] = value
+                value = new[key] = self._clipped(rest[0], value)
                 written[rest[0]] = self.host.write_weights(rest[0], value)
             else:
                 written[(rest[0], rest[1])] = self.host.write_params(rest[0], rest[1], value)
         return written, state, new
+
+    def _clipped(self, proj_name: str, value: np.ndarray) -> np.ndarray:
+        if not self.config.weight_clip:
+            return value
+        fs = self.host.read_params(self.host.projection(proj_name).post, "weight_full_scale")[None, :]
+        return np.clip(value, -fs, fs)
+
+    def _write_master(self, which: dict[str, np.ndarray]) -> None:
+        """Write float weights (``w:<projection>`` keys) to the chip, which quantizes them as always."""
+        for key, value in which.items():
+            if key.startswith("w:"):
+                self.host.write_weights(key[2:], self._clipped(key[2:], value))
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str = "test") -> float:
@@ -345,8 +361,14 @@ class Trainer:
             metrics.update({f"rule_{k}": v for k, v in rule_lists.items()})
             metrics.update({f"rule_{k}": v for k, v in rule_dicts.items()})
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                if self.average:
+                    # weight averaging: test the averaged weights; training goes on from the master
+                    # copy, and after the last epoch the chip keeps the averaged (tested) weights
+                    self._write_master(self.average)
                 metrics["test_accuracy"] = self.evaluate("test")
                 metrics.update(self.health)
+                if self.average and epoch + 1 < cfg.epochs:
+                    self._write_master(self.master)
             for extra in self.rules.call("chipctl_epoch_finished", epoch=epoch, metrics=metrics).values():
                 if extra:
                     metrics.update(extra)
@@ -369,6 +391,7 @@ class Trainer:
             "history_json": _json_list(self.history),
             "chip": self.host.export_config(),
             "master": {k.replace(":", "|"): v for k, v in self.master.items()},
+            "average": {k.replace(":", "|"): v for k, v in self.average.items()},
             "adam_m": {k.replace(":", "|"): v for k, v in self.optimizer.m.items()},
             "adam_v": {k.replace(":", "|"): v for k, v in self.optimizer.v.items()},
             "adam_t": self.optimizer.t,
@@ -396,6 +419,10 @@ class Trainer:
 
         report = self.load_chip(data)
         self.master = {k.replace("|", ":"): np.asarray(v) for k, v in data.get("master", {}).items()}
+        self.average = {k.replace("|", ":"): np.asarray(v) for k, v in data.get("average", {}).items()}
+        if self.average:
+            # the chip was saved holding the averaged weights; training goes on from the master copy
+            self._write_master(self.master)
         self.optimizer.load({"m": {k.replace("|", ":"): v for k, v in data.get("adam_m", {}).items()},
                              "v": {k.replace("|", ":"): v for k, v in data.get("adam_v", {}).items()},
                              "t": data.get("adam_t", 0)})
