@@ -5,7 +5,7 @@ The forward weights stay as the netlist initializes them; only the rule's alignm
 (fixed-pattern mismatch, sensor spread), a noise stream and the rule's own generator. Prints one
 line per seed and, with ``--json``, every phase's angles; ``--svg`` draws the curves.
 
-    python benchmarks/wt_alignment.py netlists/wt_stdp_bss2.yaml --seeds 1 2 3 --phases 60 --json
+    python benchmarks/wt_alignment.py netlists/wt_align_bss2.yaml --seeds 1 2 3 --phases 60 --json
 """
 
 from __future__ import annotations

@@ -324,6 +324,25 @@ def test_gradients_accept_lists_and_are_summed_over_the_batch():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
 
 
+def test_feedback_matrices_replace_w_only_on_the_way_down():
+    """``feedback``: W itself gives the exact gradient; another matrix changes only the layers below
+    the one it stands in for, linearly (−W flips the layer below, not the top one)."""
+    x, labels, Ws = _find_network(P, 0.1, seed0=10)
+    _, dldt, spikes = _loss(x, labels, Ws, P, 0.1)
+    exact = eventprop_gradients(x, spikes, Ws, P, 0.1, dldt)
+    same = eventprop_gradients(x, spikes, Ws, P, 0.1, dldt, feedback=[None] + [W.copy() for W in Ws[1:]])
+    for a, b in zip(exact, same):
+        np.testing.assert_array_equal(a, b)
+    flipped = eventprop_gradients(x, spikes, Ws, P, 0.1, dldt, feedback=[None] + [-W for W in Ws[1:]])
+    np.testing.assert_array_equal(flipped[-1], exact[-1])
+    assert np.abs(exact[0]).max() > 1e-3
+    np.testing.assert_allclose(flipped[0], -exact[0], rtol=1e-12, atol=1e-15)
+    zero = eventprop_gradients(x, spikes, Ws, P, 0.1, dldt, feedback=[None] + [np.zeros_like(W) for W in Ws[1:]])
+    assert np.all(zero[0] == 0.0)
+    with pytest.raises(ValueError, match="feedback"):
+        eventprop_gradients(x, spikes, Ws, P, 0.1, dldt, feedback=[None] + [W.T for W in Ws[1:]])
+
+
 def test_silent_output_gets_no_gradient_and_shapes_are_checked():
     x = np.array([[1.0, 2.0]])
     Ws = [np.array([[0.1], [0.1]])]  # far below threshold: silent

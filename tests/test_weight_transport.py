@@ -124,7 +124,8 @@ def test_bad_options_are_refused_with_the_rule_named(tmp_path):
     host = HostInterface(nl)
     for bad, words in (({"mode": "copy"}, "mode"), ({"feedback": {"h2_h1": "in_h1"}}, "does not run back"),
                        ({"feedback": {"nope": "h1_h2"}}, "unknown projection"),
-                       ({"noise": {"h1": "bg_h2"}}, "channels"), ({"loss": "hinge"}, "loss")):
+                       ({"noise": {"h1": "bg_h2"}}, "channels"), ({"loss": "hinge"}, "loss"),
+                       ({"gradient": "exact"}, "gradient")):
         opts = dict(nl.train["options"]["weight_transport"], **bad)
         rules = RuleSet(["weight_transport"], host=host, train=nl.train, options={"weight_transport": opts}, seed=0)
         with pytest.raises(RuleError, match=words) as err:
@@ -132,13 +133,18 @@ def test_bad_options_are_refused_with_the_rule_named(tmp_path):
         assert "weight_transport" in str(err.value)
 
 
-def test_hidden_updates_use_the_feedback_weights_not_the_forward_ones(tmp_path):
+@pytest.mark.parametrize("gradient", ["adjoint", "activation"])
+def test_hidden_updates_use_the_feedback_weights_not_the_forward_ones(tmp_path, gradient):
     trainer = Trainer(_wt_netlist(tmp_path, "feedback_alignment"))
     rule = trainer.rules.rules["weight_transport"]
     ctx = trainer.rules.contexts["weight_transport"]
+    ctx.options["gradient"] = gradient
+    # the netlist's outputs are silent before training (zero-mean W): the adjoint needs them to fire
+    trainer.host.write_weights("h2_out", np.clip(np.abs(trainer.host.read_weights("h2_out")) + 0.3, 0, 1))
     x, y = trainer.x_train[:32], trainer.y_train[:32]
     batch = trainer._batch(trainer.x_train, trainer.y_train, np.arange(32), training=True)
     result = trainer.host.run(batch.inputs, batch=32)
+    assert result.spikes["out"].counts().sum() > 0
     g1 = rule.chipctl_gradients(ctx, batch, result, [])
     assert set(g1.weights) == {"in_h1", "h1_h2", "h2_out"}
     assert np.abs(g1.weights["in_h1"]).sum() > 0 and np.abs(g1.weights["h1_h2"]).sum() > 0
@@ -189,7 +195,7 @@ def test_train_json_reports_angles(tmp_path):
                         "      phases_per_epoch: 0\n      phase_duration: 200\n      phase_batch: 2\n"
                         "      calibration_batch: 2\n      calibration_duration: 300")
     path.write_text(text)
-    (tmp_path / "yinyang_batch.npz").write_bytes(open("netlists/yinyang_batch.npz", "rb").read())
+    (tmp_path / "yinyang_batch_0to12.npz").write_bytes(open("netlists/yinyang_batch_0to12.npz", "rb").read())
     result = CliRunner().invoke(app, ["train", str(path), "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -292,3 +298,25 @@ def test_sensor_spread_fit_recovers_known_gains():
     gain, tau = fit_sensor_spread(sensed, yard, grid)
     np.testing.assert_allclose(gain, g, rtol=1e-9)
     np.testing.assert_allclose(tau, h, rtol=1e-9)
+
+
+def test_adjoint_revive_raises_a_silent_correct_outputs_weights(tmp_path):
+    """Silent outputs get no adjoint gradient; ``revive`` pushes the correct neuron's weights up from
+    the hidden neurons that fired (a heuristic, EventProp's), and nothing else."""
+    trainer = Trainer(_wt_netlist(tmp_path, "feedback_alignment"))
+    rule = trainer.rules.rules["weight_transport"]
+    ctx = trainer.rules.contexts["weight_transport"]
+    ctx.options["gradient"] = "adjoint"
+    trainer.host.write_weights("h2_out", np.zeros_like(trainer.host.read_weights("h2_out")))
+    batch = trainer._batch(trainer.x_train, trainer.y_train, np.arange(32), training=True)
+    result = trainer.host.run(batch.inputs, batch=32)
+    assert result.spikes["out"].counts().sum() == 0 and result.spikes["h2"].counts().sum() > 0
+    ctx.options["revive"] = 0.0
+    assert not rule.chipctl_gradients(ctx, batch, result, []).weights["h2_out"].any()
+    ctx.options["revive"] = 0.5
+    g = rule.chipctl_gradients(ctx, batch, result, []).weights["h2_out"]
+    active = (result.spikes["h2"].counts() > 0).astype(float)
+    want = np.zeros((32, 3))
+    want[np.arange(32), batch.labels] = 1.0
+    np.testing.assert_allclose(g, -0.5 * active.T @ want / 32)
+    assert (g <= 0).all() and g.min() < 0

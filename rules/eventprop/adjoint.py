@@ -549,7 +549,7 @@ def _kappa1(s, tm, ts, delta):
 
 
 @njit(cache=True, nogil=True)
-def _layer_backward_nb(post, c, arr_t, arr_src, W, tm, ts, th, delta, min_drive):
+def _layer_backward_nb(post, c, arr_t, arr_src, W, Wb, tm, ts, th, delta, min_drive):
     bsz, n, k = post.shape
     m = arr_t.shape[1]
     dW = np.zeros(W.shape)
@@ -599,22 +599,26 @@ def _layer_backward_nb(post, c, arr_t, arr_src, W, tm, ts, th, delta, min_drive)
                 li = lam_i[nxt] * math.exp(-s / ts) + av * _kappa1(s, tm, ts, delta)
                 i = arr_src[b, q]
                 dW[i, j] += li
-                d_arr[b, q] += W[i, j] * (li / ts - lv / tm)
+                d_arr[b, q] += Wb[i, j] * (li / ts - lv / tm)
     return dW, d_arr
 
 
-def _layer_backward(post, c, arr_t, arr_src, W, p: LIFParams, min_drive: float):
+def _layer_backward(post, c, arr_t, arr_src, W, p: LIFParams, min_drive: float, W_back=None):
     """Adjoint of one layer, compiled: the same quantities as ``_layer_backward_numpy``, one neuron
-    of one sample at a time (no (batch, n, K, m) temporaries)."""
+    of one sample at a time (no (batch, n, K, m) temporaries). ``W_back`` (default ``W``) is the
+    matrix that carries the adjoint down to the presynaptic spike times: ``W`` is the exact
+    gradient; anything else is what feedback synapses of their own would carry (weight transport)."""
     f64 = np.float64
+    W_back = W if W_back is None else W_back
     return _layer_backward_nb(np.ascontiguousarray(post, dtype=f64), np.ascontiguousarray(c, dtype=f64),
                               np.ascontiguousarray(arr_t, dtype=f64), np.ascontiguousarray(arr_src, dtype=np.int64),
-                              np.ascontiguousarray(W, dtype=f64), float(p.tau_mem_us), float(p.tau_syn_us),
+                              np.ascontiguousarray(W, dtype=f64), np.ascontiguousarray(W_back, dtype=f64),
+                              float(p.tau_mem_us), float(p.tau_syn_us),
                               float(p.threshold), float(p.delta), float(min_drive))
 
 
 def eventprop_gradients(input_times, layer_spikes: Sequence, weights: Sequence[np.ndarray], params, delays_us,
-                        dL_dt, min_drive: float = 1e-2) -> list[np.ndarray]:
+                        dL_dt, min_drive: float = 1e-2, feedback: Sequence | None = None) -> list[np.ndarray]:
     """Exact gradients dL/dW of a spike-time loss by the adjoint (EventProp) method.
 
     ``input_times``: network inputs (formats as in ``simulate_network``). ``layer_spikes``: per layer the
@@ -628,6 +632,9 @@ def eventprop_gradients(input_times, layer_spikes: Sequence, weights: Sequence[n
     Returns one array per layer shaped like its weights, *summed* over the batch (pass dL/dt of the
     batch-mean loss to get the gradient of the mean). ``min_drive`` clips I(t_k) - theta >= min_drive *
     theta in the spike jump (inactive for consistent, non-grazing spikes; see module docstring).
+    ``feedback``: optional per layer a matrix shaped like its weights (or None) that replaces ``W`` where
+    the adjoint crosses the layer downwards to the presynaptic spike times (the error feedback path);
+    the weight gradients of a layer still use its own ``W`` for the currents at its spikes.
     """
     n_layers = len(weights)
     if len(layer_spikes) != n_layers:
@@ -660,7 +667,11 @@ def eventprop_gradients(input_times, layer_spikes: Sequence, weights: Sequence[n
             raise ValueError(f"layer {layer}: spikes {pre.shape[1]}->{spikes[layer + 1].shape[1]} "
                              f"do not match weights {weights[layer].shape}")
         arr_t, arr_src = _arrivals(pre, delays_l[layer])
-        dW, d_arr = _layer_backward(spikes[layer + 1], c, arr_t, arr_src, weights[layer], params_l[layer], min_drive)
+        back = None if feedback is None or feedback[layer] is None else np.asarray(feedback[layer], dtype=np.float64)
+        if back is not None and back.shape != weights[layer].shape:
+            raise ValueError(f"layer {layer}: feedback {back.shape} does not match weights {weights[layer].shape}")
+        dW, d_arr = _layer_backward(spikes[layer + 1], c, arr_t, arr_src, weights[layer], params_l[layer], min_drive,
+                                    W_back=back)
         grads[layer] = dW
         # a spike's time enters the next layer only through its arrival time (constant delay)
         c = d_arr.reshape(bsz, pre.shape[1], pre.shape[2])

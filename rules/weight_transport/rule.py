@@ -55,6 +55,7 @@ from chip.events import SpikeEvents
 from chip.netlist import Record
 
 from ..api import Gradients, Rule, RunRequest
+from ..eventprop.adjoint import LIFParams, eventprop_gradients, first_spike_loss, padded_from_events
 from ..hookspecs import hookimpl
 
 __all__ = ["WeightTransport", "MODES", "alignment_angle", "stdp_update"]
@@ -185,6 +186,19 @@ class WeightTransport(Rule):
                                    "homeostasis_late_gain (none: at homeostasis_gain in every phase)"),
         "homeostasis_late_gain": (0.05, "exponent of the controller after homeostasis_phases: small, so that it "
                                         "follows slow changes of W without oscillating with the W·B loops"),
+        "gradient": ("activation", "how the error reaches the weights: activation (first-spike activations, the "
+                                   "error sent down through B, loss mse or cross_entropy below) or adjoint (the "
+                                   "EventProp adjoint on the recorded spikes, first-spike cross-entropy with tau0, "
+                                   "tau1, alpha; B in place of Wᵀ wherever it crosses a layer downwards)"),
+        "tau0": (None, "adjoint: softmax temperature over negative first output spike times, µs (default 0.1 tau_syn)"),
+        "tau1": (None, "adjoint: time constant of the early-spike term, µs (default 1.28 tau_syn)"),
+        "alpha": (3e-3, "adjoint: weight of the early-spike term (pushes the correct neuron's first spike earlier)"),
+        "min_drive": (0.2, "adjoint: clip of I − θ at spikes (relative to θ), guards grazing spikes"),
+        "revive": (0.0, "adjoint, heuristic (not a gradient, as EventProp's option): where the correct output neuron "
+                        "stayed silent, drop the sample's push on the outputs and raise the correct neuron's weights "
+                        "from the neurons that fired by this much (no gradient reaches a silent neuron)"),
+        "revive_hidden": (0.0, "adjoint, heuristic (not a gradient): a hidden neuron silent over a whole batch gets "
+                               "its weights from the pre neurons that fired raised by this much (× their firing share)"),
         "loss": ("mse", "output error: mse (activations against a_correct / a_wrong) or cross_entropy (softmax "
                         "of softmax_scale · activation against the label; silent outputs count 0)"),
         "softmax_scale": (8.0, "inverse temperature of the cross-entropy softmax over output activations"),
@@ -232,6 +246,14 @@ class WeightTransport(Rule):
                     raise RuleError(f"option noise: input {src!r} has {host.inputs[src]} channels, "
                                     f"population {pop!r} has {host.populations[pop]}")
                 self.noise[str(pop)] = str(src)
+        if opt["gradient"] not in ("activation", "adjoint"):
+            raise RuleError(f"option gradient must be activation or adjoint, got {opt['gradient']!r}")
+        if opt["gradient"] == "adjoint":
+            for pop in self._chain(context)[0]:
+                for pname in ("v_leak", "v_reset"):
+                    if np.max(np.abs(host.read_params(pop, pname))) > 0.05:
+                        raise RuleError(f"option gradient adjoint: population {pop!r} needs {pname} = 0 "
+                                        f"(the replay model's), the chip has {float(np.mean(host.read_params(pop, pname))):.3g}")
         if opt["loss"] not in ("mse", "cross_entropy"):
             raise RuleError(f"option loss must be mse or cross_entropy, got {opt['loss']!r}")
         if float(opt["period"]) <= 0 or float(opt["phase_duration"]) <= 0:
@@ -453,11 +475,64 @@ class WeightTransport(Rule):
         act = np.where(fired, np.clip(1.0 - np.where(fired, first, 0.0) / t_window, 0.0, 1.0), 0.0)
         return act, fired, np.where(fired, first, np.inf)
 
+    def _adjoint_gradients(self, context, batch, result):
+        """EventProp's adjoint on the recorded spikes, with the error crossing each layer downwards
+        through the feedback synapses B (as stored on the chip) instead of Wᵀ."""
+        host, opt = context.host, context.options
+        params, delays, weights, back = [], [], [], []
+        by_forward = {w: b for b, w in self.pairs.items()}
+        for k, (pop, proj) in enumerate(zip(self.layers, self.projections)):
+            params.append(LIFParams(tau_mem_us=float(np.mean(host.read_params(pop, "tau_mem_us"))),
+                                    tau_syn_us=float(np.mean(host.read_params(pop, "tau_syn_exc_us"))),
+                                    threshold=float(np.mean(host.read_params(pop, "v_threshold")))))
+            delays.append(float(np.mean(host.projection(proj).delay_us)))
+            weights.append(host.read_weights(proj))
+            # the first layer's adjoint goes down to the inputs only, which learn nothing
+            back.append(self.b_chip[by_forward[proj]].T if k > 0 else np.zeros_like(weights[-1]))
+        tau_syn = params[0].tau_syn_us
+        tau0 = float(opt["tau0"]) if opt["tau0"] is not None else 0.1 * tau_syn
+        tau1 = float(opt["tau1"]) if opt["tau1"] is not None else 1.28 * tau_syn
+
+        def padded(ev):
+            return padded_from_events(ev.batch, ev.neuron, ev.time_us, ev.batch_size, ev.size)
+
+        out_first = result.spikes[self.layers[-1]].first_spike_times()
+        loss, dl_dt = first_spike_loss(out_first, batch.labels, tau0, tau1, float(opt["alpha"]), result.duration_us)
+        rows = np.arange(result.batch)
+        silent_label = ~np.isfinite(out_first[rows, batch.labels])
+        revive_out = None
+        if float(opt["revive"]) > 0 and silent_label.any():
+            dl_dt = dl_dt.copy()
+            dl_dt[silent_label] = 0.0
+            active = result.spikes[self.layers[-2]].counts() > 0 if len(self.layers) > 1 else \
+                np.isfinite(result.inputs[context.input].first_spike_times())
+            target = np.zeros((result.batch, out_first.shape[1]))
+            target[rows[silent_label], batch.labels[silent_label]] = 1.0
+            revive_out = float(opt["revive"]) * (active.T.astype(float) @ target) / result.batch
+        grads = eventprop_gradients(padded(result.inputs[context.input]), [padded(result.spikes[p]) for p in self.layers],
+                                    weights, params, delays, dl_dt, min_drive=float(opt["min_drive"]), feedback=back)
+        if revive_out is not None:
+            grads[-1] = grads[-1] - revive_out
+        revive = float(opt["revive_hidden"])
+        if revive > 0:
+            for k, pop in enumerate(self.layers[:-1]):
+                dead = result.spikes[pop].counts().sum(axis=0) == 0
+                if dead.any():
+                    pre_active = (result.spikes[self.layers[k - 1]].counts() > 0) if k > 0 else \
+                        np.isfinite(result.inputs[context.input].first_spike_times())
+                    grads[k] = grads[k] - revive * np.outer(pre_active.mean(axis=0), dead.astype(float))
+        pred = np.argmin(out_first, axis=1)
+        pred[~np.isfinite(out_first).any(axis=1)] = -1
+        return Gradients(loss=loss, weights=dict(zip(self.projections, grads)),
+                         metrics={"accuracy": float(np.mean(pred == batch.labels))})
+
     @hookimpl
     def chipctl_gradients(self, context, batch, result, loss_terms):
         if not bool(context.options["learn_forward"]):
             return None
         opt = context.options
+        if opt["gradient"] == "adjoint":
+            return self._adjoint_gradients(context, batch, result)
         t_window = result.duration_us
         a_in, _, t_in = self._activation(result.inputs[context.input], t_window)
         acts, fired, times = [a_in], [], [t_in]
