@@ -3,8 +3,9 @@ file (and line and field where there is one), nothing on stdout, no traceback.
 
 Every case runs in this process (the command line's own entry point, fast), and the ones marked
 ``measured`` also as a user would, in a child process under a CPU-time limit (RLIMIT_CPU, 20 s: a
-runaway is killed, not waited for) with its peak resident memory (of the child alone) under
-200 MB; ``-m slow`` measures every case that way. Typical figures: 0.5-1.2 s of CPU, 60-125 MB."""
+runaway is killed, not waited for) with the peak memory the child made (resident, less the
+shared libraries it mapped: tests/measure.py) under 200 MB; ``-m slow`` measures every case that
+way. Typical figures: 0.2-1.2 s of CPU, 18-70 MB."""
 
 from __future__ import annotations
 
