@@ -20,6 +20,7 @@ from chip.errors import RuleError
 
 from ..api import Gradients, Rule, RunRequest
 from .adjoint import LIFParams, eventprop_gradients, first_spike_loss, padded_from_events
+from .revive import fired_into, revive_silent_hidden, revive_silent_labels
 from ..hookspecs import hookimpl
 
 __all__ = ["EventProp"]
@@ -130,36 +131,16 @@ class EventProp(Rule):
         extra = [t for t in loss_terms if ("first_spike_times", self.layers[-1]) in t.grads]
         for term in extra:
             dl_dt = dl_dt + np.where(np.isfinite(out_first), term.grads[("first_spike_times", self.layers[-1])], 0.0)
-        if self.revive > 0:
-            # Heuristic (not EventProp's exact gradient): where the correct output neuron stayed
-            # silent, no gradient reaches it, and the loss would only push the other outputs later —
-            # towards silence too. For those samples, drop that push and instead nudge the correct
-            # neuron's weights from the neurons that did fire in the sample.
-            rows = np.arange(result.batch)
-            silent_label = ~np.isfinite(out_first[rows, batch.labels])
-            if silent_label.any():
-                dl_dt = dl_dt.copy()
-                dl_dt[silent_label] = 0.0
-                active = (result.spikes[self.layers[-2]].counts() > 0) if len(self.layers) > 1 else \
-                    np.isfinite(inputs.first_spike_times())
-                target = np.zeros((result.batch, out_first.shape[1]))
-                target[rows[silent_label], batch.labels[silent_label]] = 1.0
-                revive = self.revive * (active.T.astype(float) @ target) / result.batch
+        revive = None
+        if self.revive > 0:  # heuristics for silent neurons: rules/eventprop/revive.py
+            last = len(self.layers) - 1
+            dl_dt, revive = revive_silent_labels(dl_dt, out_first, batch.labels, self.revive,
+                                                 fired=lambda: fired_into(result, self.layers, inputs, last))
         grads = eventprop_gradients(in_times, layer_spikes, weights, params, delays, dl_dt, min_drive=self.min_drive)
-        if self.revive > 0 and silent_label.any():
+        if revive is not None:
             grads[-1] = grads[-1] - revive
         if self.revive_hidden > 0:
-            # Heuristic (weight bumping): a hidden neuron silent in every sample of the batch is out
-            # of reach of the exact gradient; raise its weights from the pre neurons that fired,
-            # in proportion to how often they fired. Active neurons are left to the exact gradient.
-            for k, pop in enumerate(self.layers[:-1]):
-                dead = result.spikes[pop].counts().sum(axis=0) == 0
-                if not dead.any():
-                    continue
-                pre_active = (result.spikes[self.layers[k - 1]].counts() > 0) if k > 0 else \
-                    np.isfinite(inputs.first_spike_times())
-                bump = np.outer(pre_active.mean(axis=0), dead.astype(float))
-                grads[k] = grads[k] - self.revive_hidden * bump
+            revive_silent_hidden(grads, result, self.layers, inputs, self.revive_hidden)
         pred = np.argmin(out_first, axis=1)
         pred[~np.isfinite(out_first).any(axis=1)] = -1
         unused = sorted({kind for t in loss_terms for (kind, _) in t.grads} - {"first_spike_times"})

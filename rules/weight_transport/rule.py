@@ -56,6 +56,7 @@ from chip.netlist import Record
 
 from ..api import Gradients, Rule, RunRequest
 from ..eventprop.adjoint import LIFParams, eventprop_gradients, first_spike_loss, padded_from_events
+from ..eventprop.revive import fired_into, revive_silent_hidden, revive_silent_labels
 from ..hookspecs import hookimpl
 
 __all__ = ["WeightTransport", "MODES", "alignment_angle", "stdp_update"]
@@ -498,29 +499,18 @@ class WeightTransport(Rule):
 
         out_first = result.spikes[self.layers[-1]].first_spike_times()
         loss, dl_dt = first_spike_loss(out_first, batch.labels, tau0, tau1, float(opt["alpha"]), result.duration_us)
-        rows = np.arange(result.batch)
-        silent_label = ~np.isfinite(out_first[rows, batch.labels])
+        inputs = result.inputs[context.input]
         revive_out = None
-        if float(opt["revive"]) > 0 and silent_label.any():
-            dl_dt = dl_dt.copy()
-            dl_dt[silent_label] = 0.0
-            active = result.spikes[self.layers[-2]].counts() > 0 if len(self.layers) > 1 else \
-                np.isfinite(result.inputs[context.input].first_spike_times())
-            target = np.zeros((result.batch, out_first.shape[1]))
-            target[rows[silent_label], batch.labels[silent_label]] = 1.0
-            revive_out = float(opt["revive"]) * (active.T.astype(float) @ target) / result.batch
-        grads = eventprop_gradients(padded(result.inputs[context.input]), [padded(result.spikes[p]) for p in self.layers],
+        if float(opt["revive"]) > 0:  # EventProp's heuristics for silent neurons (rules/eventprop/revive.py)
+            last = len(self.layers) - 1
+            dl_dt, revive_out = revive_silent_labels(dl_dt, out_first, batch.labels, float(opt["revive"]),
+                                                     fired=lambda: fired_into(result, self.layers, inputs, last))
+        grads = eventprop_gradients(padded(inputs), [padded(result.spikes[p]) for p in self.layers],
                                     weights, params, delays, dl_dt, min_drive=float(opt["min_drive"]), feedback=back)
         if revive_out is not None:
             grads[-1] = grads[-1] - revive_out
-        revive = float(opt["revive_hidden"])
-        if revive > 0:
-            for k, pop in enumerate(self.layers[:-1]):
-                dead = result.spikes[pop].counts().sum(axis=0) == 0
-                if dead.any():
-                    pre_active = (result.spikes[self.layers[k - 1]].counts() > 0) if k > 0 else \
-                        np.isfinite(result.inputs[context.input].first_spike_times())
-                    grads[k] = grads[k] - revive * np.outer(pre_active.mean(axis=0), dead.astype(float))
+        if float(opt["revive_hidden"]) > 0:
+            revive_silent_hidden(grads, result, self.layers, inputs, float(opt["revive_hidden"]))
         pred = np.argmin(out_first, axis=1)
         pred[~np.isfinite(out_first).any(axis=1)] = -1
         return Gradients(loss=loss, weights=dict(zip(self.projections, grads)),
