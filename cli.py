@@ -18,6 +18,56 @@ from typing import Callable, Optional
 
 import typer
 
+
+def _coerce_without_pydantic() -> None:
+    """Newer typer (0.2x) coerces every parameter through a pydantic ``TypeAdapter`` built on
+    first use; importing pydantic and building them costs every command ~0.1 s before it starts,
+    a tenth of a small run. Two kinds of parameter need none of it, and are given a coercion here
+    that calls typer's own code without pydantic: one left at its None default (typer returns None
+    before coercing anything; the adapter is built only when a value comes), and a plain ``Path``
+    given as text (typer's own path checks, on the ``Path`` pydantic would have made of the
+    text). Everything else gets typer's adapter, built when its first value arrives. A typer
+    without these internals (older or newer) is left as it is."""
+    try:
+        from dataclasses import dataclass
+        from typing import Any
+
+        from typer import _coercion, _param_types, core
+    except ImportError:
+        return
+    build = getattr(core, "build_runtime_param", None)
+    base = getattr(_coercion, "RuntimeParam", None)
+    check_path = getattr(_param_types, "coerce_cli_path", None)
+    if build is None or base is None or check_path is None or getattr(build, "_chipctl", False):
+        return
+
+    @dataclass(frozen=True)
+    class _Deferred(base):  # type: ignore[misc, valid-type]
+        descriptor: Any = None
+
+        def _coerce_value(self, value, param, ctx):
+            info = self.parameter_info
+            if (isinstance(value, str) and self.annotation is Path and info.path_type is None
+                    and info.parser is None and self.descriptor.file_annotation is None):
+                return check_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
+            real = self.__dict__.get("_built")
+            if real is None:
+                real = self.__dict__["_built"] = build(self.descriptor)
+            return real._coerce_value(value, param=param, ctx=ctx)
+
+    def deferred(descriptor):
+        if getattr(descriptor, "file_annotation", None) is not None:
+            return build(descriptor)
+        return _Deferred(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation,
+                         descriptor=descriptor)
+
+    deferred._chipctl = True
+    core.build_runtime_param = deferred
+
+
+_coerce_without_pydantic()
+
+
 class _App(typer.Typer):
     """The command line, with a bad command line (unknown option, a value out of range) reported
     like bad input: one line on stderr, exit 2, not a usage box."""
