@@ -200,3 +200,44 @@ def test_a_cli_run_does_not_import_pydantic_and_bad_values_read_as_before():
         res = subprocess.run([sys.executable, "-m", "cli", "run", "netlists/single_neuron.yaml", *args], cwd=ROOT,
                              capture_output=True, text=True, timeout=300)
         assert res.returncode == 2 and message in res.stderr, res.stderr
+
+
+def test_a_cli_run_pauses_the_collector_only_for_its_start_up():
+    """In chipctl's own process, ``run`` imports the chip with the cyclic garbage collector paused
+    and then freezes what the imports made (cli._start_up_done): afterwards the collector runs
+    again. An app called inside another process (typer's test runner here) changes nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys, cli\n"
+        "seen = {}\n"
+        "real = cli._load\n"
+        "def load(*a):\n"
+        "    seen['paused'] = not gc.isenabled()\n"
+        "    nl = real(*a)\n"
+        "    seen['after'] = gc.isenabled()\n"
+        "    return nl\n"
+        "cli._load = load\n"
+        "sys.argv = ['chipctl', 'run', 'netlists/single_neuron.yaml', '--json']\n"
+        "try:\n"
+        "    cli.main()\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "assert seen == {'paused': True, 'after': True}, seen\n"
+        "assert gc.isenabled() and gc.get_freeze_count() > 10000, gc.get_freeze_count()\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+    import gc
+
+    from typer.testing import CliRunner
+
+    import cli
+
+    frozen = gc.get_freeze_count()
+    assert gc.isenabled()
+    result = CliRunner().invoke(cli.app, ["run", str(ROOT / "netlists" / "single_neuron.yaml"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
