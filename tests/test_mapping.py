@@ -958,7 +958,7 @@ def test_mapping_time_4000_neurons_bss2():
 
 
 def test_freed_set_up_buffers_leave_the_process():
-    """After mapping, a freed 16 MB block is unmapped even after a larger one was freed
+    """After mapping, a freed 20 MB block is unmapped even after a larger one was freed
     (glibc would otherwise have raised its mmap threshold and kept the block on the heap)."""
     import subprocess
     import sys
@@ -971,7 +971,7 @@ def test_freed_set_up_buffers_leave_the_process():
         "set_up = os.environ['SET_UP'] == '1'\n"
         "print(keep_large_buffers_mapped() if set_up else False)\n"
         "a = np.ones(24 << 17); del a\n"  # 24 MB mapped and freed: glibc raises its threshold
-        "before = rss(); b = np.ones(16 << 17); del b\n"
+        "before = rss(); b = np.ones(20 << 17); del b\n"
         "print((rss() - before) >> 20)\n")
     if not os.path.exists("/proc/self/statm") or not os.confstr("CS_GNU_LIBC_VERSION"):
         pytest.skip("glibc on Linux only")
