@@ -78,7 +78,10 @@ class _App(typer.Typer):
 
         if kwargs.get("standalone_mode", True) is False:
             return super().__call__(*args, **kwargs)
-        _state["own_process"] = True  # chipctl's own process: its start-up may pause the collector
+        # called with the command line of the process (the console command, python -m cli): the
+        # process is chipctl's own and its start-up may pause the collector; with args, another
+        # program runs the app inside its process
+        _state["own_process"] = not args and kwargs.get("args") is None
         try:
             code = super().__call__(*args, standalone_mode=False, **kwargs)
         except TyperException as exc:  # the command line itself is wrong (typer's click errors)

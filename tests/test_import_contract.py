@@ -241,3 +241,8 @@ def test_a_cli_run_pauses_the_collector_only_for_its_start_up():
     result = CliRunner().invoke(cli.app, ["run", str(ROOT / "netlists" / "single_neuron.yaml"), "--json"])
     assert result.exit_code == 0, result.output
     assert gc.isenabled() and gc.get_freeze_count() == frozen
+    # the app called with its arguments (as the hostile-input tests do) is another program's too
+    with pytest.raises(SystemExit) as exit_:
+        cli.app(args=["run", str(ROOT / "netlists" / "single_neuron.yaml"), "--json"], prog_name="chipctl")
+    assert exit_.value.code == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
