@@ -59,8 +59,11 @@ def _coerce_without_pydantic() -> None:
     def deferred(descriptor):
         if getattr(descriptor, "file_annotation", None) is not None:
             return build(descriptor)
-        return _Deferred(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation,
-                         descriptor=descriptor)
+        try:
+            return _Deferred(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation,
+                             descriptor=descriptor)
+        except (TypeError, AttributeError):  # a typer whose runtime parameters take other fields
+            return build(descriptor)
 
     deferred._chipctl = True
     core.build_runtime_param = deferred
