@@ -60,13 +60,17 @@ def _aligned_rule(seed=1, **options):
     return host, rule, ctx
 
 
+@pytest.mark.parametrize("centring", [
+    {},                                       # the defaults: the projection's mean drive removed
+    {"center": "post", "normalize": "post"},  # the training netlists': per forward post neuron
+], ids=["projection", "post"])
 @pytest.mark.parametrize("a_causal, a_acausal, aligns", [
     (-1.0, 1.0, True),    # the rule: anti-Hebbian causal, Hebbian acausal
     (1.0, 1.0, False),    # causal term with the wrong sign
     (-1.0, -1.0, False),  # acausal term with the wrong sign
 ])
-def test_feedback_weights_align_only_with_the_rules_signs(a_causal, a_acausal, aligns):
-    host, rule, ctx = _aligned_rule(a_causal=a_causal, a_acausal=a_acausal)
+def test_feedback_weights_align_only_with_the_rules_signs(a_causal, a_acausal, aligns, centring):
+    host, rule, ctx = _aligned_rule(a_causal=a_causal, a_acausal=a_acausal, **centring)
     start = rule.angles(host)["w"]
     assert 75.0 < start < 105.0, start
     for _ in range(PHASES):
@@ -247,6 +251,19 @@ def test_train_json_reports_angles(tmp_path):
     assert set(out["angles_deg"]) == {"h1_h2", "h2_out"}
     assert all(0.0 <= a <= 180.0 for a in out["angles_deg"].values())
     assert "test_accuracy" in out
+
+
+def test_the_three_mode_netlists_differ_only_in_the_mode_and_fas_fixed_b():
+    """A fair comparison: the same network, data, optimizer and rule options in all three."""
+    nets = {m: load_netlist(f"netlists/wt_{m}_bss2.yaml") for m in ("bp", "fa", "stdp")}
+    opts = {m: dict(nl.train["options"]["weight_transport"]) for m, nl in nets.items()}
+    assert {o.pop("mode") for o in opts.values()} == {"backprop", "feedback_alignment", "stdp_alignment"}
+    assert opts["bp"] == opts["fa"] == opts["stdp"]
+    strip = lambda nl: {k: v for k, v in nl.train.items() if k != "options"}  # noqa: E731
+    assert strip(nets["bp"]) == strip(nets["fa"]) == strip(nets["stdp"])
+    assert repr(nets["bp"].projections) == repr(nets["stdp"].projections)
+    assert repr(nets["bp"].populations) == repr(nets["fa"].populations) == repr(nets["stdp"].populations)
+    assert repr(nets["bp"].inputs) == repr(nets["fa"].inputs) == repr(nets["stdp"].inputs)
 
 
 def test_the_docs_page_matches_the_rule_and_the_netlists():
