@@ -12,6 +12,8 @@ with a Hebbian acausal term (a_acausal > 0) and an anti-Hebbian causal term (a_c
 feedback synapse B[j, i] (pre j, post i) that mirrors W[i, j] (pre i, post j), an acausal pair is
 "i fired, then j": the footprint of W[i, j] driving j. The causal term cancels the pairs that
 independent firing produces anyway (as many causal as acausal), leaving B[j, i] ∝ W[i, j]. The
+drive's common mode is removed first (``center``: over the projection, or per forward post neuron,
+whose excitability scales all its footprints alike; ``normalize: post`` equalizes those neurons). The
 rule keeps a float shadow copy of B (the plasticity processor's memory) and writes it to the chip
 quantized (6-bit, signed through row pairs on ``bss2``) after every timer tick. A homeostatic
 controller sets the background rate of each population so that it fires at ``target_rate``.
