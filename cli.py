@@ -8,6 +8,7 @@ and nothing else there (progress goes to stderr).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -18,6 +19,59 @@ from typing import Callable, Optional
 
 import typer
 
+
+def _coerce_without_pydantic() -> None:
+    """Newer typer (0.2x) coerces every parameter through a pydantic ``TypeAdapter`` built on
+    first use; importing pydantic and building them costs every command ~0.1 s before it starts,
+    a tenth of a small run. Two kinds of parameter need none of it, and are given a coercion here
+    that calls typer's own code without pydantic: one left at its None default (typer returns None
+    before coercing anything; the adapter is built only when a value comes), and a plain ``Path``
+    given as text (typer's own path checks, on the ``Path`` pydantic would have made of the
+    text). Everything else gets typer's adapter, built when its first value arrives. A typer
+    without these internals (older or newer) is left as it is."""
+    try:
+        from dataclasses import dataclass
+        from typing import Any
+
+        from typer import _coercion, _param_types, core
+    except ImportError:
+        return
+    build = getattr(core, "build_runtime_param", None)
+    base = getattr(_coercion, "RuntimeParam", None)
+    check_path = getattr(_param_types, "coerce_cli_path", None)
+    if build is None or base is None or check_path is None or getattr(build, "_chipctl", False):
+        return
+
+    @dataclass(frozen=True)
+    class _Deferred(base):  # type: ignore[misc, valid-type]
+        descriptor: Any = None
+
+        def _coerce_value(self, value, param, ctx):
+            info = self.parameter_info
+            if (isinstance(value, str) and self.annotation is Path and info.path_type is None
+                    and info.parser is None and self.descriptor.file_annotation is None):
+                return check_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
+            real = self.__dict__.get("_built")
+            if real is None:
+                real = self.__dict__["_built"] = build(self.descriptor)
+            return real._coerce_value(value, param=param, ctx=ctx)
+
+    def deferred(descriptor):
+        if getattr(descriptor, "file_annotation", None) is not None:
+            return build(descriptor)
+        try:
+            return _Deferred(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation,
+                             descriptor=descriptor)
+        except (TypeError, AttributeError):  # a typer whose runtime parameters take other fields
+            return build(descriptor)
+
+    deferred._chipctl = True
+    core.build_runtime_param = deferred
+
+
+_coerce_without_pydantic()
+
+
 class _App(typer.Typer):
     """The command line, with a bad command line (unknown option, a value out of range) reported
     like bad input: one line on stderr, exit 2, not a usage box."""
@@ -27,6 +81,10 @@ class _App(typer.Typer):
 
         if kwargs.get("standalone_mode", True) is False:
             return super().__call__(*args, **kwargs)
+        # called with the command line of the process (the console command, python -m cli): the
+        # process is chipctl's own and its start-up may pause the collector; with args, another
+        # program runs the app inside its process
+        _state["own_process"] = not args and kwargs.get("args") is None
         try:
             code = super().__call__(*args, standalone_mode=False, **kwargs)
         except TyperException as exc:  # the command line itself is wrong (typer's click errors)
@@ -78,14 +136,20 @@ def _fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
-def _guard(fn: Callable, force: bool = False):
+def _guard(fn: Callable, force: bool = False, start_up: bool = False):
     """Run a command body, turning chipctl's own errors into one line and exit 2 (``force``: without
-    the per-run limits of chip.budget)."""
+    the per-run limits of chip.budget). ``start_up``: the body imports the chip and then loads its
+    netlist with ``_load``, which ends the start-up (see ``_start_up_done``); only in a process of
+    chipctl's own (the console command, ``python -m cli``), not when the app is called in another
+    program's process, whose objects are not ours to freeze."""
     import contextlib
 
     from chip.budget import unlimited
     from chip.errors import ChipctlError
 
+    if start_up and _state.get("own_process") and gc.isenabled():
+        gc.disable()
+        _state["start_up"] = True
     try:
         with unlimited() if force else contextlib.nullcontext():
             return fn()
@@ -100,6 +164,19 @@ def _guard(fn: Callable, force: bool = False):
     except KeyboardInterrupt:
         typer.echo("chipctl: interrupted", err=True)
         raise typer.Exit(130)
+    finally:
+        _start_up_done()
+
+
+def _start_up_done() -> None:
+    """The end of a command's start-up (``_guard(start_up=True)``): the cyclic garbage collector,
+    paused while the chip's modules were imported, runs again, and the objects made so far
+    (numba's and numpy's modules: over a hundred thousand) are left out of its collections for good
+    (``gc.freeze``). Full collections over them while numba loads were ~0.2 s of a run's CPU;
+    they hold no garbage worth finding. Nothing happens when no start-up is paused."""
+    if _state.pop("start_up", False):
+        gc.freeze()
+        gc.enable()
 
 
 class _Progress:
@@ -199,7 +276,10 @@ class _EpochProgress(_Progress):
 def _load(netlist: Path, profile, die_seed, noise_seed, batch):
     from chip.netlist import load_netlist
 
-    return load_netlist(netlist, profile=profile, die_seed=die_seed, noise_seed=noise_seed, batch=batch)
+    try:
+        return load_netlist(netlist, profile=profile, die_seed=die_seed, noise_seed=noise_seed, batch=batch)
+    finally:
+        _start_up_done()
 
 
 _NETLIST = typer.Argument(..., help="Netlist YAML file.", exists=False)
@@ -262,7 +342,7 @@ def run(netlist: Path = _NETLIST,
         else:
             _print_summary(summary, out)
 
-    _guard(body, force)
+    _guard(body, force, start_up=True)
 
 
 def _print_summary(summary: dict, out: Optional[Path]) -> None:
@@ -384,7 +464,7 @@ def validate(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
                        f"{sum(p.size for p in nl.populations.values())} circuits, "
                        f"{len(nl.projections)} projections, {len(mapped.links)} links")
 
-    _guard(body)
+    _guard(body, start_up=True)
 
 
 @app.command()
@@ -444,7 +524,7 @@ def graph(netlist: Path = _NETLIST, profile: Optional[str] = _PROFILE,
                 else:
                     typer.echo(f"{key}: {value}")
 
-    _guard(body)
+    _guard(body, start_up=True)
 
 
 @app.command()
@@ -522,7 +602,7 @@ def train(netlist: Path = _NETLIST,
                        + (f", checkpoint in {trainer.checkpoint_dir}" if trainer.checkpoint_dir else "")
                        + (f", curves in {out['plot']}" if out.get("plot") else ""))
 
-    _guard(body, force)
+    _guard(body, force, start_up=True)
 
 
 def _training_pictures(trainer, plot: Optional[bool], title: str) -> Optional[Path]:
@@ -683,7 +763,7 @@ def eval_(netlist: Path = _NETLIST,
             typer.echo(f"{nl.name}: test accuracy {acc:.4f} ({len(trainer.y_test)} samples) on die "
                        f"{loaded['die_seed']}, trained on die {loaded['trained_die_seed']}")
 
-    _guard(body)
+    _guard(body, start_up=True)
 
 
 @app.command("rules")

@@ -172,3 +172,77 @@ def test_runs_and_mapping_reports_do_not_import_networkx_but_the_graph_is_networ
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_a_cli_run_does_not_import_pydantic_and_bad_values_read_as_before():
+    """``chipctl run FILE`` coerces its parameters without typer's pydantic adapters (~0.1 s of
+    every command): a plain path and options left unset need none (cli._coerce_without_pydantic).
+    A value given to any other option still goes through typer's own adapter, with its message."""
+    import subprocess
+    import sys
+
+    typer_coercion = pytest.importorskip("typer._coercion", reason="a typer without pydantic adapters")
+    del typer_coercion
+    code = (
+        "import sys, cli\n"
+        "sys.argv = ['chipctl', 'run', 'netlists/single_neuron.yaml', '--json']\n"
+        "try:\n"
+        "    cli.main()\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "assert 'pydantic' not in sys.modules, 'a run imported pydantic'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert '"spikes"' in res.stdout
+    for args, message in ((["--batch", "0"], "Invalid value for '--batch': Input should be greater than or equal to 1"),
+                          (["--die-seed", "x"], "Invalid value for '--die-seed': Input should be a valid integer")):
+        res = subprocess.run([sys.executable, "-m", "cli", "run", "netlists/single_neuron.yaml", *args], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+
+
+def test_a_cli_run_pauses_the_collector_only_for_its_start_up():
+    """In chipctl's own process, ``run`` imports the chip with the cyclic garbage collector paused
+    and then freezes what the imports made (cli._start_up_done): afterwards the collector runs
+    again. An app called inside another process (typer's test runner here) changes nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys, cli\n"
+        "seen = {}\n"
+        "real = cli._load\n"
+        "def load(*a):\n"
+        "    seen['paused'] = not gc.isenabled()\n"
+        "    nl = real(*a)\n"
+        "    seen['after'] = gc.isenabled()\n"
+        "    return nl\n"
+        "cli._load = load\n"
+        "sys.argv = ['chipctl', 'run', 'netlists/single_neuron.yaml', '--json']\n"
+        "try:\n"
+        "    cli.main()\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "assert seen == {'paused': True, 'after': True}, seen\n"
+        "assert gc.isenabled() and gc.get_freeze_count() > 10000, gc.get_freeze_count()\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+    import gc
+
+    from typer.testing import CliRunner
+
+    import cli
+
+    frozen = gc.get_freeze_count()
+    assert gc.isenabled()
+    result = CliRunner().invoke(cli.app, ["run", str(ROOT / "netlists" / "single_neuron.yaml"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    # the app called with its arguments (as the hostile-input tests do) is another program's too
+    with pytest.raises(SystemExit) as exit_:
+        cli.app(args=["run", str(ROOT / "netlists" / "single_neuron.yaml"), "--json"], prog_name="chipctl")
+    assert exit_.value.code == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen

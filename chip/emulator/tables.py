@@ -407,6 +407,34 @@ def _effective_weights_by_chunk(mapped, die: Die, state: ChipState, projection: 
     return at
 
 
+def _fill_one_unit(proj, weights_at, chunks, post_offset: int, start: int, cols_all: np.ndarray,
+                   we_all: np.ndarray, wi_all: np.ndarray) -> np.ndarray:
+    """A projection that is one delivery unit into the synapse table from ``start``: its synapses
+    with a non-zero effective weight, in connection order (rows in order, each row's columns
+    sorted), post neurons as circuits. Returns the synapses per pre row (int64)."""
+    per_row = np.diff(proj.pre_ptr).astype(np.int64)  # all connections, less the zero ones below
+    at = start
+    for c0, c1 in chunks:
+        w_exc, w_inh = weights_at(c0, c1)
+        keep = np.zeros(c1 - c0, dtype=bool)
+        for w in (w_exc, w_inh):
+            if w is not None:
+                keep |= w != 0
+        k = int(np.count_nonzero(keep))
+        if k < c1 - c0:
+            per_row -= np.bincount(proj.pre_of(c0, c1)[~keep], minlength=per_row.size)
+            select = keep
+        else:
+            select = slice(None)
+        np.add(proj.post_index[c0:c1][select], post_offset, out=cols_all[at:at + k])
+        if w_exc is not None:
+            we_all[at:at + k] = w_exc[select]
+        if w_inh is not None:
+            wi_all[at:at + k] = w_inh[select]
+        at += k
+    return per_row
+
+
 def _kernel(h, tau_syn, tau_mem):
     """κ(h) = τs/(τs − τm)·(e^{−h/τs} − e^{−h/τm}), with its limit h/τm·e^{−h/τm} when τs ≈ τm."""
     h = np.asarray(h, dtype=np.float64)
@@ -581,6 +609,17 @@ def build_tables(mapped, die: Die, state: ChipState, dt: float) -> ChipTables:
         def unit_of(c0: int, c1: int, keep: np.ndarray) -> np.ndarray:
             return np.searchsorted(starts, proj.post_index[c0:c1][keep], side="right")
 
+        if n_units == 1:
+            # one unit: its synapses are the projection's non-zero ones in connection order, so
+            # each chunk's go straight after the previous chunk's, in one pass
+            per_row = _fill_one_unit(proj, weights_at, chunks, post.offset, filled, cols_all, we_all, wi_all)
+            filled += int(per_row.sum())
+            rows_per_unit.append(per_row)
+            lat_cycles, last = _route_of(mapped, proj, int(halves[0]), link_model)
+            units.append(DeliveryUnit(projection=name, pre=proj.pre, post_start=post.offset, size=post.size,
+                                      latency_us=lat_cycles * clock, last_link=last, delay_us=proj.delay_us))
+            counts_per_unit.append(n_pre)
+            continue
         # the weights are made chunk by chunk straight into the table (no projection-long
         # vectors), twice: first which synapses are non-zero and how many per (unit, pre row),
         # then each chunk's synapses, grouped by unit, at the end of their unit's part so far

@@ -46,8 +46,10 @@ needs more rows than it owns is a mapping error naming the half, the bus, the pr
 excess.
 
 The ``ideal`` profile (unquantized weights, one bus of 65536 rows per half, one event output per
-half) takes a fast path: each source gets its own row without any search, and only cores that hold
-neurons appear in the routing graph.
+half) takes a fast path: each source gets its own row without any search (over all halves at once
+with array operations, ``rows._one_row_per_source``; a half where a source arrives through two
+projections of one sign is packed as above), and only cores that hold neurons appear in the
+routing graph.
 """
 
 from __future__ import annotations

@@ -34,27 +34,40 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation],
     input_buses = {name: {h: np.zeros(netlist.size_of(name), dtype=np.int64) for h in halves}
                    for name, halves in input_halves.items()}
 
+    rows_used: dict[int, tuple[int, int]] = {}
+    bus_rows: dict[int, tuple[tuple[int, int], ...]] = {}
+    rest = occupied_halves
+    if n_buses == 1 and profile.is_ideal:
+        # one row per source on every half where that is what the packing below gives, over all
+        # halves at once; the halves it leaves (a source sent by two projections of one sign, or
+        # more sources than rows) are packed below
+        rest = _one_row_per_source(netlist, populations, connections, occupied_halves, exc_ids, inh_ids,
+                                   rows_used, bus_rows)
+    wanted = set(rest)
+
     # per half: the connections of each projection that land on it, as their positions in the
     # projection's connection vector, split by target half (contiguous runs of post neurons); the
     # pre and post indices are gathered per half when it is packed
-    per_half: dict[int, list[tuple[str, np.ndarray]]] = {h: [] for h in occupied_halves}
+    per_half: dict[int, list[tuple[str, np.ndarray]]] = {h: [] for h in rest}
     for name, proj in netlist.projections.items():
+        if not wanted:
+            break
         post = populations[proj.post]
+        first, last = post.offset // nph, (post.offset + post.size - 1) // nph
+        if not wanted.intersection(range(first, last + 1)):
+            continue
         ii, jj = connections[name]
         halves = (post.offset + jj) // nph
         # a stable sort of small integers is a radix sort: linear in the connections
         order = np.argsort(halves.astype(np.int16) if halves.size and halves.max() < 1 << 15 else halves,
                            kind="stable")
-        first, last = post.offset // nph, (post.offset + post.size - 1) // nph
         bounds = np.r_[0, np.cumsum(np.bincount(halves - first, minlength=last - first + 1))]
         for half, a, b in zip(range(first, last + 1), bounds[:-1], bounds[1:]):
-            if b > a:
+            if b > a and half in wanted:
                 per_half[half].append((name, order[a:b]))
-        del halves
+        del halves, order
 
-    rows_used: dict[int, tuple[int, int]] = {}
-    bus_rows: dict[int, tuple[tuple[int, int], ...]] = {}
-    for half in occupied_halves:
+    for half in rest:
         entries = [(name, connections[name][0][pos], connections[name][1][pos], pos) for name, pos in per_half[half]]
         sign_of = {name: netlist.projections[name].sign for name, *_ in entries}
         exc = _SignPacking(netlist, populations, [e for e in entries if sign_of[e[0]] != "inhibitory"], nph)
@@ -73,7 +86,104 @@ def _assign_rows(netlist: Netlist, populations: dict[str, PlacedPopulation],
         inh.write_ids(inh_ids, half * rows_per_half, [b * rows_per_bus + e for b, (e, _) in enumerate(per_bus)], nph)
         rows_used[half] = (sum(e for e, _ in per_bus), sum(i for _, i in per_bus))
         bus_rows[half] = per_bus
+    rows_used = {half: rows_used[half] for half in occupied_halves}
+    bus_rows = {half: bus_rows[half] for half in occupied_halves}
     return rows_used, bus_rows, exc_ids, inh_ids, input_buses
+
+
+def _one_row_per_source(netlist: Netlist, populations: dict[str, PlacedPopulation],
+                        connections: dict[str, tuple[np.ndarray, np.ndarray]], occupied_halves: list[int],
+                        exc_ids: dict, inh_ids: dict, rows_used: dict, bus_rows: dict) -> list[int]:
+    """The ideal profile's one row per source (``_SignPacking.pack_one_bus(fast=True)``) with
+    array operations over whole projections instead of a packing per half.
+
+    On a half, a sign's units are its sources in the order of the projections that first bring
+    them (netlist order), each source's neurons in index order, one row each from the sign's first
+    row (excitatory rows from row 0, inhibitory ones after them). When every source reaches a half
+    through at most one projection per sign, a projection's units there are the runs of its
+    connections from one presynaptic neuron onto that half (connections are in row-major order,
+    so a neuron's connections onto one half are consecutive): unit k of projection q on half h
+    sits on row ``sign base + rows of the projections before q there + k``. Fills the ids,
+    ``rows_used`` and ``bus_rows`` of those halves; returns the other halves (a source brought by
+    two projections of one sign, whose copies need the packer's ranking, or more sources than
+    the bus has rows), which it leaves untouched.
+    """
+    profile = netlist.chip
+    nph, rows_per_half, rows_per_bus = profile.neurons_per_half, profile.rows_per_half, profile.rows_per_bus
+    n_halves = max(occupied_halves, default=-1) + 1
+    runs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per projection: first connection and half of each unit
+    count: dict[str, np.ndarray] = {}                    # per projection: its units on each half
+    for name, proj in netlist.projections.items():
+        ii, jj = connections[name]
+        half = jj + populations[proj.post].offset  # a circuit: below 2^31 whenever jj's width is
+        half //= nph
+        new = np.empty(ii.size, dtype=bool)
+        new[:1] = True
+        np.not_equal(ii[1:], ii[:-1], out=new[1:])
+        new[1:] |= half[1:] != half[:-1]
+        starts = np.flatnonzero(new)
+        del new
+        unit_half = half[starts]
+        del half
+        runs[name] = (starts, unit_half)
+        count[name] = np.bincount(unit_half, minlength=n_halves)
+
+    classes = (("exc", [n for n, p in netlist.projections.items() if p.sign != "inhibitory"]),
+               ("inh", [n for n, p in netlist.projections.items() if p.sign != "excitatory"]))
+    mixed = np.zeros(n_halves, dtype=bool)
+    units = {}
+    for cls, names in classes:
+        total = np.zeros(n_halves, dtype=np.int64)
+        per_pre: dict[str, np.ndarray] = {}
+        for name in names:
+            pre = netlist.projections[name].pre
+            per_pre[pre] = per_pre.get(pre, 0) + (count[name] > 0)
+            total += count[name]
+        for times in per_pre.values():
+            mixed |= times > 1
+        units[cls] = total
+    mixed |= units["exc"] + units["inh"] > rows_per_bus
+    occupied = np.zeros(n_halves, dtype=bool)
+    occupied[occupied_halves] = True
+    fast = occupied & ~mixed
+    for half in np.flatnonzero(fast).tolist():
+        e, i = int(units["exc"][half]), int(units["inh"][half])
+        rows_used[half] = (e, i)
+        bus_rows[half] = ((e, i),)
+
+    for cls, names in classes:
+        ids_of = exc_ids if cls == "exc" else inh_ids
+        # this sign's first row on each half: inhibitory rows come after the excitatory ones
+        base = np.arange(n_halves, dtype=np.int64) * rows_per_half
+        if cls == "inh":
+            base += units["exc"]
+        for name in names:
+            starts, unit_half = runs[name]
+            ids = ids_of[name]
+            if starts.size:
+                # each unit's rank among the projection's units on its half (units come neuron by
+                # neuron: a stable sort by half ranks them; of small integers, a radix sort)
+                order = np.argsort(unit_half.astype(np.int16) if n_halves <= 1 << 15 else unit_half, kind="stable")
+                first = np.zeros(n_halves + 1, dtype=np.int64)
+                np.cumsum(count[name], out=first[1:])
+                rank = np.empty(starts.size, dtype=np.int64)
+                rank[order] = np.arange(starts.size) - first[unit_half[order]]
+                # the unit's row as a synapse id without its column (the ids' width holds it)
+                row_id = ((base[unit_half] + rank) * nph).astype(ids.dtype)
+                del order, rank
+                ii, jj = connections[name]
+                lengths = np.diff(starts, append=ii.size)
+                col = jj + populations[netlist.projections[name].post].offset
+                col %= nph
+                keep = fast[unit_half]
+                if keep.all():
+                    np.add(np.repeat(row_id, lengths), col, out=ids, casting="unsafe")
+                else:
+                    at = np.repeat(keep, lengths)
+                    ids[at] = np.repeat(row_id, lengths)[at] + col[at]
+                del col
+            base += count[name]
+    return [half for half in occupied_halves if not fast[half]]
 
 
 def _check_rows(netlist: Netlist, half: int, per_bus, exc: "_SignPacking", inh: "_SignPacking") -> None:

@@ -236,7 +236,11 @@ def realize_weights_at(init: Weights, pre: np.ndarray, post: np.ndarray, shape, 
     build = _WEIGHTS.get(type(init))
     if build is None:
         raise ValueError(f"unknown weight initializer {init!r}; use one of {', '.join(WEIGHT_KINDS)}")
-    pre, post = np.asarray(pre, dtype=np.int64), np.asarray(post, dtype=np.int64)
+    # indices at their own width (int32 from realize_pairs): a constant needs none of them, and
+    # the others index with them as they are
+    pre, post = np.asarray(pre), np.asarray(post)
+    if pre.dtype.kind not in "iu" or post.dtype.kind not in "iu":
+        pre, post = pre.astype(np.int64), post.astype(np.int64)
     return build(init, pre, post, (int(shape[0]), int(shape[1])), sign)
 
 
