@@ -60,13 +60,17 @@ def _aligned_rule(seed=1, **options):
     return host, rule, ctx
 
 
+@pytest.mark.parametrize("centring", [
+    {},                                       # the defaults: the projection's mean drive removed
+    {"center": "post", "normalize": "post"},  # the training netlists': per forward post neuron
+], ids=["projection", "post"])
 @pytest.mark.parametrize("a_causal, a_acausal, aligns", [
     (-1.0, 1.0, True),    # the rule: anti-Hebbian causal, Hebbian acausal
     (1.0, 1.0, False),    # causal term with the wrong sign
     (-1.0, -1.0, False),  # acausal term with the wrong sign
 ])
-def test_feedback_weights_align_only_with_the_rules_signs(a_causal, a_acausal, aligns):
-    host, rule, ctx = _aligned_rule(a_causal=a_causal, a_acausal=a_acausal)
+def test_feedback_weights_align_only_with_the_rules_signs(a_causal, a_acausal, aligns, centring):
+    host, rule, ctx = _aligned_rule(a_causal=a_causal, a_acausal=a_acausal, **centring)
     start = rule.angles(host)["w"]
     assert 75.0 < start < 105.0, start
     for _ in range(PHASES):
@@ -108,6 +112,49 @@ def test_update_and_angle_helpers():
     assert alignment_angle(w, np.zeros((2, 3))) == 90.0
 
 
+def test_centring_modes_remove_row_and_column_common_modes():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 6))                 # what the drive should mirror (B's shape)
+    rows, cols = rng.normal(size=(4, 1)), rng.normal(size=(1, 6))
+    acausal = (w + rows + cols)[None]           # a post neuron's and a pre neuron's common mode on top
+    causal = np.zeros_like(acausal)
+    kw = dict(eta=1.0, a_causal=-1.0, a_acausal=1.0, decay=0.0)
+    double = w - w.mean(axis=1, keepdims=True) - w.mean(axis=0, keepdims=True) + w.mean()
+    np.testing.assert_allclose(stdp_update(causal, acausal, 0 * w, center="both", **kw), double)
+    post = stdp_update(causal, acausal, 0 * w, center="post", **kw)
+    np.testing.assert_allclose(post.mean(axis=1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(post, (w + cols) - (w + cols).mean(axis=1, keepdims=True))
+    for old in (True, "projection"):
+        d = stdp_update(causal, acausal, 0 * w, center=old, **kw)
+        np.testing.assert_allclose(d, acausal[0] - acausal.mean())
+    for none in (False, "none"):
+        np.testing.assert_allclose(stdp_update(causal, acausal, 0 * w, center=none, **kw), acausal[0])
+    # normalize: every row at the drive's overall rms, directions within a row kept
+    scaled = acausal * np.array([[1.0], [3.0], [0.5], [2.0]])[None]
+    n = stdp_update(causal, scaled, 0 * w, center="none", normalize="post", **kw)
+    rms = np.sqrt((n ** 2).mean(axis=1))
+    np.testing.assert_allclose(rms, np.sqrt((scaled[0] ** 2).mean()))
+    np.testing.assert_allclose(n / rms[:, None], scaled[0] / np.sqrt((scaled[0] ** 2).mean(axis=1, keepdims=True)))
+    with pytest.raises(ValueError, match="center"):
+        stdp_update(causal, acausal, 0 * w, center="rows", **kw)
+
+
+def test_phase_schedule_and_phases_between_batches(tmp_path):
+    assert WeightTransport.phases_for_epoch(3, 7) == 3
+    assert [WeightTransport.phases_for_epoch([6, 4, 2], e) for e in range(5)] == [6, 4, 2, 2, 2]
+    nl = _wt_netlist(tmp_path, "stdp_alignment")
+    t = dict(nl.train)
+    t["options"] = {"weight_transport": dict(t["options"]["weight_transport"], initial_phases=1,
+                                             phases_per_epoch=[1, 0], phase_every=1)}
+    trainer = Trainer(nl.replace(train=dict(t, epochs=2)))
+    trainer.fit()
+    rule = trainer.rules.rules["weight_transport"]
+    # epoch 1: 1 initial + 1 scheduled; 2 training batches per epoch, one phase before each
+    assert rule.phases_done == 2 + 2 * 2
+    assert rule.batches_seen == 4
+    assert not any(trainer.host.read_weights(b).any() for b in rule.pairs)  # off again after every phase
+
+
 def _wt_netlist(tmp_path, mode, **train):
     nl = load_netlist("netlists/wt_stdp_bss2.yaml")
     t = dict(nl.train)
@@ -125,7 +172,9 @@ def test_bad_options_are_refused_with_the_rule_named(tmp_path):
     for bad, words in (({"mode": "copy"}, "mode"), ({"feedback": {"h2_h1": "in_h1"}}, "does not run back"),
                        ({"feedback": {"nope": "h1_h2"}}, "unknown projection"),
                        ({"noise": {"h1": "bg_h2"}}, "channels"), ({"loss": "hinge"}, "loss"),
-                       ({"gradient": "exact"}, "gradient")):
+                       ({"gradient": "exact"}, "gradient"), ({"center": "rows"}, "center"),
+                       ({"normalize": "pre"}, "normalize"), ({"phases_per_epoch": [2, -1]}, "phases_per_epoch"),
+                       ({"phases_per_epoch": []}, "phases_per_epoch"), ({"phase_every": 1.5}, "phase_every")):
         opts = dict(nl.train["options"]["weight_transport"], **bad)
         rules = RuleSet(["weight_transport"], host=host, train=nl.train, options={"weight_transport": opts}, seed=0)
         with pytest.raises(RuleError, match=words) as err:
@@ -192,8 +241,10 @@ def test_train_json_reports_angles(tmp_path):
         assert n == 1, key
     text = text.replace("noise: {h1: bg_h1, h2: bg_h2, out: bg_out}",
                         "noise: {h1: bg_h1, h2: bg_h2, out: bg_out}\n      initial_phases: 1\n"
-                        "      phases_per_epoch: 0\n      phase_duration: 200\n      phase_batch: 2\n"
+                        "      phase_duration: 200\n      phase_batch: 2\n"
                         "      calibration_batch: 2\n      calibration_duration: 300")
+    text, n = re.subn(r"\n      phases_per_epoch: .*\n", "\n      phases_per_epoch: 0\n", text)
+    assert n == 1
     path.write_text(text)
     (tmp_path / "yinyang_batch_0to12.npz").write_bytes(open("netlists/yinyang_batch_0to12.npz", "rb").read())
     result = CliRunner().invoke(app, ["train", str(path), "--json"])
@@ -202,6 +253,19 @@ def test_train_json_reports_angles(tmp_path):
     assert set(out["angles_deg"]) == {"h1_h2", "h2_out"}
     assert all(0.0 <= a <= 180.0 for a in out["angles_deg"].values())
     assert "test_accuracy" in out
+
+
+def test_the_three_mode_netlists_differ_only_in_the_mode_and_fas_fixed_b():
+    """A fair comparison: the same network, data, optimizer and rule options in all three."""
+    nets = {m: load_netlist(f"netlists/wt_{m}_bss2.yaml") for m in ("bp", "fa", "stdp")}
+    opts = {m: dict(nl.train["options"]["weight_transport"]) for m, nl in nets.items()}
+    assert {o.pop("mode") for o in opts.values()} == {"backprop", "feedback_alignment", "stdp_alignment"}
+    assert opts["bp"] == opts["fa"] == opts["stdp"]
+    strip = lambda nl: {k: v for k, v in nl.train.items() if k != "options"}  # noqa: E731
+    assert strip(nets["bp"]) == strip(nets["fa"]) == strip(nets["stdp"])
+    assert repr(nets["bp"].projections) == repr(nets["stdp"].projections)
+    assert repr(nets["bp"].populations) == repr(nets["fa"].populations) == repr(nets["stdp"].populations)
+    assert repr(nets["bp"].inputs) == repr(nets["fa"].inputs) == repr(nets["stdp"].inputs)
 
 
 def test_the_docs_page_matches_the_rule_and_the_netlists():

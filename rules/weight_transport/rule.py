@@ -12,6 +12,8 @@ with a Hebbian acausal term (a_acausal > 0) and an anti-Hebbian causal term (a_c
 feedback synapse B[j, i] (pre j, post i) that mirrors W[i, j] (pre i, post j), an acausal pair is
 "i fired, then j": the footprint of W[i, j] driving j. The causal term cancels the pairs that
 independent firing produces anyway (as many causal as acausal), leaving B[j, i] ∝ W[i, j]. The
+drive's common mode is removed first (``center``: over the projection, or per forward post neuron,
+whose excitability scales all its footprints alike; ``normalize: post`` equalizes those neurons). The
 rule keeps a float shadow copy of B (the plasticity processor's memory) and writes it to the chip
 quantized (6-bit, signed through row pairs on ``bss2``) after every timer tick. A homeostatic
 controller sets the background rate of each population so that it fires at ``target_rate``.
@@ -75,14 +77,38 @@ def alignment_angle(w: np.ndarray, b: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(w @ bt / (nw * nb), -1.0, 1.0))))
 
 
+CENTERS = ("projection", "post", "both", "none")
+NORMALIZE = ("none", "post")
+
+
 def stdp_update(causal: np.ndarray, acausal: np.ndarray, b: np.ndarray, *, eta: float, a_causal: float,
-                a_acausal: float, decay: float, center: bool = False) -> np.ndarray:
+                a_acausal: float, decay: float, center: bool | str = False, normalize: str = "none") -> np.ndarray:
     """ΔB from one read of the sensors (batch, n_pre, n_post): the batch mean of
-    a_acausal · acausal + a_causal · causal (less its mean over the projection's synapses when
-    ``center``), minus decay · B, times eta."""
+    a_acausal · acausal + a_causal · causal, minus decay · B, times eta.
+
+    ``center`` removes a common mode from the drive before that: ``projection`` (or true) its mean
+    over all the projection's synapses, ``post`` its mean over each row (the synapses of one
+    feedback pre neuron, i.e. one post neuron of the forward projection: how readily that neuron
+    fires moves all of them alike), ``both`` the row and the column means (double centring: the
+    column mean is a lead or lag of one forward pre neuron), ``none`` (or false) nothing.
+    ``normalize: post`` then scales each row to the drive's overall rms (each forward post
+    neuron's footprints weighted alike, whatever its gain)."""
     drive = (a_acausal * np.asarray(acausal) + a_causal * np.asarray(causal)).mean(axis=0)
-    if center:
+    mode = {True: "projection", False: "none"}.get(center, center) if isinstance(center, bool) else center
+    if mode == "projection":
         drive = drive - drive.mean()
+    elif mode == "post":
+        drive = drive - drive.mean(axis=1, keepdims=True)
+    elif mode == "both":
+        drive = drive - drive.mean(axis=1, keepdims=True) - drive.mean(axis=0, keepdims=True) + drive.mean()
+    elif mode != "none":
+        raise ValueError(f"center must be one of {', '.join(CENTERS)}, got {center!r}")
+    if normalize == "post":
+        rms = np.sqrt((drive ** 2).mean(axis=1, keepdims=True))
+        total = np.sqrt((drive ** 2).mean())
+        drive = np.where(rms > 0, drive * total / np.where(rms > 0, rms, 1.0), 0.0)
+    elif normalize != "none":
+        raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}, got {normalize!r}")
     return eta * (drive - decay * b)
 
 
@@ -153,7 +179,10 @@ class WeightTransport(Rule):
                         "stdp_alignment), e.g. {h1: bg_h1}"),
         "learn_forward": (True, "return gradients for the forward chain (false: only align B, W stays)"),
         "initial_phases": (40, "alignment phases before the first epoch"),
-        "phases_per_epoch": (2, "alignment phases at the start of every epoch after that"),
+        "phases_per_epoch": (2, "alignment phases at the start of every epoch after that; a list gives them "
+                                "epoch by epoch (the first entry for epoch 1, the last repeated), e.g. [8, 8, 6, 4, 2]"),
+        "phase_every": (0, "also run one alignment phase before every this many training batches (0: never), "
+                           "so that B follows W within an epoch"),
         "phase_duration": (1000.0, "length of one alignment phase, µs"),
         "phase_batch": (16, "independent noise realisations run side by side in a phase"),
         "period": (500.0, "plasticity timer: read, reset and update every this many µs (on bss2 a pair is half a "
@@ -178,8 +207,12 @@ class WeightTransport(Rule):
         "calibration_signal_lag": (0.0, "lag (µs) at which a synapse's measured gain is taken: 0 divides by the "
                                         "amplitude gain alone, > 0 also by the measured time constant's effect on "
                                         "a pair at that lag"),
-        "center": (True, "subtract the mean drive over the projection's synapses each tick: a lead or lag of "
-                          "whole populations moves every B alike and says nothing about single weights"),
+        "center": (True, "common mode removed from the drive each tick: true / projection (the mean over the "
+                          "projection's synapses: a lead or lag of whole populations moves every B alike and says "
+                          "nothing about single weights), post (the mean over each forward post neuron's synapses), "
+                          "both (post and forward pre neurons' means), false / none"),
+        "normalize": ("none", "none, or post: scale each forward post neuron's drive to the projection's rms "
+                              "(after centring), so that neurons that fire more readily do not dominate B"),
         "target_rate": (50.0, "homeostasis: firing rate (kHz) each population is driven to in the phases"),
         "background_rate": (0.23, "initial Poisson rate per background channel, events per µs"),
         "homeostasis_gain": (0.2, "exponent of the multiplicative rate controller"),
@@ -255,8 +288,18 @@ class WeightTransport(Rule):
                     if np.max(np.abs(host.read_params(pop, pname))) > 0.05:
                         raise RuleError(f"option gradient adjoint: population {pop!r} needs {pname} = 0 "
                                         f"(the replay model's), the chip has {float(np.mean(host.read_params(pop, pname))):.3g}")
+        if not isinstance(opt["center"], bool) and opt["center"] not in CENTERS:
+            raise RuleError(f"option center must be true, false or one of {', '.join(CENTERS)}, got {opt['center']!r}")
+        if opt["normalize"] not in NORMALIZE:
+            raise RuleError(f"option normalize must be one of {', '.join(NORMALIZE)}, got {opt['normalize']!r}")
         if opt["loss"] not in ("mse", "cross_entropy"):
             raise RuleError(f"option loss must be mse or cross_entropy, got {opt['loss']!r}")
+        sched = opt["phases_per_epoch"]
+        entries = sched if isinstance(sched, (list, tuple)) else [sched]
+        if not entries or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in entries):
+            raise RuleError(f"option phases_per_epoch: expected a count or a non-empty list of counts >= 0, got {sched!r}")
+        if isinstance(opt["phase_every"], bool) or not isinstance(opt["phase_every"], int) or opt["phase_every"] < 0:
+            raise RuleError(f"option phase_every: expected a number of batches >= 0, got {opt['phase_every']!r}")
         if float(opt["period"]) <= 0 or float(opt["phase_duration"]) <= 0:
             raise RuleError("options period and phase_duration must be positive")
         self.layers, self.projections = self._chain(context)
@@ -271,6 +314,7 @@ class WeightTransport(Rule):
         self.shadow = {b: v.copy() for b, v in self.b_chip.items()}
         self.rates = {pop: np.full(host.populations[pop], float(opt["background_rate"])) for pop in self.noise}
         self.phases_done = 0
+        self.batches_seen = 0  # training batches, for phase_every
         self.angle_log: list[dict] = []
         # sensor calibration: per-synapse amplitude and time-constant gains, measured once
         self.calibrated = False
@@ -352,7 +396,7 @@ class WeightTransport(Rule):
                 self.shadow[b] = self.shadow[b] + stdp_update(
                     causal, acausal, self.shadow[b], eta=eta, a_causal=float(opt["a_causal"]),
                     a_acausal=float(opt["a_acausal"]), decay=float(opt["decay"]),
-                    center=bool(opt["center"]))
+                    center=opt["center"], normalize=str(opt["normalize"]))
                 if opt["max_ratio"] is not None:
                     cap = float(opt["max_ratio"]) * np.linalg.norm(host.read_weights(self.pairs[b]))
                     norm = np.linalg.norm(self.shadow[b])
@@ -451,11 +495,19 @@ class WeightTransport(Rule):
         constant ``tau_us``), from the calibration (1 before it): g·e^{−lag/(τh)} / e^{−lag/τ}."""
         return self.gain[b] * np.exp(-lag_us / tau_us * (1.0 / self.tau_gain[b] - 1.0))
 
+    @staticmethod
+    def phases_for_epoch(schedule, epoch: int) -> int:
+        """Alignment phases at the start of ``epoch`` (0-based) from ``phases_per_epoch``: a number,
+        or a list whose last entry repeats."""
+        if isinstance(schedule, (list, tuple)):
+            return int(schedule[min(epoch, len(schedule) - 1)])
+        return int(schedule)
+
     @hookimpl
     def chipctl_epoch_started(self, context, epoch):
         if self.mode != "stdp_alignment":
             return
-        n = int(context.options["phases_per_epoch"])
+        n = self.phases_for_epoch(context.options["phases_per_epoch"], epoch)
         if self.phases_done == 0:
             n += int(context.options["initial_phases"])
         for _ in range(n):
@@ -467,6 +519,11 @@ class WeightTransport(Rule):
         if self.mode == "backprop":
             self._copy_forward(context.host)
             self._gate_off(context.host)
+        every = int(context.options["phase_every"])
+        if self.mode == "stdp_alignment" and every > 0 and batch.training:
+            self.batches_seen += 1
+            if self.batches_seen % every == 0:
+                self.run_phase(context)
         return None
 
     @staticmethod
@@ -580,6 +637,7 @@ class WeightTransport(Rule):
                 "tau_gain": {b: v.copy() for b, v in self.tau_gain.items()},
                 "calibrated": int(self.calibrated),
                 "phases_done": self.phases_done,
+                "batches_seen": self.batches_seen,
                 "angle_log_json": json.dumps(self.angle_log),
                 "rng_json": json.dumps(self.rng.bit_generator.state)}
 
@@ -593,5 +651,6 @@ class WeightTransport(Rule):
                 setattr(self, key, {b: np.asarray(v, dtype=np.float64) for b, v in state[key].items()})
         self.calibrated = bool(state.get("calibrated", False))
         self.phases_done = int(state["phases_done"])
+        self.batches_seen = int(state.get("batches_seen", 0))
         self.angle_log = json.loads(state["angle_log_json"])
         self.rng.bit_generator.state = json.loads(state["rng_json"])
