@@ -20,6 +20,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+def _python(code: str):
+    """Run ``code`` in a fresh interpreter from the project root (what a first import loads is
+    only seen in a new process); it must exit 0. Returns the completed process."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res
+
+
 # (1) modules nobody outside chip/ may import (a name or any of its submodules)
 CHIP_INTERNALS = ("chip.emulator", "chip.state", "chip.die", "chip.readout", "chip.mapping.")
 CLIENTS = ("rules", "regression", "pictures", "sweeps", "cli.py", "cli_sweep.py", "chipctl.py", "benchmarks",
@@ -134,9 +146,6 @@ def test_public_entry_points_are_allowed(tmp_path):
 def test_a_run_does_not_import_scipy_linalg_and_compiled_dot_still_works():
     """numba's BLAS probe is skipped (chip.numba_start): a run loads no scipy.linalg, and compiled
     code that does use np.dot afterwards still gets it (scipy imported on demand)."""
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "from chip.host import HostInterface\n"
@@ -148,17 +157,13 @@ def test_a_run_does_not_import_scipy_linalg_and_compiled_dot_still_works():
         "dot = njit(lambda a, b: np.dot(a, b))\n"
         "assert dot(np.arange(3.0), np.arange(3.0)) == 5.0\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
+    _python(code)
 
 
 def test_runs_and_mapping_reports_do_not_import_networkx_but_the_graph_is_networkx():
     """Routes, the link model's order and the mapping summary come from chip.mapping.routing's
     Network (~0.25 s and ~20 MB of import saved per run); ``MappedChip.graph`` still is a
     networkx DiGraph, made when asked."""
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "from chip.host import HostInterface\n"
@@ -170,8 +175,7 @@ def test_runs_and_mapping_reports_do_not_import_networkx_but_the_graph_is_networ
         "assert 'networkx' not in sys.modules, 'a run imported networkx'\n"
         "assert type(h.mapped.graph).__name__ == 'DiGraph' and 'networkx' in sys.modules\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
+    _python(code)
 
 
 def test_a_cli_run_does_not_import_pydantic_and_bad_values_read_as_before():
@@ -192,8 +196,7 @@ def test_a_cli_run_does_not_import_pydantic_and_bad_values_read_as_before():
         "    assert exc.code in (0, None), exc.code\n"
         "assert 'pydantic' not in sys.modules, 'a run imported pydantic'\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
+    res = _python(code)
     assert '"spikes"' in res.stdout
     for args, message in ((["--batch", "0"], "Invalid value for '--batch': Input should be greater than or equal to 1"),
                           (["--die-seed", "x"], "Invalid value for '--die-seed': Input should be a valid integer")):
@@ -206,9 +209,6 @@ def test_a_cli_run_pauses_the_collector_only_for_its_start_up():
     """In chipctl's own process, ``run`` imports the chip with the cyclic garbage collector paused
     and then freezes what the imports made (cli._start_up_done): afterwards the collector runs
     again. An app called inside another process (typer's test runner here) changes nothing."""
-    import subprocess
-    import sys
-
     code = (
         "import gc, sys, cli\n"
         "seen = {}\n"
@@ -227,8 +227,7 @@ def test_a_cli_run_pauses_the_collector_only_for_its_start_up():
         "assert seen == {'paused': True, 'after': True}, seen\n"
         "assert gc.isenabled() and gc.get_freeze_count() > 10000, gc.get_freeze_count()\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
+    _python(code)
 
     import gc
 
