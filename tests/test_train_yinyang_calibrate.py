@@ -35,9 +35,10 @@ def test_calibrate_names_exactly_its_parameters(keys, parameters):
     assert all(targets[name] == DEFAULT_TARGETS[name] for name in parameters)
 
 
-def test_calibrate_without_calibrated_is_one_line_and_exit_2():
+@pytest.mark.parametrize("option", [["--calibrate", "tau_mem"], ["--respread", "1"]])
+def test_calibration_options_without_calibrated_are_one_line_and_exit_2(option):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_yinyang.py"),
-                           str(ROOT / "netlists" / "yinyang_bss2.yaml"), "--calibrate", "tau_mem"],
+                           str(ROOT / "netlists" / "yinyang_bss2.yaml"), *option],
                           capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert "--calibrated" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -85,11 +86,3 @@ populations:
     assert np.array_equal(again.codes["tau_mem_us"], spread.codes["tau_mem_us"])
     assert not np.array_equal(other.codes["tau_mem_us"], spread.codes["tau_mem_us"])
     assert spread.made_by["respread"]["scale"] == 1.0
-
-
-def test_respread_without_calibrated_is_one_line_and_exit_2():
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_yinyang.py"),
-                           str(ROOT / "netlists" / "yinyang_bss2.yaml"), "--respread", "1"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 2, proc.stderr
-    assert "--calibrated" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
