@@ -178,6 +178,8 @@ def respread_calibration(cal, netlist, seed: int, scale: float):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rules.calibration.targets import TARGET_KEYS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("netlist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -188,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--calibrated", action="store_true",
                         help="calibrate each seed's die (rules.calibration) before training on it")
     parser.add_argument("--calibrate", nargs="+", default=None, metavar="PARAMETER",
-                        choices=["v_leak", "v_reset", "v_threshold", "tau_mem", "tau_syn", "tau_syn_exc", "tau_syn_inh"],
+                        choices=list(TARGET_KEYS),
                         help="with --calibrated: calibrate only these parameters (a targets file's keys); "
                              "the others stay at their nominal codes")
     parser.add_argument("--respread", type=float, default=0.0, metavar="SCALE",
