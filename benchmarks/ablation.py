@@ -92,7 +92,7 @@ def train_one(path: str, row: str, seed: int, epochs: int | None, out: str, cali
     print("FINAL " + json.dumps({**calibration, **{k: v for k, v in metrics.items() if k != "history"}}), flush=True)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("netlist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -104,6 +104,11 @@ def main(argv=None) -> int:
     parser.add_argument("--calibrated", action="store_true",
                         help="calibrate each row's die (for the row's chip) before training on it")
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.child is not None:
         row, seed = args.child[0], int(args.child[1])
