@@ -3,14 +3,18 @@
 switched off in turn, and on the ideal profile; test accuracy over several seeds per row.
 
     python benchmarks/ablation.py netlists/yinyang_bss2.yaml --seeds 1 2 3 --jobs 2
-        [--rows all,no_saturation,...] [--epochs N] [--json-out results/ablation.json]
+        [--rows all,no_saturation,...] [--epochs N] [--calibrated] [--json-out results/ablation.json]
 
 Seed s sets the die and the noise (die_seed = noise_seed = s), the data order and the initial
 weights (each projection's weight seed + 100·s), as ``benchmarks/train_yinyang.py`` does; every row
 trains the same seeds, so rows differ only in the effect they switch off. The readout's switches
 (``cadc_*``, ``correlation_spread``) are not rows: they never change spikes
 (``tests/test_readout.py::test_the_readout_never_changes_the_spikes``), so a spike-based rule
-trains identically with them on or off. Prints a markdown table (mean ± std of the final test
+trains identically with them on or off. ``--calibrated`` calibrates each row's die for the values
+the netlist's populations use before training on it (as ``train_yinyang.py --calibrated`` does),
+the calibration made on the row's own chip — with the row's effect switched off — so that a
+calibrated and an uncalibrated ablation of the same seeds differ only in the calibration (which
+effect a calibrated die's accuracy difference comes from). Prints a markdown table (mean ± std of the final test
 accuracy, and the seeds' values) and, with ``--json-out``, writes every run's history.
 """
 
@@ -85,17 +89,32 @@ def _netlist(path: str, row: str, seed: int, epochs: int | None, out: str):
     return nl.replace(chip=chip, train=train, projections=projections)
 
 
-def train_one(path: str, row: str, seed: int, epochs: int | None, out: str) -> None:
-    """In a child process: one row, one seed; a JSON line per epoch and a FINAL line."""
+def _train_yinyang():
+    """``benchmarks/train_yinyang.py`` as a module (it sits next to this script, not in a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_yinyang", Path(__file__).resolve().with_name("train_yinyang.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def train_one(path: str, row: str, seed: int, epochs: int | None, out: str, calibrated: bool = False) -> None:
+    """In a child process: one row, one seed; a JSON line per epoch and a FINAL line.
+    ``calibrated``: calibrate the row's die first (``train_yinyang.calibrate_netlist``)."""
     from rules.training import Trainer
 
-    trainer = Trainer(_netlist(path, row, seed, epochs, out))
+    nl = _netlist(path, row, seed, epochs, out)
+    calibration = {}
+    if calibrated:
+        nl, calibration = _train_yinyang().calibrate_netlist(nl, out, seed)
+    trainer = Trainer(nl)
     trainer.on_epoch = lambda m: print(json.dumps(m), flush=True)
     metrics = trainer.fit()
-    print("FINAL " + json.dumps({k: v for k, v in metrics.items() if k != "history"}), flush=True)
+    print("FINAL " + json.dumps({**calibration, **{k: v for k, v in metrics.items() if k != "history"}}), flush=True)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("netlist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -104,11 +123,19 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out", default="runs/ablation")
     parser.add_argument("--json-out", default=None)
+    parser.add_argument("--calibrated", action="store_true",
+                        help="calibrate each row's die (for the row's chip) before training on it")
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.child is not None:
         row, seed = args.child[0], int(args.child[1])
-        train_one(args.netlist, row, seed, args.epochs, f"{args.out}/{row}-seed{seed}")
+        train_one(args.netlist, row, seed, args.epochs,
+                  f"{args.out}/{row}{'-calibrated' if args.calibrated else ''}-seed{seed}", args.calibrated)
         return 0
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
@@ -126,6 +153,8 @@ def main(argv=None) -> int:
             cmd = [sys.executable, __file__, args.netlist, "--child", key[0], str(key[1]), "--out", args.out]
             if args.epochs is not None:
                 cmd += ["--epochs", str(args.epochs)]
+            if args.calibrated:
+                cmd += ["--calibrated"]
             running[key] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         for key, proc in list(running.items()):
             line = proc.stdout.readline()
@@ -149,6 +178,9 @@ def main(argv=None) -> int:
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
         summary[row] = {"what": ROWS[row][0], "test_accuracy": accs, "mean": mean, "std": std,
                         "epoch_wall_s_median": statistics.median(epochs) if epochs else None}
+        if args.calibrated:
+            summary[row]["calibration"] = {s: {k: finals[(row, s)][k] for k in ("calibration", "calibration_wall_s", "unreached")
+                                               if k in finals[(row, s)]} for s in args.seeds if (row, s) in finals}
         table.append(f"| `{row}` | {ROWS[row][0]} | {100 * mean:.1f} ± {100 * std:.1f} % | "
                      f"{', '.join(f'{100 * a:.1f}' for a in accs)} | "
                      f"{summary[row]['epoch_wall_s_median'] or float('nan'):.1f} s |")
@@ -157,6 +189,7 @@ def main(argv=None) -> int:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps({
             "netlist": args.netlist, "seeds": args.seeds, "jobs": args.jobs, "epochs": args.epochs,
+            "calibrated": args.calibrated,
             "wall_s": time.perf_counter() - start, "rows": summary, "histories": histories}, indent=1))
     return 0 if len(finals) == len(rows) * len(args.seeds) else 1
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,8 +98,11 @@ def test_ablation_smoke(tmp_path):
 
     netlist = tmp_path / "yy.yaml"
     text = (HERE.parent / "netlists" / "yinyang_bss2.yaml").read_text()
-    netlist.write_text(text.replace("  epochs: 10\n", "  epochs: 1\n  train_size: 64\n  test_size: 64\n"))
-    shutil.copy(HERE.parent / "netlists" / "yinyang_batch.npz", tmp_path / "yinyang_batch.npz")
+    text, n = re.subn(r"\n  epochs: \d+\n", "\n  epochs: 1\n  train_size: 64\n  test_size: 64\n", text)
+    assert n == 1, "the netlist's train.epochs line moved: the smoke run would train the full recipe"
+    netlist.write_text(text)
+    for data in ("yinyang_batch.npz", "yinyang_batch_0to12.npz"):
+        shutil.copy(HERE.parent / "netlists" / data, tmp_path / data)
     proc = subprocess.run([sys.executable, str(HERE / "ablation.py"), str(netlist), "--seeds", "1", "--rows",
                            "all,ideal", "--jobs", "2", "--out", str(tmp_path / "runs"),
                            "--json-out", str(tmp_path / "a.json")], capture_output=True, text=True, timeout=600)

@@ -103,18 +103,7 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
         nl = nl.replace(chip=nl.chip.replace(mismatch=dataclasses.replace(nl.chip.mismatch, **sigmas)))
     calibration = {}
     if calibrated:
-        from rules.calibration import calibrate_die, targets_of_netlist
-
-        cal = calibrate_die(nl.chip, targets=targets_of_netlist(nl, calibrated_parameters(calibrate)),
-                            options={"calibration": {"report": False}})
-        if respread:
-            cal = respread_calibration(cal, nl, seed, respread)
-        Path(out).mkdir(parents=True, exist_ok=True)
-        path = cal.dump(Path(out) / "calibration.yaml")
-        nl = nl.replace(calibration=str(path.resolve()))
-        # named relative to --out, so that a results file holds no machine path
-        calibration = {"calibration": str(Path(Path(out).name) / path.name), "calibration_wall_s": cal.made_by["wall_s"],
-                       "unreached": {k: len(v) for k, v in cal.unreached.items()}}
+        nl, calibration = calibrate_netlist(nl, out, seed, calibrate, respread)
     train = apply_sets(dict(nl.train), list(sets))
     train.update(seed=seed, checkpoint=out)
     if epochs is not None:
@@ -128,6 +117,26 @@ def train_one(netlist: str, seed: int, out: str, epochs: int | None, calibrated:
     metrics = trainer.fit()
     print("FINAL " + json.dumps({"seed": seed, **calibration, **{k: v for k, v in metrics.items() if k != "history"}}),
           flush=True)
+
+
+def calibrate_netlist(nl, out: str, seed: int, calibrate: list[str] | None = None, respread: float = 0.0):
+    """``nl`` with its die calibrated for the values its populations use (``calibrate``: only those
+    targets-file keys, None for all; ``respread``: see :func:`respread_calibration`), the
+    calibration written to ``out``/calibration.yaml and named as the netlist's; and what a results
+    file records of it. The calibration is made on ``nl.chip`` as it is, so a chip with an effect
+    switched off (``benchmarks/ablation.py --calibrated``) gets a calibration of its own."""
+    from rules.calibration import calibrate_die, targets_of_netlist
+
+    cal = calibrate_die(nl.chip, targets=targets_of_netlist(nl, calibrated_parameters(calibrate)),
+                        options={"calibration": {"report": False}})
+    if respread:
+        cal = respread_calibration(cal, nl, seed, respread)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    path = cal.dump(Path(out) / "calibration.yaml")
+    # named relative to --out, so that a results file holds no machine path
+    return nl.replace(calibration=str(path.resolve())), {
+        "calibration": str(Path(Path(out).name) / path.name), "calibration_wall_s": cal.made_by["wall_s"],
+        "unreached": {k: len(v) for k, v in cal.unreached.items()}}
 
 
 def calibrated_parameters(keys: list[str] | None) -> tuple[str, ...]:

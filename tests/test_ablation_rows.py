@@ -55,3 +55,30 @@ def test_each_row_changes_only_its_effect(row, tmp_path):
         assert on == left_on
     elif "nonidealities" in changed:
         assert off == {k for k, v in ablation.ROWS[row][1]["nonidealities"].items() if not v}
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("row", ["no_saturation", "no_setup_variation"])
+def test_calibrated_rows_calibrate_their_own_chip(row, tmp_path, monkeypatch):
+    """``--calibrated`` calibrates the die the row trains on — with the row's effect off — not the
+    netlist's full chip (a calibration's identity does not name these switches, so a calibration
+    of the other chip would be accepted silently)."""
+    import rules.calibration
+
+    seen = []
+
+    def calibrate_die(chip, **kwargs):
+        seen.append((chip, kwargs["targets"]))
+        raise _Stop
+
+    monkeypatch.setattr(rules.calibration, "calibrate_die", calibrate_die)
+    with pytest.raises(_Stop):
+        ablation.train_one(NETLIST, row, 3, 1, str(tmp_path / "run"), calibrated=True)
+    (chip, targets), = seen
+    assert chip == ablation._netlist(NETLIST, row, 3, 1, str(tmp_path)).chip
+    assert chip != ablation._netlist(NETLIST, "all", 3, 1, str(tmp_path)).chip and chip.die_seed == 3
+    assert targets == {"v_leak": 0.0, "v_reset": 0.0, "v_threshold": 1.0, "tau_mem_us": 12.0,
+                       "tau_syn_exc_us": 6.0, "tau_syn_inh_us": 6.0}

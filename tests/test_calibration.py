@@ -119,7 +119,8 @@ def test_the_calibration_cuts_every_spread_below_calix_bars(small):
 def test_time_constants_hit_their_targets_and_potentials_the_dies_median(small):
     cal, before, after, *_ = small
     for name in ("tau_mem_us", "tau_syn_exc_us", "tau_syn_inh_us"):
-        assert abs(np.mean(after[name]) / cal.targets[name] - 1) < 0.01
+        # 0.4 %: the inhibitory one came out 0.7 % short while its PSP was bent by the saturation
+        assert abs(np.mean(after[name]) / cal.targets[name] - 1) < 0.004, name
     # potentials (anchor median): every circuit at the level the median circuit reads at the
     # target's nominal code, so the die keeps its nominal scale, whatever its CADC's slope
     for name in ("v_leak", "v_reset", "v_threshold"):
@@ -128,6 +129,40 @@ def test_time_constants_hit_their_targets_and_potentials_the_dies_median(small):
         assert abs(entry["after"]["mean"] - entry["level"]) < 0.005
         assert abs(np.mean(after[name]) - np.median(before[name])) < 0.01
     assert np.std(after["v_leak"] - after["v_reset"]) < 0.005
+
+
+@pytest.mark.parametrize("saturation", [True, False])
+def test_the_inhibitory_psp_is_small_enough_that_saturation_does_not_bias_tau_syn(saturation):
+    """The inhibitory input saturates (I_sat 4): a PSP of a full-scale synapse is bent enough that
+    its decay fit reads tau_syn_inh 0.7 % long, and the calibration would set every circuit 0.7 %
+    short. The calibration's PSP (option psp_inh, 0.5, with four times the samples) reads within
+    0.3 %. Without the saturation both read true (the control: the bias is the saturation's)."""
+    import dataclasses
+
+    from rules.calibration.bench import POPULATION
+    from rules.calibration.measure import Bench
+    from rules.calibration.plugin import NeuronCalibration
+
+    chip = SMALL if saturation else SMALL.replace(
+        nonidealities=dataclasses.replace(SMALL.nonidealities, synaptic_saturation=False))
+    host = HostInterface(bench_netlist(chip, params=DEFAULT_TARGETS))
+    true = host.emulator.effective_params()["tau_syn_inh_us"][host.circuits(POPULATION)]
+    bench = Bench(host, POPULATION, batch=16)
+    bench.measure_cadc_offsets()
+    psp = NeuronCalibration.options["psp_inh"][0]
+    bias = {p: float(np.nanmean(bench.tau_syn("inh", 6.0, psp=p, batch=int(64 / p ** 2)) / true) - 1)
+            for p in (1.0, psp)}
+    assert abs(bias[psp]) < 0.003, bias
+    if saturation:
+        assert bias[1.0] > 0.004, bias
+    else:
+        assert abs(bias[1.0]) < 0.003, bias
+
+
+def test_the_psp_options_are_checked():
+    with pytest.raises(RuleError, match="option psp_inh must be from 0.05 to 2"):
+        calibrate_die(SMALL.replace(neurons_per_core=32), targets={"tau_syn_inh_us": 6.0},
+                      options={"calibration": {"psp_inh": 0.0}})
 
 
 def test_the_cadc_anchor_brings_potentials_to_the_cadc_reads_of_their_targets():

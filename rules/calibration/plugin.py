@@ -52,6 +52,10 @@ class NeuronCalibration(Rule):
         "batch": (16, "samples per measurement run (tau_mem uses three, tau_syn four times as many)"),
         "iterations": (4, "search steps per potential (time constants take one fewer)"),
         "report": (True, "measure every parameter before (nominal codes) and after, and report the spreads"),
+        "psp_inh": (0.5, "current of the single PSP tau_syn_inh is measured with, in units of a full-scale synapse: the "
+                         "inhibitory input saturates (bss2: I_sat 4), which bends a PSP of 1 enough to bias the fit "
+                         "0.7 % short; the measurement takes (1/psp)^2 times the samples, so its noise stays the same"),
+        "psp_exc": (1.0, "the same for tau_syn_exc (bss2: I_sat 12, a bias of 0.1 % at 1)"),
         "anchor": ("median", "what potentials are brought to: 'median', the level the die's median circuit reads "
                              "at the target's nominal code (the die keeps the scale its codes give it), or 'cadc', "
                              "the target as the CADC reads it (calix's absolute targets; they carry the die's CADC "
@@ -89,6 +93,10 @@ class _Calibrator:
             raise ValueError(f"option anchor must be median or cadc, got {self.anchor!r}")
         self.levels: dict[str, float] = {}
         self.iterations = int(options.get("iterations", 4))
+        self.psp = {kind: float(options.get(f"psp_{kind}", default)) for kind, default in (("exc", 1.0), ("inh", 0.5))}
+        for kind, psp in self.psp.items():
+            if not 0.05 <= psp <= 2.0:
+                raise ValueError(f"option psp_{kind} must be from 0.05 to 2 (a synapse's full scale), got {psp!r}")
         self.listener = progress
         self.done_runs = 0
         self.bench = Bench(host, population, batch=int(options.get("batch", 16)), progress=self._tick)
@@ -203,7 +211,7 @@ class _Calibrator:
                 out[name] = bench.tau_mem(target, status="measuring tau_mem")
             elif name.startswith("tau_syn"):
                 kind = name.split("_")[2]
-                out[name] = bench.tau_syn(kind, target, status=f"measuring tau_syn_{kind}")
+                out[name] = self._tau_syn(kind, target, f"measuring tau_syn_{kind}")
             elif name == "v_threshold":
                 out[name] = self._measure_threshold(target)
         return out
@@ -225,13 +233,21 @@ class _Calibrator:
             if name == "tau_mem_us":
                 return bench.tau_mem(target, status="tau_mem")
             kind = name.split("_")[2]
-            return bench.tau_syn(kind, target, status=f"tau_syn_{kind}")
+            return self._tau_syn(kind, target, f"tau_syn_{kind}")
 
         iterations = self.iterations - (1 if log else 0)
         stop = 0.2 * TOLERANCE[name]
         found = secant_search(measure, goal, start, transfer, log=log, iterations=max(iterations, 1), stop=stop)
         return {"codes": found.codes, "steps": found.steps,
                 "unreached": self._unreached(name, goal, found.codes, found.values)}
+
+    def _tau_syn(self, kind: str, target: float, status: str) -> np.ndarray:
+        """τ_syn of every circuit's ``kind`` input, from a PSP of the option's current and with
+        (1/psp)² times the samples of a PSP of 1: the saturating input bends a large PSP (a bias
+        of the fit), a small one is noisier by 1/psp."""
+        psp = self.psp[kind]
+        batch = max(1, int(round(4 * self.bench.batch / psp ** 2)))
+        return self.bench.tau_syn(kind, target, psp=psp, batch=batch, status=status)
 
     def _unreached(self, name, goal, codes, values) -> list:
         """The circuits further from ``goal`` (the target, or a potential's level) than the
