@@ -29,7 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-# row name -> (what it is, changes: profile field -> value; "nonidealities" takes a dict of switches)
+# row name -> (what it is, changes: profile field -> value; "nonidealities" takes a dict of switches
+# or "off" for all of them ("base": "off": the given switches on, every other one off), "mismatch"
+# takes "off", "profile" swaps the profile before the rest)
 ROWS: dict[str, tuple[str, dict]] = {
     "all": ("bss2, every effect on", {}),
     "no_saturation": ("synaptic input linear", {"nonidealities": {"synaptic_saturation": False}}),
@@ -41,20 +43,40 @@ ROWS: dict[str, tuple[str, dict]] = {
     "no_mismatch": ("no fixed-pattern mismatch", {"mismatch": "off"}),
     "no_noise": ("no membrane noise", {"noise_membrane": 0.0}),
     "ideal": ("ideal profile (float weights, no mismatch, noise, latency or effects)", {"profile": "ideal"}),
+    # what is left of bss2 with every switch above off at once: its structure (6-bit weights,
+    # 10-bit parameter codes, the 0.2 us step and 8 ns clock, event latency and routing)
+    "effects_off": ("bss2 with every effect, mismatch and noise off",
+                    {"nonidealities": "off", "mismatch": "off", "noise_membrane": 0.0}),
+    # ... and which structural property costs what: the weights' resolution alone, both ways
+    "effects_off_float_weights": ("as effects_off, with float weights (no 6-bit quantization)",
+                                  {"nonidealities": "off", "mismatch": "off", "noise_membrane": 0.0,
+                                   "weight_bits": None}),
+    "ideal_6bit": ("ideal profile with 6-bit weights (only the quantization on)",
+                   {"profile": "ideal", "weight_bits": 6}),
+    # the effects in two groups: what changes from run to run (membrane noise, threshold drift
+    # between batches) and what a die keeps (mismatch, saturation, rails, refractory, setup)
+    "only_noise_drift": ("bss2 with only membrane noise and batch drift on",
+                         {"nonidealities": {"batch_drift": True}, "mismatch": "off", "base": "off"}),
+    "no_noise_drift": ("bss2 without membrane noise and batch drift (the die's fixed effects on)",
+                       {"nonidealities": {"batch_drift": False}, "noise_membrane": 0.0}),
 }
 
 
 def _netlist(path: str, row: str, seed: int, epochs: int | None, out: str):
     from chip.netlist import load_netlist
-    from chip.profiles import Mismatch
+    from chip.profiles import Mismatch, Nonidealities
 
     _, changes = ROWS[row]
     changes = dict(changes)
     nl = load_netlist(path, profile=changes.pop("profile", None), die_seed=seed, noise_seed=seed)
     chip = nl.chip
     switches = changes.pop("nonidealities", None)
-    if switches:
-        chip = chip.replace(nonidealities=dataclasses.replace(chip.nonidealities, **switches))
+    # "base": "off" starts the switches from all off, so the row's own switches are the ones on
+    base = Nonidealities() if changes.pop("base", None) == "off" else chip.nonidealities
+    if switches == "off":
+        chip = chip.replace(nonidealities=Nonidealities())
+    elif switches or base is not chip.nonidealities:
+        chip = chip.replace(nonidealities=dataclasses.replace(base, **(switches or {})))
     if changes.pop("mismatch", None) == "off":
         chip = chip.replace(mismatch=Mismatch())
     if changes:

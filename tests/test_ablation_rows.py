@@ -16,21 +16,45 @@ spec.loader.exec_module(ablation)
 NETLIST = str(ROOT / "netlists" / "yinyang_bss2.yaml")
 
 
+#: the profile fields each row changes from ``all`` and the switches it leaves on (None: all of them)
+CHANGED = {
+    "all": (set(), None),
+    "no_mismatch": ({"mismatch"}, None),
+    "no_noise": ({"noise_membrane"}, None),
+    "effects_off": ({"nonidealities", "mismatch", "noise_membrane"}, set()),
+    "effects_off_float_weights": ({"nonidealities", "mismatch", "noise_membrane", "weight_bits"}, set()),
+    "only_noise_drift": ({"nonidealities", "mismatch"}, {"batch_drift"}),
+    "no_noise_drift": ({"nonidealities", "noise_membrane"}, None),
+}
+
+
 @pytest.mark.parametrize("row", list(ablation.ROWS))
 def test_each_row_changes_only_its_effect(row, tmp_path):
     base = ablation._netlist(NETLIST, "all", 2, None, str(tmp_path))
     nl = ablation._netlist(NETLIST, row, 2, None, str(tmp_path))
     assert nl.chip.die_seed == nl.chip.noise_seed == 2 and nl.train["seed"] == 2
     assert nl.projections["in_hidden"].weights.seed == base.projections["in_hidden"].weights.seed == 201
-    if row == "ideal":
+    if row in ("ideal", "ideal_6bit"):
         assert nl.chip.name == "ideal"
+        assert nl.chip.weight_bits == (6 if row == "ideal_6bit" else None)
+        assert nl.chip.nonidealities.off and nl.chip.mismatch.off and nl.chip.noise_membrane == 0
         return
     changed = {f.name for f in dataclasses.fields(base.chip) if getattr(base.chip, f.name) != getattr(nl.chip, f.name)}
-    expected = {"all": set(), "no_mismatch": {"mismatch"}, "no_noise": {"noise_membrane"}}.get(row, {"nonidealities"})
+    expected, left_on = CHANGED.get(row, ({"nonidealities"}, None))
     assert changed == expected
-    if changed == {"nonidealities"}:
-        off = {f.name for f in dataclasses.fields(nl.chip.nonidealities) if not getattr(nl.chip.nonidealities, f.name)}
-        assert off == set(ablation.ROWS[row][1]["nonidealities"])
+    if "mismatch" in changed:
+        assert nl.chip.mismatch.off
+    if "noise_membrane" in changed:
+        assert nl.chip.noise_membrane == 0
+    if "weight_bits" in changed:
+        assert nl.chip.weight_bits is None
+    switches = nl.chip.nonidealities
+    on = {f.name for f in dataclasses.fields(switches) if getattr(switches, f.name)}
+    off = {f.name for f in dataclasses.fields(switches) if not getattr(switches, f.name)}
+    if left_on is not None:
+        assert on == left_on
+    elif "nonidealities" in changed:
+        assert off == {k for k, v in ablation.ROWS[row][1]["nonidealities"].items() if not v}
 
 
 class _Stop(Exception):
