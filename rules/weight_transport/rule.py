@@ -94,7 +94,7 @@ def stdp_update(causal: np.ndarray, acausal: np.ndarray, b: np.ndarray, *, eta: 
     ``normalize: post`` then scales each row to the drive's overall rms (each forward post
     neuron's footprints weighted alike, whatever its gain)."""
     drive = (a_acausal * np.asarray(acausal) + a_causal * np.asarray(causal)).mean(axis=0)
-    mode = {True: "projection", False: "none"}.get(center, center) if isinstance(center, bool) else center
+    mode = ("projection" if center else "none") if isinstance(center, bool) else center
     if mode == "projection":
         drive = drive - drive.mean()
     elif mode == "post":
