@@ -211,6 +211,65 @@ def test_first_spike_loss_value_and_gradient():
     assert grad[1, 2] > 0
 
 
+def _first_spike_loss_before_margin(t, labels, tau0_us, tau1_us, alpha, t_max_us):
+    """The loss as it was before the margin option, line for line: the margin's 0 must give it bit for bit."""
+    t = np.asarray(t, dtype=np.float64)
+    bsz = t.shape[0]
+    silent = ~np.isfinite(t)
+    te = np.where(silent, float(t_max_us), t)
+    z = -te / tau0_us
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    rows = np.arange(bsz)
+    t_lab = te[rows, labels]
+    per = -logp[rows, labels] + alpha * np.expm1(t_lab / tau1_us)
+    prob = np.exp(logp)
+    onehot = np.zeros_like(prob)
+    onehot[rows, labels] = 1.0
+    grad = (onehot - prob) / tau0_us
+    grad[rows, labels] += alpha / tau1_us * np.exp(t_lab / tau1_us)
+    return float(per.mean()), np.where(silent, 0.0, grad / bsz)
+
+
+def test_first_spike_loss_margin_zero_is_the_plain_loss_bit_for_bit():
+    rng = np.random.default_rng(3)
+    t = rng.uniform(0.0, 24.0, (64, 3))
+    t[rng.random((64, 3)) < 0.1] = np.inf
+    labels = rng.integers(0, 3, 64)
+    kw = dict(tau0_us=0.3, tau1_us=8.0, alpha=0.003, t_max_us=24.0)
+    ref_loss, ref_grad = _first_spike_loss_before_margin(t, labels, **kw)
+    for loss, grad in (first_spike_loss(t, labels, **kw), first_spike_loss(t, labels, **kw, margin_us=0.0)):
+        assert loss == ref_loss
+        assert np.array_equal(grad, ref_grad)
+
+
+def test_first_spike_loss_margin_value_and_gradient():
+    t = np.array([[3.0, 3.2, np.inf], [7.0, 2.0, 4.0], [5.0, 9.0, 8.0]])
+    labels = np.array([0, 2, 0])
+    kw = dict(tau0_us=0.5, tau1_us=20.0, alpha=0.01, t_max_us=30.0, margin_us=0.4)
+    loss, grad = first_spike_loss(t, labels, **kw)
+    te = np.where(np.isfinite(t), t, 30.0)
+    ref = 0.0
+    for b in range(3):
+        z = -te[b] / 0.5
+        z[labels[b]] -= 0.4 / 0.5  # the correct neuron's time enters the softmax 0.4 µs later
+        ref += -(z[labels[b]] - np.log(np.exp(z).sum())) + 0.01 * (np.exp(te[b, labels[b]] / 20.0) - 1)
+    assert loss == pytest.approx(ref / 3, rel=1e-12)
+    assert grad[0, 2] == 0.0  # silent neuron: no spike to move
+    for b, k in [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]:
+        e = 1e-6
+        tp, tm_ = t.copy(), t.copy()
+        tp[b, k] += e
+        tm_[b, k] -= e
+        fd = (first_spike_loss(tp, labels, **kw)[0] - first_spike_loss(tm_, labels, **kw)[0]) / (2 * e)
+        assert grad[b, k] == pytest.approx(fd, rel=1e-6, abs=1e-10)
+    # sample 0 is right by 0.2 µs, less than the margin: the margin pushes harder on that near-tie
+    # than the plain loss does, and it still loses to a sample that leads by 3 µs
+    plain = first_spike_loss(t, labels, **{**kw, "margin_us": 0.0})[1]
+    assert grad[0, 0] > plain[0, 0] > 0 and grad[0, 1] < plain[0, 1] < 0
+    assert grad[0, 0] > 10 * grad[2, 0]
+
+
 # ------------------------------------------------------------------------------------------ gradients
 
 T_MAX = 40.0

@@ -261,6 +261,31 @@ def test_revive_hidden_must_not_be_negative(tmp_path):
         Trainer(nl.replace(train=train))
 
 
+@pytest.mark.parametrize("extra, message", [({"margin": -0.1}, "margin must be a time >= 0"),
+                                            ({"margin": "wide"}, "margin must be a time >= 0"),
+                                            ({"margin": 0.3, "loss": "target_time"}, "target_time loss has none")])
+def test_margin_option_is_checked(tmp_path, extra, message):
+    nl = _small_yinyang(tmp_path, epochs=1, train_size=32)
+    train = dict(nl.train)
+    train["options"] = {"eventprop": {**nl.train["options"]["eventprop"], **extra}}
+    with pytest.raises(RuleError, match=message):
+        Trainer(nl.replace(train=train))
+
+
+def test_margin_option_reaches_the_loss(tmp_path):
+    """The netlist's margin is the one the rule's loss uses: the same batch, a larger loss."""
+    losses = []
+    for margin in (0.0, 1.0):
+        nl = _small_yinyang(tmp_path, epochs=1, train_size=32)
+        train = dict(nl.train)
+        train["options"] = {"eventprop": {**nl.train["options"]["eventprop"], "margin": margin}}
+        trainer = Trainer(nl.replace(train=train))
+        assert trainer.rules.rules["eventprop"].margin == margin
+        idx = np.arange(32)
+        losses.append(trainer.train_step(trainer._batch(trainer.x_train, trainer.y_train, idx, training=True))["loss"])
+    assert losses[1] > losses[0]
+
+
 def test_adam_clip_bounds_each_gradient_element_before_the_moments():
     """``train.optimizer.clip`` clips every element of a gradient to [-clip, clip] before Adam's
     moments (optax.clip); without it the gradient enters unchanged."""

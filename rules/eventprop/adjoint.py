@@ -434,26 +434,34 @@ def simulate_network(input_times, weights: Sequence[np.ndarray], params, t_max_u
 # loss
 
 
-def first_spike_loss(out_first_times, labels, tau0_us: float, tau1_us: float, alpha: float, t_max_us: float):
+def first_spike_loss(out_first_times, labels, tau0_us: float, tau1_us: float, alpha: float, t_max_us: float,
+                     margin_us: float = 0.0):
     """Loss of Wunderlich & Pehle's Yin-Yang experiment on first output spike times.
 
-    L = mean_b [ -log softmax(-t_b/tau0)[label_b] + alpha (exp(t_b,label/tau1) - 1) ]
+    L = mean_b [ -log softmax(-t'_b/tau0)[label_b] + alpha (exp(t_b,label/tau1) - 1) ]
 
     (cross-entropy of the softmax of negative first-spike times, plus a penalty that pushes the correct
-    neuron's spike earlier). Silent neurons (``inf``) are treated as spiking at ``t_max_us``; times are
-    not otherwise clipped. Returns ``(loss, dL/dt)`` with dL/dt of shape (batch, n_out), for the
-    batch-mean loss (i.e. already divided by the batch size), and 0 for silent neurons (no spike to
-    move; EventProp cannot propagate through them).
+    neuron's spike earlier). ``margin_us`` m makes it an additive-margin softmax on times: t' is t with
+    the correct neuron's time shifted later by m (t'_b,label = t_b,label + m), so that a sample stops
+    contributing only once the correct neuron leads the others by clearly more than m, not merely
+    leads; the regulariser keeps the unshifted time. m = 0 is the plain loss, to the last bit.
+    Silent neurons (``inf``) are treated as spiking at ``t_max_us``; times are not otherwise clipped.
+    Returns ``(loss, dL/dt)`` with dL/dt of shape (batch, n_out) — the exact gradient of this loss
+    (the shift is a constant, dt'/dt = 1) — for the batch-mean loss (i.e. already divided by the
+    batch size), and 0 for silent neurons (no spike to move; EventProp cannot propagate through them).
     """
     t = np.asarray(out_first_times, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     bsz = t.shape[0]
     silent = ~np.isfinite(t)
     te = np.where(silent, float(t_max_us), t)
-    z = -te / tau0_us
+    rows = np.arange(bsz)
+    shifted = te.copy()
+    if margin_us:
+        shifted[rows, labels] += float(margin_us)
+    z = -shifted / tau0_us
     z = z - z.max(axis=1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    rows = np.arange(bsz)
     t_lab = te[rows, labels]
     per = -logp[rows, labels] + alpha * np.expm1(t_lab / tau1_us)
     prob = np.exp(logp)
