@@ -188,6 +188,17 @@ def test_compiled_layer_backward_equals_numpy_reference(p):
 # ------------------------------------------------------------------------------------------ loss
 
 
+def _assert_loss_gradient_matches_fd(grad, t, labels, kw, entries):
+    """first_spike_loss's gradient at each (sample, neuron) of ``entries`` against central differences."""
+    e = 1e-6
+    for b, k in entries:
+        tp, tm_ = t.copy(), t.copy()
+        tp[b, k] += e
+        tm_[b, k] -= e
+        fd = (first_spike_loss(tp, labels, **kw)[0] - first_spike_loss(tm_, labels, **kw)[0]) / (2 * e)
+        assert grad[b, k] == pytest.approx(fd, rel=1e-6, abs=1e-10)
+
+
 def test_first_spike_loss_value_and_gradient():
     t = np.array([[3.0, 5.0, np.inf], [7.0, 2.0, 4.0]])
     labels = np.array([0, 2])
@@ -200,13 +211,7 @@ def test_first_spike_loss_value_and_gradient():
         ref += -(z[labels[b]] - np.log(np.exp(z).sum())) + 0.01 * (np.exp(te[b, labels[b]] / 20.0) - 1)
     assert loss == pytest.approx(ref / 2, rel=1e-12)
     assert grad[0, 2] == 0.0  # silent neuron: no spike to move
-    for b, k in [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)]:
-        e = 1e-6
-        tp, tm_ = t.copy(), t.copy()
-        tp[b, k] += e
-        tm_[b, k] -= e
-        fd = (first_spike_loss(tp, labels, **kw)[0] - first_spike_loss(tm_, labels, **kw)[0]) / (2 * e)
-        assert grad[b, k] == pytest.approx(fd, rel=1e-6, abs=1e-10)
+    _assert_loss_gradient_matches_fd(grad, t, labels, kw, [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)])
     # the penalty pushes the correct neuron earlier
     assert grad[1, 2] > 0
 
@@ -256,13 +261,8 @@ def test_first_spike_loss_margin_value_and_gradient():
         ref += -(z[labels[b]] - np.log(np.exp(z).sum())) + 0.01 * (np.exp(te[b, labels[b]] / 20.0) - 1)
     assert loss == pytest.approx(ref / 3, rel=1e-12)
     assert grad[0, 2] == 0.0  # silent neuron: no spike to move
-    for b, k in [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]:
-        e = 1e-6
-        tp, tm_ = t.copy(), t.copy()
-        tp[b, k] += e
-        tm_[b, k] -= e
-        fd = (first_spike_loss(tp, labels, **kw)[0] - first_spike_loss(tm_, labels, **kw)[0]) / (2 * e)
-        assert grad[b, k] == pytest.approx(fd, rel=1e-6, abs=1e-10)
+    _assert_loss_gradient_matches_fd(grad, t, labels, kw,
+                                     [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)])
     # sample 0 is right by 0.2 µs, less than the margin: the margin pushes harder on that near-tie
     # than the plain loss does, and it still loses to a sample that leads by 3 µs
     plain = first_spike_loss(t, labels, **{**kw, "margin_us": 0.0})[1]
