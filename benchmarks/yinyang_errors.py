@@ -83,21 +83,13 @@ def _trainer(netlist: str, die_seed: int, quiet: bool):
 
 
 def _first_spikes(trainer, noise_base: int) -> np.ndarray:
-    """First output spike times over the test set, run in the test batches and with the noise
-    seeds that ``Trainer.evaluate`` uses for the noise base (the run counter left unchanged)."""
+    """First output spike times over the test set, run as ``Trainer.evaluate`` runs it (its test
+    batches, noise from ``noise_base``, the run counter left unchanged)."""
     from rules.training.trainer import _merge_requests
 
     record, _ = _merge_requests({}, trainer.netlist.record, trainer.host, trainer.config.output, trainer.config.decode)
-    x, y = trainer.x_test, trainer.y_test
-    snapshot = trainer.host.runs_done
-    out = []
-    for start in range(0, len(y), trainer.config.test_batch_size):
-        idx = np.arange(start, min(start + trainer.config.test_batch_size, len(y)))
-        batch = trainer._batch(x, y, idx, training=False)
-        result = trainer.host.run(batch.inputs, batch=batch.size, record=record, noise_seed=noise_base + start)
-        out.append(result.spikes[trainer.config.output].first_spike_times())
-    trainer.host.runs_done = snapshot
-    return np.concatenate(out)
+    return np.concatenate([result.spikes[trainer.config.output].first_spike_times()
+                           for _, result in trainer.eval_runs(trainer.x_test, trainer.y_test, record, noise_base)])
 
 
 def diagnose(netlist: str, checkpoint: str, passes: int = 5) -> dict:
@@ -122,7 +114,7 @@ def diagnose(netlist: str, checkpoint: str, passes: int = 5) -> dict:
             trainer._write_master(averaged)
         trainer.host.runs_done = runs_done
         trainer.epoch = max(len(history) - 1, 0)
-        last = trainer.host.profile.noise_seed + 7919 * (1 + trainer.epoch)  # the last test pass's
+        last = trainer.eval_noise_base()  # the last test pass's
         labels = trainer.y_test
         if quiet:
             right, counts, lead = classify(_first_spikes(trainer, last), labels)

@@ -229,6 +229,24 @@ class Trainer:
                 self.host.write_weights(key[2:], self._clipped(key[2:], value))
 
     # ------------------------------------------------------------------ evaluation
+    def eval_noise_base(self) -> int:
+        """Noise seed of this epoch's evaluation runs (a batch from sample ``start`` adds ``start``):
+        evaluation noise comes from its own stream, so evaluating never shifts training's noise."""
+        return self.host.profile.noise_seed + 7919 * (1 + self.epoch)
+
+    def eval_runs(self, x, y, record, noise_base: int | None = None):
+        """Run the samples ``x``/``y`` in test batches as :meth:`evaluate` does, yielding ``(batch,
+        result)``; noise from ``noise_base`` (default :meth:`eval_noise_base`). Evaluation runs do
+        not count: the host's run counter is back where it was once the last batch has run."""
+        base = self.eval_noise_base() if noise_base is None else noise_base
+        bs = self.config.test_batch_size
+        snapshot_runs = self.host.runs_done
+        for start in range(0, len(y), bs):
+            idx = np.arange(start, min(start + bs, len(y)))
+            batch = self._batch(x, y, idx, training=False)
+            yield batch, self.host.run(batch.inputs, batch=batch.size, record=record, noise_seed=base + start)
+        self.host.runs_done = snapshot_runs
+
     def evaluate(self, split: str = "test") -> float:
         """Accuracy on ``split``; the same runs give the network's health (:attr:`health`): per
         hidden population (every one but the output) the fraction of dead neurons (no spike over
@@ -243,18 +261,11 @@ class Trainer:
         record, _ = _merge_requests({}, self.netlist.record, self.host, self.config.output,
                                     "max_membrane" if targets_of is not None else self.config.decode)
         correct = 0
-        bs = self.config.test_batch_size
-        snapshot_runs = self.host.runs_done
         hidden = [p for p in self.host.populations if p != self.config.output]
         counts = {p: np.zeros(self.host.populations[p]) for p in hidden}
         sq_err, n_err = 0.0, 0
         duration = None
-        for start in range(0, len(y), bs):
-            idx = np.arange(start, min(start + bs, len(y)))
-            batch = self._batch(x, y, idx, training=False)
-            # evaluation noise comes from its own stream so evaluating never shifts training's noise
-            result = self.host.run(batch.inputs, batch=batch.size, record=record,
-                                   noise_seed=self.host.profile.noise_seed + 7919 * (1 + self.epoch) + start)
+        for batch, result in self.eval_runs(x, y, record):
             correct += int(np.sum(decode(result, self.config.output, self.config.decode,
                                          self.config.decode_window) == batch.labels))
             duration = result.duration_us
@@ -265,7 +276,6 @@ class Trainer:
                                        self.host.read_params(self.config.output, "v_leak"), self.config.decode_window)
                 sq_err += float(np.sum((recon - batch.targets.reshape(recon.shape)) ** 2))
                 n_err += recon.size
-        self.host.runs_done = snapshot_runs
         health: dict[str, float] = {}
         dead_all = burst_all = n_all = 0
         step = float(self.host.profile.step_us)
@@ -294,8 +304,7 @@ class Trainer:
         batch = self._batch(x, y, idx, training=False)
         record, _ = _merge_requests({}, self.netlist.record, self.host, self.config.output, "max_membrane")
         snapshot_runs = self.host.runs_done
-        result = self.host.run(batch.inputs, batch=batch.size, record=record,
-                               noise_seed=self.host.profile.noise_seed + 7919 * (1 + self.epoch))
+        result = self.host.run(batch.inputs, batch=batch.size, record=record, noise_seed=self.eval_noise_base())
         self.host.runs_done = snapshot_runs
         recon = reconstruction(result, self.config.output, self.host.read_params(self.config.output, "v_leak"),
                                self.config.decode_window)
