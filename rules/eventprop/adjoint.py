@@ -698,24 +698,34 @@ def _g_sat(x, isat):
 
 
 @njit(cache=True, nogil=True)
-def _lam_line(h, i_end, isat, tm, ts, delta, gx, gw, piece):
-    """(1/tm) int_0^h e^{-(h-u)/ts} e^{-u/tm} g'(i_end e^{u/ts}) du: the source of one line's adjoint
-    over an inter-event interval of length h, per unit of lam_V at its end (u runs backwards from the
-    end, where the line's current is i_end). With g' = 1 - tanh^2 this is kappa(h) minus the
-    quadrature of the tanh^2 part (exact for I_sat = inf or a line without current)."""
+def _lam_lines(h, ie_end, ii_end, isat_e, isat_i, tm, ts, delta, gx, gw, piece):
+    """For both lines x = e, i: (1/tm) int_0^h e^{-(h-u)/ts} e^{-u/tm} g_x'(I_x,end e^{u/ts}) du, the
+    source of the line's adjoint over an inter-event interval of length h per unit of lam_V at its
+    end (u runs backwards from the end, where the line's current is I_x,end). With g' = 1 - tanh^2
+    this is kappa(h) minus the quadrature of the tanh^2 part (exact for I_sat = inf or a line without
+    current); the two lines share the nodes."""
     k = _kappa1(h, tm, ts, delta)
-    if math.isinf(isat) or i_end == 0.0 or h <= 0.0:
-        return k
+    do_e = not (math.isinf(isat_e) or ie_end == 0.0)
+    do_i = not (math.isinf(isat_i) or ii_end == 0.0)
+    if h <= 0.0 or not (do_e or do_i):
+        return k, k
     n_piece = max(1, int(math.ceil(h / piece)))
     hp = h / n_piece
-    corr = 0.0
+    corr_e = 0.0
+    corr_i = 0.0
     for pc in range(n_piece):
         u0 = pc * hp
         for q in range(gx.shape[0]):
             u = u0 + gx[q] * hp
-            th = math.tanh(i_end * math.exp(u / ts) / isat)
-            corr += gw[q] * hp * math.exp(-(h - u) / ts - u / tm) * th * th
-    return k - corr / tm
+            grow = math.exp(u / ts)
+            wq = gw[q] * hp * math.exp(-(h - u) / ts - u / tm)
+            if do_e:
+                th = math.tanh(ie_end * grow / isat_e)
+                corr_e += wq * th * th
+            if do_i:
+                th = math.tanh(ii_end * grow / isat_i)
+                corr_i += wq * th * th
+    return k - corr_e / tm, k - corr_i / tm
 
 
 @njit(cache=True, nogil=True)
@@ -789,8 +799,7 @@ def _layer_backward_sat_nb(post, c, arr_t, arr_src, W, tm, ts, th, delta, min_dr
                 h = t_next - t
                 if h > 0:
                     # the interval (t, t_next): currents at its end are those just before event e+1
-                    se = _lam_line(h, ie_b[e + 1], isat_e, tm, ts, delta, gx, gw, piece)
-                    si = _lam_line(h, ii_b[e + 1], isat_i, tm, ts, delta, gx, gw, piece)
+                    se, si = _lam_lines(h, ie_b[e + 1], ii_b[e + 1], isat_e, isat_i, tm, ts, delta, gx, gw, piece)
                     de = math.exp(-h / ts)
                     le = le * de + lv * se
                     li = li * de - lv * si
