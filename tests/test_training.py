@@ -347,3 +347,52 @@ def test_weight_averaging_decay_outside_0_1_is_refused(tmp_path, bad):
     nl = _with_optimizer(_small_yinyang(tmp_path, epochs=1, train_size=32), ema=bad)
     with pytest.raises(NetlistError, match="train.optimizer.ema"):
         Trainer(nl)
+
+
+def _saturation_step(tmp_path, profile, saturation, monkeypatch):
+    nl = _small_yinyang(tmp_path, profile=profile, epochs=1, train_size=32)
+    if profile == "bss2":  # the ideal netlist's operating point is beyond bss2's weight range
+        bss2 = load_netlist("netlists/yinyang_bss2.yaml")
+        nl = bss2.replace(train={**bss2.train, **{k: nl.train[k] for k in (
+            "train_size", "test_size", "epochs", "batch_size", "test_batch_size", "checkpoint")}})
+    train = dict(nl.train)
+    train["options"] = {"eventprop": {**nl.train["options"]["eventprop"], "saturation": saturation}}
+    trainer = Trainer(nl.replace(train=train))
+    import rules.eventprop.rule as rule_module
+    seen = []
+    plain = rule_module.eventprop_gradients
+    monkeypatch.setattr(rule_module, "eventprop_gradients", lambda *a, **k: seen.append(plain(*a, **k)) or seen[-1])
+    idx = np.arange(32)
+    trainer.train_step(trainer._batch(trainer.x_train, trainer.y_train, idx, training=True))
+    return trainer, seen[0]
+
+
+def test_saturation_profile_on_ideal_is_linear(tmp_path, monkeypatch):
+    """``ideal``'s inputs do not saturate: ``saturation: profile`` is the linear model, bit for bit."""
+    trainer, lin = _saturation_step(tmp_path, "ideal", "linear", monkeypatch)
+    assert trainer.rules.rules["eventprop"].saturation is None
+    trainer, prof = _saturation_step(tmp_path, "ideal", "profile", monkeypatch)
+    assert trainer.rules.rules["eventprop"].saturation is None
+    assert len(lin) == len(prof) == 2
+    for a, b in zip(lin, prof):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_saturation_profile_takes_the_profiles_i_sat(tmp_path, monkeypatch):
+    """On ``bss2`` the option takes the profile's documented I_sat and changes the gradient."""
+    trainer, lin = _saturation_step(tmp_path, "bss2", "linear", monkeypatch)
+    assert trainer.rules.rules["eventprop"].saturation is None
+    trainer, prof = _saturation_step(tmp_path, "bss2", "profile", monkeypatch)
+    profile = trainer.host.profile
+    assert trainer.rules.rules["eventprop"].saturation == (profile.synaptic_saturation_exc,
+                                                           profile.synaptic_saturation_inh) == (12.0, 4.0)
+    # the same chip, weights and batch: the saturating model's gradient is another one
+    assert all(np.abs(a - b).max() > 0.05 * np.abs(a).max() for a, b in zip(lin, prof))
+
+
+def test_saturation_option_is_checked(tmp_path):
+    nl = _small_yinyang(tmp_path, epochs=1, train_size=32)
+    train = dict(nl.train)
+    train["options"] = {"eventprop": {**nl.train["options"]["eventprop"], "saturation": "tanh"}}
+    with pytest.raises(RuleError, match="saturation must be linear or profile"):
+        Trainer(nl.replace(train=train))

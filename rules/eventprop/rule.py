@@ -8,7 +8,12 @@ loss for every projection on the path from the task's input to its output. Misma
 and noise are not in the replay model — in-the-loop training absorbs them, as on hardware.
 
 Assumptions of the replay model, checked at configure time: a feed-forward chain of populations,
-leak and reset at 0, one synaptic time constant per population, no adaptation.
+leak and reset at 0, one synaptic time constant per population, no adaptation. With the option
+``saturation: profile`` the replay and the adjoint take the chip's saturating synaptic inputs,
+g(x) = I_sat tanh(x/I_sat) of each line's input (positive weights on the excitatory line, negative
+on the inhibitory), with I_sat the profile's documented ``synaptic_saturation_exc`` / ``_inh`` (a
+property of the kind of chip, read from ``host.profile``; nothing is read from the die); on a profile
+whose inputs do not saturate it is the linear model.
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ class EventProp(Rule):
                                   "(squared distance of first spikes to t_correct / t_wrong, as in jaxsnn)"),
         "t_correct": (None, "target_time loss: first-spike target of the correct neuron, µs (default 2 tau_syn)"),
         "t_wrong": (None, "target_time loss: first-spike target of the other neurons, µs (default 5 tau_syn)"),
+        "saturation": ("linear", "synaptic input model of the replay and adjoint: linear (each line's input x "
+                                 "drives the membrane as is) or profile (g(x) = I_sat tanh(x/I_sat) per line, "
+                                 "excitatory and inhibitory apart, with the chip profile's documented I_sat when its "
+                                 "synaptic_saturation is on, else linear); the gradient stays exact for that model"),
         "revive": (0.0, "heuristic, not part of the exact gradient: where the correct output neuron "
                         "stayed silent, push up its weights from active neurons (no gradient reaches it)"),
         "revive_hidden": (0.0, "heuristic, not part of the exact gradient (weight bumping, as in Goeltz et al. "
@@ -96,6 +105,14 @@ class EventProp(Rule):
             raise RuleError(f"option loss must be cross_entropy or target_time, got {self.loss_kind!r}")
         if self.margin and self.loss_kind != "cross_entropy":
             raise RuleError("option margin shifts the cross_entropy loss's softmax; the target_time loss has none")
+        kind = str(opts["saturation"])
+        if kind not in ("linear", "profile"):
+            raise RuleError(f"option saturation must be linear or profile, got {opts['saturation']!r}")
+        self.saturation = None
+        profile = host.profile  # a documented constant of the kind of chip, not a reading of the die
+        if kind == "profile" and profile.nonidealities.synaptic_saturation and not (
+                np.isinf(profile.synaptic_saturation_exc) and np.isinf(profile.synaptic_saturation_inh)):
+            self.saturation = (float(profile.synaptic_saturation_exc), float(profile.synaptic_saturation_inh))
         self.t_correct = float(opts["t_correct"]) if opts["t_correct"] is not None else 2.0 * tau_syn
         self.t_wrong = float(opts["t_wrong"]) if opts["t_wrong"] is not None else 5.0 * tau_syn
 
@@ -149,7 +166,8 @@ class EventProp(Rule):
             last = len(self.layers) - 1
             dl_dt, revive = revive_silent_labels(dl_dt, out_first, batch.labels, self.revive,
                                                  fired=lambda: fired_into(result, self.layers, inputs, last))
-        grads = eventprop_gradients(in_times, layer_spikes, weights, params, delays, dl_dt, min_drive=self.min_drive)
+        grads = eventprop_gradients(in_times, layer_spikes, weights, params, delays, dl_dt, min_drive=self.min_drive,
+                                    saturation=self.saturation)
         if revive is not None:
             grads[-1] = grads[-1] - revive
         if self.revive_hidden > 0:
