@@ -19,7 +19,9 @@ has to cover. Evaluation only, nothing is trained:
     python benchmarks/yinyang_errors.py netlists/yinyang_bss2.yaml runs/diag/yinyang_bss2-seed2 runs/diag/yinyang_bss2-seed3 --json
 
 The netlist must be the one the checkpoints were trained from (its chip profile and populations);
-a checkpoint of another netlist is refused by the host, one line, exit 2.
+a checkpoint of another netlist is refused by the host, one line, exit 2. A checkpoint of a training
+on a calibrated die (``train_yinyang.py --calibrated``) is evaluated calibrated: on the same die the
+host restores every parameter code it saved, the calibrated ones included.
 """
 
 from __future__ import annotations
@@ -127,13 +129,15 @@ def diagnose(netlist: str, checkpoint: str, passes: int = 5) -> dict:
         for k in range(passes):
             r, c, lead = classify(_first_spikes(trainer, 10_000_000 + 100_003 * (k + 1) + 1000 * die_seed), labels)
             rights.append(r), leads.append(lead), all_counts.append(c)
+        if not passes:
+            continue
         accs = [float(r.mean()) for r in rights]
         rights = np.array(rights)
         row["passes"] = {
             "accuracy": accs, "mean": statistics.mean(accs), "sd": statistics.stdev(accs) if passes > 1 else 0.0,
             "always_right": int(rights.all(0).sum()), "always_wrong": int((~rights).all(0).sum()),
             "flipping": int((rights.any(0) & ~rights.all(0)).sum()),
-            "errors": {key: sum(c[key] for c in all_counts) for key in all_counts[0]} if passes else {}}
+            "errors": {key: sum(c[key] for c in all_counts) for key in all_counts[0]}}
         leads = np.array(leads)
         finite = np.isfinite(leads).all(0)
         if passes > 1 and finite.any():

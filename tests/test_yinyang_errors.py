@@ -45,3 +45,25 @@ def test_a_missing_checkpoint_is_one_line_and_exit_2(tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_checkpoint_is_reproduced_and_zero_passes_are_allowed(tmp_path):
+    """The script puts a training's tested weights back on its die and gets the reported test
+    accuracy again; ``--passes 0`` gives that and the quiet pass only."""
+    from chip.netlist import load_netlist
+    from rules.training import Trainer
+
+    text = (ROOT / "netlists" / "yinyang_bss2.yaml").read_text()
+    for old, new in [("  epochs: 45\n", "  epochs: 1\n  train_size: 128\n  test_size: 128\n  test_batch_size: 64\n"),
+                     ("checkpoint: runs/yinyang_bss2", f"checkpoint: {tmp_path / 'ck'}"),
+                     ("path: yinyang_batch_0to12.npz", f"path: {ROOT / 'netlists' / 'yinyang_batch_0to12.npz'}")]:
+        assert old in text, old
+        text = text.replace(old, new)
+    netlist = tmp_path / "small.yaml"
+    netlist.write_text(text)
+    reported = Trainer(load_netlist(netlist)).fit()["test_accuracy"]
+    row = yinyang_errors.diagnose(str(netlist), str(tmp_path / "ck"), passes=2)
+    assert row["reported_test_accuracy"] == reported == row["reproduced_test_accuracy"]
+    assert len(row["passes"]["accuracy"]) == 2 and 0.0 <= row["quiet"]["accuracy"] <= 1.0
+    row = yinyang_errors.diagnose(str(netlist), str(tmp_path / "ck"), passes=0)
+    assert row["reproduced_test_accuracy"] == reported and "passes" not in row
