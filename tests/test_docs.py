@@ -136,3 +136,16 @@ def test_limits_lines_shown_in_the_netlist_doc_are_the_real_ones(tmp_path):
     (tmp_path / "net.yaml").write_text(single.replace("duration: 60 us", "duration: 1000 s"))
     proc = _shell("chipctl validate net.yaml", tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() in section, proc.stderr
+
+
+def test_rules_listing_shown_in_writing_a_rule_is_the_real_one():
+    """The sample output of ``chipctl rules`` in docs/writing-a-rule.md: every line it shows of the
+    built-in eventprop (the listing is cut with "...") is a line the command prints."""
+    section = _section("docs/writing-a-rule.md", "Packaging, installing, naming a rule")
+    [listing] = [b for b in _blocks(section, "") if b.startswith("eventprop  (")]
+    shown = listing.split("\npair_stdp")[0].splitlines()
+    shown = [line for line in shown if line.strip() != "..."]
+    proc = _shell("chipctl rules", ROOT)
+    assert proc.returncode == 0, proc.stderr
+    real = set(proc.stdout.splitlines())
+    assert len(shown) >= 3 and not set(shown) - real, sorted(set(shown) - real)
