@@ -276,6 +276,16 @@ class ChipProfile:
         return None if self.param_bits is None else 2 ** self.param_bits - 2
 
     @property
+    def synaptic_saturation(self) -> tuple[float, float] | None:
+        """I_sat of the excitatory and inhibitory synaptic inputs, g(x) = I_sat·tanh(x/I_sat), when
+        this kind of chip's inputs saturate (the effect on and a finite I_sat), else None; ``inf``
+        for a line that stays linear. A documented constant of the profile, not of a die."""
+        if not self.nonidealities.synaptic_saturation or (
+                math.isinf(self.synaptic_saturation_exc) and math.isinf(self.synaptic_saturation_inh)):
+            return None
+        return float(self.synaptic_saturation_exc), float(self.synaptic_saturation_inh)
+
+    @property
     def is_ideal(self) -> bool:
         return self.weight_bits is None
 

@@ -462,7 +462,7 @@ def _neuron_table(die: Die, state: ChipState, dt: float, noise_sigma: float) -> 
     tm, te, ti, ta = f64(p["tau_mem_us"]), f64(p["tau_syn_exc_us"]), f64(p["tau_syn_inh_us"]), f64(p["tau_adapt_us"])
     am = np.exp(-dt / tm)
     noise_scale = noise_sigma * np.sqrt(1.0 - am ** 2) if noise_sigma > 0 else np.zeros(len(tm))
-    sat_exc, sat_inh = _saturation(die.profile) or (math.inf, math.inf)
+    sat_exc, sat_inh = die.profile.synaptic_saturation or (math.inf, math.inf)
     return NeuronTable(
         v_leak=f64(p["v_leak"]), v_reset=f64(p["v_reset"]), v_threshold=f64(p["v_threshold"]),
         tau_mem_us=tm, tau_syn_exc_us=te, tau_syn_inh_us=ti, tau_ref_us=f64(p["tau_ref_us"]), tau_adapt_us=ta,
@@ -475,14 +475,6 @@ def _neuron_table(die: Die, state: ChipState, dt: float, noise_sigma: float) -> 
         sat_scale_inh=np.exp(0.5 * dt / ti) / sat_inh)
 
 
-def _saturation(profile) -> tuple[float, float] | None:
-    """I_sat of the excitatory and inhibitory synaptic inputs when they saturate, else None."""
-    if not profile.nonidealities.synaptic_saturation or (
-            math.isinf(profile.synaptic_saturation_exc) and math.isinf(profile.synaptic_saturation_inh)):
-        return None
-    return float(profile.synaptic_saturation_exc), float(profile.synaptic_saturation_inh)
-
-
 def _analog_core(profile, neurons: NeuronTable):
     """The profile's analog-core effects as the kernel takes them: (adaptation is a current and
     some neuron adapts, I_sat pair or None, rails in model units or None); see ``ChipTables``."""
@@ -492,7 +484,7 @@ def _analog_core(profile, neurons: NeuronTable):
     if profile.nonidealities.membrane_rails:
         span = profile.v_model_one_v - profile.v_model_zero_v
         rails = tuple(float((v - profile.v_model_zero_v) / span) for v in profile.membrane_rails_v)
-    return adapt_current, _saturation(profile), rails
+    return adapt_current, profile.synaptic_saturation, rails
 
 
 def _route_latency(mapped, proj, half) -> np.ndarray:

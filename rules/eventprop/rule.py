@@ -108,11 +108,8 @@ class EventProp(Rule):
         kind = str(opts["saturation"])
         if kind not in ("linear", "profile"):
             raise RuleError(f"option saturation must be linear or profile, got {opts['saturation']!r}")
-        self.saturation = None
-        profile = host.profile  # a documented constant of the kind of chip, not a reading of the die
-        if kind == "profile" and profile.nonidealities.synaptic_saturation and not (
-                np.isinf(profile.synaptic_saturation_exc) and np.isinf(profile.synaptic_saturation_inh)):
-            self.saturation = (float(profile.synaptic_saturation_exc), float(profile.synaptic_saturation_inh))
+        # a documented constant of the kind of chip, not a reading of the die
+        self.saturation = host.profile.synaptic_saturation if kind == "profile" else None
         self.t_correct = float(opts["t_correct"]) if opts["t_correct"] is not None else 2.0 * tau_syn
         self.t_wrong = float(opts["t_wrong"]) if opts["t_wrong"] is not None else 5.0 * tau_syn
 
